@@ -1,0 +1,103 @@
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from clinic.models import Patient, Provider
+from scheduling.models import Appointment
+from waitlist.models import WaitlistEntry
+
+
+class FreedSlotQuerySet(models.QuerySet):
+    def fillable(self):
+        """Slots a new waitlist entry or a retry may still fill."""
+        return self.filter(status__in=FreedSlot.FILLABLE, start__gt=timezone.now())
+
+
+class FreedSlot(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open"
+        BACKFILLED = "backfilled"
+        NO_MATCH = "no_match", "No match"
+        EXPIRED = "expired"
+        MANUAL = "manual"
+        FAILED = "failed"
+
+    FILLABLE = (Status.OPEN, Status.NO_MATCH)
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="freed_slots")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    appointment = models.OneToOneField(Appointment, on_delete=models.PROTECT, related_name="freed_slot")
+    reason = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    freed_at = models.DateTimeField(default=timezone.now)
+    filled_at = models.DateTimeField(null=True, blank=True)
+    filled_by = models.OneToOneField(
+        Appointment, null=True, blank=True, on_delete=models.SET_NULL, related_name="filled_slot"
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    fill_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time from freeing to booking.")
+
+    objects = FreedSlotQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-freed_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "start"]),
+            models.Index(fields=["provider", "start"]),
+            models.Index(fields=["freed_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="backfilled") | Q(filled_by__isnull=False),
+                name="backfilled_slot_has_appointment",
+            )
+        ]
+
+    def __str__(self):
+        local = timezone.localtime(self.start)
+        return f"{self.provider.name} {local:%a %d %b %H:%M} ({self.get_status_display()})"
+
+    @property
+    def specialty_id(self):
+        return self.provider.specialty_id
+
+    @property
+    def location_id(self):
+        return self.provider.location_id
+
+    @property
+    def is_fillable(self):
+        return self.status in self.FILLABLE
+
+
+class MatchLog(models.Model):
+    """One candidate considered in one backfill run: its score by rule and what happened."""
+
+    class Outcome(models.TextChoices):
+        BOOKED = "booked"
+        RANKED_LOWER = "ranked_lower", "Ranked lower"
+        BELOW_THRESHOLD = "below_threshold", "Below threshold"
+        ALREADY_BOOKED = "already_booked", "Patient already booked then"
+        TAKEN = "taken", "Taken by another booking"
+        NOT_TRIED = "not_tried", "Not tried"
+
+    slot = models.ForeignKey(FreedSlot, on_delete=models.CASCADE, related_name="match_logs")
+    run = models.PositiveSmallIntegerField(help_text="Which backfill run of this slot (attempt number).")
+    rank = models.PositiveSmallIntegerField()
+    entry = models.ForeignKey(WaitlistEntry, null=True, on_delete=models.SET_NULL, related_name="match_logs")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    score = models.IntegerField()
+    breakdown = models.JSONField(default=dict)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slot", "-run", "rank"]
+        indexes = [models.Index(fields=["slot", "run", "rank"])]
+
+    def __str__(self):
+        return f"#{self.rank} {self.patient_id}: {self.score} ({self.outcome})"

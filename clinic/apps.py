@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ClinicConfig(AppConfig):
+    name = "clinic"
+
+    def ready(self):
+        from clinic import signals  # noqa: F401

@@ -1,0 +1,137 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from clinic.fields import TimeWindowsField, WeekdaysField
+
+
+class Location(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    address = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Specialty(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "specialties"
+
+    def __str__(self):
+        return self.name
+
+
+class Provider(models.Model):
+    name = models.CharField(max_length=120)
+    email = models.EmailField(unique=True)
+    specialty = models.ForeignKey(Specialty, on_delete=models.PROTECT, related_name="providers")
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="providers")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["specialty", "active"])]
+
+    def __str__(self):
+        return f"{self.name} ({self.specialty})"
+
+    def is_unavailable_on(self, day):
+        return self.unavailabilities.filter(start_date__lte=day, end_date__gte=day).exists()
+
+
+class Patient(models.Model):
+    first_name = models.CharField(max_length=60)
+    last_name = models.CharField(max_length=60)
+    email = models.EmailField(db_index=True)
+    phone = models.CharField(max_length=30, blank=True)
+    preferred_location = models.ForeignKey(
+        Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    available_days = WeekdaysField(help_text="Days the patient can come; none ticked means any day.")
+    preferred_times = TimeWindowsField(
+        help_text='Times of day the patient can come, e.g. "08:00-12:00, 16:00-18:30"; empty means any time.'
+    )
+    no_show_risk = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="0.0 (always comes) to 1.0 (rarely comes).",
+    )
+    email_opt_out = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["last_name", "first_name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(no_show_risk__gte=0.0, no_show_risk__lte=1.0),
+                name="patient_no_show_risk_0_to_1",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def full_name(self):
+        return str(self)
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        # Waiting entries keep a copy of the risk so one index can filter and rank them.
+        self.waitlist_entries.filter(status="waiting").exclude(no_show_risk=self.no_show_risk).update(
+            no_show_risk=self.no_show_risk
+        )
+
+
+class OutboundEmail(models.Model):
+    """Every message the clinic sends, kept whatever happens to it (SPEC 7)."""
+
+    class Kind(models.TextChoices):
+        REASSIGNMENT_OFFER = "reassignment_offer", "Reassignment offer"
+        BACKFILL_CONFIRMATION = "backfill_confirmation", "Backfill confirmation"
+        WAITLIST_NOTICE = "waitlist_notice", "Waitlist notice"
+        DECLINE_CONFIRMATION = "decline_confirmation", "Decline confirmation"
+        ACCEPT_CONFIRMATION = "accept_confirmation", "Accept confirmation"
+        CANCEL_CONFIRMATION = "cancel_confirmation", "Cancellation confirmation"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SENT = "sent"
+        FAILED = "failed"
+        DELIVERED = "delivered"
+        BOUNCED = "bounced"
+
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    recipient = models.EmailField()
+    subject = models.CharField(max_length=200)
+    text_body = models.TextField()
+    html_body = models.TextField(blank=True)
+    appointment = models.ForeignKey(
+        "scheduling.Appointment", null=True, blank=True, on_delete=models.SET_NULL, related_name="emails"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    esp_message_id = models.CharField(max_length=200, blank=True, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    last_event_id = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} to {self.recipient}"
+
+    @property
+    def can_retry(self):
+        return self.attempts < settings.EMAIL_MAX_ATTEMPTS

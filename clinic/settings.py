@@ -1,0 +1,257 @@
+"""Backfill settings, read from the environment.
+
+With nothing set it runs on SQLite and the django-q2 ORM broker, so a newcomer needs only
+Python. Production sets DATABASE_URL (PostgreSQL) and optionally REDIS_URL.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name, default=False):
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name, default=""):
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise RuntimeError("SECRET_KEY must be set when DEBUG is off")
+    SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "django_q",
+    "anymail",
+    "clinic",
+    "scheduling",
+    "waitlist",
+    "backfill",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "clinic.urls"
+WSGI_APPLICATION = "clinic.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+
+SQLITE_PATH = os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{SQLITE_PATH}", conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60"))
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE transactions take the write lock up front, so a web process and a worker
+    # wait for each other (timeout) instead of failing with "database is locked" when a
+    # read transaction tries to upgrade. WAL lets readers run beside the one writer.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # Tests that start a real worker need a file both processes can open.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SQLITE_TEST_PATH", str(BASE_DIR / "test-db.sqlite3"))}
+DATABASE_IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/schedule/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("TIME_ZONE", "America/New_York")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Queue (django-q2) ------------------------------------------------------------------
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+Q_CLUSTER = {
+    "name": "backfill",
+    "workers": int(os.environ.get("Q_WORKERS", "2")),
+    # A backfill job takes milliseconds; timeout bounds a stuck one, and retry must be
+    # larger than timeout or a slow job is redelivered while still running.
+    "timeout": 30,
+    "retry": 60,
+    # The ORM broker redelivers a task whose worker died; bound it so a poison task
+    # cannot loop forever. Application-level retries with backoff live in the sweep.
+    "max_attempts": 3,
+    "ack_failures": True,
+    "save_limit": 1000,
+    "catch_up": False,
+    "poll": float(os.environ.get("Q_POLL", "0.05")),
+    "sync": env_bool("Q_SYNC", False),
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Email -----------------------------------------------------------------------------
+
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Backfill Clinic <appointments@clinic.example>")
+ANYMAIL = {
+    "WEBHOOK_SECRET": os.environ.get("ANYMAIL_WEBHOOK_SECRET", "dev:dev-webhook-secret"),
+}
+for key in ("SENDGRID_API_KEY", "MAILGUN_API_KEY", "MAILGUN_SENDER_DOMAIN", "POSTMARK_SERVER_TOKEN", "AMAZON_SES_CLIENT_PARAMS"):
+    if os.environ.get(key):
+        ANYMAIL[key] = os.environ[key]
+EMAIL_MAX_ATTEMPTS = int(os.environ.get("EMAIL_MAX_ATTEMPTS", "5"))
+
+# --- REST API -------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Backfill API",
+    "DESCRIPTION": "Appointments, waitlist, freed slots and the provider-unavailable workflow.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Backfill tunables (SPEC 5, 6): the seed's defaults ----------------------------------
+
+BACKFILL = {
+    # Matching (SPEC 5)
+    "MIN_NO_SHOW_RISK": 0.6,  # 0 turns the risk filter off
+    "MIN_SCORE": 50,
+    "HIGH_RISK_THRESHOLD": 0.8,
+    "HIGH_RISK_POINTS": 40,
+    "MEDIUM_RISK_THRESHOLD": 0.6,
+    "MEDIUM_RISK_POINTS": 30,
+    "SPECIALTY_POINTS": 20,
+    "AVAILABILITY_POINTS": 20,
+    "LOCATION_POINTS": 10,
+    # SPEC 5: booking someone on a day they said they can't come manufactures a no-show.
+    "REQUIRE_AVAILABILITY": True,
+    # Beyond the seed: points when the slot falls inside the entry's stated time windows.
+    "TIME_OF_DAY_POINTS": 0,
+    # Beyond the seed: a patient moved earlier releases their later appointment, which is
+    # backfilled in turn.
+    "CHAIN_BACKFILL": False,
+    # A slot starting sooner than this is not worth auto-booking.
+    "MIN_LEAD_MINUTES": 60,
+    # How many ranked candidates a run looks at (and logs) per location group.
+    "CANDIDATE_POOL": 10,
+    # Failure handling: the sweep retries a failed job with exponential backoff.
+    "MAX_ATTEMPTS": 5,
+    "RETRY_BACKOFF_SECONDS": 30,
+    # A slot still open this long after its job was enqueued is presumed lost.
+    "LOST_JOB_SECONDS": 120,
+    "SWEEP_MINUTES": 1,
+    # Dashboard / stats (seed: $120 lost per empty slot)
+    "SLOT_VALUE": 120,
+    # Reassignment (SPEC 6)
+    "REASSIGN_SAME_LOCATION_POINTS": 40,
+    "REASSIGN_PREFERRED_LOCATION_POINTS": 20,
+    "REASSIGN_SEEN_BEFORE_POINTS": 20,
+    "REASSIGN_SAME_TIME_POINTS": 20,
+    "REASSIGN_MIN_SCORE": 60,
+}
+
+
+def env_override(defaults, prefix):
+    """BACKFILL_MIN_SCORE=40 in the environment overrides BACKFILL["MIN_SCORE"]."""
+    for name, default in defaults.items():
+        raw = os.environ.get(prefix + name)
+        if raw is None:
+            continue
+        defaults[name] = env_bool(prefix + name) if isinstance(default, bool) else type(default)(raw)
+
+
+env_override(BACKFILL, "BACKFILL_")
+
+# --- Logging --------------------------------------------------------------------------
+
+LOG_DIR = Path(os.environ.get("LOG_DIR", BASE_DIR / "logs"))
+LOG_DIR.mkdir(parents=True, exist_ok=True)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "file": {
+            "class": "logging.handlers.RotatingFileHandler",
+            "filename": str(LOG_DIR / "api.log"),
+            "maxBytes": 5 * 1024 * 1024,
+            "backupCount": 5,
+            "formatter": "plain",
+            "delay": True,
+        },
+    },
+    "loggers": {
+        "backfill": {"handlers": ["console", "file"], "level": "INFO", "propagate": False},
+        "scheduling": {"handlers": ["console", "file"], "level": "INFO", "propagate": False},
+        "clinic": {"handlers": ["console", "file"], "level": "INFO", "propagate": False},
+    },
+}

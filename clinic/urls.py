@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+admin.site.site_header = "Backfill: front desk"
+admin.site.site_title = "Backfill"
+admin.site.index_title = "Clinic administration"
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/schedule/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("anymail/", include("anymail.urls")),
+]

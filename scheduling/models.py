@@ -1,0 +1,204 @@
+import logging
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from clinic.models import Patient, Provider
+
+log = logging.getLogger("scheduling")
+
+
+class SchedulingError(Exception):
+    """A state change that cannot happen; the message is shown to the user as is."""
+
+
+class AppointmentConflict(SchedulingError):
+    pass
+
+
+class CannotCancel(SchedulingError):
+    pass
+
+
+class AppointmentQuerySet(models.QuerySet):
+    def active(self):
+        return self.exclude(status=Appointment.Status.CANCELLED)
+
+    def overlapping(self, start, end):
+        return self.active().filter(start__lt=end, end__gt=start)
+
+
+class Appointment(models.Model):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled"
+        OFFERED = "offered"
+        CONFIRMED = "confirmed"
+        CANCELLED = "cancelled"
+        COMPLETED = "completed"
+        NO_SHOW = "no_show", "No-show"
+
+    class Source(models.TextChoices):
+        STAFF = "staff"
+        API = "api", "API"
+        REASSIGNMENT = "reassignment"
+        BACKFILL = "backfill"
+
+    # Statuses a patient or staff can still cancel from.
+    CANCELLABLE = (Status.SCHEDULED, Status.OFFERED, Status.CONFIRMED)
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="appointments")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="appointments")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.SCHEDULED)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.STAFF)
+    cancel_reason = models.CharField(max_length=200, blank=True)
+    cancelled_by = models.CharField(max_length=100, blank=True)
+    # The appointment this one replaces (a reassignment offer points at the original).
+    replaces = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AppointmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["start", "provider_id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(end__gt=models.F("start")), name="appointment_ends_after_start"),
+        ]
+        # Overlap exclusion constraints (PostgreSQL) and triggers (SQLite) live in
+        # migration 0002: they are vendor-specific SQL.
+        indexes = [
+            models.Index(fields=["provider", "start"]),
+            models.Index(fields=["patient", "start"]),
+            models.Index(fields=["status", "start"]),
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._saved_status = None if self._state.adding else self.status
+
+    def __str__(self):
+        local = timezone.localtime(self.start)
+        return f"{self.patient} with {self.provider.name}, {local:%a %d %b %Y %H:%M} ({self.status})"
+
+    @property
+    def is_active(self):
+        return self.status != self.Status.CANCELLED
+
+    @property
+    def location(self):
+        return self.provider.location
+
+    @property
+    def specialty(self):
+        return self.provider.specialty
+
+    @property
+    def just_cancelled(self):
+        """True between the save that cancelled this appointment and the next load."""
+        return self.status == self.Status.CANCELLED and self._saved_status not in (None, self.Status.CANCELLED)
+
+    def clean(self):
+        if self.start and self.end and self.end <= self.start:
+            raise ValidationError({"end": "The appointment must end after it starts."})
+        if self.is_active and self.start and self.end and self.provider_id and self.patient_id:
+            conflict = self.find_conflict()
+            if conflict:
+                raise ValidationError(conflict)
+
+    def find_conflict(self):
+        others = Appointment.objects.overlapping(self.start, self.end).exclude(pk=self.pk)
+        if others.filter(provider_id=self.provider_id).exists():
+            return "The provider already has an appointment at that time."
+        if others.filter(patient_id=self.patient_id).exists():
+            return "The patient already has an appointment at that time."
+        return None
+
+    def save(self, *args, **kwargs):
+        try:
+            with transaction.atomic():
+                super().save(*args, **kwargs)  # post_save sees just_cancelled here
+        except IntegrityError as error:
+            if "overlap" in str(error):
+                raise AppointmentConflict(self.find_conflict() or "The appointment overlaps another one.") from error
+            raise
+        self._saved_status = self.status
+
+    @classmethod
+    def book(cls, *, patient, provider, start, end, source, status=Status.SCHEDULED, replaces=None):
+        """Create an appointment; raises AppointmentConflict if either party is busy then."""
+        appointment = cls(
+            patient=patient, provider=provider, start=start, end=end, source=source, status=status, replaces=replaces
+        )
+        if end <= start:
+            raise SchedulingError("The appointment must end after it starts.")
+        conflict = appointment.find_conflict()
+        if conflict:
+            raise AppointmentConflict(conflict)
+        appointment.save()  # the database constraint is the last word on a race
+        log.info("appointment.booked id=%s patient=%s provider=%s source=%s", appointment.pk, patient.pk, provider.pk, source)
+        return appointment
+
+    def cancel(self, reason, by="staff"):
+        """The one door every cancellation goes through (admin, API, links, workflow).
+
+        Saving the status change fires post_save, whose receiver records the freed slot
+        and hands it to the backfill job after commit (backfill/signals.py).
+        """
+        with transaction.atomic():
+            current = Appointment.objects.select_for_update().get(pk=self.pk)
+            if current.status not in self.CANCELLABLE:
+                raise CannotCancel(f"This appointment is {current.get_status_display().lower()} and cannot be cancelled.")
+            self.refresh_from_db()
+            self._saved_status = current.status
+            self.status = self.Status.CANCELLED
+            self.cancel_reason = reason[:200]
+            self.cancelled_by = str(by)[:100]
+            self.cancelled_at = timezone.now()
+            self.save(update_fields=["status", "cancel_reason", "cancelled_by", "cancelled_at", "updated_at"])
+        log.info("appointment.cancelled id=%s patient=%s by=%s reason=%s", self.pk, self.patient_id, by, reason)
+        return self
+
+    def set_status(self, status, allowed_from):
+        """Conditional update: only one of two concurrent clicks wins."""
+        changed = Appointment.objects.filter(pk=self.pk, status__in=allowed_from).update(
+            status=status, updated_at=timezone.now()
+        )
+        if not changed:
+            self.refresh_from_db()
+            raise SchedulingError(f"This appointment is {self.get_status_display().lower()}; it cannot become {status}.")
+        self.refresh_from_db()
+        self._saved_status = self.status
+        log.info("appointment.%s id=%s patient=%s", status, self.pk, self.patient_id)
+        return self
+
+    def mark_no_show(self):
+        if self.start > timezone.now():
+            raise SchedulingError("An appointment can only be marked no-show once it has started.")
+        return self.set_status(self.Status.NO_SHOW, [self.Status.SCHEDULED, self.Status.CONFIRMED])
+
+    def confirm(self):
+        return self.set_status(self.Status.CONFIRMED, [self.Status.OFFERED, self.Status.SCHEDULED])
+
+
+class ProviderUnavailability(models.Model):
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="unavailabilities")
+    start_date = models.DateField()
+    end_date = models.DateField()
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-start_date"]
+        verbose_name_plural = "provider unavailabilities"
+        constraints = [
+            models.CheckConstraint(condition=Q(end_date__gte=models.F("start_date")), name="unavailability_end_not_before_start"),
+        ]
+        indexes = [models.Index(fields=["provider", "start_date", "end_date"])]
+
+    def __str__(self):
+        return f"{self.provider.name} away {self.start_date} to {self.end_date}"
