@@ -1,4 +1,7 @@
-from django.db import models
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -36,7 +39,8 @@ class FreedSlot(models.Model):
         Appointment, null=True, blank=True, on_delete=models.SET_NULL, related_name="filled_slot"
     )
     attempts = models.PositiveSmallIntegerField(default=0)
-    enqueued_at = models.DateTimeField(null=True, blank=True)
+    # When the sweep should enqueue this slot's job again if it is still open: soon after
+    # freeing (a lost job), or after a failure's backoff.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     fill_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time from freeing to booking.")
@@ -72,6 +76,40 @@ class FreedSlot(models.Model):
     @property
     def is_fillable(self):
         return self.status in self.FILLABLE
+
+    @classmethod
+    def record_for(cls, appointment, reason=""):
+        """Record the slot a cancelled appointment freed, if it is still worth filling.
+
+        Called inside the cancelling transaction; the backfill job is enqueued only once it
+        commits, so the job never sees an uncommitted or rolled-back cancellation.
+        """
+        slot = cls(
+            provider=appointment.provider,
+            start=appointment.start,
+            end=appointment.end,
+            appointment=appointment,
+            reason=reason or appointment.cancel_reason,
+        )
+        if not slot.is_bookable():
+            return None
+        slot.next_attempt_at = timezone.now() + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"])
+        slot, created = cls.objects.get_or_create(appointment=appointment, defaults={
+            field: getattr(slot, field) for field in ("provider", "start", "end", "reason", "next_attempt_at")
+        })
+        if created:
+            from backfill.tasks import enqueue_backfill
+
+            transaction.on_commit(lambda: enqueue_backfill(slot.pk), robust=True)
+        return slot
+
+    def is_bookable(self, now=None):
+        """SPEC 4: far enough ahead, provider active and not away that day."""
+        now = now or timezone.now()
+        lead = timedelta(minutes=settings.BACKFILL["MIN_LEAD_MINUTES"])
+        if self.start <= now + lead or not self.provider.active:
+            return False
+        return not self.provider.is_unavailable_on(timezone.localdate(self.start))
 
 
 class MatchLog(models.Model):

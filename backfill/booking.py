@@ -1,0 +1,208 @@
+"""Booking a waitlisted patient into a freed slot: one transaction, safe to run twice (SPEC 5).
+
+Lock order is always slot, then waitlist entry, then patient, so two workers never wait
+on each other in a cycle. Every precondition is checked again after the locks are held;
+the database's overlap constraints are the last line if anything slips through.
+"""
+
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from backfill.matching import Rules, SlotFacts, rank_candidates
+from backfill.models import FreedSlot, MatchLog
+from clinic.email import queue_email
+from clinic.models import OutboundEmail, Patient
+from scheduling.models import Appointment, AppointmentConflict
+from waitlist.models import WaitlistEntry
+
+log = logging.getLogger("backfill")
+
+
+class BackfillError(Exception):
+    """A staff request about a slot that cannot be carried out; the message says why."""
+
+
+def book_best_candidate(slot_id):
+    """Run one backfill of the slot: rank the waitlist, book the best free candidate."""
+    started = time.monotonic()
+    with transaction.atomic():
+        slot = _lock_slot(slot_id)
+        if slot is None or not slot.is_fillable:
+            return slot
+        slot.attempts += 1
+        log.info("[BACKFILL] Handling freed slot from appointment %s (slot %s, run %s)", slot.appointment_id, slot.pk, slot.attempts)
+        if not slot.is_bookable():
+            return _close(slot, FreedSlot.Status.EXPIRED)
+        rules = Rules()
+        log.info("[BACKFILL] Finding waitlist matches (min no-show risk: %s)", rules.MIN_NO_SHOW_RISK)
+        candidates = rank_candidates(SlotFacts.of(slot), rules)
+        if not candidates:
+            log.info("[BACKFILL] No waitlist matches found (slot %s)", slot.pk)
+            return _close(slot, FreedSlot.Status.NO_MATCH)
+        log.info("[BACKFILL] Found %s match(es) for slot %s", len(candidates), slot.pk)
+        booked = _book_first_free(slot, candidates)
+        if booked is None:
+            log.info("[BACKFILL] No waitlist matches found (slot %s): every candidate was taken", slot.pk)
+            return _close(slot, FreedSlot.Status.NO_MATCH)
+        _mark_backfilled(slot, booked, started)
+        log.info("[BACKFILL] Auto-backfilled with patient %s (slot %s, appointment %s, %s ms)",
+                 booked.patient_id, slot.pk, booked.pk, slot.fill_ms)
+        return slot
+
+
+def _lock_slot(slot_id):
+    return (
+        FreedSlot.objects.select_for_update(of=("self",))
+        .select_related("provider__location", "appointment")
+        .filter(pk=slot_id)
+        .first()
+    )
+
+
+def _close(slot, status):
+    slot.status = status
+    slot.next_attempt_at = None
+    slot.save(update_fields=["status", "attempts", "next_attempt_at"])
+    return slot
+
+
+def _book_first_free(slot, candidates):
+    """Try candidates in rank order; log each one's outcome. Returns the new appointment."""
+    booked, logs = None, []
+    for rank, candidate in enumerate(candidates, start=1):
+        outcome = MatchLog.Outcome.RANKED_LOWER
+        if booked is None:
+            booked, outcome = _try_candidate(slot, candidate)
+        logs.append(MatchLog(
+            slot=slot, run=slot.attempts, rank=rank, entry=candidate.entry, patient_id=candidate.entry.patient_id,
+            score=candidate.score, breakdown=candidate.breakdown, outcome=outcome,
+        ))
+    MatchLog.objects.bulk_create(logs)
+    return booked
+
+
+def _try_candidate(slot, candidate):
+    if candidate.already_booked:
+        return None, MatchLog.Outcome.ALREADY_BOOKED
+    entry = _lock_waiting_entry(candidate.entry.pk)
+    if entry is None:
+        return None, MatchLog.Outcome.TAKEN
+    try:
+        appointment = _book_entry(slot, entry)
+    except AppointmentConflict:
+        return None, MatchLog.Outcome.ALREADY_BOOKED
+    return appointment, MatchLog.Outcome.BOOKED
+
+
+def _lock_waiting_entry(entry_id):
+    # skip_locked: an entry another worker is booking right now is taken; try the next.
+    return (
+        WaitlistEntry.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("patient")
+        .filter(pk=entry_id, status=WaitlistEntry.Status.WAITING)
+        .first()
+    )
+
+
+def _book_entry(slot, entry):
+    """Book the entry's patient into the slot; raises AppointmentConflict if they are busy."""
+    Patient.objects.select_for_update().filter(pk=entry.patient_id).first()
+    appointment = Appointment.book(
+        patient=entry.patient, provider=slot.provider, start=slot.start, end=slot.end,
+        source=Appointment.Source.BACKFILL, status=Appointment.Status.SCHEDULED,
+    )
+    entry.status = WaitlistEntry.Status.BOOKED
+    entry.booked_appointment = appointment
+    entry.save(update_fields=["status", "booked_appointment"])
+    queue_email(OutboundEmail.Kind.BACKFILL_CONFIRMATION, appointment)
+    if settings.BACKFILL["CHAIN_BACKFILL"]:
+        _release_later_appointment(entry, appointment)
+    return appointment
+
+
+def _release_later_appointment(entry, appointment):
+    """Chain backfill: the patient moved earlier gives up their later appointment."""
+    later = entry.original_appointment
+    if later is None or later.status not in Appointment.CANCELLABLE or later.start <= appointment.start:
+        return
+    later.cancel(f"moved earlier to appointment {appointment.pk}", by="backfill")
+
+
+def _mark_backfilled(slot, appointment, started):
+    now = timezone.now()
+    slot.status = FreedSlot.Status.BACKFILLED
+    slot.filled_at = now
+    slot.filled_by = appointment
+    slot.next_attempt_at = None
+    slot.fill_ms = max(0, int((now - slot.freed_at).total_seconds() * 1000))
+    slot.save(update_fields=["status", "filled_at", "filled_by", "next_attempt_at", "fill_ms", "attempts"])
+
+
+def record_failure(slot_id, error):
+    """A run raised: the slot stays open and the sweep retries it with backoff, up to a bound."""
+    max_attempts = settings.BACKFILL["MAX_ATTEMPTS"]
+    with transaction.atomic():
+        slot = FreedSlot.objects.select_for_update().filter(pk=slot_id, status=FreedSlot.Status.OPEN).first()
+        if slot is None:
+            return None
+        slot.attempts += 1
+        slot.last_error = f"{type(error).__name__}: {error}"[:2000]
+        if slot.attempts >= max_attempts:
+            slot.status = FreedSlot.Status.FAILED
+            slot.next_attempt_at = None
+            log.error("[BACKFILL] Slot %s failed after %s attempts: %s", slot.pk, slot.attempts, slot.last_error)
+        else:
+            backoff = settings.BACKFILL["RETRY_BACKOFF_SECONDS"] * 2 ** (slot.attempts - 1)
+            slot.next_attempt_at = timezone.now() + timedelta(seconds=backoff)
+            log.warning("[BACKFILL] Slot %s run %s failed, retrying in %ss: %s", slot.pk, slot.attempts, backoff, slot.last_error)
+        slot.save(update_fields=["attempts", "last_error", "status", "next_attempt_at"])
+        return slot
+
+
+def book_entry_by_hand(slot, entry, by):
+    """Staff choose the patient for a freed slot (admin, API)."""
+    with transaction.atomic():
+        slot = _lock_slot(slot.pk)
+        if not slot.is_fillable:
+            raise BackfillError(f"This slot is {slot.get_status_display().lower()}; only open slots can be booked.")
+        if slot.start <= timezone.now():
+            raise BackfillError("This slot has already started.")
+        locked = _lock_waiting_entry(entry.pk)
+        if locked is None:
+            raise BackfillError("That waitlist entry is no longer waiting.")
+        if locked.specialty_id != slot.provider.specialty_id:
+            raise BackfillError("That patient is waiting for another specialty.")
+        try:
+            appointment = _book_entry(slot, locked)
+        except AppointmentConflict as conflict:
+            raise BackfillError(str(conflict)) from conflict
+        slot.status = FreedSlot.Status.MANUAL
+        slot.filled_at = timezone.now()
+        slot.filled_by = appointment
+        slot.next_attempt_at = None
+        slot.save(update_fields=["status", "filled_at", "filled_by", "next_attempt_at"])
+    log.info("slot.booked_by_hand slot=%s patient=%s appointment=%s by=%s", slot.pk, appointment.patient_id, appointment.pk, by)
+    return appointment
+
+
+def retry_slot(slot, by):
+    """Staff ask for another backfill run of a slot that found nobody or failed."""
+    from backfill.tasks import enqueue_backfill
+
+    with transaction.atomic():
+        slot = _lock_slot(slot.pk)
+        if slot.status not in (FreedSlot.Status.OPEN, FreedSlot.Status.NO_MATCH, FreedSlot.Status.FAILED):
+            raise BackfillError(f"This slot is {slot.get_status_display().lower()}; there is nothing to retry.")
+        if not slot.is_bookable():
+            raise BackfillError("This slot is too soon, or its provider is away or inactive; it cannot be backfilled.")
+        slot.status = FreedSlot.Status.OPEN
+        slot.next_attempt_at = timezone.now() + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"])
+        slot.save(update_fields=["status", "next_attempt_at"])
+        transaction.on_commit(lambda: enqueue_backfill(slot.pk), robust=True)
+    log.info("slot.retry slot=%s by=%s", slot.pk, by)
+    return slot

@@ -1,0 +1,87 @@
+"""django-q2 job entry points. Each takes ids, reloads, and re-checks: safe to run twice."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from backfill import booking
+from backfill.matching import Rules, SlotFacts, eligible_entries
+from backfill.models import FreedSlot
+from clinic.email import resend_stuck_emails
+from waitlist.models import WaitlistEntry
+
+log = logging.getLogger("backfill")
+
+
+def enqueue_backfill(slot_id):
+    async_task("backfill.tasks.backfill_slot", slot_id, group="backfill", task_name=f"backfill-slot-{slot_id}")
+
+
+def backfill_slot(slot_id):
+    try:
+        slot = booking.book_best_candidate(slot_id)
+    except Exception as error:
+        log.exception("[BACKFILL] Backfill of slot %s raised", slot_id)
+        booking.record_failure(slot_id, error)
+        raise
+    return slot.status if slot else None
+
+
+def enqueue_entry_search(entry_id):
+    async_task("backfill.tasks.fill_slots_for_entry", entry_id, group="backfill", task_name=f"waitlist-entry-{entry_id}")
+
+
+def fill_slots_for_entry(entry_id, limit=20):
+    """Trigger 3: a new waitlist entry looks for open slots it fits, soonest first."""
+    entry = WaitlistEntry.objects.filter(pk=entry_id, status=WaitlistEntry.Status.WAITING).first()
+    if entry is None:
+        return None
+    slots = (
+        FreedSlot.objects.fillable()
+        .filter(provider__specialty_id=entry.specialty_id, provider__active=True)
+        .select_related("provider", "appointment")
+        .order_by("start")
+    )
+    for slot in slots[:limit]:
+        if not entry_fits(entry, slot):
+            continue
+        booking.book_best_candidate(slot.pk)
+        entry.refresh_from_db(fields=["status"])
+        if entry.status != WaitlistEntry.Status.WAITING:
+            return entry.booked_appointment_id
+    return None
+
+
+def entry_fits(entry, slot):
+    return eligible_entries(SlotFacts.of(slot), Rules()).filter(pk=entry.pk).exists()
+
+
+def sweep(now=None):
+    """Trigger 4: re-enqueue slots whose job was lost or whose retry is due; expire past slots.
+
+    Returns counts for the command and the log.
+    """
+    now = now or timezone.now()
+    lead = timedelta(minutes=settings.BACKFILL["MIN_LEAD_MINUTES"])
+    expired = FreedSlot.objects.filter(status__in=FreedSlot.FILLABLE, start__lte=now + lead).update(
+        status=FreedSlot.Status.EXPIRED, next_attempt_at=None
+    )
+    due = list(
+        FreedSlot.objects.filter(status=FreedSlot.Status.OPEN, next_attempt_at__lte=now).values_list("pk", flat=True)[:1000]
+    )
+    FreedSlot.objects.filter(pk__in=due).update(
+        next_attempt_at=now + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"])
+    )
+    for slot_id in due:
+        enqueue_backfill(slot_id)
+    expired_entries = WaitlistEntry.objects.filter(
+        status=WaitlistEntry.Status.WAITING, latest_date__lt=timezone.localdate(now)
+    ).update(status=WaitlistEntry.Status.EXPIRED)
+    emails = resend_stuck_emails(now)
+    result = {"expired_slots": expired, "requeued_slots": len(due), "expired_entries": expired_entries, "requeued_emails": emails}
+    if any(result.values()):
+        log.info("[BACKFILL] Sweep: %s", result)
+    return result

@@ -1,0 +1,98 @@
+"""Outgoing email: every message is stored first, then sent after commit by a job (SPEC 7).
+
+The send job locks the stored row and skips it unless it is still queued, so a retry or a
+redelivered task never sends a message twice.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from clinic.models import OutboundEmail
+
+log = logging.getLogger("clinic")
+
+RESEND_AFTER = timedelta(minutes=2)
+
+
+def queue_email(kind, appointment, **context):
+    """Store a message about an appointment for its patient and send it once committed."""
+    patient = appointment.patient
+    if patient.email_opt_out:
+        log.info("email.skipped kind=%s appointment=%s patient=%s reason=opted_out", kind, appointment.pk, patient.pk)
+        return None
+    from scheduling.links import patient_links
+
+    context = {
+        "appointment": appointment,
+        "patient": patient,
+        "provider": appointment.provider,
+        "location": appointment.provider.location,
+        "start": timezone.localtime(appointment.start),
+        "links": patient_links(appointment),
+        "site_url": settings.SITE_URL,
+        **context,
+    }
+    template = f"emails/{kind}"
+    email = OutboundEmail.objects.create(
+        kind=kind,
+        recipient=patient.email,
+        subject=render_to_string(f"{template}_subject.txt", context).strip(),
+        text_body=render_to_string(f"{template}.txt", context),
+        html_body=render_to_string(f"{template}.html", context),
+        appointment=appointment,
+    )
+    transaction.on_commit(lambda: enqueue_send(email.pk), robust=True)
+    return email
+
+
+def enqueue_send(email_id):
+    async_task("clinic.email.send_stored_email", email_id, group="email", task_name=f"email-{email_id}")
+
+
+def send_stored_email(email_id):
+    with transaction.atomic():
+        email = OutboundEmail.objects.select_for_update().filter(pk=email_id, status=OutboundEmail.Status.QUEUED).first()
+        if email is None:
+            return None
+        email.attempts += 1
+        message = EmailMultiAlternatives(email.subject, email.text_body, settings.DEFAULT_FROM_EMAIL, [email.recipient])
+        if email.html_body:
+            message.attach_alternative(email.html_body, "text/html")
+        try:
+            message.send()
+        except Exception as error:  # any ESP or network failure: keep the row, retry later
+            email.last_error = f"{type(error).__name__}: {error}"[:2000]
+            email.status = OutboundEmail.Status.QUEUED if email.can_retry else OutboundEmail.Status.FAILED
+            email.save(update_fields=["attempts", "last_error", "status", "updated_at"])
+            log.warning("email.failed id=%s attempt=%s error=%s", email.pk, email.attempts, email.last_error)
+            return email.status
+        email.status = OutboundEmail.Status.SENT
+        email.sent_at = timezone.now()
+        email.esp_message_id = _esp_message_id(message)
+        email.save(update_fields=["attempts", "status", "sent_at", "esp_message_id", "updated_at"])
+    log.info("email.sent id=%s kind=%s appointment=%s", email.pk, email.kind, email.appointment_id)
+    return email.status
+
+
+def _esp_message_id(message):
+    status = getattr(message, "anymail_status", None)
+    return (status.message_id or "") if status else ""
+
+
+def resend_stuck_emails(now):
+    """Queued messages whose send job failed or was lost get another job (called by the sweep)."""
+    stuck = list(
+        OutboundEmail.objects.filter(status=OutboundEmail.Status.QUEUED, updated_at__lte=now - RESEND_AFTER)
+        .values_list("pk", flat=True)[:500]
+    )
+    OutboundEmail.objects.filter(pk__in=stuck).update(updated_at=now)
+    for email_id in stuck:
+        enqueue_send(email_id)
+    return len(stuck)

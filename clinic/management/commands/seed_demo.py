@@ -1,0 +1,158 @@
+"""A realistic, deterministic demo clinic. The same --seed gives the same clinic (dates are
+relative to today). --waitlist 100000 builds the benchmark's waitlist."""
+
+import random
+from datetime import datetime, time, timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from backfill.models import FreedSlot, MatchLog
+from clinic.fields import WEEKDAYS
+from clinic.models import Location, OutboundEmail, Patient, Provider, Specialty
+from scheduling.models import Appointment, ProviderUnavailability
+from waitlist.models import WaitlistEntry
+
+LOCATIONS = [("Downtown", "120 Main St"), ("Northside", "48 Oak Ave"), ("Riverside", "7 Quay Rd")]
+SPECIALTIES = ["Orthopedic PT", "Sports Rehab", "Neurological PT", "Pediatric PT"]
+FIRST_NAMES = ["Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Isla", "Jon", "Kira", "Liam", "Maya",
+               "Noah", "Olga", "Priya", "Quinn", "Rosa", "Sam", "Tara", "Umar", "Vera", "Will", "Xin", "Yara", "Zane"]
+LAST_NAMES = ["Adams", "Brown", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "Hughes", "Ito", "Jensen", "Khan",
+              "Lopez", "Miller", "Nguyen", "Okafor", "Patel", "Quinn", "Rossi", "Smith", "Tanaka", "Usman", "Vargas"]
+TIME_WINDOWS = [[], [], [], ["08:00-12:00"], ["12:00-17:00"], ["16:00-19:00"], ["08:00-10:00", "15:00-18:00"]]
+DOMAIN_MODELS = [MatchLog, FreedSlot, OutboundEmail, WaitlistEntry, Appointment, ProviderUnavailability, Patient, Provider,
+                 Specialty, Location]
+STAFF_USERNAME, STAFF_PASSWORD = "frontdesk", "backfill-demo"
+
+
+class Command(BaseCommand):
+    help = "Fill the database with a deterministic demo clinic (refuses if one exists unless --reset)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--seed", type=int, default=42)
+        parser.add_argument("--providers", type=int, default=10)
+        parser.add_argument("--patients", type=int, default=200)
+        parser.add_argument("--waitlist", type=int, default=50, help="waiting entries (needs as many patients; more are made)")
+        parser.add_argument("--days", type=int, default=14, help="days of appointments from today")
+        parser.add_argument("--reset", action="store_true", help="delete the clinic's data first")
+        parser.add_argument("--if-empty", action="store_true", help="do nothing if the clinic already has data")
+
+    def handle(self, *args, **options):
+        if Location.objects.exists():
+            if options["if_empty"]:
+                self.stdout.write("Demo data already present; leaving it as it is.")
+                self.print_login()
+                return
+            if not options["reset"]:
+                raise CommandError("The database already has a clinic. Use --reset to replace it.")
+        with transaction.atomic():
+            if options["reset"]:
+                for model in DOMAIN_MODELS:
+                    model.objects.all().delete()
+            counts = DemoClinic(random.Random(options["seed"])).build(options)
+        for name, count in counts.items():
+            self.stdout.write(f"{count:>8} {name}")
+        self.print_login()
+
+    def print_login(self):
+        user = ensure_staff_user()
+        token, _ = Token.objects.get_or_create(user=user)
+        self.stdout.write(self.style.SUCCESS(
+            f"Staff login: {STAFF_USERNAME} / {STAFF_PASSWORD}   API token: {token.key}"
+        ))
+
+
+def ensure_staff_user():
+    user, created = get_user_model().objects.get_or_create(
+        username=STAFF_USERNAME, defaults={"is_staff": True, "is_superuser": True, "email": "frontdesk@clinic.example"}
+    )
+    if created:
+        user.set_password(STAFF_PASSWORD)
+        user.save()
+    return user
+
+
+class DemoClinic:
+    def __init__(self, rng):
+        self.rng = rng
+
+    def build(self, options):
+        locations = [Location.objects.create(name=name, address=address) for name, address in LOCATIONS]
+        specialties = [Specialty.objects.create(name=name) for name in SPECIALTIES]
+        providers = self.providers(options["providers"], locations, specialties)
+        patient_count = max(options["patients"], options["waitlist"])
+        patients = self.patients(patient_count, locations)
+        appointments = self.appointments(providers, patients, options["days"])
+        entries = self.waitlist(patients, specialties, providers, options["waitlist"])
+        return {"locations": len(locations), "specialties": len(specialties), "providers": len(providers),
+                "patients": len(patients), "appointments": appointments, "waitlist entries": entries}
+
+    def providers(self, count, locations, specialties):
+        providers = []
+        for index in range(count):
+            name = f"Dr. {self.rng.choice(FIRST_NAMES)} {self.rng.choice(LAST_NAMES)}"
+            providers.append(Provider(
+                name=name, email=f"provider{index + 1}@clinic.example",
+                specialty=specialties[index % len(specialties)], location=locations[index % len(locations)],
+            ))
+        return Provider.objects.bulk_create(providers)
+
+    def patients(self, count, locations):
+        rng, patients = self.rng, []
+        for index in range(count):
+            days = sorted(rng.sample(range(5), rng.choice([0, 2, 3, 3, 4, 5])))
+            patients.append(Patient(
+                first_name=rng.choice(FIRST_NAMES), last_name=rng.choice(LAST_NAMES),
+                email=f"patient{index + 1}@mail.example", phone=f"555-{1000 + index % 9000:04d}",
+                preferred_location=rng.choice(locations + [None]),
+                available_days=[WEEKDAYS[day] for day in days],
+                preferred_times=rng.choice(TIME_WINDOWS),
+                no_show_risk=round(rng.betavariate(2, 2.5), 2),
+                email_opt_out=rng.random() < 0.02,
+            ))
+        return Patient.objects.bulk_create(patients, batch_size=5000)
+
+    def appointments(self, providers, patients, days):
+        rng, today = self.rng, timezone.localdate()
+        busy, appointments = set(), []
+        for offset in range(days):
+            day = today + timedelta(days=offset)
+            if day.weekday() >= 5:
+                continue
+            for provider in providers:
+                for hour in range(9, 17):
+                    if rng.random() > 0.7:
+                        continue
+                    patient = rng.choice(patients)
+                    if (patient.pk, day, hour) in busy:
+                        continue
+                    busy.add((patient.pk, day, hour))
+                    start = timezone.make_aware(datetime.combine(day, time(hour)))
+                    appointments.append(Appointment(
+                        patient=patient, provider=provider, start=start, end=start + timedelta(minutes=45),
+                        status=Appointment.Status.CONFIRMED if rng.random() < 0.3 else Appointment.Status.SCHEDULED,
+                        source=rng.choice([Appointment.Source.STAFF, Appointment.Source.API]),
+                    ))
+        Appointment.objects.bulk_create(appointments, batch_size=5000)
+        return len(appointments)
+
+    def waitlist(self, patients, specialties, providers, count):
+        # bulk_create skips save() and signals: no backfill jobs while seeding, and the
+        # ranking copies (risk, declined_first) are filled in here.
+        rng, entries = self.rng, []
+        now = timezone.now()
+        reasons = [WaitlistEntry.Reason.STAFF] * 5 + [WaitlistEntry.Reason.PATIENT_REQUEST] * 3 + [
+            WaitlistEntry.Reason.LOW_MATCH, WaitlistEntry.Reason.DECLINED_REASSIGNMENT]
+        for patient in rng.sample(patients, count):
+            reason = rng.choice(reasons)
+            entries.append(WaitlistEntry(
+                patient=patient, specialty=rng.choice(specialties), preferred_location=patient.preferred_location,
+                available_days=patient.available_days, time_windows=patient.preferred_times, reason=reason,
+                created_at=now - timedelta(minutes=rng.randint(10, 60 * 24 * 30)),
+                no_show_risk=patient.no_show_risk, declined_first=reason == WaitlistEntry.Reason.DECLINED_REASSIGNMENT,
+            ))
+        WaitlistEntry.objects.bulk_create(entries, batch_size=5000)
+        return len(entries)

@@ -1,0 +1,64 @@
+"""Signed links in patients' emails (SPEC 7).
+
+A token names one appointment and one action and is salted per action, so a cancel token
+cannot be replayed as a decline. It is valid until the appointment starts. One-time use is
+enforced by the appointment's state, not the token: a used link shows the outcome again.
+"""
+
+from django.conf import settings
+from django.core import signing
+from django.urls import reverse
+from django.utils import timezone
+
+ACTIONS = ("cancel", "accept", "decline")
+
+
+class BadLink(Exception):
+    pass
+
+
+def make_token(appointment, action):
+    assert action in ACTIONS, action
+    return signing.dumps({"a": appointment.pk, "s": int(appointment.start.timestamp())}, salt=_salt(action), compress=True)
+
+
+def link_for(appointment, action):
+    path = reverse("patient-action", kwargs={"action": action, "token": make_token(appointment, action)})
+    return settings.SITE_URL + path
+
+
+def patient_links(appointment):
+    """The links an email about this appointment may offer, by action."""
+    from scheduling.models import Appointment
+
+    if appointment.status == Appointment.Status.OFFERED:
+        return {action: link_for(appointment, action) for action in ("accept", "decline")}
+    if appointment.status in (Appointment.Status.SCHEDULED, Appointment.Status.CONFIRMED):
+        return {"cancel": link_for(appointment, "cancel")}
+    return {}
+
+
+def read_token(token, action):
+    """The appointment a token names, or BadLink with a message for the patient."""
+    from scheduling.models import Appointment
+
+    if action not in ACTIONS:
+        raise BadLink("This link is not one we sent.")
+    try:
+        payload = signing.loads(token, salt=_salt(action))
+    except signing.BadSignature:
+        raise BadLink("This link is not valid. It may have been altered or copied incompletely.") from None
+    appointment = (
+        Appointment.objects.select_related("patient", "provider__location", "provider__specialty")
+        .filter(pk=payload.get("a"))
+        .first()
+    )
+    if appointment is None or int(appointment.start.timestamp()) != payload.get("s"):
+        raise BadLink("This link no longer matches an appointment. Please contact the clinic.")
+    if timezone.now() >= appointment.start:
+        raise BadLink("This link has expired: the appointment time has passed.")
+    return appointment
+
+
+def _salt(action):
+    return f"scheduling.appointment.{action}"

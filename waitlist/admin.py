@@ -1,0 +1,28 @@
+from django.contrib import admin, messages
+
+from waitlist.models import WaitlistEntry
+
+
+@admin.register(WaitlistEntry)
+class WaitlistEntryAdmin(admin.ModelAdmin):
+    list_display = ["patient", "specialty", "status", "reason", "risk", "preferred_location", "days", "created_at"]
+    list_filter = ["status", "reason", "specialty", "preferred_location"]
+    search_fields = ["patient__first_name", "patient__last_name", "patient__email"]
+    date_hierarchy = "created_at"
+    list_select_related = ["patient", "specialty", "preferred_location"]
+    autocomplete_fields = ["patient", "preferred_provider"]
+    readonly_fields = ["original_appointment", "booked_appointment", "updated_at"]
+    actions = ["remove_entries"]
+
+    @admin.display(description="No-show risk", ordering="no_show_risk")
+    def risk(self, entry):
+        return f"{entry.no_show_risk:.2f}"
+
+    @admin.display(description="Days")
+    def days(self, entry):
+        return ", ".join(entry.available_days) or "any"
+
+    @admin.action(description="Remove selected entries from the waitlist")
+    def remove_entries(self, request, queryset):
+        removed = sum(entry.remove() for entry in queryset)
+        self.message_user(request, f"{removed} entr{'y' if removed == 1 else 'ies'} removed.", messages.SUCCESS)
