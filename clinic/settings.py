@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "anymail",
     "clinic",
@@ -174,6 +175,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Appointments, waitlist, freed slots and the provider-unavailable workflow.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Separate request and response components, so read-only fields (id, status) are not
+    # asked for in request bodies.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The docs page's JavaScript is served from our static files, so it works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Backfill tunables (SPEC 5, 6): the seed's defaults ----------------------------------
