@@ -21,12 +21,13 @@ def enqueue_backfill(slot_id):
 
 
 def backfill_slot(slot_id):
+    # A failure is handled here rather than by the queue: the slot records it and the sweep
+    # retries with backoff, so the task itself ends cleanly either way.
     try:
         slot = booking.book_best_candidate(slot_id)
     except Exception as error:
         log.exception("[BACKFILL] Backfill of slot %s raised", slot_id)
-        booking.record_failure(slot_id, error)
-        raise
+        slot = booking.record_failure(slot_id, error)
     return slot.status if slot else None
 
 

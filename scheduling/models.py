@@ -79,7 +79,15 @@ class Appointment(models.Model):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._saved_status = None if self._state.adding else self.status
+        self._saved_status = None
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        # Remember the stored status, so a save can tell a transition to cancelled from a
+        # re-save of a cancelled row (SPEC 4, trigger 1).
+        instance = super().from_db(db, field_names, values)
+        instance._saved_status = instance.__dict__.get("status")
+        return instance
 
     def __str__(self):
         local = timezone.localtime(self.start)

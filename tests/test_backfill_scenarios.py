@@ -62,3 +62,112 @@ def test_it_skips_a_patient_already_booked_then(orthopedic_provider, django_capt
     assert slot.filled_by.patient == free.patient
     outcomes = dict(MatchLog.objects.filter(slot=slot).values_list("patient_id", "outcome"))
     assert outcomes == {busy.patient_id: "already_booked", free.patient_id: "booked"}
+
+
+def waiting(provider, **patient_fields):
+    location = patient_fields.pop("preferred_location", provider.location)
+    reason = patient_fields.pop("reason", WaitlistEntry.Reason.STAFF)
+    created_at = patient_fields.pop("created_at", None)
+    patient = PatientFactory(preferred_location=location, **patient_fields)
+    entry = WaitlistEntryFactory(patient=patient, specialty=provider.specialty, reason=reason)
+    if created_at:
+        WaitlistEntry.objects.filter(pk=entry.pk).update(created_at=created_at)
+    return entry
+
+
+def booked_patient(provider, django_capture_on_commit_callbacks):
+    slot = cancel(AppointmentFactory(provider=provider), django_capture_on_commit_callbacks)
+    slot.refresh_from_db()
+    return slot.filled_by.patient if slot.filled_by else None
+
+
+def test_the_highest_score_wins(orthopedic_provider, django_capture_on_commit_callbacks):
+    waiting(orthopedic_provider, no_show_risk=0.65)  # 30 + 20 + 20 + 10 = 80
+    best = waiting(orthopedic_provider, no_show_risk=0.9)  # 40 + 20 + 20 + 10 = 90
+    assert booked_patient(orthopedic_provider, django_capture_on_commit_callbacks) == best.patient
+
+
+def test_location_preference_adds_points(orthopedic_provider, django_capture_on_commit_callbacks):
+    elsewhere = LocationFactory(name="Northside")
+    waiting(orthopedic_provider, no_show_risk=0.9, preferred_location=elsewhere)  # 80
+    near = waiting(orthopedic_provider, no_show_risk=0.85)  # 90
+    assert booked_patient(orthopedic_provider, django_capture_on_commit_callbacks) == near.patient
+
+
+def test_on_a_tie_a_patient_who_declined_a_reassignment_goes_first(orthopedic_provider, django_capture_on_commit_callbacks):
+    waiting(orthopedic_provider, no_show_risk=0.95)
+    declined = waiting(orthopedic_provider, no_show_risk=0.85, reason=WaitlistEntry.Reason.DECLINED_REASSIGNMENT)
+    assert booked_patient(orthopedic_provider, django_capture_on_commit_callbacks) == declined.patient
+
+
+def test_on_a_tie_higher_risk_goes_first(orthopedic_provider, django_capture_on_commit_callbacks):
+    waiting(orthopedic_provider, no_show_risk=0.82)
+    riskier = waiting(orthopedic_provider, no_show_risk=0.91)
+    assert booked_patient(orthopedic_provider, django_capture_on_commit_callbacks) == riskier.patient
+
+
+def test_on_a_full_tie_the_longest_waiting_goes_first(orthopedic_provider, django_capture_on_commit_callbacks):
+    from django.utils import timezone
+
+    waiting(orthopedic_provider, no_show_risk=0.9, created_at=timezone.now() - timedelta(days=1))
+    longest = waiting(orthopedic_provider, no_show_risk=0.9, created_at=timezone.now() - timedelta(days=9))
+    assert booked_patient(orthopedic_provider, django_capture_on_commit_callbacks) == longest.patient
+
+
+def test_a_patient_below_the_minimum_risk_is_not_booked(orthopedic_provider, django_capture_on_commit_callbacks):
+    waiting(orthopedic_provider, no_show_risk=0.5)
+    assert booked_patient(orthopedic_provider, django_capture_on_commit_callbacks) is None
+
+
+def test_turning_the_risk_filter_off_books_a_low_risk_patient(orthopedic_provider, django_capture_on_commit_callbacks, settings):
+    settings.BACKFILL = {**settings.BACKFILL, "MIN_NO_SHOW_RISK": 0}
+    low = waiting(orthopedic_provider, no_show_risk=0.2)  # 0 + 20 + 20 + 10 = 50: just at the threshold
+    assert booked_patient(orthopedic_provider, django_capture_on_commit_callbacks) == low.patient
+
+
+def test_raising_the_threshold_leaves_the_slot_open(orthopedic_provider, django_capture_on_commit_callbacks, settings):
+    settings.BACKFILL = {**settings.BACKFILL, "MIN_SCORE": 85}
+    waiting(orthopedic_provider, no_show_risk=0.7)  # 80
+    assert booked_patient(orthopedic_provider, django_capture_on_commit_callbacks) is None
+
+
+def test_a_patient_unavailable_that_weekday_is_not_booked(orthopedic_provider, django_capture_on_commit_callbacks):
+    appointment = AppointmentFactory(provider=orthopedic_provider)
+    other_day = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"} - {appointment.start.strftime("%a").lower()}
+    entry = waiting(orthopedic_provider, no_show_risk=0.9)
+    entry.available_days = sorted(other_day)
+    entry.save()
+    slot = cancel(appointment, django_capture_on_commit_callbacks)
+    slot.refresh_from_db()
+    assert slot.status == FreedSlot.Status.NO_MATCH
+
+
+def test_a_patient_outside_their_time_window_is_not_booked(orthopedic_provider, django_capture_on_commit_callbacks):
+    entry = waiting(orthopedic_provider, no_show_risk=0.9)
+    entry.time_windows = ["16:00-19:00"]  # the factory's slot is at 10:00
+    entry.save()
+    assert booked_patient(orthopedic_provider, django_capture_on_commit_callbacks) is None
+
+
+def test_the_patient_who_gave_up_the_slot_is_not_booked_back_into_it(orthopedic_provider, django_capture_on_commit_callbacks):
+    entry = waiting(orthopedic_provider, no_show_risk=0.9)
+    appointment = AppointmentFactory(provider=orthopedic_provider, patient=entry.patient)
+    slot = cancel(appointment, django_capture_on_commit_callbacks)
+    slot.refresh_from_db()
+    assert slot.status == FreedSlot.Status.NO_MATCH
+
+
+def test_an_opted_out_patient_is_not_booked(orthopedic_provider, django_capture_on_commit_callbacks):
+    waiting(orthopedic_provider, no_show_risk=0.9, email_opt_out=True)
+    assert booked_patient(orthopedic_provider, django_capture_on_commit_callbacks) is None
+
+
+def test_the_match_log_explains_the_choice(orthopedic_provider, django_capture_on_commit_callbacks):
+    winner = waiting(orthopedic_provider, no_show_risk=0.9)
+    runner_up = waiting(orthopedic_provider, no_show_risk=0.7)
+    slot = cancel(AppointmentFactory(provider=orthopedic_provider), django_capture_on_commit_callbacks)
+    logs = list(MatchLog.objects.filter(slot=slot).order_by("rank"))
+    assert [(log.patient_id, log.score, log.outcome) for log in logs] == [
+        (winner.patient_id, 90, "booked"), (runner_up.patient_id, 80, "ranked_lower"),
+    ]
+    assert logs[0].breakdown == {"no_show_risk": 40, "specialty": 20, "availability": 20, "location": 10}
