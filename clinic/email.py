@@ -83,7 +83,9 @@ def send_stored_email(email_id):
 
 def _esp_message_id(message):
     status = getattr(message, "anymail_status", None)
-    return (status.message_id or "") if status else ""
+    if status is None or status.message_id is None:
+        return ""
+    return str(status.message_id)
 
 
 def resend_stuck_emails(now):

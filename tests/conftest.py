@@ -16,6 +16,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def anymail_test_backend(settings):
+    """pytest-django forces locmem; anymail's test backend also fills mail.outbox and gives
+    each message an ESP id and status, like a real ESP would."""
+    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+
+
 @pytest.fixture
 def staff_user(django_user_model):
     return django_user_model.objects.create_user(
