@@ -1,0 +1,64 @@
+import pytest
+from django.urls import reverse
+
+from backfill.models import FreedSlot, MatchLog
+from clinic.factories import PatientFactory
+from scheduling.factories import AppointmentFactory
+from scheduling.models import Appointment
+from waitlist.factories import WaitlistEntryFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELISTS = [
+    "clinic_location", "clinic_specialty", "clinic_provider", "clinic_patient", "clinic_outboundemail",
+    "scheduling_appointment", "scheduling_providerunavailability", "waitlist_waitlistentry",
+    "backfill_freedslot", "backfill_matchlog",
+]
+
+
+@pytest.mark.parametrize("changelist", CHANGELISTS)
+def test_every_list_page_loads_and_searches(staff_client, changelist):
+    AppointmentFactory()
+    url = reverse(f"admin:{changelist}_changelist")
+    assert staff_client.get(url).status_code == 200
+    assert staff_client.get(url, {"q": "Example"}).status_code == 200
+
+
+def test_searching_appointments_by_patient_name_finds_them(staff_client):
+    AppointmentFactory(patient=PatientFactory(first_name="Rosalind", last_name="Franklin"))
+    AppointmentFactory()
+    response = staff_client.get(reverse("admin:scheduling_appointment_changelist"), {"q": "Franklin"})
+    assert "Rosalind Franklin" in response.content.decode()
+    assert "1 result" in response.content.decode()
+
+
+def test_cancelling_from_the_admin_goes_through_the_one_door(staff_client, django_capture_on_commit_callbacks):
+    appointment = AppointmentFactory()
+    WaitlistEntryFactory(patient=PatientFactory(no_show_risk=0.9), specialty=appointment.provider.specialty)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(reverse("admin:scheduling_appointment_changelist"),
+                                     {"action": "cancel_appointments", "_selected_action": [appointment.pk]}, follow=True)
+    appointment.refresh_from_db()
+    assert "1 appointment(s) cancelled." in response.content.decode()
+    assert (appointment.status, appointment.cancelled_by) == (Appointment.Status.CANCELLED, "frontdesk")
+    assert FreedSlot.objects.get(appointment=appointment).status == FreedSlot.Status.BACKFILLED
+
+
+def test_a_freed_slot_page_shows_its_match_log(staff_client, django_capture_on_commit_callbacks):
+    appointment = AppointmentFactory()
+    entry = WaitlistEntryFactory(patient=PatientFactory(first_name="Winnie", no_show_risk=0.9), specialty=appointment.provider.specialty)
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment.cancel("sick")
+    slot = FreedSlot.objects.get()
+    response = staff_client.get(reverse("admin:backfill_freedslot_change", args=[slot.pk]))
+    page = response.content.decode()
+    assert MatchLog.objects.filter(slot=slot, patient=entry.patient, outcome="booked").exists()
+    assert "Winnie" in page and "Booked" in page and "no_show_risk" in page
+
+
+def test_non_staff_are_kept_out_of_the_admin(client, django_user_model):
+    user = django_user_model.objects.create_user(username="patient", password="x")
+    client.force_login(user)
+    response = client.get(reverse("admin:scheduling_appointment_changelist"))
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
