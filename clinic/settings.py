@@ -169,6 +169,10 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Domain refusals (AppointmentConflict, CannotCancel, BackfillError...) answer 409.
+    "EXCEPTION_HANDLER": "clinic.api.api_exception_handler",
+    # The API speaks JSON (SPEC 8); one request format keeps the schema and its checks simple.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Backfill API",
@@ -182,6 +186,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "clinic.api.document_error_responses",
+    ],
+    # Three models have a "status"; name each one's choices in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "AppointmentStatusEnum": "scheduling.models.Appointment.Status",
+        "WaitlistStatusEnum": "waitlist.models.WaitlistEntry.Status",
+        "FreedSlotStatusEnum": "backfill.models.FreedSlot.Status",
+    },
 }
 
 # --- Backfill tunables (SPEC 5, 6): the seed's defaults ----------------------------------

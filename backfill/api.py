@@ -1,0 +1,141 @@
+"""Freed slots, their match logs and the backfill numbers over the API (SPEC 8).
+
+Staff actions call the same functions as the admin (`retry_slot`, `book_entry_by_hand`);
+their refusals (`BackfillError`) become 409s in `clinic.api.api_exception_handler`.
+"""
+
+from datetime import date, timedelta
+
+from django.db.models import Prefetch
+from django.utils import timezone
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from backfill.booking import book_entry_by_hand, retry_slot
+from backfill.models import FreedSlot, MatchLog
+from backfill.stats import backfill_stats
+from clinic.api import ClinicDayFilter
+from waitlist.models import WaitlistEntry
+
+STATS_DEFAULT_DAYS = 30
+
+
+class MatchLogSerializer(serializers.ModelSerializer):
+    breakdown = serializers.DictField(child=serializers.IntegerField(), help_text="Points by rule.")
+
+    class Meta:
+        model = MatchLog
+        fields = ["run", "rank", "patient", "score", "breakdown", "outcome"]
+
+
+class FreedSlotSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FreedSlot
+        fields = ["id", "provider", "start", "end", "appointment", "reason", "status", "freed_at", "filled_at", "filled_by"]
+        read_only_fields = fields
+
+
+class FreedSlotDetailSerializer(FreedSlotSerializer):
+    match_log = MatchLogSerializer(source="match_logs", many=True, read_only=True,
+                                   help_text="Every candidate considered: latest run first, then rank.")
+
+    class Meta(FreedSlotSerializer.Meta):
+        fields = [*FreedSlotSerializer.Meta.fields, "match_log"]
+
+
+class BookEntrySerializer(serializers.Serializer):
+    waitlist_entry = serializers.PrimaryKeyRelatedField(queryset=WaitlistEntry.objects.all())
+
+
+class FreedSlotFilter(filters.FilterSet):
+    date = ClinicDayFilter(field_name="start", help_text="Slots starting on this day (clinic time).")
+
+    class Meta:
+        model = FreedSlot
+        fields = ["status", "provider"]
+
+
+class FreedSlotViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = FreedSlot.objects.order_by("-freed_at", "-id")
+    filterset_class = FreedSlotFilter
+
+    def get_queryset(self):
+        if self.action == "list":
+            return self.queryset
+        logs = MatchLog.objects.order_by("-run", "rank")
+        return self.queryset.prefetch_related(Prefetch("match_logs", queryset=logs))
+
+    def get_serializer_class(self):
+        return FreedSlotSerializer if self.action == "list" else FreedSlotDetailSerializer
+
+    def slot_detail(self, slot, status_code):
+        return Response(FreedSlotDetailSerializer(self.get_queryset().get(pk=slot.pk)).data, status=status_code)
+
+    @extend_schema(request=None, responses={202: FreedSlotDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Run the backfill of this slot again (it found nobody, or failed)."""
+        slot = retry_slot(self.get_object(), by=request.user.get_username())
+        return self.slot_detail(slot, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=BookEntrySerializer, responses={200: FreedSlotDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def book(self, request, pk=None):
+        """Book a chosen waitlist entry's patient into this slot by hand."""
+        slot = self.get_object()
+        form = BookEntrySerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        book_entry_by_hand(slot, form.validated_data["waitlist_entry"], by=request.user.get_username())
+        return self.slot_detail(slot, status.HTTP_200_OK)
+
+
+class StatsQuerySerializer(serializers.Serializer):
+    start_date = serializers.DateField(required=False, help_text=f"Default: {STATS_DEFAULT_DAYS - 1} days before end_date.")
+    end_date = serializers.DateField(required=False, help_text="Default: today (clinic time).")
+
+    def validate_end_date(self, value):
+        if value >= date.max:  # the day after it, where the range ends, does not exist
+            raise serializers.ValidationError("The end date must be before 9999-12-31.")
+        return value
+
+    def validate(self, data):
+        data.setdefault("end_date", timezone.localdate())
+        data.setdefault("start_date", data["end_date"] - timedelta(days=STATS_DEFAULT_DAYS - 1))
+        if data["end_date"] < data["start_date"]:
+            raise serializers.ValidationError({"end_date": "The end date must not be before the start date."})
+        return data
+
+
+class StatsSerializer(serializers.Serializer):
+    """Documents `backfill.stats.backfill_stats`."""
+
+    start_date = serializers.DateField()
+    end_date = serializers.DateField()
+    freed = serializers.IntegerField()
+    backfilled = serializers.IntegerField()
+    filled_by_hand = serializers.IntegerField()
+    no_match = serializers.IntegerField()
+    open = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    expired = serializers.IntegerField()
+    fill_rate = serializers.FloatField()
+    median_time_to_fill_seconds = serializers.FloatField(allow_null=True)
+    p95_time_to_fill_seconds = serializers.FloatField(allow_null=True)
+    revenue_recovered = serializers.IntegerField()
+    slot_value = serializers.IntegerField()
+
+
+class StatsView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("start_date", date), OpenApiParameter("end_date", date)],
+        responses=StatsSerializer,
+    )
+    def get(self, request):
+        """Fill rate, time to fill and revenue recovered for slots freed between two dates."""
+        query = StatsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(backfill_stats(query.validated_data["start_date"], query.validated_data["end_date"]))

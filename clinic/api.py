@@ -1,0 +1,187 @@
+"""The integrator API's shared pieces (SPEC 8), and the practice's own resources.
+
+Every app keeps its serializers and viewsets in its own `api.py`; this module holds what
+they share: weekday lists, the clinic-day filter, and the one place that turns a domain
+refusal into a 409 so no endpoint answers 500 for a conflict.
+"""
+
+import logging
+from datetime import datetime, time, timedelta
+from datetime import timezone as dt_timezone
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from django.http import JsonResponse
+from django.utils import timezone
+from django_filters import rest_framework as filters
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.exceptions import APIException
+from rest_framework.views import exception_handler
+
+from clinic.fields import WEEKDAYS, mask_to_weekdays, weekdays_to_mask
+from clinic.models import Location, Patient, Provider, Specialty
+
+log = logging.getLogger("clinic")
+
+
+class Conflict(APIException):
+    status_code = 409
+    default_detail = "This request conflicts with the current state of the schedule."
+    default_code = "conflict"
+
+
+def api_exception_handler(exc, context):
+    """Domain refusals become 409s with the domain's own message; never a 500."""
+    from backfill.booking import BackfillError
+    from scheduling.models import SchedulingError
+
+    if isinstance(exc, (SchedulingError, BackfillError)):
+        exc = Conflict(str(exc))
+    elif isinstance(exc, IntegrityError):
+        # A constraint caught what the checks before it could not see: a concurrent write.
+        log.warning("api.integrity_error view=%s error=%s", type(context.get("view")).__name__, exc)
+        exc = Conflict("This conflicts with a change saved at the same time; reload and try again.")
+    elif isinstance(exc, DjangoValidationError):
+        exc = serializers.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    return exception_handler(exc, context)
+
+
+def api_not_found(request, *args, **kwargs):
+    """Unknown paths under /api/ answer in JSON like the rest of the API."""
+    return JsonResponse({"detail": "Not found."}, status=404)
+
+
+class WeekdaysField(serializers.ListField):
+    """Lowercase three-letter day names; answered in week order without repeats, as stored."""
+
+    child = serializers.ChoiceField(choices=WEEKDAYS)
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", len(WEEKDAYS))
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        return mask_to_weekdays(weekdays_to_mask(super().to_internal_value(data)))
+
+
+class ClinicDayFilter(filters.DateFilter):
+    """Datetimes falling on one day of the clinic's calendar (its time zone, not UTC)."""
+
+    def filter(self, queryset, value):
+        if value is None:
+            return queryset
+        try:
+            start = timezone.make_aware(datetime.combine(value, time.min)).astimezone(dt_timezone.utc)
+            end = start + timedelta(days=1)
+        except OverflowError:  # a day at the very edge of the calendar holds no appointments
+            return queryset.none()
+        return queryset.filter(**{f"{self.field_name}__gte": start, f"{self.field_name}__lt": end})
+
+
+# Integrators list, read, create and update the practice's records; nothing is deleted
+# through the API because appointments and history point at them.
+class RecordViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    pass
+
+
+class LocationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Location
+        fields = ["id", "name"]
+
+
+class SpecialtySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Specialty
+        fields = ["id", "name"]
+
+
+class ProviderSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Provider
+        fields = ["id", "name", "email", "specialty", "location", "active"]
+
+
+RISK_OUT_OF_RANGE = "The no-show risk must be between 0.0 and 1.0."
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    available_days = WeekdaysField(required=False)
+    no_show_risk = serializers.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=1.0,
+        error_messages={"min_value": RISK_OUT_OF_RANGE, "max_value": RISK_OUT_OF_RANGE},
+    )
+
+    class Meta:
+        model = Patient
+        fields = [
+            "id", "first_name", "last_name", "email", "phone", "preferred_location",
+            "available_days", "no_show_risk", "email_opt_out",
+        ]
+
+
+class LocationViewSet(RecordViewSet):
+    queryset = Location.objects.order_by("name", "id")
+    serializer_class = LocationSerializer
+
+
+class SpecialtyViewSet(RecordViewSet):
+    queryset = Specialty.objects.order_by("name", "id")
+    serializer_class = SpecialtySerializer
+
+
+class ProviderViewSet(RecordViewSet):
+    queryset = Provider.objects.order_by("name", "id")
+    serializer_class = ProviderSerializer
+    filterset_fields = ["specialty", "location", "active"]
+
+
+class PatientViewSet(RecordViewSet):
+    queryset = Patient.objects.order_by("last_name", "first_name", "id")
+    serializer_class = PatientSerializer
+    filterset_fields = ["preferred_location", "email"]
+
+
+ERROR_SCHEMA = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
+FIELD_ERRORS_SCHEMA = {
+    "type": "object",
+    "description": 'Each bad field (or "non_field_errors", or "detail") with its messages.',
+    "additionalProperties": True,
+}
+WRITE_METHODS = {"post", "put", "patch", "delete"}
+
+
+def has_filters(operation):
+    # A bad page number is a 404 (DRF's pagination); a bad filter value is a 400.
+    return any(param["in"] == "query" and param["name"] != "page" for param in operation.get("parameters", []))
+
+
+def document_error_responses(result, generator, request, public):
+    """Schema hook: the errors every endpoint can answer, so integrators (and the fuzz test)
+    know the shape of a refusal: 401/403 without staff credentials, 404 for an unknown id or
+    page, 400 for bad input and 409 when a write conflicts with the schedule."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Error"] = ERROR_SCHEMA
+    schemas["FieldErrors"] = FIELD_ERRORS_SCHEMA
+    for operations in result["paths"].values():
+        for method, operation in operations.items():
+            errors = {"401": "Not authenticated.", "403": "Not staff.", "404": "Not found."}
+            if operation.get("requestBody") or has_filters(operation):
+                errors["400"] = "Invalid input."
+            if method in WRITE_METHODS:
+                errors["409"] = "Conflicts with the schedule; the message says why."
+            for code, description in errors.items():
+                name = "FieldErrors" if code == "400" else "Error"
+                operation["responses"].setdefault(code, {
+                    "description": description,
+                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
+                })
+    return result

@@ -1,0 +1,37 @@
+"""The integrator API under /api/ (SPEC 8).
+
+Paths answer with or without the trailing slash: the seed's own commands use
+`POST /api/trigger-workflow`, and a redirect to the slashed path would lose a POST's body.
+"""
+
+from django.urls import re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+from rest_framework.routers import SimpleRouter
+
+from backfill.api import FreedSlotViewSet, StatsView
+from clinic.api import LocationViewSet, PatientViewSet, ProviderViewSet, SpecialtyViewSet, api_not_found
+from scheduling.api import AppointmentViewSet, TriggerWorkflowView
+from waitlist.api import WaitlistEntryViewSet
+
+app_name = "api"
+
+router = SimpleRouter()
+router.trailing_slash = "/?"
+router.register("locations", LocationViewSet)
+router.register("specialties", SpecialtyViewSet)
+router.register("providers", ProviderViewSet)
+router.register("patients", PatientViewSet)
+router.register("appointments", AppointmentViewSet)
+router.register("waitlist", WaitlistEntryViewSet, basename="waitlist")
+router.register("freed-slots", FreedSlotViewSet, basename="freed-slot")
+
+# The schema and its docs page describe the API, not the clinic's data: open to read.
+urlpatterns = [
+    *router.urls,
+    re_path(r"^trigger-workflow/?$", TriggerWorkflowView.as_view(), name="trigger-workflow"),
+    re_path(r"^stats/?$", StatsView.as_view(), name="stats"),
+    re_path(r"^schema/?$", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
+    re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api:schema", permission_classes=[AllowAny]), name="docs"),
+    re_path(r"", api_not_found),
+]

@@ -1,0 +1,66 @@
+"""Waitlist entries over the API (SPEC 8).
+
+Creating an entry is trigger 3: the post_save signal looks for open freed slots it fits.
+Deleting one only marks it removed, so the history of who waited stays.
+"""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.response import Response
+
+from clinic.api import Conflict, WeekdaysField
+from waitlist.models import WaitlistEntry
+
+
+class WaitlistEntrySerializer(serializers.ModelSerializer):
+    available_days = WeekdaysField(required=False, help_text="Omitted: the patient's own days.")
+
+    class Meta:
+        model = WaitlistEntry
+        fields = [
+            "id", "patient", "specialty", "preferred_location", "preferred_provider", "available_days",
+            "earliest_date", "latest_date", "reason", "status", "created_at",
+        ]
+        read_only_fields = ["status", "created_at"]
+        extra_kwargs = {
+            "preferred_location": {"help_text": "Omitted: the patient's preferred location."},
+        }
+
+    def validate(self, data):
+        # The model's own rules (date range, provider's specialty, one waiting entry per
+        # patient and specialty), checked on the entry as it will be saved.
+        try:
+            self.entry_from(data).clean()
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(serializers.as_serializer_error(error)) from error
+        return data
+
+    def create(self, validated_data):
+        entry = self.entry_from(validated_data)
+        with transaction.atomic():  # a concurrent duplicate fails on the constraint: a 409
+            entry.save()
+        return entry
+
+    @staticmethod
+    def entry_from(data):
+        given = {name: value for name, value in data.items() if name != "patient"}
+        return WaitlistEntry.defaults_from_patient(data["patient"], **given)
+
+
+class WaitlistEntryViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = WaitlistEntry.objects.order_by("created_at", "id")
+    serializer_class = WaitlistEntrySerializer
+    filterset_fields = ["status", "specialty", "patient"]
+
+    def destroy(self, request, *args, **kwargs):
+        entry = self.get_object()
+        if not entry.remove() and entry.status != WaitlistEntry.Status.REMOVED:
+            raise Conflict(f"This waitlist entry is {entry.get_status_display().lower()}; only waiting entries can be removed.")
+        return Response(status=status.HTTP_204_NO_CONTENT)
