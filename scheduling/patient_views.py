@@ -9,6 +9,7 @@ from typing import Callable
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from scheduling import reassignment
 from scheduling.links import BadLink, read_token
 from scheduling.models import Appointment, SchedulingError
 
@@ -20,17 +21,66 @@ class PatientAction:
     button: str
     perform: Callable  # appointment -> message shown on the outcome page
     done_status: str  # the appointment's status once this action has happened
+    # When the done status can also come about another way (a declined offer and one the
+    # clinic withdrew are both cancelled): the cancel reason this action leaves.
+    done_reason: str = ""
+    recap: Callable | None = None  # appointment -> what happened, for a link used again
+    refusal: Callable | None = None  # appointment -> why this link can no longer act, or None
 
     def outcome_of(self, appointment):
         """The message for a link already used, or None if it has not been."""
-        if appointment.status == self.done_status:
-            return f"{self.title}: already done. Your appointment is {appointment.get_status_display().lower()}."
-        return None
+        if appointment.status != self.done_status:
+            return None
+        if self.done_reason and appointment.cancel_reason != self.done_reason:
+            return None
+        if self.recap:
+            return self.recap(appointment)
+        return f"{self.title}: already done. Your appointment is {appointment.get_status_display().lower()}."
+
+    def refusal_of(self, appointment):
+        """Why the link can no longer be used (e.g. the other choice was made), or None."""
+        return self.refusal(appointment) if self.refusal else None
 
 
 def cancel_from_link(appointment):
     appointment.cancel("patient cancelled from email link", by="patient")
     return "Your appointment is cancelled. Thank you for letting us know; we will offer the time to another patient."
+
+
+ACCEPTED = "Thank you: your appointment is confirmed. We have emailed you the details."
+DECLINED = "You declined the new appointment, so it is cancelled. You are first in line on our waitlist: " \
+    "we will email you as soon as a time that suits you opens up."
+
+
+def accept_from_link(appointment):
+    reassignment.accept_offer(appointment)
+    return ACCEPTED
+
+
+def accept_refusal(appointment):
+    if appointment.status != Appointment.Status.CANCELLED:
+        return None
+    if appointment.cancel_reason == reassignment.DECLINE_REASON:
+        return "You declined this appointment, so it can no longer be accepted. You are on our waitlist; we will email you when a time opens up."
+    return "This appointment has been cancelled, so it can no longer be accepted. Please contact the clinic."
+
+
+def decline_from_link(appointment):
+    reassignment.decline_offer(appointment, by="patient")
+    return declined_recap(appointment)
+
+
+def declined_recap(appointment):
+    # The slot's fate is read after the decline committed: the backfill may have filled it.
+    return f"{DECLINED} {reassignment.slot_news(appointment)}".strip()
+
+
+def decline_refusal(appointment):
+    if appointment.status == Appointment.Status.CONFIRMED:
+        return "You accepted this appointment, so it can no longer be declined. If you can't come, use the cancel link in your confirmation email or contact the clinic."
+    if appointment.status == Appointment.Status.CANCELLED and appointment.cancel_reason != reassignment.DECLINE_REASON:
+        return "This appointment has been cancelled, so there is nothing to decline. Please contact the clinic."
+    return None
 
 
 PATIENT_ACTIONS = {
@@ -40,6 +90,26 @@ PATIENT_ACTIONS = {
         button="Cancel my appointment",
         perform=cancel_from_link,
         done_status=Appointment.Status.CANCELLED,
+    ),
+    "accept": PatientAction(
+        title="Accept your new appointment",
+        prompt="your provider is unavailable, so we have moved your appointment to the provider below at the same time. "
+        "Accept to confirm it.",
+        button="Accept this appointment",
+        perform=accept_from_link,
+        done_status=Appointment.Status.CONFIRMED,
+        refusal=accept_refusal,
+    ),
+    "decline": PatientAction(
+        title="Decline your new appointment",
+        prompt="your provider is unavailable, so we have moved your appointment to the provider below at the same time. "
+        "Prefer not to? Decline it and you go first in line on our waitlist for the next time that suits you.",
+        button="Decline this appointment",
+        perform=decline_from_link,
+        done_status=Appointment.Status.CANCELLED,
+        done_reason=reassignment.DECLINE_REASON,
+        recap=declined_recap,
+        refusal=decline_refusal,
     ),
 }
 
@@ -56,6 +126,9 @@ def patient_action(request, action, token):
     already = patient_action.outcome_of(appointment)
     if already:
         return render(request, "patient/outcome.html", {**context, "message": already})
+    refusal = patient_action.refusal_of(appointment)
+    if refusal:
+        return render(request, "patient/outcome.html", {**context, "message": refusal, "refused": True}, status=409)
     if request.method == "GET":
         return render(request, "patient/confirm.html", context)
     try:

@@ -1,11 +1,42 @@
-"""Provider unavailable: move their patients to other providers, or to the waitlist (SPEC 6).
+"""Provider unavailable: move their patients to colleagues, or to the waitlist (SPEC 6).
 
-Work in progress: the contract (signature, WorkflowError, WorkflowSummary.as_dict) is fixed.
+`mark_provider_unavailable` is the one entry point (the API's trigger-workflow,
+`manage.py provider_unavailable`, the provider admin action). It records the absence
+first, so cancelling the provider's appointments records no freed slot
+(`FreedSlot.record_for` checks `provider.is_unavailable_on`): a slot of a provider who is
+away is never backfilled. Then each active appointment in the range goes to the
+best-scoring colleague free at that time, as an offer the patient may decline, or, when
+nobody scores REASSIGN_MIN_SCORE, the patient goes to the waitlist.
+
+Everything runs in one transaction, one savepoint per appointment: an unexpected failure
+leaves nothing half done, and emails and jobs go out only once it is committed.
+
+`accept_offer` and `decline_offer` are what the links in the offer email do.
 """
 
+import logging
 from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from functools import partial
 
-from scheduling.models import SchedulingError
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from backfill.models import FreedSlot
+from clinic.email import queue_email
+from clinic.models import OutboundEmail, Provider
+from scheduling.models import Appointment, AppointmentConflict, ProviderUnavailability, SchedulingError
+from waitlist.models import WaitlistEntry
+
+log = logging.getLogger("scheduling")
+
+CANCEL_REASON = "provider_unavailable"
+DECLINE_REASON = "declined_reassignment"
+REASON_MAX_LENGTH = ProviderUnavailability._meta.get_field("reason").max_length
+
+SLOT_FILLED_NEWS = "Good news! We found another patient for this time slot."
+SLOT_OFFERED_NEWS = "The time slot has been offered to patients on the waitlist."
 
 
 class WorkflowError(SchedulingError):
@@ -14,13 +45,17 @@ class WorkflowError(SchedulingError):
 
 @dataclass
 class WorkflowSummary:
-    unavailability_id: int
-    provider_id: int
-    start_date: object
-    end_date: object
+    """What one run did, for the API (as_dict), the command and the admin (notes)."""
+
+    unavailability: ProviderUnavailability
+    provider: Provider
+    start_date: date
+    end_date: date
     reassigned: list = field(default_factory=list)
     waitlisted: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
+    # (kind, sentence) per appointment, kind being reassigned, waitlisted or skipped.
+    notes: list = field(default_factory=list)
 
     @property
     def affected(self):
@@ -28,8 +63,8 @@ class WorkflowSummary:
 
     def as_dict(self):
         return {
-            "unavailability": self.unavailability_id,
-            "provider": self.provider_id,
+            "unavailability": self.unavailability.pk,
+            "provider": self.provider.pk,
             "start_date": self.start_date.isoformat(),
             "end_date": self.end_date.isoformat(),
             "affected": self.affected,
@@ -38,6 +73,278 @@ class WorkflowSummary:
             "skipped": list(self.skipped),
         }
 
+    @property
+    def headline(self):
+        return (
+            f"{self.provider.name} is unavailable {self.start_date} to {self.end_date} "
+            f"(unavailability {self.unavailability.pk}): {self.affected} appointment(s) affected, "
+            f"{len(self.reassigned)} reassigned, {len(self.waitlisted)} waitlisted, {len(self.skipped)} skipped."
+        )
+
+    def lines(self):
+        return [self.headline, *(sentence for _, sentence in self.notes)]
+
+    def add_reassigned(self, original, offer, match):
+        self.reassigned.append({
+            "appointment": original.pk, "new_appointment": offer.pk, "patient": original.patient_id,
+            "provider": match.provider.pk, "score": match.score,
+        })
+        self.notes.append(("reassigned", (
+            f"Appointment {original.pk} (patient {original.patient_id}, {_when(original)}): offered to "
+            f"{match.provider.name} as appointment {offer.pk}, score {match.score}."
+        )))
+
+    def add_waitlisted(self, original, entry, best):
+        best_score = best.score if best else None
+        self.waitlisted.append({
+            "appointment": original.pk, "patient": original.patient_id, "waitlist_entry": entry.pk, "best_score": best_score,
+        })
+        why = f"best score {best_score}" if best else "no provider free then"
+        self.notes.append(("waitlisted", (
+            f"Appointment {original.pk} (patient {original.patient_id}, {_when(original)}): cancelled, "
+            f"patient on the waitlist (entry {entry.pk}); {why}."
+        )))
+
+    def add_skipped(self, appointment, reason):
+        self.skipped.append({"appointment": appointment.pk, "reason": reason})
+        self.notes.append(("skipped", f"Appointment {appointment.pk} ({_when(appointment)}): skipped, {reason}"))
+
+
+def _when(appointment):
+    return f"{timezone.localtime(appointment.start):%Y-%m-%d %H:%M}"
+
+
+@dataclass(frozen=True)
+class ProviderMatch:
+    provider: Provider
+    score: int
+    breakdown: dict
+
 
 def mark_provider_unavailable(provider, start_date, end_date, reason, by="staff") -> WorkflowSummary:
-    raise NotImplementedError("scheduling.reassignment is being written (issue 4)")
+    """Record the absence, then reassign or waitlist each active appointment in the range.
+
+    Dates are days in the clinic's time zone, both included. Running it again for the same
+    range adds no absence and touches only appointments booked since.
+    """
+    start_date, end_date = _as_date(start_date, "start date"), _as_date(end_date, "end date")
+    reason = (reason or "").strip()
+    _check_request(provider, start_date, end_date, reason)
+    with transaction.atomic():
+        # Two runs for one provider take turns, so neither sees half of the other's work.
+        Provider.objects.select_for_update().filter(pk=provider.pk).first()
+        unavailability = _record_unavailability(provider, start_date, end_date, reason)
+        summary = WorkflowSummary(unavailability, provider, start_date, end_date)
+        for appointment in _affected_appointments(provider, start_date, end_date):
+            _move(appointment, summary, by)
+    log.info(
+        "provider.unavailable provider=%s unavailability=%s start=%s end=%s by=%s affected=%s reassigned=%s waitlisted=%s skipped=%s",
+        provider.pk, unavailability.pk, start_date, end_date, by, summary.affected,
+        len(summary.reassigned), len(summary.waitlisted), len(summary.skipped),
+    )
+    return summary
+
+
+def _as_date(value, name):
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise WorkflowError(f"The {name} must be a date in the form YYYY-MM-DD.") from None
+
+
+def _check_request(provider, start_date, end_date, reason):
+    if not provider.active:
+        raise WorkflowError(f"{provider.name} is inactive; only an active provider's patients can be reassigned.")
+    if end_date < start_date:
+        raise WorkflowError("The end date must not be before the start date.")
+    if end_date < timezone.localdate():
+        raise WorkflowError("The end date has passed; there are no appointments left to reassign.")
+    if len(reason) > REASON_MAX_LENGTH:
+        raise WorkflowError(f"The reason must be at most {REASON_MAX_LENGTH} characters.")
+
+
+def _record_unavailability(provider, start_date, end_date, reason):
+    """Reuse a recorded absence that already covers the range: a second run adds no row."""
+    covering = (
+        provider.unavailabilities.filter(start_date__lte=start_date, end_date__gte=end_date)
+        .order_by("start_date", "pk")
+        .first()
+    )
+    if covering:
+        return covering
+    return ProviderUnavailability.objects.create(
+        provider=provider, start_date=start_date, end_date=end_date, reason=reason
+    )
+
+
+def _affected_appointments(provider, start_date, end_date):
+    first = _local_midnight(start_date)
+    after_last = _local_midnight(end_date + timedelta(days=1))
+    return list(
+        provider.appointments.filter(status__in=Appointment.CANCELLABLE, start__gte=first, start__lt=after_last)
+        .select_related("patient", "provider__location")
+        .order_by("start", "pk")
+    )
+
+
+def _local_midnight(day):
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _move(appointment, summary, by):
+    if appointment.start <= timezone.now():
+        summary.add_skipped(appointment, "it has already started.")
+        return
+    try:
+        with transaction.atomic():  # a refused appointment leaves nothing behind
+            matches = rank_replacements(appointment)
+            appointment.cancel(CANCEL_REASON, by=by)  # locks the row, refuses if cancelled meanwhile
+            offer, match = _book_best_offer(appointment, matches)
+            if offer:
+                queue_email(OutboundEmail.Kind.REASSIGNMENT_OFFER, offer, original=appointment, match=match)
+                summary.add_reassigned(appointment, offer, match)
+                log.info("appointment.reassigned id=%s new=%s patient=%s provider=%s score=%s by=%s",
+                         appointment.pk, offer.pk, appointment.patient_id, match.provider.pk, match.score, by)
+                return
+            best = matches[0] if matches else None
+            entry = join_waitlist(appointment, WaitlistEntry.Reason.LOW_MATCH)
+            queue_email(OutboundEmail.Kind.WAITLIST_NOTICE, appointment, entry=entry, best=best, provider_unavailable=True)
+            summary.add_waitlisted(appointment, entry, best)
+            log.info("appointment.waitlisted id=%s patient=%s entry=%s best_score=%s by=%s",
+                     appointment.pk, appointment.patient_id, entry.pk, best.score if best else None, by)
+    except SchedulingError as error:
+        summary.add_skipped(appointment, str(error))
+
+
+def rank_replacements(appointment):
+    """Other active providers of the specialty free for the whole appointment, best first."""
+    original = appointment.provider
+    day = timezone.localdate(appointment.start)
+    busy = Appointment.objects.overlapping(appointment.start, appointment.end).values("provider_id")
+    away = ProviderUnavailability.objects.filter(start_date__lte=day, end_date__gte=day).values("provider_id")
+    providers = list(
+        Provider.objects.filter(specialty_id=original.specialty_id, active=True)
+        .exclude(pk=original.pk)
+        .exclude(pk__in=busy)
+        .exclude(pk__in=away)
+        .select_related("location")
+    )
+    seen = _providers_who_have_seen(appointment.patient_id, providers)
+    matches = [ProviderMatch(provider, *score_provider(provider, appointment, seen)) for provider in providers]
+    return sorted(matches, key=lambda match: (-match.score, match.provider.pk))
+
+
+def _providers_who_have_seen(patient_id, providers):
+    return set(
+        Appointment.objects.filter(patient_id=patient_id, provider__in=providers, start__lt=timezone.now())
+        .exclude(status__in=[Appointment.Status.CANCELLED, Appointment.Status.NO_SHOW])
+        .values_list("provider_id", flat=True)
+    )
+
+
+def score_provider(provider, appointment, seen):
+    """SPEC 6's reassignment score, by rule (specialty is a filter, not points)."""
+    rules = settings.BACKFILL
+    breakdown = {
+        "same_location": rules["REASSIGN_SAME_LOCATION_POINTS"] if provider.location_id == appointment.provider.location_id else 0,
+        "preferred_location": (
+            rules["REASSIGN_PREFERRED_LOCATION_POINTS"] if provider.location_id == appointment.patient.preferred_location_id else 0
+        ),
+        "seen_before": rules["REASSIGN_SEEN_BEFORE_POINTS"] if provider.pk in seen else 0,
+        # SPEC 6: only the same time is offered (another time is the waitlist's job), so
+        # every provider ranked here earns it.
+        "same_time": rules["REASSIGN_SAME_TIME_POINTS"],
+    }
+    return sum(breakdown.values()), breakdown
+
+
+def _book_best_offer(original, matches):
+    """Book the patient with the best provider scoring enough; (None, None) if nobody can."""
+    for match in matches:
+        if match.score < settings.BACKFILL["REASSIGN_MIN_SCORE"]:
+            break
+        try:
+            offer = Appointment.book(
+                patient=original.patient, provider=match.provider, start=original.start, end=original.end,
+                source=Appointment.Source.REASSIGNMENT, status=Appointment.Status.OFFERED, replaces=original,
+            )
+        except AppointmentConflict:
+            # Taken since we ranked (another reassignment at the same time, a concurrent
+            # booking; the exclusion constraint has the last word): try the next one.
+            continue
+        return offer, match
+    return None, None
+
+
+def join_waitlist(appointment, reason):
+    """Put the appointment's patient on the waitlist for its specialty, keeping an entry they
+    already have (one waiting entry per patient and specialty)."""
+    specialty_id = appointment.provider.specialty_id
+    waiting = WaitlistEntry.objects.select_for_update().filter(
+        patient_id=appointment.patient_id, specialty_id=specialty_id, status=WaitlistEntry.Status.WAITING
+    )
+    entry = waiting.first()
+    if entry is None:
+        entry = WaitlistEntry.defaults_from_patient(
+            appointment.patient, specialty_id=specialty_id, reason=reason, original_appointment=appointment
+        )
+        try:
+            with transaction.atomic():
+                entry.save()
+        except IntegrityError:  # added by someone else a moment ago: keep theirs
+            entry = waiting.get()
+    if reason == WaitlistEntry.Reason.DECLINED_REASSIGNMENT and entry.reason != reason:
+        # SPEC 5: a patient who declined a reassignment gets first chance on ties.
+        entry.reason = reason
+        entry.save(update_fields=["reason"])
+    return entry
+
+
+def accept_offer(appointment):
+    """The patient keeps the appointment they were moved to."""
+    with transaction.atomic():
+        if appointment.status != Appointment.Status.OFFERED:
+            raise SchedulingError(f"This appointment is {appointment.get_status_display().lower()}; only an offer can be accepted.")
+        appointment.confirm()  # a conditional update: of an accept and a decline at once, one wins
+        queue_email(OutboundEmail.Kind.ACCEPT_CONFIRMATION, appointment)
+    log.info("appointment.accepted id=%s patient=%s", appointment.pk, appointment.patient_id)
+    return appointment
+
+
+def decline_offer(appointment, by="patient"):
+    """The patient turns the offer down: it is cancelled, which frees the slot for the
+    waitlist (trigger 2), and the patient joins the waitlist first in line."""
+    with transaction.atomic():
+        current = Appointment.objects.select_for_update().get(pk=appointment.pk)
+        if current.status != Appointment.Status.OFFERED:
+            raise SchedulingError(f"This appointment is {current.get_status_display().lower()}; only an offer can be declined.")
+        appointment.cancel(DECLINE_REASON, by=by)
+        entry = join_waitlist(appointment, WaitlistEntry.Reason.DECLINED_REASSIGNMENT)
+        # Registered after the cancel's backfill hand-off, so a backfill that runs at once
+        # (a fast worker, the in-process queue in tests) is already visible to the email.
+        transaction.on_commit(partial(send_decline_confirmation, appointment.pk), robust=True)
+    log.info("appointment.declined id=%s patient=%s entry=%s", appointment.pk, appointment.patient_id, entry.pk)
+    return entry
+
+
+def send_decline_confirmation(appointment_id):
+    appointment = Appointment.objects.select_related("patient", "provider__location", "provider__specialty").get(pk=appointment_id)
+    queue_email(OutboundEmail.Kind.DECLINE_CONFIRMATION, appointment, slot_news=slot_news(appointment))
+
+
+def slot_news(appointment):
+    """What became of the slot a declined offer freed, in the patient's words.
+
+    Read after the decline committed; the backfill job may not have run yet, and the
+    decline never waits for it.
+    """
+    slot = FreedSlot.objects.filter(appointment_id=appointment.pk).only("status").first()
+    if slot is None:
+        return ""
+    if slot.status in (FreedSlot.Status.BACKFILLED, FreedSlot.Status.MANUAL):
+        return SLOT_FILLED_NEWS
+    return SLOT_OFFERED_NEWS

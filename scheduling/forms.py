@@ -1,0 +1,20 @@
+from django import forms
+
+from scheduling.models import ProviderUnavailability
+
+
+class ProviderUnavailableForm(forms.Form):
+    """The days a provider is away, asked by the provider admin's action."""
+
+    start_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="First day away.")
+    end_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="Last day away (included).")
+    reason = forms.CharField(
+        max_length=ProviderUnavailability._meta.get_field("reason").max_length, required=False, help_text='e.g. "sick"'
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start_date"), cleaned.get("end_date")
+        if start and end and end < start:
+            self.add_error("end_date", "The end date must not be before the start date.")
+        return cleaned
