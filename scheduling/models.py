@@ -168,7 +168,7 @@ class Appointment(models.Model):
             self.cancelled_by = str(by)[:100]
             self.cancelled_at = timezone.now()
             self.save(update_fields=["status", "cancel_reason", "cancelled_by", "cancelled_at", "updated_at"])
-        log.info("appointment.cancelled id=%s patient=%s by=%s reason=%s", self.pk, self.patient_id, by, reason)
+            log.info("appointment.cancelled id=%s patient=%s by=%s reason=%s", self.pk, self.patient_id, by, reason)
         return self
 
     def set_status(self, status, allowed_from):

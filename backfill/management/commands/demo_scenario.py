@@ -1,0 +1,89 @@
+"""Plays the seed's two test scenarios against the running product (README walkthrough).
+
+    manage.py demo_scenario high-risk   # a high-risk waitlisted patient gets a cancelled slot
+    manage.py demo_scenario no-match    # a slot nobody on the waitlist fits stays open
+
+The cancellation goes through the real door (Appointment.cancel), so the backfill runs in
+whatever qcluster is serving the queue; the command waits for its outcome.
+"""
+
+import time
+from datetime import datetime, timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from backfill.models import FreedSlot
+from clinic.models import Location, Patient, Provider, Specialty
+from scheduling.models import Appointment
+from waitlist.models import WaitlistEntry
+
+
+class Command(BaseCommand):
+    help = "Run one of the seed's scenarios: high-risk or no-match."
+
+    def add_arguments(self, parser):
+        parser.add_argument("scenario", choices=["high-risk", "no-match"])
+        parser.add_argument("--wait", type=float, default=15, help="seconds to wait for the worker")
+
+    def handle(self, *args, scenario, wait, **options):
+        appointment = self.high_risk() if scenario == "high-risk" else self.no_match()
+        self.stdout.write(f"Cancelling appointment {appointment.pk}: {appointment}")
+        appointment.cancel("demo: patient called in sick", by="demo_scenario")
+        slot = FreedSlot.objects.filter(appointment=appointment).first()
+        if slot is None:
+            raise CommandError("No freed slot was recorded (too soon, or the provider is away).")
+        slot = self.wait_for_outcome(slot, wait)
+        self.stdout.write(f"Freed slot {slot.pk}: {slot.get_status_display()}")
+        if slot.filled_by_id:
+            self.stdout.write(self.style.SUCCESS(f"Auto-backfilled with patient {slot.filled_by.patient_id} ({slot.fill_ms} ms)"))
+        for log in slot.match_logs.order_by("-run", "rank"):
+            self.stdout.write(f"  #{log.rank} patient {log.patient_id}: {log.score} {log.breakdown} -> {log.outcome}")
+
+    def wait_for_outcome(self, slot, wait):
+        deadline = time.monotonic() + wait
+        while slot.status == FreedSlot.Status.OPEN and time.monotonic() < deadline:
+            time.sleep(0.2)
+            slot.refresh_from_db()
+        if slot.status == FreedSlot.Status.OPEN:
+            self.stdout.write(self.style.WARNING("Still open: is a qcluster running (bin/run starts one)?"))
+        return slot
+
+    def next_free_start(self, provider, patient=None):
+        day = timezone.localdate() + timedelta(days=1)
+        while True:
+            if day.weekday() < 5:
+                for hour in range(8, 18):
+                    start = timezone.make_aware(datetime.combine(day, datetime.min.time().replace(hour=hour)))
+                    busy = Appointment.objects.overlapping(start, start + timedelta(minutes=45))
+                    if not busy.filter(provider=provider).exists() and not (patient and busy.filter(patient=patient).exists()):
+                        return start
+            day += timedelta(days=1)
+
+    def book(self, provider, patient):
+        start = self.next_free_start(provider, patient)
+        return Appointment.book(patient=patient, provider=provider, start=start, end=start + timedelta(minutes=45),
+                                source=Appointment.Source.STAFF)
+
+    def high_risk(self):
+        provider = Provider.objects.filter(active=True, specialty__name="Orthopedic PT").first()
+        if provider is None:
+            raise CommandError("Run seed_demo first.")
+        patient, _ = Patient.objects.get_or_create(
+            email="pat.waitlist.001@mail.example",
+            defaults={"first_name": "Pat", "last_name": "Waitlist", "no_show_risk": 0.85, "preferred_location": provider.location},
+        )
+        WaitlistEntry.objects.filter(patient=patient, status=WaitlistEntry.Status.WAITING).delete()
+        WaitlistEntry.defaults_from_patient(patient, specialty=provider.specialty).save()
+        self.stdout.write(f"Patient {patient.pk} (no-show risk 0.85) is waiting for {provider.specialty}.")
+        other = Patient.objects.exclude(pk=patient.pk).first()
+        return self.book(provider, other)
+
+    def no_match(self):
+        specialty, _ = Specialty.objects.get_or_create(name="Vestibular PT")
+        provider, _ = Provider.objects.get_or_create(
+            email="vestibular@clinic.example",
+            defaults={"name": "Dr. Vera Vestibular", "specialty": specialty, "location": Location.objects.first()},
+        )
+        self.stdout.write(f"Nobody on the waitlist is waiting for {specialty}.")
+        return self.book(provider, Patient.objects.first())
