@@ -1,7 +1,14 @@
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
 
-from backfill.booking import BackfillError, retry_slot
+from backfill.booking import BackfillError, book_entry_by_hand, retry_slot
+from backfill.matching import RANK_ORDER, SlotFacts, rank_candidates
 from backfill.models import FreedSlot, MatchLog
+from waitlist.models import WaitlistEntry
+
+# How many unranked waiting entries the book-by-hand page lists under the ranked ones.
+HAND_BOOKING_OTHERS = 100
 
 
 class MatchLogInline(admin.TabularInline):
@@ -27,7 +34,7 @@ class FreedSlotAdmin(admin.ModelAdmin):
     list_select_related = ["provider__specialty", "filled_by__patient", "filled_by__provider"]
     readonly_fields = [f.name for f in FreedSlot._meta.fields]
     inlines = [MatchLogInline]
-    actions = ["retry_backfill"]
+    actions = ["retry_backfill", "book_waitlist_entry_by_hand"]
 
     def has_add_permission(self, request):
         return False
@@ -40,6 +47,56 @@ class FreedSlotAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{slot}: backfill queued.", messages.SUCCESS)
             except BackfillError as error:
                 self.message_user(request, f"{slot}: {error}", messages.WARNING)
+
+    @admin.action(description="Book a waitlisted patient of your choice into the selected slot")
+    def book_waitlist_entry_by_hand(self, request, queryset):
+        """SPEC 8: staff override. An intermediate page lists the candidates; staff pick and confirm."""
+        slots = list(queryset.select_related("provider__specialty", "provider__location", "appointment")[:2])
+        if len(slots) != 1:
+            self.message_user(request, "Select exactly one freed slot to book by hand.", messages.WARNING)
+            return None
+        slot = slots[0]
+        if not slot.is_fillable:
+            self.message_user(request, f"{slot}: this slot is {slot.get_status_display().lower()}; only open slots can be booked.", messages.WARNING)
+            return None
+        if "confirm" in request.POST:
+            entry = _chosen_entry(request.POST.get("entry", ""))
+            if entry is None:
+                self.message_user(request, "Choose a waitlisted patient to book into this slot.", messages.ERROR)
+            else:
+                try:
+                    appointment = book_entry_by_hand(slot, entry, by=request.user.username)
+                except BackfillError as error:
+                    self.message_user(request, str(error), messages.ERROR)
+                else:
+                    self.message_user(request, f"{appointment.patient} is booked into {slot}.", messages.SUCCESS)
+                    return None
+        ranked, others, others_count = hand_booking_choices(slot)
+        return TemplateResponse(request, "admin/backfill/freedslot/book_by_hand.html", {
+            **self.admin_site.each_context(request),
+            "title": "Book a waitlisted patient by hand",
+            "opts": self.model._meta,
+            "slot": slot,
+            "ranked": ranked,
+            "others": others,
+            "others_count": others_count,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        })
+
+
+def _chosen_entry(raw):
+    return WaitlistEntry.objects.filter(pk=int(raw)).first() if raw.isdecimal() else None
+
+
+def hand_booking_choices(slot):
+    """The slot's candidates as the backfill ranks them, then everyone else waiting for its specialty."""
+    ranked = rank_candidates(SlotFacts.of(slot))
+    waiting = (
+        WaitlistEntry.objects.filter(specialty_id=slot.provider.specialty_id, status=WaitlistEntry.Status.WAITING)
+        .exclude(pk__in=[candidate.entry.pk for candidate in ranked])
+    )
+    others = list(waiting.select_related("patient", "preferred_location").order_by(*RANK_ORDER)[:HAND_BOOKING_OTHERS])
+    return ranked, others, waiting.count()
 
 
 @admin.register(MatchLog)

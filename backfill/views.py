@@ -1,0 +1,60 @@
+"""The dashboard: how well freed slots are being filled (SPEC 8)."""
+
+from datetime import timedelta
+
+import pygal
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+from pygal.style import Style
+
+from backfill.stats import backfill_stats, daily_counts
+from clinic.access import staff_required
+
+DASHBOARD_DAYS = 30
+CHART_STYLE = Style(
+    background="transparent", plot_background="transparent", font_family="system-ui, sans-serif",
+    colors=("#4a7bb7", "#2f855a", "#e53e3e"),
+)
+
+
+@staff_required
+def dashboard(request):
+    last = timezone.localdate()
+    first = last - timedelta(days=DASHBOARD_DAYS - 1)
+    stats = backfill_stats(first, last)
+    return render(request, "staff/dashboard.html", {
+        "stats": stats,
+        "fill_rate_percent": round(stats["fill_rate"] * 100, 1),
+        "median_time_to_fill": as_duration(stats["median_time_to_fill_seconds"]),
+        "p95_time_to_fill": as_duration(stats["p95_time_to_fill_seconds"]),
+        "chart": freed_slots_chart(daily_counts(first, last)),
+    })
+
+
+def freed_slots_chart(days):
+    """Freed vs backfilled vs no-match per day, as inline SVG.
+
+    js=[] keeps pygal from linking its tooltip script from a CDN: the page fetches nothing
+    from outside the clinic's server.
+    """
+    chart = pygal.Bar(
+        js=[], disable_xml_declaration=True, style=CHART_STYLE, height=320, width=960,
+        x_label_rotation=-45, show_minor_x_labels=False, legend_at_bottom=True, print_zeroes=False,
+        title=None, y_title="Slots", min_scale=1, order_min=0,
+    )
+    chart.x_labels = [f"{day['date']:%b %d}" for day in days]
+    chart.x_labels_major = chart.x_labels[::7]
+    for series, label in (("freed", "Freed"), ("backfilled", "Backfilled"), ("no_match", "No match")):
+        chart.add(label, [day[series] for day in days])
+    return mark_safe(chart.render(is_unicode=True))  # noqa: S308 - pygal builds the SVG from numbers and our own labels
+
+
+def as_duration(seconds):
+    if seconds is None:
+        return "–"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"

@@ -1,0 +1,203 @@
+"""One clinic day as the front desk sees it: a column per provider, grouped by location,
+with the day's appointments, the freed slots still open, and who is away (SPEC 8).
+
+Everything comes from a handful of queries whatever the size of the day, so the page stays
+fast on a full clinic day.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from backfill.matching import RANK_ORDER
+from backfill.models import FreedSlot
+from backfill.stats import day_bounds
+from clinic.models import Provider
+from scheduling.models import Appointment, ProviderUnavailability
+from waitlist.models import WaitlistEntry
+
+# The grid covers at least these hours, and stretches to fit anything booked outside them.
+FIRST_HOUR, LAST_HOUR = 7, 19
+PIXELS_PER_MINUTE = 1.4
+WAITLIST_PANEL_SIZE = 50
+
+
+@dataclass
+class ScheduleItem:
+    """An appointment, or a freed slot nobody fills yet, placed on the day's grid."""
+
+    start: datetime
+    end: datetime
+    appointment: Appointment | None = None
+    slot: FreedSlot | None = None
+    lane: int = 0
+    top: float = 0
+    height: float = 0
+
+    @property
+    def is_open_slot(self):
+        return self.slot is not None
+
+    @property
+    def css_class(self):
+        if self.slot is not None:
+            return f"open-slot slot-{self.slot.status}"
+        return f"status-{self.appointment.status} source-{self.appointment.source}"
+
+    @property
+    def label(self):
+        """What the front desk needs to know at a glance, in their words."""
+        if self.slot is not None:
+            return f"Open slot · {self.slot.get_status_display()}"
+        appointment = self.appointment
+        if appointment.status == Appointment.Status.OFFERED:
+            return "Offered · awaiting answer"
+        if appointment.source == Appointment.Source.BACKFILL:
+            filled = getattr(appointment, "filled_slot", None)
+            how = "booked by hand" if filled and filled.status == FreedSlot.Status.MANUAL else "backfilled"
+            return f"From waitlist · {how}"
+        return f"{appointment.get_status_display()} · {appointment.get_source_display()}"
+
+
+@dataclass
+class ProviderColumn:
+    provider: Provider
+    away: ProviderUnavailability | None = None
+    items: list = field(default_factory=list)
+    lanes: int = 1
+
+    def place(self, grid_start, pixels_per_minute):
+        """Position items on the grid; overlapping ones share the width side by side."""
+        lane_ends = []
+        for item in sorted(self.items, key=lambda i: (i.start, i.end)):
+            item.lane = next((lane for lane, end in enumerate(lane_ends) if end <= item.start), len(lane_ends))
+            if item.lane == len(lane_ends):
+                lane_ends.append(item.end)
+            lane_ends[item.lane] = item.end
+            item.top = (item.start - grid_start).total_seconds() / 60 * pixels_per_minute
+            item.height = max(18, (item.end - item.start).total_seconds() / 60 * pixels_per_minute - 2)
+        self.items.sort(key=lambda i: (i.start, i.lane))
+        self.lanes = max(1, len(lane_ends))
+
+    @property
+    def lane_width(self):
+        return 100 / self.lanes
+
+
+@dataclass
+class LocationGroup:
+    location: object
+    columns: list
+
+
+@dataclass
+class DaySchedule:
+    day: date
+    groups: list
+    hours: list
+    grid_height: float
+    waitlist: list
+    waiting_count: int
+    counts: dict
+
+    @property
+    def previous_day(self):
+        return self.day - timedelta(days=1)
+
+    @property
+    def next_day(self):
+        return self.day + timedelta(days=1)
+
+    @classmethod
+    def for_day(cls, day):
+        start, end = day_bounds(day, day)
+        appointments = list(
+            Appointment.objects.active().filter(start__lt=end, end__gt=start)
+            .select_related("patient", "provider", "filled_slot")
+        )
+        # SPEC 8: a cancelled slot nobody fills yet stays visible as open, with its status.
+        open_slots = list(
+            FreedSlot.objects.filter(start__lt=end, end__gt=start)
+            .exclude(status__in=(FreedSlot.Status.BACKFILLED, FreedSlot.Status.MANUAL))
+        )
+        away = {
+            absence.provider_id: absence
+            for absence in ProviderUnavailability.objects.filter(start_date__lte=day, end_date__gte=day)
+        }
+        items = [ScheduleItem(_local(a.start), _local(a.end), appointment=a) for a in appointments]
+        items += [ScheduleItem(_local(s.start), _local(s.end), slot=s) for s in open_slots]
+        columns = _columns(items, away, {a.provider_id for a in appointments} | {s.provider_id for s in open_slots} | set(away))
+        grid_start, grid_end = _grid_bounds(day, items)
+        for column in columns:
+            column.place(grid_start, PIXELS_PER_MINUTE)
+        waiting = WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING)
+        return cls(
+            day=day,
+            groups=_by_location(columns),
+            hours=_hour_marks(grid_start, grid_end),
+            grid_height=(grid_end - grid_start).total_seconds() / 60 * PIXELS_PER_MINUTE,
+            waitlist=list(
+                waiting.select_related("patient", "specialty", "preferred_location").order_by(*RANK_ORDER)[:WAITLIST_PANEL_SIZE]
+            ),
+            waiting_count=waiting.count(),
+            counts=_counts(appointments, open_slots),
+        )
+
+
+def _local(moment):
+    return timezone.localtime(moment)
+
+
+def _columns(items, away, provider_ids):
+    """Every active provider, plus any inactive one who still has something that day."""
+    providers = (
+        Provider.objects.filter(Q(active=True) | Q(pk__in=provider_ids))
+        .select_related("location", "specialty")
+        .order_by("location__name", "specialty__name", "name")
+    )
+    columns = {provider.pk: ProviderColumn(provider, away=away.get(provider.pk)) for provider in providers}
+    for item in items:
+        provider_id = item.appointment.provider_id if item.appointment else item.slot.provider_id
+        columns[provider_id].items.append(item)
+    return list(columns.values())
+
+
+def _by_location(columns):
+    groups = []
+    for column in columns:
+        if not groups or groups[-1].location != column.provider.location:
+            groups.append(LocationGroup(column.provider.location, []))
+        groups[-1].columns.append(column)
+    return groups
+
+
+def _grid_bounds(day, items):
+    first = timezone.make_aware(datetime.combine(day, time(FIRST_HOUR)))
+    last = timezone.make_aware(datetime.combine(day, time(LAST_HOUR)))
+    if items:
+        earliest = min(item.start for item in items)
+        latest = max(item.end for item in items)
+        first = min(first, earliest.replace(minute=0, second=0, microsecond=0))
+        last = max(last, latest)
+    midnight = timezone.make_aware(datetime.combine(day, time.min))
+    # An appointment running past midnight still ends the grid on this day.
+    return max(first, midnight), min(last, midnight + timedelta(days=1))
+
+
+def _hour_marks(grid_start, grid_end):
+    marks, mark = [], grid_start
+    while mark < grid_end:
+        marks.append({"label": f"{mark:%H:%M}", "top": (mark - grid_start).total_seconds() / 60 * PIXELS_PER_MINUTE})
+        mark += timedelta(hours=1)
+    return marks
+
+
+def _counts(appointments, open_slots):
+    return {
+        "booked": len(appointments),
+        "backfilled": sum(a.source == Appointment.Source.BACKFILL for a in appointments),
+        "offered": sum(a.status == Appointment.Status.OFFERED for a in appointments),
+        "open": len(open_slots),
+    }
