@@ -6,7 +6,6 @@ the database's overlap constraints are the last line if anything slips through.
 """
 
 import logging
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -29,7 +28,6 @@ class BackfillError(Exception):
 
 def book_best_candidate(slot_id):
     """Run one backfill of the slot: rank the waitlist, book the best free candidate."""
-    started = time.monotonic()
     with transaction.atomic():
         slot = _lock_slot(slot_id)
         if slot is None or not slot.is_fillable:
@@ -40,16 +38,11 @@ def book_best_candidate(slot_id):
             return _close(slot, FreedSlot.Status.EXPIRED)
         rules = Rules()
         log.info("[BACKFILL] Finding waitlist matches (min no-show risk: %s)", rules.MIN_NO_SHOW_RISK)
-        candidates = rank_candidates(SlotFacts.of(slot), rules)
-        if not candidates:
+        booked = _book_first_free(slot, SlotFacts.of(slot), rules)
+        if booked is None:
             log.info("[BACKFILL] No waitlist matches found (slot %s)", slot.pk)
             return _close(slot, FreedSlot.Status.NO_MATCH)
-        log.info("[BACKFILL] Found %s match(es) for slot %s", len(candidates), slot.pk)
-        booked = _book_first_free(slot, candidates)
-        if booked is None:
-            log.info("[BACKFILL] No waitlist matches found (slot %s): every candidate was taken", slot.pk)
-            return _close(slot, FreedSlot.Status.NO_MATCH)
-        _mark_backfilled(slot, booked, started)
+        _mark_backfilled(slot, booked)
         log.info("[BACKFILL] Auto-backfilled with patient %s (slot %s, appointment %s, %s ms)",
                  booked.patient_id, slot.pk, booked.pk, slot.fill_ms)
         return slot
@@ -71,17 +64,29 @@ def _close(slot, status):
     return slot
 
 
-def _book_first_free(slot, candidates):
-    """Try candidates in rank order; log each one's outcome. Returns the new appointment."""
-    booked, logs = None, []
-    for rank, candidate in enumerate(candidates, start=1):
-        outcome = MatchLog.Outcome.RANKED_LOWER
-        if booked is None:
-            booked, outcome = _try_candidate(slot, candidate)
-        logs.append(MatchLog(
-            slot=slot, run=slot.attempts, rank=rank, entry=candidate.entry, patient_id=candidate.entry.patient_id,
-            score=candidate.score, breakdown=candidate.breakdown, outcome=outcome,
-        ))
+def _book_first_free(slot, facts, rules):
+    """Try candidates in rank order and log each one's outcome; returns the new appointment.
+
+    Only the best few are ranked; if every one of them is taken or busy, a wider pool is
+    ranked, so a slot is never left open while a fitting patient waits further down.
+    """
+    booked, logs, tried, pool = None, [], set(), rules.CANDIDATE_POOL
+    for widening in range(3):
+        ranked = rank_candidates(facts, rules, pool=pool)
+        if widening == 0 and ranked:
+            log.info("[BACKFILL] Found %s match(es) for slot %s", len(ranked), slot.pk)
+        for candidate in (c for c in ranked if c.entry.pk not in tried):
+            tried.add(candidate.entry.pk)
+            outcome = MatchLog.Outcome.RANKED_LOWER
+            if booked is None:
+                booked, outcome = _try_candidate(slot, candidate)
+            logs.append(MatchLog(
+                slot=slot, run=slot.attempts, rank=len(logs) + 1, entry=candidate.entry,
+                patient_id=candidate.entry.patient_id, score=candidate.score, breakdown=candidate.breakdown, outcome=outcome,
+            ))
+        if booked is not None or len(ranked) < pool:
+            break
+        pool *= 5
     MatchLog.objects.bulk_create(logs)
     return booked
 
@@ -101,8 +106,11 @@ def _try_candidate(slot, candidate):
 
 def _lock_waiting_entry(entry_id):
     # skip_locked: an entry another worker is booking right now is taken; try the next.
+    # no_key: FOR NO KEY UPDATE still excludes other bookers, but not the FOR KEY SHARE
+    # that inserting a MatchLog (or appointment) referencing the row takes. With a plain
+    # FOR UPDATE two workers logging each other's locked candidates deadlock.
     return (
-        WaitlistEntry.objects.select_for_update(skip_locked=True, of=("self",))
+        WaitlistEntry.objects.select_for_update(skip_locked=True, no_key=True, of=("self",))
         .select_related("patient")
         .filter(pk=entry_id, status=WaitlistEntry.Status.WAITING)
         .first()
@@ -111,7 +119,7 @@ def _lock_waiting_entry(entry_id):
 
 def _book_entry(slot, entry):
     """Book the entry's patient into the slot; raises AppointmentConflict if they are busy."""
-    Patient.objects.select_for_update().filter(pk=entry.patient_id).first()
+    Patient.objects.select_for_update(no_key=True).filter(pk=entry.patient_id).first()
     appointment = Appointment.book(
         patient=entry.patient, provider=slot.provider, start=slot.start, end=slot.end,
         source=Appointment.Source.BACKFILL, status=Appointment.Status.SCHEDULED,
@@ -133,7 +141,7 @@ def _release_later_appointment(entry, appointment):
     later.cancel(f"moved earlier to appointment {appointment.pk}", by="backfill")
 
 
-def _mark_backfilled(slot, appointment, started):
+def _mark_backfilled(slot, appointment):
     now = timezone.now()
     slot.status = FreedSlot.Status.BACKFILLED
     slot.filled_at = now

@@ -171,3 +171,16 @@ def test_the_match_log_explains_the_choice(orthopedic_provider, django_capture_o
         (winner.patient_id, 90, "booked"), (runner_up.patient_id, 80, "ranked_lower"),
     ]
     assert logs[0].breakdown == {"no_show_risk": 40, "specialty": 20, "availability": 20, "location": 10}
+
+
+def test_when_the_best_few_are_all_busy_it_looks_further_down(orthopedic_provider, django_capture_on_commit_callbacks, settings):
+    settings.BACKFILL = {**settings.BACKFILL, "CANDIDATE_POOL": 2}
+    appointment = AppointmentFactory(provider=orthopedic_provider)
+    for risk in (0.99, 0.98, 0.97):
+        busy = waiting(orthopedic_provider, no_show_risk=risk)
+        AppointmentFactory(patient=busy.patient, start=appointment.start, end=appointment.end)
+    free = waiting(orthopedic_provider, no_show_risk=0.9)
+    slot = cancel(appointment, django_capture_on_commit_callbacks)
+    slot.refresh_from_db()
+    assert slot.filled_by.patient == free.patient
+    assert list(slot.match_logs.order_by("rank").values_list("outcome", flat=True)) == ["already_booked"] * 3 + ["booked"]
