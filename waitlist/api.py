@@ -23,6 +23,9 @@ class WaitlistEntrySerializer(serializers.ModelSerializer):
             "earliest_date", "latest_date", "reason", "status", "created_at",
         ]
         read_only_fields = ["status", "created_at"]
+        # The one-waiting-entry rule is checked by WaitlistEntry.clean() below, in the
+        # clinic's words, instead of DRF's generic unique-together message.
+        validators = []
         extra_kwargs = {
             "preferred_location": {"help_text": "Omitted: the patient's preferred location."},
         }
