@@ -205,19 +205,26 @@ def _move(appointment, summary, by):
             appointment.cancel(CANCEL_REASON, by=by)  # locks the row, refuses if cancelled meanwhile
             offer, match = _book_best_offer(appointment, matches)
             if offer:
-                queue_email(OutboundEmail.Kind.REASSIGNMENT_OFFER, offer, original=appointment, match=match)
-                summary.add_reassigned(appointment, offer, match)
-                log.info("appointment.reassigned id=%s new=%s patient=%s provider=%s score=%s by=%s",
-                         appointment.pk, offer.pk, appointment.patient_id, match.provider.pk, match.score, by)
-                return
-            best = matches[0] if matches else None
-            entry = join_waitlist(appointment, WaitlistEntry.Reason.LOW_MATCH)
-            queue_email(OutboundEmail.Kind.WAITLIST_NOTICE, appointment, entry=entry, best=best, provider_unavailable=True)
-            summary.add_waitlisted(appointment, entry, best)
-            log.info("appointment.waitlisted id=%s patient=%s entry=%s best_score=%s by=%s",
-                     appointment.pk, appointment.patient_id, entry.pk, best.score if best else None, by)
+                _offer(appointment, offer, match, summary, by)
+            else:
+                _waitlist(appointment, matches[0] if matches else None, summary, by)
     except SchedulingError as error:
         summary.add_skipped(appointment, str(error))
+
+
+def _offer(original, offer, match, summary, by):
+    queue_email(OutboundEmail.Kind.REASSIGNMENT_OFFER, offer, original=original, match=match)
+    summary.add_reassigned(original, offer, match)
+    log.info("appointment.reassigned id=%s new=%s patient=%s provider=%s score=%s by=%s",
+             original.pk, offer.pk, original.patient_id, match.provider.pk, match.score, by)
+
+
+def _waitlist(original, best, summary, by):
+    entry = join_waitlist(original, WaitlistEntry.Reason.LOW_MATCH)
+    queue_email(OutboundEmail.Kind.WAITLIST_NOTICE, original, entry=entry, best=best, provider_unavailable=True)
+    summary.add_waitlisted(original, entry, best)
+    log.info("appointment.waitlisted id=%s patient=%s entry=%s best_score=%s by=%s",
+             original.pk, original.patient_id, entry.pk, best.score if best else None, by)
 
 
 def rank_replacements(appointment):
