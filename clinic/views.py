@@ -14,8 +14,8 @@ class OutboxFilter(forms.Form):
     kind = forms.ChoiceField(choices=[("", "Any kind"), *OutboundEmail.Kind.choices], required=False)
     status = forms.ChoiceField(choices=[("", "Any status"), *OutboundEmail.Status.choices], required=False)
 
-    def messages(self):
-        emails = OutboundEmail.objects.select_related("appointment").order_by("-created_at", "-id")
+    def emails(self):
+        emails = OutboundEmail.objects.order_by("-created_at", "-id")
         for name in ("kind", "status"):
             if self.cleaned_data[name]:
                 emails = emails.filter(**{name: self.cleaned_data[name]})
@@ -27,7 +27,7 @@ def outbox(request):
     form = OutboxFilter(request.GET)
     if not form.is_valid():
         return render(request, "staff/outbox.html", {"form": form}, status=400)
-    page = Paginator(form.messages(), MESSAGES_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(form.emails(), MESSAGES_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "staff/outbox.html", {"form": form, "page": page, "filter_query": query.urlencode()})

@@ -22,6 +22,13 @@ from waitlist.models import WaitlistEntry
 FIRST_HOUR, LAST_HOUR = 7, 19
 PIXELS_PER_MINUTE = 1.4
 WAITLIST_PANEL_SIZE = 50
+# What an unfilled freed slot's status means to the front desk.
+OPEN_SLOT_LABELS = {
+    FreedSlot.Status.OPEN: "Open slot · finding a patient",
+    FreedSlot.Status.NO_MATCH: "Open slot · no waitlist match",
+    FreedSlot.Status.FAILED: "Open slot · backfill failed",
+    FreedSlot.Status.EXPIRED: "Open slot · too late to fill",
+}
 
 
 @dataclass
@@ -50,7 +57,7 @@ class ScheduleItem:
     def label(self):
         """What the front desk needs to know at a glance, in their words."""
         if self.slot is not None:
-            return f"Open slot · {self.slot.get_status_display()}"
+            return OPEN_SLOT_LABELS.get(self.slot.status, f"Open slot · {self.slot.get_status_display()}")
         appointment = self.appointment
         if appointment.status == Appointment.Status.OFFERED:
             return "Offered · awaiting answer"
@@ -112,23 +119,14 @@ class DaySchedule:
 
     @classmethod
     def for_day(cls, day):
-        start, end = day_bounds(day, day)
-        appointments = list(
-            Appointment.objects.active().filter(start__lt=end, end__gt=start)
-            .select_related("patient", "provider", "filled_slot")
-        )
-        # SPEC 8: a cancelled slot nobody fills yet stays visible as open, with its status.
-        open_slots = list(
-            FreedSlot.objects.filter(start__lt=end, end__gt=start)
-            .exclude(status__in=(FreedSlot.Status.BACKFILLED, FreedSlot.Status.MANUAL))
-        )
+        appointments, open_slots = _appointments_and_open_slots(day)
         away = {
             absence.provider_id: absence
             for absence in ProviderUnavailability.objects.filter(start_date__lte=day, end_date__gte=day)
         }
         items = [ScheduleItem(_local(a.start), _local(a.end), appointment=a) for a in appointments]
         items += [ScheduleItem(_local(s.start), _local(s.end), slot=s) for s in open_slots]
-        columns = _columns(items, away, {a.provider_id for a in appointments} | {s.provider_id for s in open_slots} | set(away))
+        columns = _columns(items, away)
         grid_start, grid_end = _grid_bounds(day, items)
         for column in columns:
             column.place(grid_start, PIXELS_PER_MINUTE)
@@ -146,12 +144,30 @@ class DaySchedule:
         )
 
 
+def _appointments_and_open_slots(day):
+    start, end = day_bounds(day, day)
+    appointments = list(
+        Appointment.objects.active().filter(start__lt=end, end__gt=start).select_related("patient", "provider", "filled_slot")
+    )
+    # SPEC 8: a cancelled slot nobody fills yet stays visible as open, with its status.
+    open_slots = list(
+        FreedSlot.objects.filter(start__lt=end, end__gt=start)
+        .exclude(status__in=(FreedSlot.Status.BACKFILLED, FreedSlot.Status.MANUAL))
+    )
+    return appointments, open_slots
+
+
 def _local(moment):
     return timezone.localtime(moment)
 
 
-def _columns(items, away, provider_ids):
+def _provider_of(item):
+    return item.appointment.provider_id if item.appointment else item.slot.provider_id
+
+
+def _columns(items, away):
     """Every active provider, plus any inactive one who still has something that day."""
+    provider_ids = {_provider_of(item) for item in items} | set(away)
     providers = (
         Provider.objects.filter(Q(active=True) | Q(pk__in=provider_ids))
         .select_related("location", "specialty")
@@ -159,8 +175,7 @@ def _columns(items, away, provider_ids):
     )
     columns = {provider.pk: ProviderColumn(provider, away=away.get(provider.pk)) for provider in providers}
     for item in items:
-        provider_id = item.appointment.provider_id if item.appointment else item.slot.provider_id
-        columns[provider_id].items.append(item)
+        columns[_provider_of(item)].items.append(item)
     return list(columns.values())
 
 

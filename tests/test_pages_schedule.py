@@ -87,7 +87,7 @@ def test_it_shows_a_freed_slot_nobody_fills_as_open(staff_client, day, django_ca
     text = schedule_of(staff_client, day).text
 
     assert slot.status == FreedSlot.Status.NO_MATCH
-    assert "Open slot · No match" in text
+    assert "Open slot · no waitlist match" in text
     assert f"/admin/backfill/freedslot/{slot.pk}/change/" in text
     assert "14:00–14:45" in text
 
@@ -155,4 +155,4 @@ def test_it_draws_a_full_clinic_day_in_a_few_queries(staff_client, day, django_a
 
     assert response.text.count('status-scheduled source-staff"') == 95
     assert response.text.count('status-scheduled source-backfill"') == 3
-    assert response.text.count("Open slot · No match") == 2
+    assert response.text.count("Open slot · no waitlist match") == 2
