@@ -1,13 +1,16 @@
 import logging
+import time
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, OperationalError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from clinic.models import Patient, Provider
 
 log = logging.getLogger("scheduling")
+DEADLOCK_DETECTED = "40P01"  # PostgreSQL SQLSTATE
+DEADLOCK_RETRIES = 3
 
 
 class SchedulingError(Exception):
@@ -128,13 +131,30 @@ class Appointment(models.Model):
 
     def save(self, *args, **kwargs):
         try:
-            with transaction.atomic():
-                super().save(*args, **kwargs)  # post_save sees just_cancelled here
+            self._save_retrying_a_deadlock(*args, **kwargs)
         except IntegrityError as error:
             if "overlap" in str(error):
                 raise AppointmentConflict(self.find_conflict() or "The appointment overlaps another one.") from error
             raise
         self._saved_status = self.status
+
+    def _save_retrying_a_deadlock(self, *args, **kwargs):
+        # Two overlapping appointments written at the same moment each wait on the other's
+        # exclusion check, and PostgreSQL aborts one as a deadlock. Once that one's
+        # savepoint is rolled back the other finishes its check; after a pause the retry
+        # waits for the other's commit and gets the real answer: saved, or an overlap
+        # (IntegrityError). Retrying at once would meet the other mid-check and deadlock again.
+        for attempt in range(1, DEADLOCK_RETRIES + 1):
+            try:
+                with transaction.atomic():
+                    super().save(*args, **kwargs)  # post_save sees just_cancelled here
+                return
+            except OperationalError as error:
+                if getattr(error.__cause__, "sqlstate", None) != DEADLOCK_DETECTED or attempt == DEADLOCK_RETRIES:
+                    raise
+                log.warning("appointment.save_deadlock id=%s patient=%s provider=%s attempt=%s",
+                            self.pk, self.patient_id, self.provider_id, attempt)
+                time.sleep(0.1 * attempt)
 
     @classmethod
     def book(cls, *, patient, provider, start, end, source, status=Status.SCHEDULED, replaces=None):

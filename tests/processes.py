@@ -1,0 +1,212 @@
+"""Real processes for the tests that need them: a qcluster, a private redis-server, and threads
+that each use their own database connection.
+
+A qcluster is `manage.py qcluster` with clinic.settings (not tests.settings, whose queue runs
+in-process), pointed at the test database pytest-django created. It runs in its own process
+group so a test can SIGKILL the whole cluster (sentinel, pusher, monitor, workers) at once,
+the way a machine dies.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.db import connection, connections
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(condition, timeout=15.0, interval=0.05, what="the condition"):
+    """Poll until condition() is truthy; return its value or fail with what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def current_database_url():
+    """The URL of the database this test run uses (pytest-django's test_… database)."""
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class QCluster:
+    """One `manage.py qcluster` process group, its output kept in a log file for failures."""
+
+    def __init__(self, database_url, redis_url=None, workers=2):
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "clinic.settings",
+            "DATABASE_URL": database_url,
+            "Q_WORKERS": str(workers),
+            "Q_SYNC": "false",
+            "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+            "LOG_DIR": tempfile.mkdtemp(prefix="qcluster-logs-"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.env.pop("REDIS_URL", None)
+        if redis_url:
+            self.env["REDIS_URL"] = redis_url
+        self.log_path = Path(self.env["LOG_DIR"]) / "qcluster.out"
+        self.process = None
+
+    def start(self, timeout=30):
+        self.log_path.write_text("")
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT, env=self.env, stdout=self.log_path.open("a"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_until(self._running, timeout=timeout, interval=0.1, what=f"the qcluster to start:\n{self.output()}")
+        return self
+
+    def _running(self):
+        if self.process.poll() is not None:
+            raise AssertionError(f"qcluster exited with {self.process.returncode}:\n{self.output()}")
+        return " running." in self.log_path.read_text()
+
+    def output(self):
+        return self.log_path.read_text()[-4000:]
+
+    def kill(self):
+        """SIGKILL every process of the cluster at once: no cleanup, no acknowledgements."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=10)
+
+    def stop(self, timeout=15):
+        if self.process is None or self.process.poll() is not None:
+            self._kill_leftovers()
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        self._kill_leftovers()
+
+    def _kill_leftovers(self):
+        # Workers the sentinel did not reap (or a killed cluster's orphans) share the group.
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.process.poll() is None:
+            self.process.wait(timeout=10)
+
+
+@contextmanager
+def running_qcluster(redis_url=None, workers=2):
+    cluster = QCluster(current_database_url(), redis_url=redis_url, workers=workers).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        end_other_sessions()
+
+
+def end_other_sessions(timeout=10):
+    """Wait for every other connection to the test database to go, ending stragglers.
+
+    A worker killed while waiting for a row lock leaves its server session behind until the
+    lock comes free; pytest-django's flush and final DROP DATABASE need it gone.
+    """
+    sessions = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(sessions)
+            pids = [row[0] for row in cursor.fetchall()]
+            if not pids:
+                return
+            if time.monotonic() > deadline:
+                cursor.execute(f"SELECT pg_terminate_backend(pid) FROM ({sessions}) AS stragglers")
+                return
+            time.sleep(0.1)
+
+
+def sessions_waiting_for_a_lock():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+class RedisServer:
+    """A private redis-server on a free port, so a test can take it down without hurting anyone."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.process = None
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_until(self._answers, timeout=10, what=f"redis-server on port {self.port}")
+        return self
+
+    def _answers(self):
+        import redis
+
+        try:
+            return redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+        except redis.ConnectionError:
+            return False
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def run_in_threads(jobs, start_together=True):
+    """Run each callable in its own thread, released at the same moment; return results in order.
+
+    Each thread closes its database connection when done, so none is left open for
+    pytest-django's flush. An exception in a job is returned in its place, not raised.
+    """
+    barrier = threading.Barrier(len(jobs)) if start_together else None
+    results = [None] * len(jobs)
+
+    def run(index, job):
+        try:
+            if barrier:
+                barrier.wait(timeout=30)
+            results[index] = job()
+        except Exception as error:  # returned to the test, which asserts on it
+            results[index] = error
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(index, job)) for index, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
