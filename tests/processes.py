@@ -19,20 +19,40 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.db import connection, connections
+from django_q.conf import Conf
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def wait_until(condition, timeout=15.0, interval=0.05, what="the condition"):
-    """Poll until condition() is truthy; return its value or fail with what was awaited."""
+    """Poll until condition() is truthy; return its value or fail saying what was awaited.
+
+    ``what`` may be a callable, evaluated only on failure (e.g. a qcluster's output).
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"Timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"Timed out after {timeout}s waiting for {what() if callable(what) else what}")
         time.sleep(interval)
+
+
+def enqueue_to_redis(monkeypatch, redis_url):
+    """Make this test process enqueue to Redis, as a web process with REDIS_URL does.
+
+    django-q2 reads Q_CLUSTER into Conf once, at import; tests.settings chose the ORM broker
+    and in-process (sync) jobs. get_broker() picks Redis when no other broker is set.
+    """
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "REDIS", redis_url)
+
+
+def enqueue_to_orm(monkeypatch):
+    """Make this test process enqueue to the ORM broker (the test database) instead of running jobs itself."""
+    monkeypatch.setattr(Conf, "SYNC", False)
 
 
 def current_database_url():
@@ -74,7 +94,7 @@ class QCluster:
             [sys.executable, "manage.py", "qcluster"],
             cwd=ROOT, env=self.env, stdout=self.log_path.open("a"), stderr=subprocess.STDOUT, start_new_session=True,
         )
-        wait_until(self._running, timeout=timeout, interval=0.1, what=f"the qcluster to start:\n{self.output()}")
+        wait_until(self._running, timeout=timeout, interval=0.1, what=lambda: f"the qcluster to start:\n{self.output()}")
         return self
 
     def _running(self):

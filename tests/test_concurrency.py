@@ -13,7 +13,6 @@ from datetime import timedelta
 
 import pytest
 from django.db.models import Exists, OuterRef
-from django_q.conf import Conf
 
 from backfill.booking import book_best_candidate
 from backfill.models import FreedSlot, MatchLog
@@ -21,7 +20,7 @@ from clinic.factories import HighRiskPatientFactory, LocationFactory, PatientFac
 from clinic.models import OutboundEmail
 from scheduling.factories import AppointmentFactory, next_weekday_at
 from scheduling.models import Appointment, AppointmentConflict, CannotCancel
-from tests.processes import run_in_threads
+from tests.processes import enqueue_to_orm, run_in_threads
 from waitlist.factories import WaitlistEntryFactory
 from waitlist.models import WaitlistEntry
 
@@ -34,7 +33,7 @@ THREADS = 8
 @pytest.fixture
 def queue_without_worker(monkeypatch):
     # tests.settings runs jobs in-process on enqueue; here they only land in the broker's table.
-    monkeypatch.setattr(Conf, "SYNC", False)
+    enqueue_to_orm(monkeypatch)
 
 
 def providers(count, specialty="Orthopedic PT"):
