@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from backfill.booking import book_entry_by_hand, retry_slot
 from backfill.models import FreedSlot, MatchLog
 from backfill.stats import backfill_stats
-from clinic.api import ClinicDayFilter
+from clinic.api import ClinicDateField, ClinicDayFilter
 from waitlist.models import WaitlistEntry
 
 STATS_DEFAULT_DAYS = 30
@@ -94,13 +94,8 @@ class FreedSlotViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class StatsQuerySerializer(serializers.Serializer):
-    start_date = serializers.DateField(required=False, help_text=f"Default: {STATS_DEFAULT_DAYS - 1} days before end_date.")
-    end_date = serializers.DateField(required=False, help_text="Default: today (clinic time).")
-
-    def validate_end_date(self, value):
-        if value >= date.max:  # the day after it, where the range ends, does not exist
-            raise serializers.ValidationError("The end date must be before 9999-12-31.")
-        return value
+    start_date = ClinicDateField(required=False, help_text=f"Default: {STATS_DEFAULT_DAYS - 1} days before end_date.")
+    end_date = ClinicDateField(required=False, help_text="Default: today (clinic time).")
 
     def validate(self, data):
         data.setdefault("end_date", timezone.localdate())

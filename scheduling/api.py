@@ -13,13 +13,16 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clinic.api import ClinicDayFilter
+from clinic.api import ClinicDateField, ClinicDateTimeField, ClinicDayFilter
 from clinic.models import Provider
 from scheduling.models import Appointment
 from scheduling.reassignment import mark_provider_unavailable
 
 
 class AppointmentSerializer(serializers.ModelSerializer):
+    start = ClinicDateTimeField()
+    end = ClinicDateTimeField()
+
     class Meta:
         model = Appointment
         fields = ["id", "patient", "provider", "start", "end", "status", "source", "cancel_reason"]
@@ -83,8 +86,8 @@ class TriggerWorkflowSerializer(serializers.Serializer):
     trigger_type = serializers.ChoiceField(choices=["provider_unavailable"])
     provider_id = serializers.PrimaryKeyRelatedField(queryset=Provider.objects.all())
     reason = serializers.CharField(max_length=200)
-    start_date = serializers.DateField()
-    end_date = serializers.DateField()
+    start_date = ClinicDateField()
+    end_date = ClinicDateField()
 
     def validate(self, data):
         if data["end_date"] < data["start_date"]:

@@ -209,3 +209,13 @@ def test_it_lists_a_page_of_appointments_in_a_bounded_number_of_queries(staff_cl
         response = staff_client.get("/api/appointments/")
 
     assert response.json()["count"] == 20
+
+
+def test_it_refuses_an_appointment_centuries_away(staff_client):
+    data = {**booking(PatientFactory(), ProviderFactory(), next_weekday_at(9)), "start": "1559-06-30T11:59:30Z"}
+
+    response = post(staff_client, "/api/appointments/", data)
+
+    assert response.status_code == 400
+    assert response.json() == {"start": ["Dates must be in the years 2000 to 2099."]}
+    assert not Appointment.objects.exists()

@@ -97,3 +97,11 @@ def test_it_refuses_anonymous_triggers(client):
 
     assert response.status_code == 401
     assert not ProviderUnavailability.objects.exists()
+
+
+def test_it_refuses_dates_outside_the_clinics_calendar(staff_client):
+    response = trigger(staff_client, provider_id=ProviderFactory().pk, end_date="9999-12-31")
+
+    assert response.status_code == 400
+    assert response.json() == {"end_date": ["Dates must be in the years 2000 to 2099."]}
+    assert not ProviderUnavailability.objects.exists()
