@@ -237,3 +237,20 @@ def test_a_link_expires_when_the_appointment_starts(client, offer, action):
     assert response.status_code == 400
     assert "This link has expired" in response.content.decode()
     assert state(offer) == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_decline_succeeds_even_when_the_backfill_job_fails(client, offer, waitlisted_high_risk, monkeypatch):
+    def broken(slot_id):
+        raise RuntimeError("matching crashed")
+
+    monkeypatch.setattr("backfill.booking.book_best_candidate", broken)
+
+    response = client.post(link_in_email("decline"))
+
+    offer.refresh_from_db()
+    assert response.status_code == 200
+    assert "The time slot has been offered to patients on the waitlist." in response.content.decode()
+    assert offer.status == Appointment.Status.CANCELLED
+    assert FreedSlot.objects.get(appointment=offer).status == FreedSlot.Status.OPEN
+    assert OutboundEmail.objects.filter(kind="decline_confirmation").count() == 1
