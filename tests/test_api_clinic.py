@@ -53,6 +53,33 @@ def test_it_refuses_a_wrong_token_with_401(client):
     assert response.json() == {"detail": "Invalid token."}
 
 
+API_READS = [
+    "/api/locations/", "/api/specialties/", "/api/providers/", "/api/patients/", "/api/appointments/",
+    "/api/waitlist/", "/api/freed-slots/", "/api/stats/",
+]
+
+
+@pytest.mark.parametrize("path", API_READS)
+def test_it_keeps_every_endpoint_to_staff(client, django_user_model, staff_user, path):
+    outsider = Token.objects.create(user=django_user_model.objects.create_user(username="outsider", password="x" * 12))
+    staff = Token.objects.create(user=staff_user)
+
+    statuses = [client.get(path, **headers).status_code for headers in (
+        {}, {"HTTP_AUTHORIZATION": f"Token {outsider.key}"}, {"HTTP_AUTHORIZATION": f"Token {staff.key}"},
+    )]
+
+    assert statuses == [401, 403, 200]
+
+
+@pytest.mark.parametrize("path", ["/api/trigger-workflow/", "/api/appointments/1/cancel/", "/api/freed-slots/1/retry/"])
+def test_it_refuses_actions_to_non_staff(client, django_user_model, path):
+    outsider = Token.objects.create(user=django_user_model.objects.create_user(username="outsider", password="x" * 12))
+
+    response = client.post(path, {}, content_type="application/json", HTTP_AUTHORIZATION=f"Token {outsider.key}")
+
+    assert response.status_code == 403
+
+
 def test_it_lets_staff_in_with_a_session(staff_client):
     assert staff_client.get("/api/locations/").status_code == 200
 
