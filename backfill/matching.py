@@ -223,3 +223,41 @@ def _flag_already_booked(candidates, slot):
     )
     for candidate in candidates:
         candidate.already_booked = candidate.entry.patient_id in busy
+
+
+def rank_by_full_scan(slot: SlotFacts, rules: Rules | None = None):
+    """The seed's approach: load every waiting entry and score it in Python.
+
+    Too slow for a real waitlist; kept as the reference `rank_candidates` is checked
+    against (tests/test_matching_equivalence.py) and as the benchmark's baseline.
+    """
+    rules = rules or Rules()
+    busy = set(Appointment.objects.overlapping(slot.start, slot.end).values_list("patient_id", flat=True))
+    candidates = []
+    for entry in WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING).select_related("patient"):
+        if not _eligible(entry, slot, rules):
+            continue
+        score, breakdown = score_entry(entry, slot, rules)
+        if score >= rules.MIN_SCORE:
+            candidates.append(Candidate(entry, score, breakdown, already_booked=entry.patient_id in busy))
+    return sorted(candidates, key=lambda c: c.rank_key)
+
+
+def _eligible(entry, slot: SlotFacts, rules: Rules):
+    """SPEC 5's hard filters, one entry at a time (what `eligible_entries` does in SQL)."""
+    day = slot.local_start.date()
+    return (
+        entry.specialty_id == slot.specialty_id
+        and not entry.patient.email_opt_out
+        and (entry.earliest_date is None or entry.earliest_date <= day)
+        and (entry.latest_date is None or entry.latest_date >= day)
+        and entry.preferred_provider_id in (None, slot.provider_id)
+        and entry.patient_id != slot.freed_by_patient_id
+        and (rules.MIN_NO_SHOW_RISK <= 0 or entry.no_show_risk >= rules.MIN_NO_SHOW_RISK)
+        and (not rules.REQUIRE_AVAILABILITY or _available(entry, slot))
+    )
+
+
+def _available(entry, slot: SlotFacts):
+    days_ok = not entry.available_days or slot.local_start.strftime("%a").lower() in entry.available_days
+    return days_ok and (not entry.time_windows or _inside_windows(entry, slot))

@@ -1,0 +1,116 @@
+"""The indexed ranking picks exactly whom scoring the whole waitlist in Python would pick.
+
+`rank_candidates` reads only the head of a few groups of the waitlist; `rank_by_full_scan`
+is the seed's approach (load every waiting entry, score each with `score_entry`). Over
+random small waitlists and several BACKFILL settings both must agree on the best
+candidates, in order, with their scores by rule and who is already booked. Runs on SQLite
+and, in the PostgreSQL pass, against PostgreSQL.
+"""
+
+from datetime import date, datetime, time, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis.extra.django import TestCase
+
+from backfill.matching import Rules, SlotFacts, rank_by_full_scan, rank_candidates
+from clinic.factories import LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
+from clinic.fields import WEEKDAYS
+from scheduling.models import Appointment
+from waitlist.models import WaitlistEntry
+
+SLOT_MONDAY = date(2031, 3, 3)
+RISKS = [0.95, 0.8, 0.7, 0.6, 0.81, 0.79, 0.61, 1.0, 0.59, 0.3, 0.0]
+WINDOWS = [["08:00-12:00"], ["12:00-17:00"], ["09:00-10:00", "15:00-18:00"], ["10:30-11:30"]]
+# Each entry is eligible but for at most one of these (random ones would rarely leave
+# two eligible entries in one group, and the interesting cases need that).
+SPOILERS = ["opted_out", "other_specialty", "removed", "booked", "starts_later", "ended", "other_provider"]
+SETTINGS_VARIANTS = [
+    {},
+    {"REQUIRE_AVAILABILITY": False},
+    {"TIME_OF_DAY_POINTS": 10, "MIN_SCORE": 70},
+    {"MIN_NO_SHOW_RISK": 0.0, "MIN_SCORE": 40},
+    {"MIN_NO_SHOW_RISK": 0.0, "REQUIRE_AVAILABILITY": False, "LOCATION_POINTS": 0, "MIN_SCORE": 20},
+]
+
+entries = st.lists(st.fixed_dictionaries({
+    "risk": st.sampled_from(RISKS),
+    "location": st.sampled_from([0, 1, None]),
+    "days": st.one_of(st.just([]), st.lists(st.sampled_from(WEEKDAYS), min_size=1, max_size=6, unique=True)),
+    "windows": st.one_of(st.just([]), st.sampled_from(WINDOWS)),
+    "own_provider": st.booleans(),
+    "dated": st.booleans(),
+    "reason": st.sampled_from(WaitlistEntry.Reason.values),
+    "minutes_waiting": st.integers(0, 3),
+    "busy": st.sampled_from([None, None, "active", "cancelled"]),
+    "spoiler": st.one_of(st.none(), st.sampled_from(SPOILERS)),
+}), max_size=12)
+
+
+class RankingEquivalence(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.specialty = SpecialtyFactory(name="Orthopedic PT")
+        cls.other_specialty = SpecialtyFactory(name="Pediatric PT")
+        cls.locations = [LocationFactory(name="Downtown"), LocationFactory(name="Northside")]
+        cls.providers = [ProviderFactory(specialty=cls.specialty, location=location) for location in cls.locations]
+
+    @hypothesis_settings(max_examples=200, deadline=None)
+    @given(
+        waitlist=entries,
+        provider=st.sampled_from([0, 1]),
+        day_offset=st.integers(0, 6),
+        hour=st.sampled_from([10, 8, 11, 15, 17]),
+        freed_by=st.integers(-1, 11),
+        overrides=st.sampled_from(SETTINGS_VARIANTS),
+        pool=st.sampled_from([1, 2, 10]),
+    )
+    def test_it_ranks_like_scoring_the_whole_waitlist(self, waitlist, provider, day_offset, hour, freed_by, overrides, pool):
+        provider = self.providers[provider]
+        start = timezone.make_aware(datetime.combine(SLOT_MONDAY + timedelta(days=day_offset), time(hour)))
+        patients = [self.add_entry(spec, provider, start) for spec in waitlist]
+        freed_by = patients[freed_by].pk if 0 <= freed_by < len(patients) else None
+        slot = SlotFacts(provider.pk, provider.specialty_id, provider.location_id, start, start + timedelta(minutes=45), freed_by)
+        rules = Rules({**settings.BACKFILL, **overrides})
+
+        fast = rank_candidates(slot, rules, pool=pool)
+        full = rank_by_full_scan(slot, rules)
+
+        best = min(pool, len(full))
+        assert summary(fast[:best]) == summary(full[:best])
+        assert len(fast) >= best
+
+    def add_entry(self, spec, provider, start):
+        spoiler, day = spec["spoiler"], start.date()
+        patient = PatientFactory(
+            no_show_risk=spec["risk"], email_opt_out=spoiler == "opted_out",
+            preferred_location=None if spec["location"] is None else self.locations[spec["location"]],
+        )
+        preferred_provider = provider if spec["own_provider"] else None
+        if spoiler == "other_provider":
+            preferred_provider = next(other for other in self.providers if other != provider)
+        earliest, latest = (day - timedelta(days=2), day) if spec["dated"] else (None, None)
+        if spoiler == "starts_later":
+            earliest, latest = day + timedelta(days=1), None
+        if spoiler == "ended":
+            earliest, latest = None, day - timedelta(days=1)
+        WaitlistEntry(
+            patient=patient, specialty=self.other_specialty if spoiler == "other_specialty" else self.specialty,
+            preferred_location=patient.preferred_location, preferred_provider=preferred_provider,
+            available_days=spec["days"], time_windows=spec["windows"],
+            earliest_date=earliest, latest_date=latest,
+            status=spoiler if spoiler in ("removed", "booked") else WaitlistEntry.Status.WAITING,
+            reason=spec["reason"], created_at=timezone.now() - timedelta(minutes=spec["minutes_waiting"]),
+        ).save()
+        if spec["busy"]:
+            Appointment.objects.create(
+                patient=patient, provider=ProviderFactory(specialty=self.other_specialty, location=self.locations[0]),
+                start=start + timedelta(minutes=30), end=start + timedelta(minutes=75),
+                status=Appointment.Status.CANCELLED if spec["busy"] == "cancelled" else Appointment.Status.SCHEDULED,
+            )
+        return patient
+
+
+def summary(candidates):
+    return [(c.entry.pk, c.score, c.breakdown, c.already_booked) for c in candidates]
