@@ -19,8 +19,10 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import APIException
 from rest_framework.views import exception_handler
 
+from backfill.booking import BackfillError
 from clinic.fields import WEEKDAYS, mask_to_weekdays, weekdays_to_mask
 from clinic.models import Location, Patient, Provider, Specialty
+from scheduling.models import SchedulingError
 
 log = logging.getLogger("clinic")
 
@@ -33,9 +35,6 @@ class Conflict(APIException):
 
 def api_exception_handler(exc, context):
     """Domain refusals become 409s with the domain's own message; never a 500."""
-    from backfill.booking import BackfillError
-    from scheduling.models import SchedulingError
-
     if isinstance(exc, (SchedulingError, BackfillError)):
         exc = Conflict(str(exc))
     elif isinstance(exc, IntegrityError):
@@ -66,7 +65,7 @@ class WeekdaysField(serializers.ListField):
         return mask_to_weekdays(weekdays_to_mask(super().to_internal_value(data)))
 
 
-# Dates the clinic books and reports on. Outside them a date means a typo, and times zones
+# Dates the clinic books and reports on. Outside them a date means a typo, and time zones
 # had odd local-mean-time offsets (New York: -04:56:02) that ISO 8601 cannot write.
 CLINIC_YEARS = (2000, 2099)
 OUTSIDE_CLINIC_YEARS = f"Dates must be in the years {CLINIC_YEARS[0]} to {CLINIC_YEARS[1]}."
