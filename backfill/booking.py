@@ -38,6 +38,10 @@ def book_best_candidate(slot_id):
             return _close(slot, FreedSlot.Status.EXPIRED)
         rules = Rules()
         log.info("[BACKFILL] Finding waitlist matches (min no-show risk: %s)", rules.MIN_NO_SHOW_RISK)
+        if rules.OFFER_MODE:
+            from backfill.offers import offer_slot  # offers book through this module
+
+            return offer_slot(slot, SlotFacts.of(slot), rules)
         booked = _book_first_free(slot, SlotFacts.of(slot), rules)
         if booked is None:
             log.info("[BACKFILL] No waitlist matches found (slot %s)", slot.pk)

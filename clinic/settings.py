@@ -218,6 +218,14 @@ BACKFILL = {
     # Beyond the seed: a patient moved earlier releases their later appointment, which is
     # backfilled in turn.
     "CHAIN_BACKFILL": False,
+    # Beyond the seed: several slots of one specialty freed at once (a provider's afternoon)
+    # are filled together, assigning patients to maximise the total score.
+    "BATCH_BACKFILL": False,
+    # Beyond the seed: instead of booking, email the top OFFER_TOP_N candidates a
+    # time-limited offer; the first to accept wins, the next ones are offered on expiry.
+    "OFFER_MODE": False,
+    "OFFER_TOP_N": 3,
+    "OFFER_MINUTES": 30,
     # A slot starting sooner than this is not worth auto-booking.
     "MIN_LEAD_MINUTES": 60,
     # How many ranked candidates a run looks at (and logs) per location group.
