@@ -29,30 +29,30 @@ class BackfillError(Exception):
 def book_best_candidate(slot_id):
     """Run one backfill of the slot: rank the waitlist, book the best free candidate."""
     with transaction.atomic():
-        slot = _lock_slot(slot_id)
+        slot = lock_slot(slot_id)
         if slot is None or not slot.is_fillable:
             return slot
         slot.attempts += 1
         log.info("[BACKFILL] Handling freed slot from appointment %s (slot %s, run %s)", slot.appointment_id, slot.pk, slot.attempts)
         if not slot.is_bookable():
-            return _close(slot, FreedSlot.Status.EXPIRED)
+            return close_slot(slot, FreedSlot.Status.EXPIRED)
         rules = Rules()
         log.info("[BACKFILL] Finding waitlist matches (min no-show risk: %s)", rules.MIN_NO_SHOW_RISK)
         if rules.OFFER_MODE:
             from backfill.offers import offer_slot  # offers book through this module
 
             return offer_slot(slot, SlotFacts.of(slot), rules)
-        booked = _book_first_free(slot, SlotFacts.of(slot), rules)
+        booked = book_first_free(slot, SlotFacts.of(slot), rules)
         if booked is None:
             log.info("[BACKFILL] No waitlist matches found (slot %s)", slot.pk)
-            return _close(slot, FreedSlot.Status.NO_MATCH)
-        _mark_backfilled(slot, booked)
+            return close_slot(slot, FreedSlot.Status.NO_MATCH)
+        mark_backfilled(slot, booked)
         log.info("[BACKFILL] Auto-backfilled with patient %s (slot %s, appointment %s, %s ms)",
                  booked.patient_id, slot.pk, booked.pk, slot.fill_ms)
         return slot
 
 
-def _lock_slot(slot_id):
+def lock_slot(slot_id):
     return (
         FreedSlot.objects.select_for_update(of=("self",))
         .select_related("provider__location", "appointment")
@@ -61,14 +61,14 @@ def _lock_slot(slot_id):
     )
 
 
-def _close(slot, status):
+def close_slot(slot, status):
     slot.status = status
     slot.next_attempt_at = None
     slot.save(update_fields=["status", "attempts", "next_attempt_at"])
     return slot
 
 
-def _book_first_free(slot, facts, rules):
+def book_first_free(slot, facts, rules):
     """Try candidates in rank order and log each one's outcome; returns the new appointment.
 
     Only the best few are ranked; if every one of them is taken or busy, a wider pool is
@@ -83,11 +83,8 @@ def _book_first_free(slot, facts, rules):
             tried.add(candidate.entry.pk)
             outcome = MatchLog.Outcome.RANKED_LOWER
             if booked is None:
-                booked, outcome = _try_candidate(slot, candidate)
-            logs.append(MatchLog(
-                slot=slot, run=slot.attempts, rank=len(logs) + 1, entry=candidate.entry,
-                patient_id=candidate.entry.patient_id, score=candidate.score, breakdown=candidate.breakdown, outcome=outcome,
-            ))
+                booked, outcome = try_candidate(slot, candidate)
+            logs.append(match_log(slot, len(logs) + 1, candidate, outcome))
         if booked is not None or len(ranked) < pool:
             break
         pool *= 5
@@ -95,7 +92,14 @@ def _book_first_free(slot, facts, rules):
     return booked
 
 
-def _try_candidate(slot, candidate):
+def match_log(slot, rank, candidate, outcome):
+    return MatchLog(
+        slot=slot, run=slot.attempts, rank=rank, entry=candidate.entry, patient_id=candidate.entry.patient_id,
+        score=candidate.score, breakdown=candidate.breakdown, outcome=outcome,
+    )
+
+
+def try_candidate(slot, candidate):
     if candidate.already_booked:
         return None, MatchLog.Outcome.ALREADY_BOOKED
     entry = _lock_waiting_entry(candidate.entry.pk)
@@ -145,7 +149,7 @@ def _release_later_appointment(entry, appointment):
     later.cancel(f"moved earlier to appointment {appointment.pk}", by="backfill")
 
 
-def _mark_backfilled(slot, appointment):
+def mark_backfilled(slot, appointment):
     now = timezone.now()
     slot.status = FreedSlot.Status.BACKFILLED
     slot.filled_at = now
@@ -179,7 +183,7 @@ def record_failure(slot_id, error):
 def book_entry_by_hand(slot, entry, by):
     """Staff choose the patient for a freed slot (admin, API)."""
     with transaction.atomic():
-        slot = _lock_slot(slot.pk)
+        slot = lock_slot(slot.pk)
         if not slot.is_fillable:
             raise BackfillError(f"This slot is {slot.get_status_display().lower()}; only open slots can be booked.")
         if slot.start <= timezone.now():
@@ -207,7 +211,7 @@ def retry_slot(slot, by):
     from backfill.tasks import enqueue_backfill
 
     with transaction.atomic():
-        slot = _lock_slot(slot.pk)
+        slot = lock_slot(slot.pk)
         if slot.status not in (FreedSlot.Status.OPEN, FreedSlot.Status.NO_MATCH, FreedSlot.Status.FAILED):
             raise BackfillError(f"This slot is {slot.get_status_display().lower()}; there is nothing to retry.")
         if not slot.is_bookable():

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from backfill import booking
+from backfill import batch, booking
 from backfill.matching import Rules, SlotFacts, eligible_entries
 from backfill.models import FreedSlot
 from clinic.email import resend_stuck_emails
@@ -23,8 +23,9 @@ def enqueue_backfill(slot_id):
 def backfill_slot(slot_id):
     # A failure is handled here rather than by the queue: the slot records it and the sweep
     # retries with backoff, so the task itself ends cleanly either way.
+    fill = batch.fill_batch if batch.batch_enabled() else booking.book_best_candidate
     try:
-        slot = booking.book_best_candidate(slot_id)
+        slot = fill(slot_id)
     except Exception as error:
         log.exception("[BACKFILL] Backfill of slot %s raised", slot_id)
         slot = booking.record_failure(slot_id, error)
