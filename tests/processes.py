@@ -5,6 +5,10 @@ A qcluster is `manage.py qcluster` with clinic.settings (not tests.settings, who
 in-process), pointed at the test database pytest-django created. It runs in its own process
 group so a test can SIGKILL the whole cluster (sentinel, pusher, monitor, workers) at once,
 the way a machine dies.
+
+assert_nobody_double_booked() states what must hold however many workers raced or crashed.
+(This module is not a test module, so pytest does not rewrite its asserts: each carries
+its own message.)
 """
 
 import os
@@ -15,11 +19,17 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
 from django.db import connection, connections
+from django.db.models import Exists, OuterRef
 from django_q.conf import Conf
+
+from backfill.models import FreedSlot, MatchLog
+from scheduling.models import Appointment
+from waitlist.models import WaitlistEntry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -230,3 +240,31 @@ def run_in_threads(jobs, start_together=True):
     for thread in threads:
         thread.join(timeout=120)
     return results
+
+
+# What must hold after any number of workers, crashes and retries (SPEC 9).
+
+
+def overlapping(party):
+    """Active appointments that overlap another active appointment of the same patient/provider."""
+    clash = Appointment.objects.active().filter(
+        **{party: OuterRef(party)}, start__lt=OuterRef("end"), end__gt=OuterRef("start")
+    ).exclude(pk=OuterRef("pk"))
+    return list(Appointment.objects.active().filter(Exists(clash)).values_list("pk", flat=True))
+
+
+def assert_nobody_double_booked():
+    clashes = {party: overlapping(party) for party in ("patient", "provider")}
+    assert clashes == {"patient": [], "provider": []}, f"overlapping active appointments: {clashes}"
+    backfills = sorted(Appointment.objects.filter(source=Appointment.Source.BACKFILL).values_list("pk", flat=True))
+    # Each booking used exactly one waitlist entry, and each entry was booked at most once.
+    entries = Counter(WaitlistEntry.objects.filter(status=WaitlistEntry.Status.BOOKED).values_list("booked_appointment", flat=True))
+    assert sorted(entries) == backfills and set(entries.values()) <= {1}, f"entries {entries} vs bookings {backfills}"
+    # Each booking filled exactly one slot, at the slot's own provider and time.
+    slots = FreedSlot.objects.filter(status=FreedSlot.Status.BACKFILLED).select_related("filled_by")
+    filled = sorted(slot.filled_by_id for slot in slots)
+    assert filled == backfills, f"slots filled by {filled} vs bookings {backfills}"
+    misplaced = [slot.pk for slot in slots if (slot.filled_by.provider_id, slot.filled_by.start) != (slot.provider_id, slot.start)]
+    assert misplaced == [], f"slots filled at another provider or time: {misplaced}"
+    booked_logs = Counter(MatchLog.objects.filter(outcome=MatchLog.Outcome.BOOKED).values_list("slot", flat=True))
+    assert booked_logs == Counter(slot.pk for slot in slots), f"match logs saying booked: {booked_logs}"

@@ -12,15 +12,14 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db.models import Exists, OuterRef
 
 from backfill.booking import book_best_candidate
-from backfill.models import FreedSlot, MatchLog
+from backfill.models import FreedSlot
 from clinic.factories import HighRiskPatientFactory, LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from clinic.models import OutboundEmail
 from scheduling.factories import AppointmentFactory, next_weekday_at
 from scheduling.models import Appointment, AppointmentConflict, CannotCancel
-from tests.processes import enqueue_to_orm, run_in_threads
+from tests.processes import assert_nobody_double_booked, enqueue_to_orm, run_in_threads
 from waitlist.factories import WaitlistEntryFactory
 from waitlist.models import WaitlistEntry
 
@@ -62,30 +61,6 @@ def run_each_slot_twice(slot_ids):
     random.Random(20).shuffle(calls)
     shares = [calls[thread::THREADS] for thread in range(THREADS)]
     return run_in_threads([lambda share=share: [book_best_candidate(slot_id).status for slot_id in share] for share in shares])
-
-
-def overlapping(party):
-    """Active appointments that overlap another active appointment of the same patient/provider."""
-    clash = Appointment.objects.active().filter(
-        **{party: OuterRef(party)}, start__lt=OuterRef("end"), end__gt=OuterRef("start")
-    ).exclude(pk=OuterRef("pk"))
-    return list(Appointment.objects.active().filter(Exists(clash)).values_list("pk", flat=True))
-
-
-def assert_nobody_double_booked():
-    assert overlapping("patient") == []
-    assert overlapping("provider") == []
-    backfills = Appointment.objects.filter(source=Appointment.Source.BACKFILL)
-    booked_entries = WaitlistEntry.objects.filter(status=WaitlistEntry.Status.BOOKED)
-    # Each booking used exactly one waitlist entry, and each entry was booked at most once.
-    assert sorted(booked_entries.values_list("booked_appointment", flat=True)) == sorted(backfills.values_list("pk", flat=True))
-    assert Counter(backfills.values_list("patient", "provider__specialty")).most_common(1)[0][1] == 1
-    # Each booking filled exactly one slot, the slot's own provider and time.
-    slots = FreedSlot.objects.filter(status=FreedSlot.Status.BACKFILLED).select_related("filled_by")
-    assert sorted(slot.filled_by_id for slot in slots) == sorted(backfills.values_list("pk", flat=True))
-    assert all((slot.filled_by.provider_id, slot.filled_by.start) == (slot.provider_id, slot.start) for slot in slots)
-    booked_logs = Counter(MatchLog.objects.filter(outcome=MatchLog.Outcome.BOOKED).values_list("slot", flat=True))
-    assert set(booked_logs.values()) <= {1} and set(booked_logs) == {slot.pk for slot in slots}
 
 
 def slot_statuses():

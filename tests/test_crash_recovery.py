@@ -1,0 +1,146 @@
+"""A worker killed mid-job, and a broker that goes away, lose no slot (SPEC 4 trigger 4, SPEC 9).
+
+To catch the workers inside the job, the test holds row locks on the waitlisted patients
+from a connection of its own: each worker gets as far as locking its slot and a waitlist
+entry, then waits for the patient. The whole qcluster is then SIGKILLed. Its transactions
+die with it; on Redis its tasks are simply gone, on the ORM broker they come back only
+after Q_CLUSTER["retry"] (60 s). The sweep is what brings every slot back.
+"""
+
+import time
+from datetime import timedelta
+
+import psycopg
+import pytest
+import redis
+from django.conf import settings
+from django.utils import timezone
+from django_q.models import OrmQ
+
+from backfill.models import FreedSlot
+from backfill.tasks import sweep
+from clinic.factories import HighRiskPatientFactory, LocationFactory, ProviderFactory, SpecialtyFactory
+from scheduling.factories import AppointmentFactory, next_weekday_at
+from scheduling.models import Appointment
+from tests.processes import (
+    QCluster,
+    RedisServer,
+    assert_nobody_double_booked,
+    current_database_url,
+    end_other_sessions,
+    enqueue_to_orm,
+    enqueue_to_redis,
+    running_qcluster,
+    sessions_waiting_for_a_lock,
+    wait_until,
+)
+from waitlist.factories import WaitlistEntryFactory
+from waitlist.models import WaitlistEntry
+
+pytestmark = [pytest.mark.postgres, pytest.mark.qcluster, pytest.mark.django_db(transaction=True)]
+
+WORKERS = 2
+
+
+@pytest.fixture
+def redis_server():
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["orm", "redis"])
+def broker_url(request, monkeypatch):
+    """None for the ORM broker, else a private Redis; this process enqueues to the same one."""
+    if request.param == "orm":
+        enqueue_to_orm(monkeypatch)
+        return None
+    url = request.getfixturevalue("redis_server").url
+    enqueue_to_redis(monkeypatch, url)
+    return url
+
+
+def a_morning_to_fill(slots):
+    provider = ProviderFactory(specialty=SpecialtyFactory(name="Orthopedic PT"), location=LocationFactory(name="Downtown"))
+    appointments = [AppointmentFactory(provider=provider, start=next_weekday_at(9 + hour)) for hour in range(slots)]
+    entries = [WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=provider.specialty) for _ in range(slots)]
+    return appointments, entries
+
+
+def lock_patients(entries):
+    """Hold the patients' rows from another connection, as a long transaction would."""
+    blocker = psycopg.connect(current_database_url())
+    blocker.execute(
+        "SELECT id FROM clinic_patient WHERE id = ANY(%s) FOR NO KEY UPDATE", ([entry.patient_id for entry in entries],)
+    )
+    return blocker
+
+
+def sweep_after_lost_jobs():
+    """The sweep as it runs once a slot's job has been silent for LOST_JOB_SECONDS."""
+    return sweep(now=timezone.now() + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"] + 1))
+
+
+def failed_enqueues(caplog):
+    """on_commit(..., robust=True) logs a callback that raised, and carries on."""
+    return [record for record in caplog.records
+            if record.exc_info and isinstance(record.exc_info[1], redis.ConnectionError) and "on_commit" in record.getMessage()]
+
+
+def statuses():
+    return sorted(FreedSlot.objects.values_list("status", flat=True))
+
+
+def test_it_loses_no_slot_when_the_cluster_is_killed_mid_job(broker_url):
+    appointments, entries = a_morning_to_fill(4)
+    cluster = QCluster(current_database_url(), redis_url=broker_url, workers=WORKERS).start()
+    blocker = lock_patients(entries)
+    try:
+        for appointment in appointments:
+            appointment.cancel("patient called in sick")
+        wait_until(lambda: sessions_waiting_for_a_lock() == WORKERS, what=lambda: f"both workers inside a job:\n{cluster.output()}")
+        cluster.kill()
+    finally:
+        blocker.close()
+        cluster.stop()
+    end_other_sessions()
+
+    # The killed jobs' transactions rolled back: every slot is open, every patient still waiting.
+    assert statuses() == ["open"] * 4
+    assert WaitlistEntry.objects.filter(status="waiting").count() == 4
+    with running_qcluster(redis_url=broker_url, workers=WORKERS) as restarted:
+        # The new cluster runs whatever the broker still holds, but not the killed jobs.
+        time.sleep(1)
+        assert FreedSlot.objects.filter(status="open").count() >= WORKERS
+        assert sweep_after_lost_jobs()["requeued_slots"] >= WORKERS
+        wait_until(lambda: statuses() == ["backfilled"] * 4, timeout=20,
+                   what=lambda: f"every slot backfilled, now {statuses()}:\n{restarted.output()}")
+        if broker_url is None:
+            # The ORM broker delivers the killed tasks again once their lease ("retry") runs
+            # out: shorten it, so the sweep's runs and the redelivered ones both happen.
+            assert OrmQ.objects.update(lock=timezone.now() - timedelta(seconds=1)) >= WORKERS
+            wait_until(lambda: not OrmQ.objects.exists(), what=lambda: f"the redelivered tasks to run:\n{restarted.output()}")
+    assert WaitlistEntry.objects.filter(status="booked").count() == 4
+    assert_nobody_double_booked()
+
+
+def test_it_keeps_cancellations_and_fills_their_slots_after_a_redis_outage(redis_server, monkeypatch, caplog):
+    appointments, entries = a_morning_to_fill(3)
+    enqueue_to_redis(monkeypatch, redis_server.url)
+    with running_qcluster(redis_url=redis_server.url, workers=WORKERS) as cluster:
+        redis_server.stop()
+
+        for appointment in appointments:
+            appointment.cancel("patient called in sick")
+
+        # The cancellations committed even though their jobs could not be enqueued.
+        assert Appointment.objects.filter(pk__in=[a.pk for a in appointments], status="cancelled").count() == 3
+        assert statuses() == ["open"] * 3
+        assert len(failed_enqueues(caplog)) == 3
+        redis_server.start()
+        assert sweep_after_lost_jobs()["requeued_slots"] == 3
+        # The pusher that lost Redis sleeps 10 s before the sentinel replaces it.
+        wait_until(lambda: statuses() == ["backfilled"] * 3, timeout=40,
+                   what=lambda: f"every slot backfilled, now {statuses()}:\n{cluster.output()}")
+    assert WaitlistEntry.objects.filter(pk__in=[e.pk for e in entries], status="booked").count() == 3
+    assert_nobody_double_booked()
