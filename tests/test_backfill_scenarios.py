@@ -184,3 +184,28 @@ def test_when_the_best_few_are_all_busy_it_looks_further_down(orthopedic_provide
     slot.refresh_from_db()
     assert slot.filled_by.patient == free.patient
     assert list(slot.match_logs.order_by("rank").values_list("outcome", flat=True)) == ["already_booked"] * 3 + ["booked"]
+
+
+def test_time_of_day_points_favour_a_patient_who_prefers_that_time(orthopedic_provider, django_capture_on_commit_callbacks, settings):
+    settings.BACKFILL = {**settings.BACKFILL, "TIME_OF_DAY_POINTS": 15}
+    waiting(orthopedic_provider, no_show_risk=0.95)  # 90, no stated time
+    morning = waiting(orthopedic_provider, no_show_risk=0.85)
+    morning.time_windows = ["08:00-12:00"]  # the slot is at 10:00: 90 + 15
+    morning.save()
+    slot = cancel(AppointmentFactory(provider=orthopedic_provider), django_capture_on_commit_callbacks)
+    slot.refresh_from_db()
+    assert slot.filled_by.patient == morning.patient
+    assert slot.match_logs.get(patient=morning.patient).breakdown["time_of_day"] == 15
+
+
+def test_availability_can_be_scored_instead_of_required(orthopedic_provider, django_capture_on_commit_callbacks, settings):
+    settings.BACKFILL = {**settings.BACKFILL, "REQUIRE_AVAILABILITY": False}
+    appointment = AppointmentFactory(provider=orthopedic_provider)
+    other_days = sorted({"mon", "tue", "wed", "thu", "fri", "sat", "sun"} - {appointment.start.strftime("%a").lower()})
+    entry = waiting(orthopedic_provider, no_show_risk=0.9)
+    entry.available_days = other_days
+    entry.save()
+    slot = cancel(appointment, django_capture_on_commit_callbacks)
+    slot.refresh_from_db()
+    assert slot.filled_by.patient == entry.patient
+    assert slot.match_logs.get().breakdown == {"no_show_risk": 40, "specialty": 20, "availability": 0, "location": 10}
