@@ -122,6 +122,7 @@ class MatchLog(models.Model):
         ALREADY_BOOKED = "already_booked", "Patient already booked then"
         TAKEN = "taken", "Taken by another booking"
         NOT_TRIED = "not_tried", "Not tried"
+        OFFERED = "offered", "Offered (offer mode)"
 
     slot = models.ForeignKey(FreedSlot, on_delete=models.CASCADE, related_name="match_logs")
     run = models.PositiveSmallIntegerField(help_text="Which backfill run of this slot (attempt number).")
@@ -139,3 +140,39 @@ class MatchLog(models.Model):
 
     def __str__(self):
         return f"#{self.rank} {self.patient_id}: {self.score} ({self.outcome})"
+
+
+class SlotOffer(models.Model):
+    """Offer mode (SPEC 5, beyond the seed): a time-limited offer of a freed slot to one
+    waitlisted patient. The first of a slot's offers to be accepted books the patient;
+    the others are withdrawn. Every change of status holds the slot's row lock
+    (backfill/offers.py), so a slot's offers never race each other."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        ACCEPTED = "accepted"
+        DECLINED = "declined"
+        EXPIRED = "expired"
+        # Someone else accepted first, or the slot was filled or went away otherwise.
+        WITHDRAWN = "withdrawn"
+
+    slot = models.ForeignKey(FreedSlot, on_delete=models.CASCADE, related_name="offers")
+    entry = models.ForeignKey(WaitlistEntry, on_delete=models.CASCADE, related_name="slot_offers")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="slot_offers")
+    score = models.IntegerField()
+    breakdown = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    sent_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    responded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["slot", "sent_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["slot", "entry"], name="one_offer_per_slot_and_entry")]
+        indexes = [models.Index(fields=["status", "expires_at"])]
+
+    def __str__(self):
+        return f"Offer of slot {self.slot_id} to patient {self.patient_id} ({self.status})"
+
+    def has_expired(self, now=None):
+        return self.expires_at <= (now or timezone.now())

@@ -23,22 +23,27 @@ RESEND_AFTER = timedelta(minutes=2)
 
 def queue_email(kind, appointment, **context):
     """Store a message about an appointment for its patient and send it once committed."""
-    patient = appointment.patient
-    if patient.email_opt_out:
-        log.info("email.skipped kind=%s appointment=%s patient=%s reason=opted_out", kind, appointment.pk, patient.pk)
-        return None
     from scheduling.links import patient_links
 
     context = {
         "appointment": appointment,
-        "patient": patient,
         "provider": appointment.provider,
         "location": appointment.provider.location,
         "start": timezone.localtime(appointment.start),
         "links": patient_links(appointment),
-        "site_url": settings.SITE_URL,
         **context,
     }
+    return queue_patient_email(kind, appointment.patient, context, appointment=appointment)
+
+
+def queue_patient_email(kind, patient, context, appointment=None):
+    """Store a message for a patient (about an appointment, or e.g. a slot offered before
+    any appointment exists) and send it once committed."""
+    if patient.email_opt_out:
+        log.info("email.skipped kind=%s appointment=%s patient=%s reason=opted_out",
+                 kind, appointment.pk if appointment else None, patient.pk)
+        return None
+    context = {"patient": patient, "site_url": settings.SITE_URL, **context}
     template = f"emails/{kind}"
     email = OutboundEmail.objects.create(
         kind=kind,
