@@ -106,7 +106,7 @@ def try_candidate(slot, candidate):
     if entry is None:
         return None, MatchLog.Outcome.TAKEN
     try:
-        appointment = _book_entry(slot, entry)
+        appointment = book_entry(slot, entry)
     except AppointmentConflict:
         return None, MatchLog.Outcome.ALREADY_BOOKED
     return appointment, MatchLog.Outcome.BOOKED
@@ -125,7 +125,7 @@ def _lock_waiting_entry(entry_id):
     )
 
 
-def _book_entry(slot, entry):
+def book_entry(slot, entry):
     """Book the entry's patient into the slot; raises AppointmentConflict if they are busy."""
     Patient.objects.select_for_update(no_key=True).filter(pk=entry.patient_id).first()
     appointment = Appointment.book(
@@ -194,7 +194,7 @@ def book_entry_by_hand(slot, entry, by):
         if locked.specialty_id != slot.provider.specialty_id:
             raise BackfillError("That patient is waiting for another specialty.")
         try:
-            appointment = _book_entry(slot, locked)
+            appointment = book_entry(slot, locked)
         except AppointmentConflict as conflict:
             raise BackfillError(str(conflict)) from conflict
         slot.status = FreedSlot.Status.MANUAL
