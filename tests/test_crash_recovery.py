@@ -49,7 +49,7 @@ def redis_server():
     server.stop()
 
 
-@pytest.fixture(params=["orm", "redis"])
+@pytest.fixture(params=["orm", pytest.param("redis", marks=pytest.mark.redis)])
 def broker_url(request, monkeypatch):
     """None for the ORM broker, else a private Redis; this process enqueues to the same one."""
     if request.param == "orm":
@@ -124,6 +124,7 @@ def test_it_loses_no_slot_when_the_cluster_is_killed_mid_job(broker_url):
     assert_nobody_double_booked()
 
 
+@pytest.mark.redis
 def test_it_keeps_cancellations_and_fills_their_slots_after_a_redis_outage(redis_server, monkeypatch, caplog):
     appointments, entries = a_morning_to_fill(3)
     enqueue_to_redis(monkeypatch, redis_server.url)

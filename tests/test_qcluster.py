@@ -31,7 +31,6 @@ def orm_broker(monkeypatch):
 
 @pytest.fixture
 def redis_broker(monkeypatch):
-    pytest.importorskip("redis")
     queue = redis.Redis.from_url(REDIS_URL)
     queue.flushdb()
     enqueue_to_redis(monkeypatch, REDIS_URL)
@@ -40,7 +39,7 @@ def redis_broker(monkeypatch):
     queue.flushdb()
 
 
-@pytest.fixture(params=["orm_broker", "redis_broker"])
+@pytest.fixture(params=["orm_broker", pytest.param("redis_broker", marks=pytest.mark.redis)])
 def qcluster(request):
     return request.getfixturevalue(request.param)
 
