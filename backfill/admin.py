@@ -4,7 +4,7 @@ from django.template.response import TemplateResponse
 
 from backfill.booking import BackfillError, book_entry_by_hand, retry_slot
 from backfill.matching import RANK_ORDER, SlotFacts, rank_candidates
-from backfill.models import FreedSlot, MatchLog
+from backfill.models import FreedSlot, MatchLog, SlotOffer
 from waitlist.models import WaitlistEntry
 
 # How many unranked waiting entries the book-by-hand page lists under the ranked ones.
@@ -25,6 +25,19 @@ class MatchLogInline(admin.TabularInline):
         return False
 
 
+class SlotOfferInline(admin.TabularInline):
+    """Offer mode: who was offered this slot, and what each of them answered."""
+
+    model = SlotOffer
+    extra = 0
+    can_delete = False
+    fields = ["patient", "score", "breakdown", "status", "sent_at", "expires_at", "responded_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(FreedSlot)
 class FreedSlotAdmin(admin.ModelAdmin):
     list_display = ["start", "provider", "status", "reason", "freed_at", "filled_at", "filled_by", "attempts"]
@@ -33,7 +46,7 @@ class FreedSlotAdmin(admin.ModelAdmin):
     date_hierarchy = "start"
     list_select_related = ["provider__specialty", "filled_by__patient", "filled_by__provider"]
     readonly_fields = [f.name for f in FreedSlot._meta.fields]
-    inlines = [MatchLogInline]
+    inlines = [MatchLogInline, SlotOfferInline]
     actions = ["retry_backfill", "book_waitlist_entry_by_hand"]
 
     def has_add_permission(self, request):
@@ -106,3 +119,16 @@ class MatchLogAdmin(admin.ModelAdmin):
     search_fields = ["patient__last_name", "patient__email"]
     list_select_related = ["slot__provider", "patient"]
     readonly_fields = [f.name for f in MatchLog._meta.fields]
+
+
+@admin.register(SlotOffer)
+class SlotOfferAdmin(admin.ModelAdmin):
+    list_display = ["slot", "patient", "score", "status", "sent_at", "expires_at", "responded_at"]
+    list_filter = ["status"]
+    search_fields = ["patient__last_name", "patient__email"]
+    date_hierarchy = "sent_at"
+    list_select_related = ["slot__provider", "patient"]
+    readonly_fields = [f.name for f in SlotOffer._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

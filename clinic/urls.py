@@ -24,4 +24,5 @@ urlpatterns = [
     path("emails.html", RedirectView.as_view(url="/emails/", permanent=False, query_string=True)),
     path("dashboard/", backfill_views.dashboard, name="dashboard"),
     path("", include("scheduling.urls")),
+    path("", include("backfill.urls")),
 ]

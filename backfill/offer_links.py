@@ -1,0 +1,55 @@
+"""Signed links in slot offer emails (offer mode, SPEC 5 and 7).
+
+A token names one offer and one action and is salted per action, so a decline token
+cannot be replayed as an accept. It is valid until the offer expires. One-time use is
+enforced by the offer's status, not the token: a used link keeps showing its outcome,
+even once the offer's time is up.
+"""
+
+from django.conf import settings
+from django.core import signing
+from django.urls import reverse
+from django.utils import timezone
+
+from backfill.models import SlotOffer
+from scheduling.links import BadLink
+
+ACTIONS = ("accept", "decline")
+
+
+def make_token(offer, action):
+    assert action in ACTIONS, action
+    return signing.dumps({"o": offer.pk, "e": int(offer.expires_at.timestamp())}, salt=_salt(action), compress=True)
+
+
+def link_for(offer, action):
+    return settings.SITE_URL + reverse("slot-offer-action", kwargs={"action": action, "token": make_token(offer, action)})
+
+
+def offer_links(offer):
+    return {action: link_for(offer, action) for action in ACTIONS}
+
+
+def read_token(token, action):
+    """The offer a token names, or BadLink with a message for the patient."""
+    if action not in ACTIONS:
+        raise BadLink("This link is not one we sent.")
+    try:
+        payload = signing.loads(token, salt=_salt(action))
+    except signing.BadSignature:
+        raise BadLink("This link is not valid. It may have been altered or copied incompletely.") from None
+    offer = (
+        SlotOffer.objects.select_related("patient", "slot__provider__location", "slot__provider__specialty")
+        .filter(pk=payload.get("o"))
+        .first()
+    )
+    if offer is None or int(offer.expires_at.timestamp()) != payload.get("e"):
+        raise BadLink("This link no longer matches an offer. Please contact the clinic.")
+    answered = offer.status in (SlotOffer.Status.ACCEPTED, SlotOffer.Status.DECLINED)
+    if not answered and timezone.now() >= offer.expires_at:
+        raise BadLink("This offer has expired: its time to answer is up. You stay on our waitlist.")
+    return offer
+
+
+def _salt(action):
+    return f"backfill.offer.{action}"

@@ -1,0 +1,86 @@
+"""The pages behind the links in slot offer emails: GET shows, only POST acts (SPEC 7).
+
+The same shape as scheduling/patient_views.py: mail scanners open every link, so a GET
+never changes anything; a used link shows its outcome again.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from backfill import offers
+from backfill.models import SlotOffer
+from backfill.offer_links import read_token
+from scheduling.links import BadLink
+
+ACCEPTED = "Thank you: the time is yours and your appointment is booked. We have emailed you the details."
+DECLINED = "You declined this time. You stay on our waitlist: we will email you when another time that suits you opens up."
+
+
+@dataclass(frozen=True)
+class OfferAction:
+    title: str
+    prompt: str
+    button: str
+    perform: Callable  # offer -> None; raises offers.OfferError
+    done_status: str  # the offer's status once this action has happened
+    done_message: str
+    ruled_out_by: str  # the other answer, which makes this one impossible
+    ruled_out_message: str
+
+    def refusal_of(self, offer):
+        """Why the link can no longer be used, or None."""
+        if offer.status == self.ruled_out_by:
+            return self.ruled_out_message
+        return offers.closed_reason(offer)
+
+
+OFFER_ACTIONS = {
+    "accept": OfferAction(
+        title="Accept this appointment time",
+        prompt="a time has opened up and we are offering it to a few patients on our waitlist. "
+        "The first to accept gets it.",
+        button="Accept this time",
+        perform=offers.accept_offer,
+        done_status=SlotOffer.Status.ACCEPTED,
+        done_message=ACCEPTED,
+        ruled_out_by=SlotOffer.Status.DECLINED,
+        ruled_out_message=offers.ALREADY_DECLINED,
+    ),
+    "decline": OfferAction(
+        title="Decline this appointment time",
+        prompt="a time has opened up and we offered it to you. Can't make it? Decline it and you stay on our waitlist.",
+        button="Decline this time",
+        perform=offers.decline_offer,
+        done_status=SlotOffer.Status.DECLINED,
+        done_message=DECLINED,
+        ruled_out_by=SlotOffer.Status.ACCEPTED,
+        ruled_out_message=offers.ALREADY_ACCEPTED,
+    ),
+}
+
+
+@require_http_methods(["GET", "POST"])
+def offer_action(request, action, token):
+    try:
+        offer = read_token(token, action)
+    except BadLink as error:
+        return render(request, "patient/bad_link.html", {"message": str(error)}, status=400)
+    offer_action = OFFER_ACTIONS[action]
+    context = {"offer": offer, "slot": offer.slot, "action": offer_action}
+    if offer.status == offer_action.done_status:
+        return render(request, "patient/slot_offer_outcome.html", {**context, "message": offer_action.done_message})
+    refusal = offer_action.refusal_of(offer)
+    if refusal:
+        return render(request, "patient/slot_offer_outcome.html", {**context, "message": refusal, "refused": True}, status=409)
+    if request.method == "GET":
+        return render(request, "patient/slot_offer_confirm.html", context)
+    try:
+        offer_action.perform(offer)
+    except offers.OfferError as error:
+        offer.refresh_from_db()
+        return render(request, "patient/slot_offer_outcome.html", {**context, "message": str(error), "refused": True}, status=409)
+    offer.refresh_from_db()
+    return render(request, "patient/slot_offer_outcome.html", {**context, "message": offer_action.done_message})

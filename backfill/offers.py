@@ -1,0 +1,245 @@
+"""Offer mode (SPEC 5, beyond the seed; `BACKFILL["OFFER_MODE"]`).
+
+Instead of booking the best candidate, the slot's job emails the top OFFER_TOP_N
+candidates a time-limited offer; the first to accept is booked and the other offers are
+withdrawn. Offers go out in rounds: while an offer of the round is pending, another run
+of the job offers nobody new. When every offer of the round is declined (`decline_offer`
+enqueues the job) or has expired (the slot's `next_attempt_at` is the earliest expiry, so
+the sweep runs the job then), the next candidates get theirs. Nobody left to offer and
+nothing pending: the slot is no_match, open for staff.
+
+Every change to a slot's offers holds the slot's row lock, taken first as in booking.py
+(slot, then waitlist entry, then patient), so an accept, a decline and a run of the job
+never interleave.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from backfill import booking
+from backfill.matching import rank_candidates
+from backfill.models import FreedSlot, MatchLog, SlotOffer
+from backfill.offer_links import offer_links
+from clinic.email import queue_patient_email
+from clinic.models import OutboundEmail
+from scheduling.models import AppointmentConflict
+from waitlist.models import WaitlistEntry
+
+log = logging.getLogger("backfill")
+
+TAKEN = "Sorry, someone else accepted this time first. You stay on the waitlist."
+GONE = "Sorry, this time is no longer available. You stay on the waitlist."
+EXPIRED = "Sorry, this offer has expired. You stay on the waitlist."
+ALREADY_DECLINED = "You declined this time, so it can no longer be accepted. You stay on the waitlist."
+ALREADY_ACCEPTED = "You accepted this time, so it can no longer be declined. If you can't come, " \
+    "use the cancel link in your confirmation email or contact the clinic."
+NOT_WAITING = "You are no longer on our waitlist for this, so this time can no longer be accepted. " \
+    "Please contact the clinic."
+CLASHES = "Sorry, this time now clashes with another appointment, so it can no longer be booked. You stay on the waitlist."
+
+
+class OfferError(Exception):
+    """An offer that cannot be answered as asked; the message is shown to the patient as is."""
+
+
+def offer_slot(slot, facts, rules):
+    """One run of the slot's job in offer mode; book_best_candidate calls it with the slot locked."""
+    now = timezone.now()
+    _expire_lapsed(slot, now)
+    pending = slot.offers.filter(status=SlotOffer.Status.PENDING).order_by("expires_at").first()
+    if pending:
+        return _wait_until(slot, pending.expires_at)
+    chosen = _choose_candidates(slot, facts, rules)
+    if not chosen:
+        log.info("[BACKFILL] No waitlist matches found (slot %s)", slot.pk)
+        return booking.close_slot(slot, FreedSlot.Status.NO_MATCH)
+    # An answer must come while the slot is still worth booking (MIN_LEAD_MINUTES).
+    expires_at = min(now + timedelta(minutes=rules.OFFER_MINUTES), slot.start - timedelta(minutes=rules.MIN_LEAD_MINUTES))
+    for candidate in chosen:
+        _send_offer(slot, candidate, now, expires_at)
+    log.info("[BACKFILL] Offered slot %s to patient(s) %s until %s",
+             slot.pk, [candidate.entry.patient_id for candidate in chosen], expires_at.isoformat())
+    slot.status = FreedSlot.Status.OPEN  # a no_match slot retried by a new waitlist entry
+    return _wait_until(slot, expires_at)
+
+
+def _expire_lapsed(slot, now):
+    expired = slot.offers.filter(status=SlotOffer.Status.PENDING, expires_at__lte=now).update(status=SlotOffer.Status.EXPIRED)
+    if expired:
+        log.info("slot_offer.expired slot=%s count=%s", slot.pk, expired)
+
+
+def _wait_until(slot, when):
+    slot.next_attempt_at = when
+    slot.save(update_fields=["status", "attempts", "next_attempt_at"])
+    return slot
+
+
+def _choose_candidates(slot, facts, rules):
+    """The best OFFER_TOP_N free candidates not offered this slot before; logs everyone ranked.
+
+    Candidates offered in earlier rounds still rank (they stay on the waitlist), so the
+    pool widens as in booking.book_first_free until enough new ones turn up.
+    """
+    seen = set(slot.offers.values_list("entry_id", flat=True))
+    chosen, logs, pool = [], [], rules.CANDIDATE_POOL
+    for widening in range(3):
+        ranked = rank_candidates(facts, rules, pool=pool)
+        if widening == 0 and ranked:
+            log.info("[BACKFILL] Found %s match(es) for slot %s", len(ranked), slot.pk)
+        for candidate in (c for c in ranked if c.entry.pk not in seen):
+            seen.add(candidate.entry.pk)
+            outcome = MatchLog.Outcome.RANKED_LOWER
+            if candidate.already_booked:
+                outcome = MatchLog.Outcome.ALREADY_BOOKED
+            elif len(chosen) < rules.OFFER_TOP_N:
+                chosen.append(candidate)
+                outcome = MatchLog.Outcome.OFFERED
+            logs.append(booking.match_log(slot, len(logs) + 1, candidate, outcome))
+        if len(chosen) >= rules.OFFER_TOP_N or len(ranked) < pool:
+            break
+        pool *= 5
+    MatchLog.objects.bulk_create(logs)
+    return chosen
+
+
+def _send_offer(slot, candidate, now, expires_at):
+    entry = candidate.entry
+    offer = SlotOffer.objects.create(
+        slot=slot, entry_id=entry.pk, patient_id=entry.patient_id, score=candidate.score,
+        breakdown=candidate.breakdown, sent_at=now, expires_at=expires_at,
+    )
+    queue_patient_email(OutboundEmail.Kind.SLOT_OFFER, entry.patient, {
+        **_slot_context(slot), "offer": offer, "links": offer_links(offer), "expires": timezone.localtime(expires_at),
+    })
+    return offer
+
+
+def _slot_context(slot):
+    return {"slot": slot, "provider": slot.provider, "location": slot.provider.location, "start": timezone.localtime(slot.start)}
+
+
+def closed_reason(offer, now=None):
+    """Why the patient can no longer answer this offer, in their words, or None. Reads only.
+
+    Offers the patient already answered (accepted, declined) are the caller's to describe.
+    """
+    slot = offer.slot
+    if offer.status == SlotOffer.Status.EXPIRED or (offer.status == SlotOffer.Status.PENDING and offer.has_expired(now)):
+        return EXPIRED
+    if offer.status == SlotOffer.Status.WITHDRAWN or slot.status != FreedSlot.Status.OPEN or not slot.is_bookable(now):
+        return TAKEN if slot.filled_by_id else GONE
+    return None
+
+
+def accept_offer(offer):
+    """The patient takes the slot: they are booked into it, unless it is no longer theirs to take.
+
+    Raises OfferError with the reason; what made the offer unanswerable (it expired, the
+    slot was taken) is recorded first, so the admin shows it too.
+    """
+    with transaction.atomic():
+        slot = booking.lock_slot(offer.slot_id)
+        offer = _reload(offer, slot)
+        if offer.status == SlotOffer.Status.ACCEPTED:
+            return slot.filled_by  # a double click: the first one booked
+        refusal = ALREADY_DECLINED if offer.status == SlotOffer.Status.DECLINED else closed_reason(offer)
+        if refusal:
+            _record_closed(slot, offer)
+        else:
+            appointment, refusal = _book(slot, offer)
+    if refusal:
+        raise OfferError(refusal)
+    log.info("[BACKFILL] Backfilled slot %s with patient %s, who accepted offer %s (appointment %s, %s ms)",
+             slot.pk, offer.patient_id, offer.pk, appointment.pk, slot.fill_ms)
+    return appointment
+
+
+def _reload(offer, slot):
+    offer = SlotOffer.objects.select_related("patient").get(pk=offer.pk)
+    offer.slot = slot
+    return offer
+
+
+def _record_closed(slot, offer):
+    if offer.status != SlotOffer.Status.PENDING:
+        return
+    if offer.has_expired():
+        _answer(offer, SlotOffer.Status.EXPIRED, responded=False)
+    else:
+        _withdraw_pending(slot)
+
+
+def _book(slot, offer):
+    """(appointment, None) once booked, or (None, why not) when the patient can't be booked now."""
+    entry = (
+        WaitlistEntry.objects.select_for_update(no_key=True, of=("self",))  # waits: we need the real answer
+        .select_related("patient")
+        .filter(pk=offer.entry_id, status=WaitlistEntry.Status.WAITING)
+        .first()
+    )
+    if entry is None:
+        return None, _give_up(slot, offer, NOT_WAITING)
+    try:
+        appointment = booking.book_entry(slot, entry)
+    except AppointmentConflict:
+        return None, _give_up(slot, offer, CLASHES)
+    _answer(offer, SlotOffer.Status.ACCEPTED)
+    _withdraw_pending(slot, taken=True)
+    booking.mark_backfilled(slot, appointment)
+    return appointment, None
+
+
+def _give_up(slot, offer, reason):
+    """This patient cannot take the slot after all: their offer is withdrawn, the round goes on."""
+    _answer(offer, SlotOffer.Status.WITHDRAWN, responded=False)
+    _next_round_if_unanswered(slot)
+    return reason
+
+
+def _answer(offer, status, responded=True):
+    offer.status = status
+    offer.responded_at = timezone.now() if responded else None
+    offer.save(update_fields=["status", "responded_at"])
+    log.info("slot_offer.%s offer=%s slot=%s patient=%s", status, offer.pk, offer.slot_id, offer.patient_id)
+
+
+def _withdraw_pending(slot, taken=False):
+    """The slot is no longer on offer: withdraw its pending offers, telling each patient if it was taken."""
+    pending = list(slot.offers.filter(status=SlotOffer.Status.PENDING).select_related("patient"))
+    SlotOffer.objects.filter(pk__in=[offer.pk for offer in pending]).update(status=SlotOffer.Status.WITHDRAWN)
+    if taken:
+        for offer in pending:
+            queue_patient_email(OutboundEmail.Kind.SLOT_OFFER_TAKEN, offer.patient, {**_slot_context(slot), "offer": offer})
+    if pending:
+        log.info("slot_offer.withdrawn slot=%s offers=%s", slot.pk, [offer.pk for offer in pending])
+
+
+def _next_round_if_unanswered(slot):
+    if slot.status == FreedSlot.Status.OPEN and not slot.offers.filter(status=SlotOffer.Status.PENDING).exists():
+        from backfill.tasks import enqueue_backfill  # tasks imports booking, which imports this module lazily
+
+        slot_id = slot.pk
+        transaction.on_commit(lambda: enqueue_backfill(slot_id), robust=True)
+
+
+def decline_offer(offer):
+    """The patient turns the time down and stays on the waitlist; once the whole round has
+    declined, the slot's job offers it to the next candidates."""
+    with transaction.atomic():
+        slot = booking.lock_slot(offer.slot_id)
+        offer = _reload(offer, slot)
+        if offer.status == SlotOffer.Status.DECLINED:
+            return offer  # a double click
+        refusal = ALREADY_ACCEPTED if offer.status == SlotOffer.Status.ACCEPTED else closed_reason(offer)
+        if refusal:
+            _record_closed(slot, offer)
+        else:
+            _answer(offer, SlotOffer.Status.DECLINED)
+            _next_round_if_unanswered(slot)
+    if refusal:
+        raise OfferError(refusal)
+    return offer
