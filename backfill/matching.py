@@ -2,23 +2,29 @@
 
 The waitlist can hold a hundred thousand entries, so it is never loaded whole. The score
 has only a few slot-dependent parts (the no-show risk tier and the location bonus), so the
-waiting entries split into a handful of groups in which every entry gets the same points
-for those parts. Inside a group the order the seed wants (declined reassignment first,
-then higher risk, then longest waiting) is exactly the order of the `waitlist_rank`
-index, so each group's best few come straight off the index. Merging the heads of the
-groups and scoring them in Python gives the same ranking as scoring everyone, at the cost
-of a few index probes.
+eligible entries split into a handful of groups in which every entry gets the same
+points. Inside a group the order the seed wants (declined reassignment first, then higher
+risk, then longest waiting) is exactly the order of the `waitlist_rank` indexes, so each
+group's best few come straight off an index. Merging the heads of the groups gives the
+same ranking as scoring everyone (`rank_by_full_scan`, the seed's way, checked against it
+in tests/test_matching_equivalence.py), at the cost of a few index probes in one query.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from itertools import product
+from sqlite3 import sqlite_version_info
 
+import psycopg
 from django.conf import settings
+from django.db import connection
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Q
 from django.utils import timezone
+from psycopg.types.numeric import Int8
 
 from clinic.fields import span_mask, weekday_bit, windows_to_mask
+from clinic.models import Patient
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 
@@ -82,6 +88,17 @@ class Rules:
             return self.config[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    # The settings the candidate query's text depends on (it is built once per value).
+    QUERY_SETTINGS = (
+        "MIN_NO_SHOW_RISK", "MIN_SCORE", "HIGH_RISK_THRESHOLD", "HIGH_RISK_POINTS", "MEDIUM_RISK_THRESHOLD",
+        "MEDIUM_RISK_POINTS", "SPECIALTY_POINTS", "AVAILABILITY_POINTS", "LOCATION_POINTS", "REQUIRE_AVAILABILITY",
+        "TIME_OF_DAY_POINTS",
+    )
+
+    @property
+    def matching_settings(self):
+        return tuple((name, self.config[name]) for name in self.QUERY_SETTINGS)
 
     def risk_points(self, risk):
         if risk >= self.HIGH_RISK_THRESHOLD:
@@ -155,43 +172,128 @@ def _available_days(slot):
     return Q(available_days=0) | Q(day_hit=slot.weekday_bit)
 
 
-def _splits(slot: SlotFacts, rules: Rules):
-    """Each slot-dependent rule as alternatives (condition, points) that cover every entry."""
+# The candidate query is one SQL statement per slot: the eligible entries (SPEC 5's hard
+# filters), then one arm per group reading that group's best few off the waitlist_rank
+# indexes, glued with UNION ALL, then whether each candidate's patient is busy then.
+# It is written in SQL because building it with the ORM cost 5-10 ms of Python per slot
+# (bench/matching.py), several times the whole budget. Its text depends only on the
+# settings, so it is built once; each slot only supplies values. `eligible_entries` above
+# is the same filter in the ORM, for one-off checks. The same SQL runs on SQLite and
+# PostgreSQL (tests/test_matching_equivalence.py checks both against a full scan).
+
+AVAILABLE_DAYS = "(e.available_days = 0 OR (e.available_days & %(weekday)s) = %(weekday)s)"
+INSIDE_WINDOWS = "(e.time_windows <> 0 AND (e.time_windows & %(span)s) = %(span)s)"
+ELIGIBLE = """e.specialty_id = %(specialty)s AND e.status = %(waiting)s AND NOT p.email_opt_out
+    AND (e.earliest_date IS NULL OR e.earliest_date <= %(day)s) AND (e.latest_date IS NULL OR e.latest_date >= %(day)s)
+    AND (e.preferred_provider_id IS NULL OR e.preferred_provider_id = %(provider)s) AND e.patient_id <> %(freed_by)s"""
+# Candidate.rank_key's tie-breaks, which are also the order of the waitlist_rank indexes.
+RANK_ORDER = ("-declined_first", "-no_show_risk", "created_at", "id")
+TIE_BREAKS = "{t}.declined_first DESC, {t}.no_show_risk DESC, {t}.created_at, {t}.id"
+# What a candidate's entry carries; other fields (e.g. `entry.patient`) load on access.
+COLUMNS = ("id", "patient_id", "specialty_id", "preferred_location_id", "reason", "no_show_risk", "declined_first",
+           "created_at")
+CANDIDATES = """WITH eligible AS {inline} (
+    SELECT {entry_columns}, e.available_days, e.time_windows
+    FROM {entries} e JOIN {patients} p ON p.id = e.patient_id
+    WHERE {eligible}
+)
+SELECT {candidate_columns}, c.match_group, EXISTS (
+    SELECT 1 FROM {appointments} a
+    WHERE a.patient_id = c.patient_id AND a.status <> %(cancelled)s AND a.start < %(end)s AND a."end" > %(start)s
+) AS patient_busy
+FROM ({arms}) c
+ORDER BY c.match_score DESC, {candidate_order}"""
+GROUP_ARM = """SELECT * FROM (
+    SELECT e.*, {index} AS match_group, {score} AS match_score FROM eligible e
+    WHERE {where} ORDER BY {entry_order} LIMIT %(pool)s
+) g{index}"""
+
+
+@dataclass(frozen=True)
+class Group:
+    """Eligible entries that all get the same points for a slot: an SQL condition and those points."""
+
+    where: str
+    breakdown: tuple  # (rule, points) pairs, in score_entry's order
+
+    @property
+    def score(self):
+        return sum(points for _, points in self.breakdown)
+
+
+def _splits(rules: Rules):
+    """Each rule as (rule, alternatives): SQL conditions with their points that cover every entry."""
     tiers = []
     for low, high, points in rules.risk_tiers():
-        risk = Q(no_show_risk__gte=low) & (Q(no_show_risk__lt=high) if high is not None else Q())
-        tiers.append((risk, points))
-    yield tiers
+        where = f"e.no_show_risk >= {float(low)!r}"
+        tiers.append((where if high is None else f"{where} AND e.no_show_risk < {float(high)!r}", points))
+    yield "no_show_risk", tiers
+    yield "specialty", [(None, rules.SPECIALTY_POINTS)]  # a hard filter: every candidate has it
+    if rules.REQUIRE_AVAILABILITY or not rules.AVAILABILITY_POINTS:
+        yield "availability", [(None, rules.AVAILABILITY_POINTS)]
+    else:
+        yield "availability", [(AVAILABLE_DAYS, rules.AVAILABILITY_POINTS), (f"NOT {AVAILABLE_DAYS}", 0)]
     if rules.LOCATION_POINTS:
-        here = Q(preferred_location_id=slot.location_id)
-        yield [(here, rules.LOCATION_POINTS), (~here, 0)]
-    if rules.AVAILABILITY_POINTS:
-        if rules.REQUIRE_AVAILABILITY:
-            yield [(Q(), rules.AVAILABILITY_POINTS)]
-        else:
-            yield [(_available_days(slot), rules.AVAILABILITY_POINTS), (~_available_days(slot), 0)]
+        here = "e.preferred_location_id = %(location)s"
+        elsewhere = "(e.preferred_location_id IS NULL OR e.preferred_location_id <> %(location)s)"
+        yield "location", [(here, rules.LOCATION_POINTS), (elsewhere, 0)]
+    else:
+        yield "location", [(None, 0)]
     if rules.TIME_OF_DAY_POINTS:
-        inside = ~Q(time_windows=0) & Q(time_hit=slot.time_span_mask)
-        yield [(inside, rules.TIME_OF_DAY_POINTS), (~inside, 0)]
+        yield "time_of_day", [(INSIDE_WINDOWS, rules.TIME_OF_DAY_POINTS), (f"NOT {INSIDE_WINDOWS}", 0)]
 
 
-def _groups(slot: SlotFacts, rules: Rules):
-    """Conditions under which every entry gets the same points, best first.
-
-    Groups that cannot reach MIN_SCORE are never queried.
-    """
+def _groups(rules: Rules):
+    """Every combination of the rules' alternatives that can reach MIN_SCORE, best first."""
+    rules_and_alternatives = list(_splits(rules))
+    names = [name for name, _ in rules_and_alternatives]
     groups = []
-    for combination in product(*_splits(slot, rules)):
-        points = rules.SPECIALTY_POINTS + sum(points for _, points in combination)
-        if points >= rules.MIN_SCORE:
-            condition = Q()
-            for where, _ in combination:
-                condition &= where
-            groups.append((points, condition))
-    return [condition for _, condition in sorted(groups, key=lambda group: -group[0])]
+    for combination in product(*(alternatives for _, alternatives in rules_and_alternatives)):
+        where = " AND ".join(f"({condition})" for condition, _ in combination if condition)
+        group = Group(where or "1 = 1", tuple(zip(names, (points for _, points in combination))))
+        if group.score >= rules.MIN_SCORE:
+            groups.append(group)
+    return sorted(groups, key=lambda group: -group.score)
 
 
-RANK_ORDER = ("-declined_first", "-no_show_risk", "created_at", "id")
+@dataclass(frozen=True)
+class CandidateQuery:
+    sql: str
+    groups: tuple
+
+
+@lru_cache(maxsize=32)
+def _candidate_query(matching_settings, vendor):
+    rules = Rules(dict(matching_settings))
+    eligible = ELIGIBLE
+    if rules.MIN_NO_SHOW_RISK > 0:
+        eligible += f" AND e.no_show_risk >= {float(rules.MIN_NO_SHOW_RISK)!r}"
+    if rules.REQUIRE_AVAILABILITY:
+        # SPEC 5: availability is required, not only scored.
+        eligible += f" AND {AVAILABLE_DAYS} AND (e.time_windows = 0 OR (e.time_windows & %(span)s) = %(span)s)"
+    groups = tuple(_groups(rules))
+    arms = " UNION ALL ".join(
+        GROUP_ARM.format(index=index, score=group.score, where=group.where, entry_order=TIE_BREAKS.format(t="e"))
+        for index, group in enumerate(groups)
+    )
+    sql = CANDIDATES.format(
+        inline=_inline_hint(vendor), eligible=eligible, arms=arms,
+        entry_columns=", ".join(f"e.{column}" for column in COLUMNS),
+        candidate_columns=", ".join(f"c.{column}" for column in COLUMNS), candidate_order=TIE_BREAKS.format(t="c"),
+        entries=WaitlistEntry._meta.db_table, patients=Patient._meta.db_table, appointments=Appointment._meta.db_table,
+    )
+    return CandidateQuery(sql, groups)
+
+
+def _inline_hint(vendor):
+    """Keep the CTE a view, so each arm walks the index and stops after `pool` rows.
+
+    Both databases materialise a CTE used more than once by default, which would read
+    every eligible entry; SQLite understands the hint from 3.35 and inlined CTEs before.
+    """
+    if vendor == "sqlite" and sqlite_version_info < (3, 35):
+        return ""
+    return "NOT MATERIALIZED"
 
 
 def rank_candidates(slot: SlotFacts, rules: Rules | None = None, pool: int | None = None):
@@ -199,30 +301,60 @@ def rank_candidates(slot: SlotFacts, rules: Rules | None = None, pool: int | Non
 
     Entries scoring under MIN_SCORE are left out; candidates whose patient already has an
     appointment overlapping the slot are kept (so the match log shows them) but flagged.
+    Each entry carries only the COLUMNS above.
     """
     rules = rules or Rules()
-    pool = pool or rules.CANDIDATE_POOL
-    base = eligible_entries(slot, rules).select_related("patient").order_by(*RANK_ORDER)
-    entries = {}
-    for where in _groups(slot, rules):
-        for entry in base.filter(where)[:pool]:
-            entries[entry.pk] = entry
-    candidates = [Candidate(entry, *score_entry(entry, slot, rules)) for entry in entries.values()]
-    candidates = sorted((c for c in candidates if c.score >= rules.MIN_SCORE), key=lambda c: c.rank_key)
-    _flag_already_booked(candidates, slot)
+    query = _candidate_query(rules.matching_settings, connection.vendor)
+    if not query.groups:
+        return []
+    params = {
+        "specialty": slot.specialty_id, "provider": slot.provider_id, "location": slot.location_id,
+        "day": slot.local_start.date(), "weekday": slot.weekday_bit, "span": slot.time_span_mask,
+        "start": slot.start, "end": slot.end, "pool": pool or rules.CANDIDATE_POOL,
+        "freed_by": slot.freed_by_patient_id or 0,  # ids start at 1: 0 excludes nobody
+        "waiting": WaitlistEntry.Status.WAITING, "cancelled": Appointment.Status.CANCELLED,
+    }
+    candidates = []
+    for entry, group_index, patient_busy in _candidate_rows(query.sql, params):
+        group = query.groups[group_index]
+        candidates.append(Candidate(entry, group.score, dict(group.breakdown), bool(patient_busy)))
     return candidates
 
 
-def _flag_already_booked(candidates, slot):
-    if not candidates:
-        return
-    busy = set(
-        Appointment.objects.overlapping(slot.start, slot.end)
-        .filter(patient_id__in=[c.entry.patient_id for c in candidates])
-        .values_list("patient_id", flat=True)
-    )
-    for candidate in candidates:
-        candidate.already_booked = candidate.entry.patient_id in busy
+def _candidate_rows(sql, params):
+    """(entry, group index, patient busy) for each row of the candidate query, best first."""
+    if connection.vendor != "postgresql":
+        return [(entry, entry.match_group, entry.patient_busy) for entry in WaitlistEntry.objects.raw(sql, params)]
+    # One parameter type per name, so each connection prepares the statement only once.
+    params = {name: Int8(value) if isinstance(value, int) else value for name, value in params.items()}
+    with _preparing_cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    width = len(COLUMNS)
+    return [(WaitlistEntry.from_db(connection.alias, COLUMNS, row[:width]), *row[width:]) for row in rows]
+
+
+class PreparingCursor(psycopg.Cursor):
+    """Binds parameters on the server and prepares what it runs (psycopg's own statement cache)."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+def _preparing_cursor():
+    """A cursor on Django's connection whose statements PostgreSQL plans once per connection.
+
+    Planning the candidate query took longer than running it (bench/matching.py). Django's
+    cursors bind client-side and never prepare. psycopg prepares only on a connection with
+    a threshold, which Django leaves unset: set one so high that nothing is prepared unless
+    asked, as PreparingCursor does. (Behind a transaction-pooling pgbouncer, prepared
+    statements need pgbouncer >= 1.21 with max_prepared_statements.)
+    """
+    connection.ensure_connection()
+    if connection.connection.prepare_threshold is None:
+        connection.connection.prepare_threshold = 2**31
+    cursor = PreparingCursor(connection.connection)
+    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
 
 
 def rank_by_full_scan(slot: SlotFacts, rules: Rules | None = None):
