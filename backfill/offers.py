@@ -23,6 +23,7 @@ from backfill import booking
 from backfill.matching import rank_candidates
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from backfill.offer_links import offer_links
+from backfill.tasks import enqueue_backfill
 from clinic.email import queue_patient_email
 from clinic.models import OutboundEmail
 from scheduling.models import AppointmentConflict
@@ -220,8 +221,6 @@ def _withdraw_pending(slot, taken=False):
 
 def _next_round_if_unanswered(slot):
     if slot.status == FreedSlot.Status.OPEN and not slot.offers.filter(status=SlotOffer.Status.PENDING).exists():
-        from backfill.tasks import enqueue_backfill  # tasks imports booking, which imports this module lazily
-
         slot_id = slot.pk
         transaction.on_commit(lambda: enqueue_backfill(slot_id), robust=True)
 

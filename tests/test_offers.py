@@ -256,6 +256,33 @@ def test_with_nobody_left_to_offer_the_slot_is_no_match(client, provider, django
     assert statuses([only]) == ["declined"]
 
 
+def test_a_new_waitlist_entry_is_offered_a_slot_nobody_took(client, provider, django_capture_on_commit_callbacks):
+    [only] = waitlist(provider, risks=[0.9])
+    appointment = AppointmentFactory(provider=provider)
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment.cancel("patient called in sick")
+    post(client, link(only, "decline"), django_capture_on_commit_callbacks)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        [newcomer] = waitlist(provider, risks=[0.8])
+
+    slot = FreedSlot.objects.get(appointment=appointment)
+    assert slot.status == FreedSlot.Status.OPEN
+    assert statuses([only, newcomer]) == ["declined", "pending"]
+
+
+def test_declining_again_shows_the_outcome_and_changes_nothing(client, slot, entries, django_capture_on_commit_callbacks):
+    url = link(entries[0], "decline")
+    post(client, url, django_capture_on_commit_callbacks)
+    before = state()
+
+    response = post(client, url, django_capture_on_commit_callbacks)
+
+    assert response.status_code == 200
+    assert "You declined this time." in response.content.decode()
+    assert state() == before
+
+
 def test_an_accept_by_a_patient_booked_elsewhere_meanwhile_is_refused(client, slot, entries, django_capture_on_commit_callbacks):
     AppointmentFactory(patient=entries[0].patient, start=slot.start, end=slot.end)
 
