@@ -1,0 +1,224 @@
+"""How long ranking the waitlist for one freed slot takes, at several waitlist sizes (SPEC 9).
+
+    .venv/bin/python bench/matching.py [--sizes 1000,10000,100000] [--slots 200] [--baseline FILE]
+
+For each size it builds (once, then reuses) the seed_demo clinic with that many waiting
+entries and patients in its own PostgreSQL database ``backfill_bench_<size>``, then times
+``rank_candidates`` for each of --slots freed slots (the clinic's future appointments, as
+if cancelled), --rounds times each, after one warm-up pass. In the same run it times the
+seed's approach (`rank_by_full_scan`: load every waiting entry, score it in Python) on a
+sample of the slots, checks both pick the same best candidate, and prints the ratio. It
+shows the candidate query's EXPLAIN ANALYZE and the indexes it uses.
+
+Each size runs in a child process, because Django is configured for one database per
+process.
+"""
+
+import argparse
+import gc
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from environment import PYTHON, database_url, load_average, machine_facts, setup_django
+from report import compare, load, percentiles, print_machine, print_table, save
+
+# SPEC 9: (p95 ms, times faster than the full scan) per waitlist size.
+TARGETS = {100_000: (2.0, 200), 1_000_000: (10.0, 200)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000,100000", help="waitlist sizes, comma-separated")
+    parser.add_argument("--slots", type=int, default=200, help="freed slots timed per size (at least 200 for the target)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes over the slots")
+    parser.add_argument("--baseline-slots", type=int, help="slots the naive full scan is timed on (default: by size)")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the clinics even if they exist")
+    parser.add_argument("--baseline", help="a previous bench/results/matching-*.json to compare with")
+    parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one_size:
+        return measure_one_size(args)
+    rows, details = [], {}
+    for size in [int(size) for size in args.sizes.split(",")]:
+        child = run_child(size, args)
+        rows.append(child["row"])
+        details[size] = child["details"]
+        machine = child["machine"]
+    result = {
+        "benchmark": "matching", "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine,
+        "config": {"slots": args.slots, "rounds": args.rounds, "broker": "none (in-process)"},
+        "key": ["size"], "rows": rows, "details": details,
+    }
+    show(result)
+    save(result)
+    if args.baseline:
+        compare(load(args.baseline), result)
+
+
+def run_child(size, args):
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        command = [PYTHON, __file__, "--one-size", str(size), "--slots", str(args.slots), "--rounds", str(args.rounds),
+                   "--out", out.name]
+        if args.baseline_slots:
+            command += ["--baseline-slots", str(args.baseline_slots)]
+        if args.rebuild:
+            command.append("--rebuild")
+        subprocess.run(command, check=True)
+        return json.loads(Path(out.name).read_text())
+
+
+def show(result):
+    columns = [("size", "waitlist"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"),
+               ("max_ms", "max ms"), ("samples", "samples"), ("queries_per_slot", "queries/slot"),
+               ("naive_p50_ms", "naive p50 ms"), ("naive_slots", "naive slots"), ("ratio_p50", "ratio"),
+               ("same_best", "same best"), ("target_p95_ms", "target p95"), ("target_ratio", "target ratio"),
+               ("meets_target", "ok")]
+    print_table(result["rows"], columns, title="rank_candidates per freed slot (PostgreSQL, prepared statement, warm)")
+    largest = result["rows"][-1]["size"]
+    explain = result["details"][largest]["explain"]
+    print(f"\nEXPLAIN ANALYZE of the candidate query at {largest:,} entries (custom plan; the prepared statement "
+          f"ran {explain['prepared_plans']}):\n")
+    print(explain["plan"])
+    print(f"\nindexes used: {', '.join(explain['indexes'])}")
+    print_machine(result["machine"], broker="none (matching runs in-process)",
+                  load_average_at_end=result["details"][largest]["load_average_at_end"])
+
+
+# --- one size, in a child process ---------------------------------------------------------
+
+
+def measure_one_size(args):
+    size = args.one_size
+    setup_django(database_url(size))
+    machine = machine_facts()
+    build_clinic(size, args.slots, args.rebuild)
+    facts = freed_slots(args.slots)
+    timings, queries = time_ranking(facts, args.rounds)
+    naive, same_best = time_full_scan(facts, args.baseline_slots or default_baseline_slots(size))
+    fast, slow = percentiles(timings), percentiles(naive)
+    target_p95, target_ratio = TARGETS.get(size, (None, None))
+    ratio = slow["p50"] / fast["p50"]
+    row = {
+        "size": size, "p50_ms": fast["p50"], "p95_ms": fast["p95"], "p99_ms": fast["p99"], "max_ms": fast["max"],
+        "samples": fast["n"], "queries_per_slot": max(queries), "naive_p50_ms": slow["p50"], "naive_p95_ms": slow["p95"],
+        "naive_slots": slow["n"], "ratio_p50": ratio, "same_best": f"{same_best}/{slow['n']}",
+        "target_p95_ms": target_p95, "target_ratio": target_ratio,
+        "meets_target": None if target_p95 is None else fast["p95"] < target_p95 and ratio >= target_ratio,
+    }
+    details = {"explain": explain_candidate_query(facts[0]), "load_average_at_end": load_average()}
+    Path(args.out).write_text(json.dumps({"row": row, "details": details, "machine": machine}, default=str))
+
+
+def default_baseline_slots(size):
+    # The full scan takes ~15 ms per 1,000 entries: keep each size's baseline under a minute.
+    return max(3, min(50, 2_000_000 // size))
+
+
+def build_clinic(size, slots, rebuild):
+    """The seed_demo clinic with `size` waiting entries, unless this database already has it."""
+    from django.core.management import call_command
+    from django.db import connection
+    from django.utils import timezone
+
+    from scheduling.models import Appointment
+    from waitlist.models import WaitlistEntry
+
+    ready = (
+        WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING).count() == size
+        and Appointment.objects.filter(start__gt=timezone.now()).count() >= slots
+    )
+    if ready and not rebuild:
+        print(f"[{size:,}] reusing the clinic in {connection.settings_dict['NAME']}", flush=True)
+        return
+    print(f"[{size:,}] building the seed_demo clinic with {size:,} waiting entries...", flush=True)
+    started = time.monotonic()
+    call_command("seed_demo", reset=True, waitlist=size, patients=size, verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")  # fresh statistics and visibility map, as after autovacuum
+    print(f"[{size:,}] built in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def freed_slots(count):
+    """SlotFacts for up to `count` future appointments, spread over the clinic, as if each were cancelled."""
+    from django.utils import timezone
+
+    from backfill.matching import SlotFacts
+    from scheduling.models import Appointment
+
+    future = list(Appointment.objects.filter(start__gt=timezone.now()).select_related("provider").order_by("start", "id"))
+    step = max(1, len(future) // count)
+    chosen = future[::step][:count]
+    return [
+        SlotFacts(a.provider_id, a.provider.specialty_id, a.provider.location_id, a.start, a.end, a.patient_id)
+        for a in chosen
+    ]
+
+
+def time_ranking(facts, rounds):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from backfill.matching import Rules, rank_candidates
+
+    rules = Rules()
+    for slot in facts:  # warm-up: prepares the statement on this connection, warms the caches
+        rank_candidates(slot, rules)
+    queries = []
+    for slot in facts:
+        with CaptureQueriesContext(connection) as captured:
+            rank_candidates(slot, rules)
+        queries.append(len(captured))
+    gc.collect()
+    timings = []
+    for _ in range(rounds):
+        for slot in facts:
+            started = time.perf_counter()
+            rank_candidates(slot, rules)
+            timings.append((time.perf_counter() - started) * 1000)
+    return timings, queries
+
+
+def time_full_scan(facts, count):
+    """The seed's approach on `count` of the slots; also how often both pick the same best entry."""
+    from backfill.matching import Rules, rank_by_full_scan, rank_candidates
+
+    rules = Rules()
+    sample = facts[:: max(1, len(facts) // count)][:count]
+    timings, same = [], 0
+    for slot in sample:
+        started = time.perf_counter()
+        full = rank_by_full_scan(slot, rules)
+        timings.append((time.perf_counter() - started) * 1000)
+        fast = rank_candidates(slot, rules)
+        same += [c.entry.pk for c in full[:1]] == [c.entry.pk for c in fast[:1]]
+    return timings, same
+
+
+def explain_candidate_query(slot):
+    """EXPLAIN ANALYZE of the query rank_candidates sends, and how its prepared statement was planned."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from backfill.matching import rank_candidates
+
+    with CaptureQueriesContext(connection) as captured:
+        rank_candidates(slot)
+    sql = captured.captured_queries[0]["sql"]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+        plan = "\n".join(line for (line,) in cursor.fetchall())
+        cursor.execute("SELECT sum(generic_plans), sum(custom_plans) FROM pg_prepared_statements")
+        generic, custom = cursor.fetchone()
+    indexes = sorted(set(re.findall(r"(?:Index Scan|Index Only Scan|Bitmap Index Scan) (?:Backward )?(?:using|on) (\w+)", plan)))
+    return {"sql": sql, "plan": plan, "indexes": indexes,
+            "prepared_plans": f"{generic or 0} times on a generic plan, {custom or 0} on custom plans"}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
