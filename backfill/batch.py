@@ -51,7 +51,7 @@ def fill_batch(slot_id):
 def _lock_siblings(first):
     # skip_locked: a sibling another job holds is that job's to fill.
     return list(
-        FreedSlot.objects.select_for_update(skip_locked=True, of=("self",))
+        FreedSlot.objects.select_for_update(skip_locked=True, no_key=True, of=("self",))
         .select_related("provider__location", "appointment")
         .filter(
             status=FreedSlot.Status.OPEN,

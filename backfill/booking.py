@@ -54,7 +54,7 @@ def book_best_candidate(slot_id):
 
 def lock_slot(slot_id):
     return (
-        FreedSlot.objects.select_for_update(of=("self",))
+        FreedSlot.objects.select_for_update(no_key=True, of=("self",))
         .select_related("provider__location", "appointment")
         .filter(pk=slot_id)
         .first()
@@ -163,7 +163,7 @@ def record_failure(slot_id, error):
     """A run raised: the slot stays open and the sweep retries it with backoff, up to a bound."""
     max_attempts = settings.BACKFILL["MAX_ATTEMPTS"]
     with transaction.atomic():
-        slot = FreedSlot.objects.select_for_update().filter(pk=slot_id, status=FreedSlot.Status.OPEN).first()
+        slot = FreedSlot.objects.select_for_update(no_key=True).filter(pk=slot_id, status=FreedSlot.Status.OPEN).first()
         if slot is None:
             return None
         slot.attempts += 1

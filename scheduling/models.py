@@ -178,7 +178,7 @@ class Appointment(models.Model):
         and hands it to the backfill job after commit (backfill/signals.py).
         """
         with transaction.atomic():
-            current = Appointment.objects.select_for_update().get(pk=self.pk)
+            current = Appointment.objects.select_for_update(no_key=True).get(pk=self.pk)
             if current.status not in self.CANCELLABLE:
                 raise CannotCancel(f"This appointment is {current.get_status_display().lower()} and cannot be cancelled.")
             self.refresh_from_db()

@@ -131,8 +131,10 @@ def mark_provider_unavailable(provider, start_date, end_date, reason, by="staff"
     reason = (reason or "").strip()
     _check_request(provider, start_date, end_date, reason)
     with transaction.atomic():
-        # Two runs for one provider take turns, so neither sees half of the other's work.
-        Provider.objects.select_for_update().filter(pk=provider.pk).first()
+        # Runs for providers of one specialty take turns (rows locked in a stable order):
+        # each then sees the other's absence and never offers a colleague who is away too.
+        # NO KEY, so booking onto a locked provider elsewhere (FOR KEY SHARE) never waits.
+        list(Provider.objects.select_for_update(no_key=True).filter(specialty_id=provider.specialty_id).order_by("pk"))
         unavailability = _record_unavailability(provider, start_date, end_date, reason)
         summary = WorkflowSummary(unavailability, provider, start_date, end_date)
         for appointment in _affected_appointments(provider, start_date, end_date):
@@ -291,7 +293,7 @@ def join_waitlist(appointment, reason):
     """Put the appointment's patient on the waitlist for its specialty, keeping an entry they
     already have (one waiting entry per patient and specialty)."""
     specialty_id = appointment.provider.specialty_id
-    waiting = WaitlistEntry.objects.select_for_update().filter(
+    waiting = WaitlistEntry.objects.select_for_update(no_key=True).filter(
         patient_id=appointment.patient_id, specialty_id=specialty_id, status=WaitlistEntry.Status.WAITING
     )
     entry = waiting.first()
@@ -326,7 +328,7 @@ def decline_offer(appointment, by="patient"):
     """The patient turns the offer down: it is cancelled, which frees the slot for the
     waitlist (trigger 2), and the patient joins the waitlist first in line."""
     with transaction.atomic():
-        current = Appointment.objects.select_for_update().get(pk=appointment.pk)
+        current = Appointment.objects.select_for_update(no_key=True).get(pk=appointment.pk)
         if current.status != Appointment.Status.OFFERED:
             raise SchedulingError(f"This appointment is {current.get_status_display().lower()}; only an offer can be declined.")
         appointment.cancel(DECLINE_REASON, by=by)

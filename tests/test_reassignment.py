@@ -366,3 +366,37 @@ def test_concurrent_runs_never_give_one_colleague_two_patients_at_once(away, app
     assert sorted((len(s.reassigned), len(s.waitlisted)) for s in results) == [(0, 1), (1, 0)]
     assert Appointment.objects.active().filter(provider=only_free).count() == 1
     assert FreedSlot.objects.count() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_colleagues_away_at_once_are_never_offered_to_each_other(away, appointment, downtown):
+    other_away = colleague(away, downtown)
+    later = AppointmentFactory(provider=other_away, start=appointment.start + timedelta(hours=1),
+                               end=appointment.end + timedelta(hours=1))
+    still_here = colleague(away, downtown)
+    day = timezone.localdate(appointment.start)
+    barrier, results, errors = threading.Barrier(2), [], []
+
+    def mark(provider):
+        try:
+            barrier.wait(timeout=10)
+            results.append(mark_provider_unavailable(provider, day, day, "flu going round"))
+        except Exception as error:  # a deadlock would surface here
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=mark, args=(provider,)) for provider in (away, other_away)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    # Whichever ran first may have offered the other colleague, whose own run then moved
+    # that offer on: in the end nobody is booked with a provider who is away.
+    assert not Appointment.objects.active().filter(provider__in=[away, other_away]).exists()
+    offers = Appointment.objects.filter(status=Appointment.Status.OFFERED)
+    assert sorted(offers.values_list("patient_id", "provider_id")) == sorted(
+        [(appointment.patient_id, still_here.pk), (later.patient_id, still_here.pk)])
