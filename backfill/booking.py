@@ -166,17 +166,18 @@ def record_failure(slot_id, error):
         slot = FreedSlot.objects.select_for_update(no_key=True).filter(pk=slot_id, status=FreedSlot.Status.OPEN).first()
         if slot is None:
             return None
-        slot.attempts += 1
+        slot.attempts += 1  # the failed run's own increment was rolled back with it
+        slot.failures += 1
         slot.last_error = f"{type(error).__name__}: {error}"[:2000]
-        if slot.attempts >= max_attempts:
+        if slot.failures >= max_attempts:
             slot.status = FreedSlot.Status.FAILED
             slot.next_attempt_at = None
-            log.error("[BACKFILL] Slot %s failed after %s attempts: %s", slot.pk, slot.attempts, slot.last_error)
+            log.error("[BACKFILL] Slot %s failed %s times, giving up: %s", slot.pk, slot.failures, slot.last_error)
         else:
-            backoff = settings.BACKFILL["RETRY_BACKOFF_SECONDS"] * 2 ** (slot.attempts - 1)
+            backoff = settings.BACKFILL["RETRY_BACKOFF_SECONDS"] * 2 ** (slot.failures - 1)
             slot.next_attempt_at = timezone.now() + timedelta(seconds=backoff)
             log.warning("[BACKFILL] Slot %s run %s failed, retrying in %ss: %s", slot.pk, slot.attempts, backoff, slot.last_error)
-        slot.save(update_fields=["attempts", "last_error", "status", "next_attempt_at"])
+        slot.save(update_fields=["attempts", "failures", "last_error", "status", "next_attempt_at"])
         return slot
 
 

@@ -38,7 +38,8 @@ class FreedSlot(models.Model):
     filled_by = models.OneToOneField(
         Appointment, null=True, blank=True, on_delete=models.SET_NULL, related_name="filled_slot"
     )
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Backfill runs of this slot.")
+    failures = models.PositiveSmallIntegerField(default=0, help_text="Runs that raised; MAX_ATTEMPTS of them fail the slot.")
     # When the sweep should enqueue this slot's job again if it is still open: soon after
     # freeing (a lost job), or after a failure's backoff.
     next_attempt_at = models.DateTimeField(null=True, blank=True)

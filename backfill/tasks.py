@@ -23,7 +23,9 @@ def enqueue_backfill(slot_id):
 def backfill_slot(slot_id):
     # A failure is handled here rather than by the queue: the slot records it and the sweep
     # retries with backoff, so the task itself ends cleanly either way.
-    fill = batch.fill_batch if batch.batch_enabled() else booking.book_best_candidate
+    # Offer mode books nobody until a patient accepts, so it has no batch to assign.
+    batched = batch.batch_enabled() and not settings.BACKFILL["OFFER_MODE"]
+    fill = batch.fill_batch if batched else booking.book_best_candidate
     try:
         slot = fill(slot_id)
     except Exception as error:

@@ -147,7 +147,18 @@ def test_the_sweep_retries_a_failed_job_and_gives_up_after_max_attempts(provider
         for _ in range(3):
             tasks.sweep(now=timezone.now() + timedelta(hours=1))
     slot.refresh_from_db()
-    assert (slot.status, slot.attempts) == (FreedSlot.Status.FAILED, 3)
+    assert (slot.status, slot.attempts, slot.failures) == (FreedSlot.Status.FAILED, 3, 3)
+
+
+def test_ordinary_runs_do_not_count_towards_failing_a_slot(provider, settings):
+    settings.BACKFILL = {**settings.BACKFILL, "MAX_ATTEMPTS": 2}
+    appointment = AppointmentFactory(provider=provider, status=Appointment.Status.CANCELLED)
+    slot = FreedSlot.objects.create(provider=provider, start=appointment.start, end=appointment.end, appointment=appointment,
+                                    attempts=4)
+    with mock.patch("backfill.booking.rank_candidates", side_effect=RuntimeError("one hiccup")):
+        tasks.backfill_slot(slot.pk)
+    slot.refresh_from_db()
+    assert (slot.status, slot.attempts, slot.failures) == (FreedSlot.Status.OPEN, 5, 1)
 
 
 def test_the_sweep_recovers_a_slot_whose_job_was_lost(provider, waiting_patient):
