@@ -7,19 +7,19 @@ even once the offer's time is up.
 """
 
 from django.conf import settings
-from django.core import signing
 from django.urls import reverse
 from django.utils import timezone
 
 from backfill.models import SlotOffer
-from scheduling.links import BadLink
+from scheduling.links import BadLink, sign, unsign
 
 ACTIONS = ("accept", "decline")
+PURPOSE = "backfill.offer"
 
 
 def make_token(offer, action):
     assert action in ACTIONS, action
-    return signing.dumps({"o": offer.pk, "e": int(offer.expires_at.timestamp())}, salt=_salt(action), compress=True)
+    return sign({"o": offer.pk, "e": int(offer.expires_at.timestamp())}, PURPOSE, action)
 
 
 def link_for(offer, action):
@@ -32,12 +32,7 @@ def offer_links(offer):
 
 def read_token(token, action):
     """The offer a token names, or BadLink with a message for the patient."""
-    if action not in ACTIONS:
-        raise BadLink("This link is not one we sent.")
-    try:
-        payload = signing.loads(token, salt=_salt(action))
-    except signing.BadSignature:
-        raise BadLink("This link is not valid. It may have been altered or copied incompletely.") from None
+    payload = unsign(token, PURPOSE, action, ACTIONS)
     offer = (
         SlotOffer.objects.select_related("patient", "slot__provider__location", "slot__provider__specialty")
         .filter(pk=payload.get("o"))
@@ -50,6 +45,3 @@ def read_token(token, action):
         raise BadLink("This offer has expired: its time to answer is up. You stay on our waitlist.")
     return offer
 
-
-def _salt(action):
-    return f"backfill.offer.{action}"

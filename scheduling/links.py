@@ -17,9 +17,26 @@ class BadLink(Exception):
     pass
 
 
+def sign(payload, purpose, action):
+    return signing.dumps(payload, salt=f"{purpose}.{action}", compress=True)
+
+
+def unsign(token, purpose, action, actions):
+    """The payload of a token signed for this purpose and action, or BadLink."""
+    if action not in actions:
+        raise BadLink("This link is not one we sent.")
+    try:
+        return signing.loads(token, salt=f"{purpose}.{action}")
+    except signing.BadSignature:
+        raise BadLink("This link is not valid. It may have been altered or copied incompletely.") from None
+
+
+PURPOSE = "scheduling.appointment"
+
+
 def make_token(appointment, action):
     assert action in ACTIONS, action
-    return signing.dumps({"a": appointment.pk, "s": int(appointment.start.timestamp())}, salt=_salt(action), compress=True)
+    return sign({"a": appointment.pk, "s": int(appointment.start.timestamp())}, PURPOSE, action)
 
 
 def link_for(appointment, action):
@@ -42,12 +59,7 @@ def read_token(token, action):
     """The appointment a token names, or BadLink with a message for the patient."""
     from scheduling.models import Appointment
 
-    if action not in ACTIONS:
-        raise BadLink("This link is not one we sent.")
-    try:
-        payload = signing.loads(token, salt=_salt(action))
-    except signing.BadSignature:
-        raise BadLink("This link is not valid. It may have been altered or copied incompletely.") from None
+    payload = unsign(token, PURPOSE, action, ACTIONS)
     appointment = (
         Appointment.objects.select_related("patient", "provider__location", "provider__specialty")
         .filter(pk=payload.get("a"))
@@ -59,6 +71,3 @@ def read_token(token, action):
         raise BadLink("This link has expired: the appointment time has passed.")
     return appointment
 
-
-def _salt(action):
-    return f"scheduling.appointment.{action}"
