@@ -134,7 +134,11 @@ Q_CLUSTER = {
     # cannot loop forever. Application-level retries with backoff live in the sweep.
     "max_attempts": 3,
     "ack_failures": True,
-    "save_limit": 1000,
+    # Successful tasks are not stored (-1): the slot, match log and outbox already record
+    # what a job did. Storing them cost the monitor a write per job, and pruning to a
+    # limit (e.g. 1000) loads every kept row under a lock per job, which capped the cluster
+    # at a few dozen jobs a second (bench/latency.py). Failed tasks are always stored.
+    "save_limit": int(os.environ.get("Q_SAVE_LIMIT", "-1")),
     "catch_up": False,
     "poll": float(os.environ.get("Q_POLL", "0.05")),
     "sync": env_bool("Q_SYNC", False),
