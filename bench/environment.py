@@ -63,13 +63,25 @@ def django_environment(database, redis=None, **extra):
 def setup_django(database, redis=None, **extra):
     """Configure Django in this process for the given database and broker, migrated."""
     ensure_database(database)
+    environment = django_environment(database, redis, **extra)
     os.environ.clear()
-    os.environ.update(django_environment(database, redis, **extra))
+    os.environ.update(environment)
     import django
     from django.core.management import call_command
 
     django.setup()
     call_command("migrate", verbosity=0)
+    quiet_console()
+
+
+def quiet_console():
+    """Keep the app's INFO lines in the log file (bench/results/logs/), off the benchmark's output."""
+    import logging
+
+    for name in ("backfill", "scheduling", "clinic", "django-q"):
+        for handler in logging.getLogger(name).handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.setLevel(logging.WARNING)
 
 
 def machine_facts():

@@ -1,0 +1,326 @@
+"""One load run: cancel appointments at a fixed rate through the real code path while a
+real ``qcluster`` backfills them, and measure cancellation to replacement booking.
+
+    .venv/bin/python bench/workload.py --broker redis --rate 50 --count 500 [--workers 2] [--poll 0.05]
+
+bench/latency.py and bench/throughput.py run this in a child process per configuration
+(Django is configured for one broker per process) and read back the JSON it writes.
+
+The clinic: seed_demo's clinic with a background waitlist of --waitlist entries, plus
+--count appointments three weeks out (clear of seed_demo's), each on a provider whose
+specialty has a waiting patient who matches it (high risk, any day, that location). The
+appointments are cancelled in a shuffled order by --threads driver threads, on a fixed
+schedule (--rate per second, open loop: a slow cancellation does not slow the schedule),
+each with `Appointment.cancel`, as staff, the API and patient links do.
+
+Latency is `FreedSlot.filled_at - Appointment.cancelled_at`: both are taken inside their
+transactions just before commit, by two processes on the same clock.
+"""
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, time as clock, timedelta
+from pathlib import Path
+
+from environment import PYTHON, REDIS_URL, RESULTS, ROOT, database_url, django_environment, load_average, machine_facts, redis_version, setup_django
+from report import percentiles
+
+DATABASE = database_url("load")
+SLOT_MINUTES = 45
+FIRST_DAY = 21  # seed_demo books the next 14 days; these slots stay clear of them
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--broker", choices=["redis", "orm"], required=True)
+    parser.add_argument("--rate", type=float, required=True, help="cancellations per second")
+    parser.add_argument("--count", type=int, required=True, help="cancellations")
+    parser.add_argument("--workers", type=int, default=2, help="qcluster worker processes (Q_WORKERS)")
+    parser.add_argument("--poll", type=float, default=0.05, help="ORM broker poll interval in s (Q_POLL)")
+    parser.add_argument("--waitlist", type=int, default=10_000, help="background waitlist entries")
+    parser.add_argument("--threads", type=int, default=4, help="driver threads issuing cancellations")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    Path(args.out).write_text(json.dumps(run(args), default=str))
+
+
+def run(args):
+    redis = REDIS_URL if args.broker == "redis" else None
+    setup_django(DATABASE, redis, Q_WORKERS=args.workers, Q_POLL=args.poll)
+    machine = machine_facts()
+    appointments = build_clinic(args.count, args.waitlist)
+    clear_broker(redis)
+    with qcluster(args, redis) as cluster:
+        before = cpu_seconds(cluster.process.pid)
+        driven = drive(appointments, args.rate, args.threads)
+        settled = wait_for_slots([a.pk for a in appointments], timeout=60 + args.count / 50)
+        cpu = {name: round((used - before[name]) * 1000 / args.count, 1) for name, used in cpu_seconds(cluster.process.pid).items()}
+        emails = email_backlog()
+    latencies, statuses = measure([a.pk for a in appointments])
+    stats = percentiles(latencies)
+    row = {
+        "broker": args.broker, "rate": args.rate, "count": args.count, "workers": args.workers,
+        "poll_s": args.poll if args.broker == "orm" else None, "achieved_rate": driven["achieved_rate"],
+        "p50_ms": stats["p50"], "p95_ms": stats["p95"], "p99_ms": stats["p99"], "max_ms": stats["max"],
+        "backfilled": statuses.get("backfilled", 0), "not_backfilled": args.count - statuses.get("backfilled", 0),
+        "schedule_lag_p95_ms": driven["lag_p95_ms"], "cancel_p95_ms": driven["cancel_p95_ms"],
+        "settled_s": settled, **integrity(),
+    }
+    broker = redis_version(redis) + " (db 9)" if redis else f"django-q2 ORM broker on PostgreSQL, poll {args.poll} s"
+    return {"row": row, "statuses": statuses, "emails": emails, "cpu_ms_per_cancellation": cpu, "machine": machine, "broker": broker,
+            "load_average_at_end": load_average(), "waitlist": args.waitlist}
+
+
+# --- the clinic ------------------------------------------------------------------------------
+
+
+def build_clinic(count, waitlist):
+    """seed_demo's clinic, plus `count` future appointments, each with a patient waiting to fill it."""
+    from django.core.management import call_command
+    from django.db import connection
+    from django_q.models import OrmQ, Task
+
+    from clinic.models import Patient, Provider
+    from scheduling.models import Appointment
+    from waitlist.models import WaitlistEntry
+
+    call_command("seed_demo", reset=True, waitlist=waitlist, patients=waitlist, verbosity=0)
+    OrmQ.objects.all().delete()
+    Task.objects.all().delete()
+    providers = list(Provider.objects.order_by("id"))
+    starts = list(slot_starts(count, len(providers)))
+    leaving = Patient.objects.bulk_create([bench_patient(f"leaving{i}", risk=0.2) for i in range(count)], batch_size=5000)
+    appointments = [
+        Appointment(patient=patient, provider=providers[index % len(providers)], start=start,
+                    end=start + timedelta(minutes=SLOT_MINUTES), status=Appointment.Status.SCHEDULED)
+        for index, (patient, start) in enumerate(zip(leaving, starts))
+    ]
+    appointments = Appointment.objects.bulk_create(appointments, batch_size=5000)
+    waiting = Patient.objects.bulk_create([bench_patient(f"waiting{i}", risk=0.9) for i in range(count)], batch_size=5000)
+    WaitlistEntry.objects.bulk_create([
+        WaitlistEntry(patient=patient, specialty_id=appointment.provider.specialty_id,
+                      preferred_location_id=appointment.provider.location_id, no_show_risk=patient.no_show_risk)
+        for patient, appointment in zip(waiting, appointments)
+    ], batch_size=5000)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    random.Random(7).shuffle(appointments)
+    return appointments
+
+
+def slot_starts(count, providers):
+    """Back-to-back 45-minute slots from 08:00, one column per provider, from three weeks out."""
+    from django.utils import timezone
+
+    per_day = (20 - 8) * 60 // SLOT_MINUTES
+    today = timezone.localdate()
+    for index in range(count):
+        day, rest = divmod(index, per_day * providers)
+        start = datetime.combine(today + timedelta(days=FIRST_DAY + day), clock(8))
+        yield timezone.make_aware(start + timedelta(minutes=SLOT_MINUTES * (rest // providers)))
+
+
+def bench_patient(name, risk):
+    from clinic.models import Patient
+
+    return Patient(first_name=name, last_name="Bench", email=f"{name}@bench.example", no_show_risk=risk)
+
+
+# --- the cluster -----------------------------------------------------------------------------
+
+
+def clear_broker(redis):
+    from django_q.models import OrmQ
+
+    if redis:
+        import redis as redis_client
+
+        redis_client.Redis.from_url(redis).flushdb()  # db 9 is the benchmarks' own
+    OrmQ.objects.all().delete()
+
+
+class qcluster:
+    """A real `manage.py qcluster` in its own process group, ready when a probe task has run."""
+
+    def __init__(self, args, redis):
+        self.env = django_environment(DATABASE, redis, Q_WORKERS=args.workers, Q_POLL=args.poll)
+        self.log = RESULTS / "logs" / f"qcluster-{args.broker}-{int(args.rate)}.log"
+
+    def __enter__(self):
+        from django_q.tasks import async_task, result
+
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [PYTHON, "manage.py", "qcluster"], cwd=ROOT, env=self.env, start_new_session=True,
+            stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+        )
+        probe = async_task("math.floor", 1.5, save=True)  # saved whatever save_limit says
+        deadline = time.monotonic() + 60
+        while result(probe) is None:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise SystemExit(f"qcluster did not start; see {self.log}")
+            time.sleep(0.2)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+# --- driving and measuring -------------------------------------------------------------------
+
+
+def drive(appointments, rate, threads):
+    """Cancel each appointment at its slot in a fixed schedule: rate per second, open loop."""
+    from django.db import connection
+
+    lock, next_index, lags, durations = threading.Lock(), [0], [], []
+    started = time.monotonic() + 0.5
+
+    def cancel_due():
+        while True:
+            with lock:
+                index = next_index[0]
+                next_index[0] += 1
+            if index >= len(appointments):
+                break
+            due = started + index / rate
+            time.sleep(max(0.0, due - time.monotonic()))
+            begun = time.monotonic()
+            appointments[index].cancel("benchmark cancellation", by="bench")
+            finished = time.monotonic()
+            with lock:
+                lags.append((begun - due) * 1000)
+                durations.append((finished - begun) * 1000)
+        connection.close()
+
+    pool = [threading.Thread(target=cancel_due) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    elapsed = time.monotonic() - started
+    return {"achieved_rate": len(appointments) / elapsed, "lag_p95_ms": percentiles(lags)["p95"],
+            "cancel_p95_ms": percentiles(durations)["p95"]}
+
+
+def cpu_seconds(cluster_pid):
+    """CPU time used so far by the driver (this process), the qcluster, PostgreSQL, Redis and the whole machine.
+
+    PostgreSQL's and the machine's include whatever else runs on it (other developers' tests).
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"driver": sum(os.times()[:2]), "qcluster": 0.0, "postgres": 0.0, "redis": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, fields = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        if int(fields[2]) == cluster_pid:
+            used["qcluster"] += seconds
+        elif name == "postgres":
+            used["postgres"] += seconds
+        elif name.startswith("redis-server"):
+            used["redis"] += seconds
+    busy = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    used["machine"] = (sum(int(value) for value in busy) - int(busy[3]) - int(busy[4])) / tick
+    return used
+
+
+def wait_for_slots(appointment_ids, timeout):
+    """Seconds until no freed slot of the run is still open (or the timeout)."""
+    from backfill.models import FreedSlot
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if not FreedSlot.objects.filter(appointment_id__in=appointment_ids, status=FreedSlot.Status.OPEN).exists():
+            break
+        time.sleep(0.25)
+    return round(time.monotonic() - started, 1)
+
+
+def email_backlog():
+    """How the confirmation emails (sent by the same cluster) fared by the time the slots were filled."""
+    from django.db.models import Count
+
+    from clinic.models import OutboundEmail
+
+    return dict(OutboundEmail.objects.values_list("status").annotate(Count("id")).order_by())
+
+
+def measure(appointment_ids):
+    from collections import Counter
+
+    from backfill.models import FreedSlot
+
+    slots = FreedSlot.objects.filter(appointment_id__in=appointment_ids).select_related("appointment")
+    latencies, statuses = [], Counter()
+    for slot in slots:
+        statuses[slot.status] += 1
+        if slot.filled_at:
+            latencies.append((slot.filled_at - slot.appointment.cancelled_at).total_seconds() * 1000)
+    statuses["no freed slot"] = len(appointment_ids) - sum(statuses.values())
+    return latencies, dict(statuses)
+
+
+OVERLAPS = """
+    SELECT count(*) FROM scheduling_appointment a JOIN scheduling_appointment b
+      ON a.{who} = b.{who} AND a.id < b.id AND a.start < b."end" AND b.start < a."end"
+    WHERE a.status <> 'cancelled' AND b.status <> 'cancelled'"""
+BOOKED_TWICE = """
+    SELECT count(*) FROM (SELECT patient_id FROM scheduling_appointment
+    WHERE source = 'backfill' AND status <> 'cancelled' GROUP BY patient_id HAVING count(*) > 1) twice"""
+
+
+def integrity():
+    """What must hold however the workers raced: checked in the database after the run."""
+    from django.db import connection
+
+    from backfill.models import FreedSlot
+    from waitlist.models import WaitlistEntry
+
+    with connection.cursor() as cursor:
+        counts = {}
+        for name, sql in [("provider_overlaps", OVERLAPS.format(who="provider_id")),
+                          ("patient_overlaps", OVERLAPS.format(who="patient_id")), ("patients_booked_twice", BOOKED_TWICE)]:
+            cursor.execute(sql)
+            counts[name] = cursor.fetchone()[0]
+    filled = FreedSlot.objects.filter(status=FreedSlot.Status.BACKFILLED).count()
+    booked = WaitlistEntry.objects.filter(status=WaitlistEntry.Status.BOOKED).count()
+    counts["entries_vs_slots_mismatch"] = booked - filled
+    return counts
+
+
+def run_child(**options):
+    """Run one configuration in a child process; returns its JSON."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        command = [PYTHON, __file__, "--out", out.name]
+        for name, value in options.items():
+            command += [f"--{name}", str(value)]
+        subprocess.run(command, check=True)
+        return json.loads(Path(out.name).read_text())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
