@@ -323,7 +323,9 @@ def rank_candidates(slot: SlotFacts, rules: Rules | None = None, pool: int | Non
 
 def _candidate_rows(sql, params):
     """(entry, group index, patient busy) for each row of the candidate query, best first."""
-    if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" or connection.queries_logged:
+        # Django's own cursor; also when queries are logged (DEBUG, query-count tests), so
+        # the log shows the SQL with its values, which a prepared statement's does not.
         return [(entry, entry.match_group, entry.patient_busy) for entry in WaitlistEntry.objects.raw(sql, params)]
     # One parameter type per name, so each connection prepares the statement only once.
     params = {name: Int8(value) if isinstance(value, int) else value for name, value in params.items()}
@@ -353,8 +355,7 @@ def _preparing_cursor():
     connection.ensure_connection()
     if connection.connection.prepare_threshold is None:
         connection.connection.prepare_threshold = 2**31
-    cursor = PreparingCursor(connection.connection)
-    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
+    return connection.make_cursor(PreparingCursor(connection.connection))
 
 
 def rank_by_full_scan(slot: SlotFacts, rules: Rules | None = None):

@@ -1,0 +1,91 @@
+"""Cancellation committed to replacement booked, through a real qcluster (SPEC 9).
+
+    .venv/bin/python bench/latency.py [--brokers redis,orm] [--count 500] [--rate 50]
+                                      [--workers 2] [--poll 0.05] [--baseline FILE]
+
+For each broker (Redis db 9, or django-q2's ORM broker on PostgreSQL) it starts a real
+``qcluster``, cancels --count appointments at --rate per second through
+`Appointment.cancel`, each with a waiting patient who matches, and reports the time from
+each cancellation to its slot's replacement booking (see bench/workload.py). --workers
+and --poll accept comma-separated lists to compare cluster settings in one run.
+"""
+
+import argparse
+import sys
+import time
+from itertools import product
+
+from report import compare, load, print_machine, print_table, save
+from workload import run_child
+
+TARGET_P95_MS = {"redis": 100, "orm": 300}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--brokers", default="redis,orm")
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--workers", default="2", help="Q_WORKERS, or a comma-separated list to compare")
+    parser.add_argument("--poll", default="0.05", help="ORM broker Q_POLL in s, or a comma-separated list")
+    parser.add_argument("--waitlist", type=int, default=10_000, help="background waitlist entries")
+    parser.add_argument("--baseline", help="a previous bench/results/latency-*.json to compare with")
+    args = parser.parse_args()
+    rows, details = [], []
+    for broker, workers, poll in configurations(args):
+        child = run_child(broker=broker, rate=args.rate, count=args.count, workers=workers, poll=poll,
+                          waitlist=args.waitlist)
+        target = TARGET_P95_MS[broker]
+        rows.append({**child["row"], "target_p95_ms": target, "meets_target": child["row"]["p95_ms"] < target
+                     and clean(child["row"])})
+        details.append({key: child[key] for key in ("broker", "statuses", "emails", "cpu_ms_per_cancellation",
+                                                     "load_average_at_end")})
+        print(f"{broker} workers={workers} poll={poll}: p95 {child['row']['p95_ms']:.0f} ms", flush=True)
+    result = {
+        "benchmark": "latency", "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": child["machine"],
+        "config": {"count": args.count, "rate": args.rate, "waitlist": args.waitlist},
+        "key": ["broker", "workers", "poll_s"], "rows": rows, "details": details,
+    }
+    show(result)
+    save(result)
+    if args.baseline:
+        compare(load(args.baseline), result)
+
+
+def configurations(args):
+    brokers = args.brokers.split(",")
+    for broker, workers in product(brokers, args.workers.split(",")):
+        for poll in args.poll.split(",") if broker == "orm" else [args.poll.split(",")[0]]:
+            yield broker, int(workers), float(poll)
+
+
+def clean(row):
+    return not (row["provider_overlaps"] or row["patient_overlaps"] or row["patients_booked_twice"]
+                or row["entries_vs_slots_mismatch"] or row["not_backfilled"])
+
+
+def show(result):
+    print_table(result["rows"], COLUMNS, title=f"Cancellation to replacement booking, {result['config']['count']} "
+                                               f"cancellations at {result['config']['rate']:g}/s")
+    print_table([{"broker": row["broker"], "workers": row["workers"], "poll_s": row["poll_s"],
+                  **detail["cpu_ms_per_cancellation"], "emails": detail["emails"]}
+                 for row, detail in zip(result["rows"], result["details"])], CPU_COLUMNS,
+                title="CPU ms per cancellation, by process (postgres+other: the machine's CPU beyond the others)")
+    for detail in result["details"]:
+        print_machine({}, broker=detail["broker"], load_average_at_end=detail["load_average_at_end"])
+    print_machine(result["machine"], waitlist=result["config"]["waitlist"])
+
+
+COLUMNS = [("broker", "broker"), ("workers", "workers"), ("poll_s", "poll s"), ("achieved_rate", "rate/s"),
+           ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms"),
+           ("backfilled", "filled"), ("not_backfilled", "unfilled"), ("cancel_p95_ms", "cancel p95 ms"),
+           ("provider_overlaps", "provider overlaps"), ("patient_overlaps", "patient overlaps"),
+           ("patients_booked_twice", "booked twice"),
+           ("target_p95_ms", "target p95"), ("meets_target", "ok")]
+CPU_COLUMNS = [("broker", "broker"), ("workers", "workers"), ("poll_s", "poll s"), ("driver", "driver"),
+               ("qcluster", "qcluster"), ("redis", "redis"), ("postgres_and_other", "postgres+other"),
+               ("machine", "machine"),
+               ("emails", "emails by status")]
+
+if __name__ == "__main__":
+    sys.exit(main())
