@@ -55,7 +55,8 @@ def book_best_candidate(slot_id):
 def lock_slot(slot_id):
     return (
         FreedSlot.objects.select_for_update(no_key=True, of=("self",))
-        .select_related("provider__location", "appointment")
+        # The specialty too: the confirmation email names it (bench/profile_booking.py).
+        .select_related("provider__location", "provider__specialty", "appointment")
         .filter(pk=slot_id)
         .first()
     )
