@@ -236,7 +236,8 @@ def cpu_seconds(cluster_pid):
         except OSError:
             continue
         name, fields = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
-        seconds = (int(fields[11]) + int(fields[12])) / tick
+        # Its own time and that of its children already reaped (recycled workers).
+        seconds = sum(int(value) for value in fields[11:15]) / tick
         if int(fields[2]) == cluster_pid:
             used["qcluster"] += seconds
         elif name.startswith("redis-server"):
