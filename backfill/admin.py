@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db.models import prefetch_related_objects
 from django.template.response import TemplateResponse
 
 from backfill.booking import BackfillError, book_entry_by_hand, retry_slot
@@ -104,6 +105,7 @@ def _chosen_entry(raw):
 def hand_booking_choices(slot):
     """The slot's candidates as the backfill ranks them, then everyone else waiting for its specialty."""
     ranked = rank_candidates(SlotFacts.of(slot))
+    prefetch_related_objects([candidate.entry for candidate in ranked], "patient", "preferred_location")
     waiting = (
         WaitlistEntry.objects.filter(specialty_id=slot.provider.specialty_id, status=WaitlistEntry.Status.WAITING)
         .exclude(pk__in=[candidate.entry.pk for candidate in ranked])

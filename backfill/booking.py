@@ -132,6 +132,7 @@ def book_entry(slot, entry):
     appointment = Appointment.book(
         patient=entry.patient, provider=slot.provider, start=slot.start, end=slot.end,
         source=Appointment.Source.BACKFILL, status=Appointment.Status.SCHEDULED,
+        precheck=False,  # the overlap constraint refuses a busy patient; the error names them
     )
     entry.status = WaitlistEntry.Status.BOOKED
     entry.booked_appointment = appointment

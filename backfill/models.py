@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -95,13 +95,14 @@ class FreedSlot(models.Model):
         if not slot.is_bookable():
             return None
         slot.next_attempt_at = timezone.now() + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"])
-        slot, created = cls.objects.get_or_create(appointment=appointment, defaults={
-            field: getattr(slot, field) for field in ("provider", "start", "end", "reason", "next_attempt_at")
-        })
-        if created:
-            from backfill.tasks import enqueue_backfill
+        try:
+            with transaction.atomic():
+                slot.save()
+        except IntegrityError:  # two saves cancelled the same row at once: the other recorded it
+            return cls.objects.get(appointment=appointment)
+        from backfill.tasks import enqueue_backfill
 
-            transaction.on_commit(lambda: enqueue_backfill(slot.pk), robust=True)
+        transaction.on_commit(lambda: enqueue_backfill(slot.pk), robust=True)
         return slot
 
     def is_bookable(self, now=None):

@@ -130,6 +130,11 @@ class Appointment(models.Model):
         return None
 
     def save(self, *args, **kwargs):
+        if self.status == self.Status.CANCELLED:
+            # A cancelled row takes part in no overlap constraint: no savepoint needed.
+            super().save(*args, **kwargs)  # post_save sees just_cancelled here
+            self._saved_status = self.status
+            return
         try:
             self._save_retrying_a_deadlock(*args, **kwargs)
         except IntegrityError as error:
@@ -147,7 +152,7 @@ class Appointment(models.Model):
         for attempt in range(1, DEADLOCK_RETRIES + 1):
             try:
                 with transaction.atomic():
-                    super().save(*args, **kwargs)  # post_save sees just_cancelled here
+                    super().save(*args, **kwargs)
                 return
             except OperationalError as error:
                 if getattr(error.__cause__, "sqlstate", None) != DEADLOCK_DETECTED or attempt == DEADLOCK_RETRIES:
@@ -157,14 +162,18 @@ class Appointment(models.Model):
                 time.sleep(0.1 * attempt)
 
     @classmethod
-    def book(cls, *, patient, provider, start, end, source, status=Status.SCHEDULED, replaces=None):
-        """Create an appointment; raises AppointmentConflict if either party is busy then."""
+    def book(cls, *, patient, provider, start, end, source, status=Status.SCHEDULED, replaces=None, precheck=True):
+        """Create an appointment; raises AppointmentConflict if either party is busy then.
+
+        precheck=False skips the friendly look-ahead (two queries) for callers that have
+        just checked; the database constraint still refuses any overlap.
+        """
         appointment = cls(
             patient=patient, provider=provider, start=start, end=end, source=source, status=status, replaces=replaces
         )
         if end <= start:
             raise SchedulingError("The appointment must end after it starts.")
-        conflict = appointment.find_conflict()
+        conflict = precheck and appointment.find_conflict()
         if conflict:
             raise AppointmentConflict(conflict)
         appointment.save()  # the database constraint is the last word on a race
@@ -178,11 +187,10 @@ class Appointment(models.Model):
         and hands it to the backfill job after commit (backfill/signals.py).
         """
         with transaction.atomic():
-            current = Appointment.objects.select_for_update(no_key=True).get(pk=self.pk)
-            if current.status not in self.CANCELLABLE:
-                raise CannotCancel(f"This appointment is {current.get_status_display().lower()} and cannot be cancelled.")
-            self.refresh_from_db()
-            self._saved_status = current.status
+            self.refresh_from_db(from_queryset=Appointment.objects.select_for_update(no_key=True))
+            if self.status not in self.CANCELLABLE:
+                raise CannotCancel(f"This appointment is {self.get_status_display().lower()} and cannot be cancelled.")
+            self._saved_status = self.status
             self.status = self.Status.CANCELLED
             self.cancel_reason = reason[:200]
             self.cancelled_by = str(by)[:100]

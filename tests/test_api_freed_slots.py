@@ -189,7 +189,8 @@ def test_it_lists_a_page_of_freed_slots_in_a_bounded_number_of_queries(staff_cli
 
 
 def test_it_shows_a_long_match_log_in_a_bounded_number_of_queries(staff_client, django_assert_max_num_queries,
-                                                                   django_capture_on_commit_callbacks):
+                                                                   django_capture_on_commit_callbacks, settings):
+    settings.BACKFILL = {**settings.BACKFILL, "CANDIDATE_POOL": 10}
     appointment = AppointmentFactory()
     WaitlistEntryFactory.create_batch(8, specialty=appointment.provider.specialty)
     slot = freed_slot(appointment, django_capture_on_commit_callbacks)
