@@ -19,7 +19,6 @@ from sqlite3 import sqlite_version_info
 import psycopg
 from django.conf import settings
 from django.db import connection
-from django.db.models import BigIntegerField, ExpressionWrapper, F, Q
 from django.utils import timezone
 from psycopg.types.numeric import Int8
 
@@ -142,43 +141,13 @@ def _inside_windows(entry, slot):
     return windows_to_mask(entry.time_windows) & wanted == wanted
 
 
-def eligible_entries(slot: SlotFacts, rules: Rules):
-    """Waiting entries that may be booked into the slot: SPEC 5's hard filters, in SQL."""
-    local_day = slot.local_start.date()
-    day, span = slot.weekday_bit, slot.time_span_mask
-    entries = WaitlistEntry.objects.filter(
-        specialty_id=slot.specialty_id,
-        status=WaitlistEntry.Status.WAITING,
-        patient__email_opt_out=False,
-    ).filter(
-        Q(earliest_date__isnull=True) | Q(earliest_date__lte=local_day),
-        Q(latest_date__isnull=True) | Q(latest_date__gte=local_day),
-        Q(preferred_provider__isnull=True) | Q(preferred_provider_id=slot.provider_id),
-    ).alias(
-        day_hit=ExpressionWrapper(F("available_days").bitand(day), output_field=BigIntegerField()),
-        time_hit=ExpressionWrapper(F("time_windows").bitand(span), output_field=BigIntegerField()),
-    )
-    if slot.freed_by_patient_id:
-        entries = entries.exclude(patient_id=slot.freed_by_patient_id)
-    if rules.MIN_NO_SHOW_RISK > 0:
-        entries = entries.filter(no_show_risk__gte=rules.MIN_NO_SHOW_RISK)
-    if rules.REQUIRE_AVAILABILITY:
-        # SPEC 5: availability is required, not only scored.
-        entries = entries.filter(_available_days(slot), Q(time_windows=0) | Q(time_hit=span))
-    return entries
-
-
-def _available_days(slot):
-    return Q(available_days=0) | Q(day_hit=slot.weekday_bit)
-
-
 # The candidate query is one SQL statement per slot: the eligible entries (SPEC 5's hard
 # filters), then one arm per group reading that group's best few off the waitlist_rank
 # indexes, glued with UNION ALL, then whether each candidate's patient is busy then.
 # It is written in SQL because building it with the ORM cost 5-10 ms of Python per slot
 # (bench/matching.py), several times the whole budget. Its text depends only on the
-# settings, so it is built once; each slot only supplies values. `eligible_entries` above
-# is the same filter in the ORM, for one-off checks. The same SQL runs on SQLite and
+# settings, so it is built once; each slot only supplies values. `is_eligible` below is
+# the same filter for one entry, in Python. The same SQL runs on SQLite and
 # PostgreSQL (tests/test_matching_equivalence.py checks both against a full scan).
 
 AVAILABLE_DAYS = "(e.available_days = 0 OR (e.available_days & %(weekday)s) = %(weekday)s)"
@@ -368,7 +337,7 @@ def rank_by_full_scan(slot: SlotFacts, rules: Rules | None = None):
     busy = set(Appointment.objects.overlapping(slot.start, slot.end).values_list("patient_id", flat=True))
     candidates = []
     for entry in WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING).select_related("patient"):
-        if not _eligible(entry, slot, rules):
+        if not is_eligible(entry, slot, rules):
             continue
         score, breakdown = score_entry(entry, slot, rules)
         if score >= rules.MIN_SCORE:
@@ -376,8 +345,11 @@ def rank_by_full_scan(slot: SlotFacts, rules: Rules | None = None):
     return sorted(candidates, key=lambda c: c.rank_key)
 
 
-def _eligible(entry, slot: SlotFacts, rules: Rules):
-    """SPEC 5's hard filters, one entry at a time (what `eligible_entries` does in SQL)."""
+def is_eligible(entry, slot: SlotFacts, rules: Rules):
+    """SPEC 5's hard filters, one entry at a time (what the candidate query does in SQL).
+
+    Needs `entry.patient` (opt-out); says nothing about the patient being busy then.
+    """
     day = slot.local_start.date()
     return (
         entry.specialty_id == slot.specialty_id

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from backfill import batch, booking
-from backfill.matching import Rules, SlotFacts, eligible_entries
+from backfill.matching import Rules, SlotFacts, is_eligible
 from backfill.models import FreedSlot
 from clinic.email import resend_stuck_emails
 from waitlist.models import WaitlistEntry
@@ -40,7 +40,7 @@ def enqueue_entry_search(entry_id):
 
 def fill_slots_for_entry(entry_id, limit=20):
     """Trigger 3: a new waitlist entry looks for open slots it fits, soonest first."""
-    entry = WaitlistEntry.objects.filter(pk=entry_id, status=WaitlistEntry.Status.WAITING).first()
+    entry = WaitlistEntry.objects.select_related("patient").filter(pk=entry_id, status=WaitlistEntry.Status.WAITING).first()
     if entry is None:
         return None
     slots = (
@@ -49,18 +49,15 @@ def fill_slots_for_entry(entry_id, limit=20):
         .select_related("provider", "appointment")
         .order_by("start")
     )
+    rules = Rules()
     for slot in slots[:limit]:
-        if not entry_fits(entry, slot):
+        if not is_eligible(entry, SlotFacts.of(slot), rules):
             continue
         booking.book_best_candidate(slot.pk)
-        entry.refresh_from_db(fields=["status"])
+        entry.refresh_from_db(fields=["status", "booked_appointment"])
         if entry.status != WaitlistEntry.Status.WAITING:
             return entry.booked_appointment_id
     return None
-
-
-def entry_fits(entry, slot):
-    return eligible_entries(SlotFacts.of(slot), Rules()).filter(pk=entry.pk).exists()
 
 
 def sweep(now=None):

@@ -204,3 +204,25 @@ def test_chain_backfill_releases_the_later_appointment(provider, settings, djang
     next_in_line.refresh_from_db()
     assert later.status == Appointment.Status.CANCELLED
     assert next_in_line.booked_appointment.start == later.start
+
+
+def test_the_entry_search_returns_the_appointment_it_booked(provider):
+    appointment = AppointmentFactory(provider=provider, status=Appointment.Status.CANCELLED)
+    FreedSlot.objects.create(provider=provider, start=appointment.start, end=appointment.end, appointment=appointment,
+                             status=FreedSlot.Status.NO_MATCH)
+    entry = WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=provider.specialty)
+    booked_id = tasks.fill_slots_for_entry(entry.pk)
+    entry.refresh_from_db()
+    assert booked_id is not None
+    assert booked_id == entry.booked_appointment_id
+
+
+def test_the_entry_search_skips_slots_on_days_the_patient_cannot_come(provider):
+    appointment = AppointmentFactory(provider=provider, status=Appointment.Status.CANCELLED)
+    slot = FreedSlot.objects.create(provider=provider, start=appointment.start, end=appointment.end, appointment=appointment,
+                                    status=FreedSlot.Status.NO_MATCH)
+    other_days = sorted({"mon", "tue", "wed", "thu", "fri", "sat", "sun"} - {appointment.start.strftime("%a").lower()})
+    entry = WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=provider.specialty, available_days=other_days)
+    assert tasks.fill_slots_for_entry(entry.pk) is None
+    slot.refresh_from_db()
+    assert slot.status == FreedSlot.Status.NO_MATCH
