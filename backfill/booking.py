@@ -69,26 +69,37 @@ def close_slot(slot, status):
     return slot
 
 
-def book_first_free(slot, facts, rules):
-    """Try candidates in rank order and log each one's outcome; returns the new appointment.
+def candidate_rounds(slot, facts, rules, seen):
+    """The slot's candidates best first, a few per round, never an entry already in `seen`.
 
-    Only the best few are ranked; if every one of them is taken or busy, a wider pool is
-    ranked, so a slot is never left open while a fitting patient waits further down.
+    Only the best few are ranked; a caller that found nobody it can use asks for the next
+    round, which ranks a pool five times wider, so a slot is never given up while a fitting
+    patient waits further down.
     """
-    booked, logs, tried, pool = None, [], set(), rules.CANDIDATE_POOL
+    pool = rules.CANDIDATE_POOL
     for widening in range(3):
         ranked = rank_candidates(facts, rules, pool=pool)
         if widening == 0 and ranked:
             log.info("[BACKFILL] Found %s match(es) for slot %s", len(ranked), slot.pk)
-        for candidate in (c for c in ranked if c.entry.pk not in tried):
-            tried.add(candidate.entry.pk)
+        fresh = [candidate for candidate in ranked if candidate.entry.pk not in seen]
+        seen.update(candidate.entry.pk for candidate in fresh)
+        yield fresh
+        if len(ranked) < pool:
+            return
+        pool *= 5
+
+
+def book_first_free(slot, facts, rules):
+    """Try candidates in rank order and log each one's outcome; returns the new appointment."""
+    booked, logs = None, []
+    for candidates in candidate_rounds(slot, facts, rules, seen=set()):
+        for candidate in candidates:
             outcome = MatchLog.Outcome.RANKED_LOWER
             if booked is None:
                 booked, outcome = try_candidate(slot, candidate)
             logs.append(match_log(slot, len(logs) + 1, candidate, outcome))
-        if booked is not None or len(ranked) < pool:
+        if booked is not None:
             break
-        pool *= 5
     MatchLog.objects.bulk_create(logs)
     return booked
 

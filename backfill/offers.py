@@ -20,7 +20,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from backfill import booking
-from backfill.matching import rank_candidates
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from backfill.offer_links import offer_links
 from backfill.tasks import enqueue_backfill
@@ -83,16 +82,12 @@ def _choose_candidates(slot, facts, rules):
     """The best OFFER_TOP_N free candidates not offered this slot before; logs everyone ranked.
 
     Candidates offered in earlier rounds still rank (they stay on the waitlist), so the
-    pool widens as in booking.book_first_free until enough new ones turn up.
+    pool widens (booking.candidate_rounds) until enough new ones turn up.
     """
     seen = set(slot.offers.values_list("entry_id", flat=True))
-    chosen, logs, pool = [], [], rules.CANDIDATE_POOL
-    for widening in range(3):
-        ranked = rank_candidates(facts, rules, pool=pool)
-        if widening == 0 and ranked:
-            log.info("[BACKFILL] Found %s match(es) for slot %s", len(ranked), slot.pk)
-        for candidate in (c for c in ranked if c.entry.pk not in seen):
-            seen.add(candidate.entry.pk)
+    chosen, logs = [], []
+    for candidates in booking.candidate_rounds(slot, facts, rules, seen):
+        for candidate in candidates:
             outcome = MatchLog.Outcome.RANKED_LOWER
             if candidate.already_booked:
                 outcome = MatchLog.Outcome.ALREADY_BOOKED
@@ -100,9 +95,8 @@ def _choose_candidates(slot, facts, rules):
                 chosen.append(candidate)
                 outcome = MatchLog.Outcome.OFFERED
             logs.append(booking.match_log(slot, len(logs) + 1, candidate, outcome))
-        if len(chosen) >= rules.OFFER_TOP_N or len(ranked) < pool:
+        if len(chosen) >= rules.OFFER_TOP_N:
             break
-        pool *= 5
     MatchLog.objects.bulk_create(logs)
     return chosen
 
