@@ -171,7 +171,8 @@ SELECT {candidate_columns}, c.match_group, EXISTS (
     WHERE a.patient_id = c.patient_id AND a.status <> %(cancelled)s AND a.start < %(end)s AND a."end" > %(start)s
 ) AS patient_busy
 FROM ({arms}) c
-ORDER BY c.match_score DESC, {candidate_order}"""
+ORDER BY c.match_score DESC, {candidate_order}
+LIMIT %(pool)s"""
 GROUP_ARM = """SELECT * FROM (
     SELECT e.*, {index} AS match_group, {score} AS match_score FROM eligible e
     WHERE {where} ORDER BY {entry_order} LIMIT %(pool)s
@@ -266,7 +267,7 @@ def _inline_hint(vendor):
 
 
 def rank_candidates(slot: SlotFacts, rules: Rules | None = None, pool: int | None = None):
-    """The best few eligible entries for the slot, best first, each with its score by rule.
+    """The `pool` best eligible entries for the slot, best first, each with its score by rule.
 
     Entries scoring under MIN_SCORE are left out; candidates whose patient already has an
     appointment overlapping the slot are kept (so the match log shows them) but flagged.

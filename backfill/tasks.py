@@ -5,19 +5,19 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from backfill import batch, booking
 from backfill.matching import Rules, SlotFacts, is_eligible
 from backfill.models import FreedSlot
 from clinic.email import resend_stuck_emails
+from clinic.queue import enqueue
 from waitlist.models import WaitlistEntry
 
 log = logging.getLogger("backfill")
 
 
 def enqueue_backfill(slot_id):
-    async_task("backfill.tasks.backfill_slot", slot_id, group="backfill", task_name=f"backfill-slot-{slot_id}")
+    enqueue("backfill.tasks.backfill_slot", slot_id, group="backfill", task_name=f"backfill-slot-{slot_id}")
 
 
 def backfill_slot(slot_id):
@@ -35,7 +35,7 @@ def backfill_slot(slot_id):
 
 
 def enqueue_entry_search(entry_id):
-    async_task("backfill.tasks.fill_slots_for_entry", entry_id, group="backfill", task_name=f"waitlist-entry-{entry_id}")
+    enqueue("backfill.tasks.fill_slots_for_entry", entry_id, group="backfill", task_name=f"waitlist-entry-{entry_id}")
 
 
 def fill_slots_for_entry(entry_id, limit=20):

@@ -46,6 +46,7 @@ def main():
     parser.add_argument("--poll", type=float, default=0.05, help="ORM broker poll interval in s (Q_POLL)")
     parser.add_argument("--waitlist", type=int, default=10_000, help="background waitlist entries")
     parser.add_argument("--threads", type=int, default=4, help="driver threads issuing cancellations")
+    parser.add_argument("--profile", help="directory for py-spy profiles (collapsed stacks) of the driver and the qcluster")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     Path(args.out).write_text(json.dumps(run(args), default=str))
@@ -59,7 +60,8 @@ def run(args):
     clear_broker(redis)
     with qcluster(args, redis) as cluster:
         before = cpu_seconds(cluster.process.pid)
-        driven = drive(appointments, args.rate, args.threads)
+        with profiled(args.profile, cluster.process.pid):
+            driven = drive(appointments, args.rate, args.threads)
         settled = wait_for_slots([a.pk for a in appointments], timeout=60 + args.count / 50)
         cpu = {name: round((used - before[name]) * 1000 / args.count, 1) for name, used in cpu_seconds(cluster.process.pid).items()}
         cpu["postgres_and_other"] = round(cpu["machine"] - cpu["driver"] - cpu["qcluster"] - cpu["redis"], 1)
@@ -183,6 +185,30 @@ class qcluster:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+class profiled:
+    """py-spy sampling the driver and the whole qcluster while they work, when asked to."""
+
+    def __init__(self, directory, cluster_pid):
+        self.directory, self.targets = directory, {"driver": os.getpid(), "qcluster": cluster_pid}
+        self.spies = []
+
+    def __enter__(self):
+        if self.directory:
+            Path(self.directory).mkdir(parents=True, exist_ok=True)
+            for name, pid in self.targets.items():
+                self.spies.append(subprocess.Popen(
+                    [str(Path(PYTHON).parent / "py-spy"), "record", "--pid", str(pid), "--subprocesses",
+                     "--format", "raw", "--rate", "250", "--output", str(Path(self.directory) / f"{name}.txt")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                ))
+        return self
+
+    def __exit__(self, *exc):
+        for spy in self.spies:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
 
 
 # --- driving and measuring -------------------------------------------------------------------

@@ -12,9 +12,9 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from clinic.models import OutboundEmail
+from clinic.queue import enqueue
 
 log = logging.getLogger("clinic")
 
@@ -58,7 +58,7 @@ def queue_patient_email(kind, patient, context, appointment=None):
 
 
 def enqueue_send(email_id):
-    async_task("clinic.email.send_stored_email", email_id, group="email", task_name=f"email-{email_id}")
+    enqueue("clinic.email.send_stored_email", email_id, group="email", task_name=f"email-{email_id}")
 
 
 def send_stored_email(email_id):

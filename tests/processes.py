@@ -11,6 +11,7 @@ assert_nobody_double_booked() states what must hold however many workers raced o
 its own message.)
 """
 
+import functools
 import os
 import signal
 import socket
@@ -25,8 +26,10 @@ from pathlib import Path
 
 from django.db import connection, connections
 from django.db.models import Exists, OuterRef
+from django_q.brokers import get_broker
 from django_q.conf import Conf
 
+import clinic.queue
 from backfill.models import FreedSlot, MatchLog
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
@@ -58,11 +61,18 @@ def enqueue_to_redis(monkeypatch, redis_url):
     monkeypatch.setattr(Conf, "SYNC", False)
     monkeypatch.setattr(Conf, "ORM", None)
     monkeypatch.setattr(Conf, "REDIS", redis_url)
+    fresh_shared_broker(monkeypatch)
 
 
 def enqueue_to_orm(monkeypatch):
     """Make this test process enqueue to the ORM broker (the test database) instead of running jobs itself."""
     monkeypatch.setattr(Conf, "SYNC", False)
+    fresh_shared_broker(monkeypatch)
+
+
+def fresh_shared_broker(monkeypatch):
+    # clinic.queue keeps one broker per process; this test's broker differs from the settings'.
+    monkeypatch.setattr(clinic.queue, "shared_broker", functools.cache(get_broker))
 
 
 def current_database_url():
