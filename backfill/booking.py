@@ -1,8 +1,9 @@
 """Booking a waitlisted patient into a freed slot: one transaction, safe to run twice (SPEC 5).
 
-Lock order is always slot, then waitlist entry, then patient, so two workers never wait
-on each other in a cycle. Every precondition is checked again after the locks are held;
-the database's overlap constraints are the last line if anything slips through.
+Lock order is always slot, then waitlist entry, so two workers never wait on each other in
+a cycle. Every precondition is checked again after the locks are held. Whether the patient
+is free then is the overlap constraint's answer alone: it is the one check two workers
+booking one patient (through entries for two specialties) cannot both pass.
 """
 
 import logging
@@ -15,7 +16,7 @@ from django.utils import timezone
 from backfill.matching import Rules, SlotFacts, rank_candidates
 from backfill.models import FreedSlot, MatchLog
 from clinic.email import queue_email
-from clinic.models import OutboundEmail, Patient
+from clinic.models import OutboundEmail
 from scheduling.models import Appointment, AppointmentConflict
 from waitlist.models import WaitlistEntry
 
@@ -57,6 +58,7 @@ def lock_slot(slot_id):
         FreedSlot.objects.select_for_update(no_key=True, of=("self",))
         # The specialty too: the confirmation email names it (bench/profile_booking.py).
         .select_related("provider__location", "provider__specialty", "appointment")
+        .with_provider_away()
         .filter(pk=slot_id)
         .first()
     )
@@ -139,7 +141,6 @@ def _lock_waiting_entry(entry_id):
 
 def book_entry(slot, entry):
     """Book the entry's patient into the slot; raises AppointmentConflict if they are busy."""
-    Patient.objects.select_for_update(no_key=True).filter(pk=entry.patient_id).first()
     appointment = Appointment.book(
         patient=entry.patient, provider=slot.provider, start=slot.start, end=slot.end,
         source=Appointment.Source.BACKFILL, status=Appointment.Status.SCHEDULED,

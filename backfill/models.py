@@ -2,11 +2,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from clinic.models import Patient, Provider
-from scheduling.models import Appointment
+from scheduling.models import Appointment, ProviderUnavailability
 from waitlist.models import WaitlistEntry
 
 
@@ -14,6 +15,13 @@ class FreedSlotQuerySet(models.QuerySet):
     def fillable(self):
         """Slots a new waitlist entry or a retry may still fill."""
         return self.filter(status__in=FreedSlot.FILLABLE, start__gt=timezone.now())
+
+    def with_provider_away(self):
+        """Load whether the provider is away on each slot's day, so is_bookable needs no query."""
+        day = OuterRef("local_day")
+        away = ProviderUnavailability.objects.filter(provider=OuterRef("provider_id"), start_date__lte=day, end_date__gte=day)
+        # TruncDate takes the current time zone, as timezone.localdate does.
+        return self.annotate(local_day=TruncDate("start")).annotate(provider_away=Exists(away))
 
 
 class FreedSlot(models.Model):
@@ -95,11 +103,16 @@ class FreedSlot(models.Model):
         if not slot.is_bookable():
             return None
         slot.next_attempt_at = timezone.now() + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"])
-        try:
-            with transaction.atomic():
-                slot.save()
-        except IntegrityError:  # two saves cancelled the same row at once: the other recorded it
-            return cls.objects.get(appointment=appointment)
+        if appointment.cancelling_under_lock:
+            # Appointment.cancel holds the row lock and saw it not cancelled: nobody else
+            # can have recorded this slot, so no savepoint is needed for the insert.
+            slot.save()
+        else:
+            try:
+                with transaction.atomic():
+                    slot.save()
+            except IntegrityError:  # two plain saves cancelled the same row at once: the other recorded it
+                return cls.objects.get(appointment=appointment)
         from backfill.tasks import enqueue_backfill
 
         transaction.on_commit(lambda: enqueue_backfill(slot.pk), robust=True)
@@ -111,7 +124,10 @@ class FreedSlot(models.Model):
         lead = timedelta(minutes=settings.BACKFILL["MIN_LEAD_MINUTES"])
         if self.start <= now + lead or not self.provider.active:
             return False
-        return not self.provider.is_unavailable_on(timezone.localdate(self.start))
+        away = self.__dict__.get("provider_away")  # loaded by with_provider_away()
+        if away is None:
+            away = self.provider.is_unavailable_on(timezone.localdate(self.start))
+        return not away
 
 
 class MatchLog(models.Model):

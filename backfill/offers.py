@@ -9,7 +9,7 @@ the sweep runs the job then), the next candidates get theirs. Nobody left to off
 nothing pending: the slot is no_match, open for staff.
 
 Every change to a slot's offers holds the slot's row lock, taken first as in booking.py
-(slot, then waitlist entry, then patient), so an accept, a decline and a run of the job
+(slot, then waitlist entry), so an accept, a decline and a run of the job
 never interleave.
 """
 

@@ -1,7 +1,9 @@
 """Outgoing email: every message is stored first, then sent after commit by a job (SPEC 7).
 
-The send job locks the stored row and skips it unless it is still queued, so a retry or a
-redelivered task never sends a message twice.
+One job sends every message not tried yet; a burst of bookings asks for it once, not once
+per message (clinic.queue.enqueue_unless_pending). The sweep gives a message whose send
+failed or whose job was lost a job of its own. Both lock the stored row and skip it unless it
+is still queued, so a retry or a redelivered task never sends a message twice.
 """
 
 import logging
@@ -14,11 +16,14 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from clinic.models import OutboundEmail
-from clinic.queue import enqueue
+from clinic.queue import enqueue, enqueue_unless_pending, started
 
 log = logging.getLogger("clinic")
 
 RESEND_AFTER = timedelta(minutes=2)
+SEND_JOB = "send-queued-emails"
+# Messages sent per transaction: fewer commits, and a crash mid-batch can resend at most this many.
+SEND_BATCH = 10
 
 
 def queue_email(kind, appointment, **context):
@@ -53,8 +58,28 @@ def queue_patient_email(kind, patient, context, appointment=None):
         html_body=render_to_string(f"{template}.html", context),
         appointment=appointment,
     )
-    transaction.on_commit(lambda: enqueue_send(email.pk), robust=True)
+    transaction.on_commit(request_send, robust=True)
     return email
+
+
+def request_send():
+    enqueue_unless_pending(SEND_JOB, "clinic.email.send_queued_emails", expires_after=30, group="email")
+
+
+def send_queued_emails():
+    """Send every message not tried yet, oldest first; returns how many were sent."""
+    started(SEND_JOB)
+    sent = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                OutboundEmail.objects.select_for_update(skip_locked=True)
+                .filter(status=OutboundEmail.Status.QUEUED, attempts=0)
+                .order_by("pk")[:SEND_BATCH]
+            )
+            sent += sum(_send(email) == OutboundEmail.Status.SENT for email in batch)
+        if len(batch) < SEND_BATCH:
+            return sent
 
 
 def enqueue_send(email_id):
@@ -66,22 +91,27 @@ def send_stored_email(email_id):
         email = OutboundEmail.objects.select_for_update().filter(pk=email_id, status=OutboundEmail.Status.QUEUED).first()
         if email is None:
             return None
-        email.attempts += 1
-        message = EmailMultiAlternatives(email.subject, email.text_body, settings.DEFAULT_FROM_EMAIL, [email.recipient])
-        if email.html_body:
-            message.attach_alternative(email.html_body, "text/html")
-        try:
-            message.send()
-        except Exception as error:  # any ESP or network failure: keep the row, retry later
-            email.last_error = f"{type(error).__name__}: {error}"[:2000]
-            email.status = OutboundEmail.Status.QUEUED if email.can_retry else OutboundEmail.Status.FAILED
-            email.save(update_fields=["attempts", "last_error", "status", "updated_at"])
-            log.warning("email.failed id=%s attempt=%s error=%s", email.pk, email.attempts, email.last_error)
-            return email.status
-        email.status = OutboundEmail.Status.SENT
-        email.sent_at = timezone.now()
-        email.esp_message_id = _esp_message_id(message)
-        email.save(update_fields=["attempts", "status", "sent_at", "esp_message_id", "updated_at"])
+        return _send(email)
+
+
+def _send(email):
+    """Send a locked, queued message and record the outcome on it."""
+    email.attempts += 1
+    message = EmailMultiAlternatives(email.subject, email.text_body, settings.DEFAULT_FROM_EMAIL, [email.recipient])
+    if email.html_body:
+        message.attach_alternative(email.html_body, "text/html")
+    try:
+        message.send()
+    except Exception as error:  # any ESP or network failure: keep the row, retry later
+        email.last_error = f"{type(error).__name__}: {error}"[:2000]
+        email.status = OutboundEmail.Status.QUEUED if email.can_retry else OutboundEmail.Status.FAILED
+        email.save(update_fields=["attempts", "last_error", "status", "updated_at"])
+        log.warning("email.failed id=%s attempt=%s error=%s", email.pk, email.attempts, email.last_error)
+        return email.status
+    email.status = OutboundEmail.Status.SENT
+    email.sent_at = timezone.now()
+    email.esp_message_id = _esp_message_id(message)
+    email.save(update_fields=["attempts", "status", "sent_at", "esp_message_id", "updated_at"])
     log.info("email.sent id=%s kind=%s appointment=%s", email.pk, email.kind, email.appointment_id)
     return email.status
 

@@ -83,6 +83,7 @@ class Appointment(models.Model):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._saved_status = None
+        self.cancelling_under_lock = False  # set by cancel() while it saves, for FreedSlot.record_for
 
     @classmethod
     def from_db(cls, db, field_names, values):
@@ -187,7 +188,9 @@ class Appointment(models.Model):
         and hands it to the backfill job after commit (backfill/signals.py).
         """
         with transaction.atomic():
-            self.refresh_from_db(from_queryset=Appointment.objects.select_for_update(no_key=True))
+            # The provider comes in the same query: the freed slot needs it.
+            locked = Appointment.objects.select_for_update(no_key=True, of=("self",)).select_related("provider")
+            self.refresh_from_db(from_queryset=locked)
             if self.status not in self.CANCELLABLE:
                 raise CannotCancel(f"This appointment is {self.get_status_display().lower()} and cannot be cancelled.")
             self._saved_status = self.status
@@ -195,7 +198,11 @@ class Appointment(models.Model):
             self.cancel_reason = reason[:200]
             self.cancelled_by = str(by)[:100]
             self.cancelled_at = timezone.now()
-            self.save(update_fields=["status", "cancel_reason", "cancelled_by", "cancelled_at", "updated_at"])
+            self.cancelling_under_lock = True
+            try:
+                self.save(update_fields=["status", "cancel_reason", "cancelled_by", "cancelled_at", "updated_at"])
+            finally:
+                self.cancelling_under_lock = False
             log.info("appointment.cancelled id=%s patient=%s by=%s reason=%s", self.pk, self.patient_id, by, reason)
         return self
 

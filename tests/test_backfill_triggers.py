@@ -98,6 +98,22 @@ def test_a_slot_of_an_unavailable_provider_is_not_recorded(provider, waiting_pat
     assert not FreedSlot.objects.exists()
 
 
+@pytest.mark.parametrize(("away_days_after", "outcome"), [(0, FreedSlot.Status.EXPIRED), (1, FreedSlot.Status.BACKFILLED)])
+def test_the_job_leaves_a_slot_of_a_provider_away_that_day(provider, waiting_patient, away_days_after, outcome,
+                                                           django_capture_on_commit_callbacks):
+    # 20:00 in New York is 01:00 UTC the next day: "that day" is the clinic's day.
+    start = next_weekday_at(20)
+    appointment = AppointmentFactory(provider=provider, start=start, end=start + timedelta(minutes=45))
+    with django_capture_on_commit_callbacks(execute=False):  # recorded; the job has not run yet
+        appointment.cancel("sick")
+    day = start.date() + timedelta(days=away_days_after)
+    ProviderUnavailability.objects.create(provider=provider, start_date=day, end_date=day, reason="sick")
+
+    tasks.backfill_slot(appointment.freed_slot.pk)
+
+    assert FreedSlot.objects.get().status == outcome
+
+
 def test_a_new_waitlist_entry_fills_an_open_slot(provider, django_capture_on_commit_callbacks):
     appointment = AppointmentFactory(provider=provider)
     with django_capture_on_commit_callbacks(execute=True):

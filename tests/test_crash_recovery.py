@@ -67,12 +67,14 @@ def a_morning_to_fill(slots):
     return appointments, entries
 
 
-def lock_patients(entries):
-    """Hold the patients' rows from another connection, as a long transaction would."""
+def hold_new_appointments():
+    """From another connection, hold back every new appointment, as a long transaction would.
+
+    A SHARE lock on the table lets the jobs read and lock their slot and candidate, then
+    stops them at the insert of the new appointment: mid-transaction, with locks held.
+    """
     blocker = psycopg.connect(current_database_url())
-    blocker.execute(
-        "SELECT id FROM clinic_patient WHERE id = ANY(%s) FOR NO KEY UPDATE", ([entry.patient_id for entry in entries],)
-    )
+    blocker.execute("LOCK TABLE scheduling_appointment IN SHARE MODE")
     return blocker
 
 
@@ -92,12 +94,12 @@ def statuses():
 
 
 def test_it_loses_no_slot_when_the_cluster_is_killed_mid_job(broker_url):
-    appointments, entries = a_morning_to_fill(4)
+    appointments, _ = a_morning_to_fill(4)
+    for appointment in appointments:  # the jobs wait on the broker until the cluster starts
+        appointment.cancel("patient called in sick")
+    blocker = hold_new_appointments()
     cluster = QCluster(current_database_url(), redis_url=broker_url, workers=WORKERS).start()
-    blocker = lock_patients(entries)
     try:
-        for appointment in appointments:
-            appointment.cancel("patient called in sick")
         wait_until(lambda: sessions_waiting_for_a_lock() == WORKERS, what=lambda: f"both workers inside a job:\n{cluster.output()}")
         cluster.kill()
     finally:
