@@ -2,12 +2,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
-from django.db.models import Exists, OuterRef, Q
-from django.db.models.functions import TruncDate
+from django.db.models import Q
 from django.utils import timezone
 
 from clinic.models import Patient, Provider
-from scheduling.models import Appointment, ProviderUnavailability
+from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 
 
@@ -15,13 +14,6 @@ class FreedSlotQuerySet(models.QuerySet):
     def fillable(self):
         """Slots a new waitlist entry or a retry may still fill."""
         return self.filter(status__in=FreedSlot.FILLABLE, start__gt=timezone.now())
-
-    def with_provider_away(self):
-        """Load whether the provider is away on each slot's day, so is_bookable needs no query."""
-        day = OuterRef("local_day")
-        away = ProviderUnavailability.objects.filter(provider=OuterRef("provider_id"), start_date__lte=day, end_date__gte=day)
-        # TruncDate takes the current time zone, as timezone.localdate does.
-        return self.annotate(local_day=TruncDate("start")).annotate(provider_away=Exists(away))
 
 
 class FreedSlot(models.Model):
@@ -124,10 +116,7 @@ class FreedSlot(models.Model):
         lead = timedelta(minutes=settings.BACKFILL["MIN_LEAD_MINUTES"])
         if self.start <= now + lead or not self.provider.active:
             return False
-        away = self.__dict__.get("provider_away")  # loaded by with_provider_away()
-        if away is None:
-            away = self.provider.is_unavailable_on(timezone.localdate(self.start))
-        return not away
+        return not self.provider.is_unavailable_on(timezone.localdate(self.start))
 
 
 class MatchLog(models.Model):

@@ -140,6 +140,10 @@ Q_CLUSTER = {
     # at a few dozen jobs a second (bench/latency.py). Failed tasks are always stored.
     "save_limit": int(os.environ.get("Q_SAVE_LIMIT", "-1")),
     "catch_up": False,
+    # A worker is replaced after this many tasks (django-q2's default is 500). A new worker
+    # reconnects, prepares its statements and compiles its templates again: at 100 jobs a
+    # second the default replaced a worker every few seconds.
+    "recycle": int(os.environ.get("Q_RECYCLE", "5000")),
     "poll": float(os.environ.get("Q_POLL", "0.05")),
     "sync": env_bool("Q_SYNC", False),
     "label": "Task queue",
