@@ -137,3 +137,16 @@ class OutboundEmail(models.Model):
     @property
     def can_retry(self):
         return self.attempts < settings.EMAIL_MAX_ATTEMPTS
+
+
+class PendingJob(models.Model):
+    """A job that drains a backlog, asked for and not started yet (clinic.queue.enqueue_unless_pending).
+
+    Its row is the mark that stops a burst of requests enqueueing the job once each.
+    """
+
+    name = models.CharField(max_length=100, primary_key=True)
+    requested_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.name} (asked for {self.requested_at:%H:%M:%S})"

@@ -7,10 +7,14 @@ so one broker per process is safe for the web server and the cluster's workers a
 """
 
 import functools
+from datetime import timedelta
 
+from django.db import connection
+from django.utils import timezone
 from django_q.brokers import get_broker
-from django_q.brokers.redis_broker import Redis
 from django_q.tasks import async_task
+
+from clinic.models import PendingJob
 
 
 @functools.cache
@@ -22,26 +26,30 @@ def enqueue(func, *args, **options):
     return async_task(func, *args, broker=shared_broker(), **options)
 
 
-def enqueue_unless_pending(key, func, expires_after, **options):
-    """Enqueue a job that takes no arguments, unless one asked for under `key` has not started yet.
+def enqueue_unless_pending(name, func, expires_after, **options):
+    """Enqueue a job that takes no arguments, unless one asked for under `name` has not started yet.
 
     For jobs that drain a backlog (the outbox): a hundred requests in a second need one or
-    two runs, not a hundred. The job calls `started(key)` before it reads the backlog, so
-    whatever is committed after that asks for a new run. A lost run blocks new ones for at
-    most `expires_after` seconds, and the sweep catches up on what it left behind. Only the
-    Redis broker can hold the mark; on other brokers every request enqueues a run.
+    two runs, not a hundred. The job calls `started(name)` before it reads the backlog, so
+    whatever is committed after that asks for a new run. A mark older than `expires_after`
+    seconds is taken for a lost run and replaced; the sweep also catches up on what a lost
+    run left behind. The mark is a row (PendingJob), so it works on every broker.
     """
-    broker = shared_broker()
-    if isinstance(broker, Redis) and not broker.connection.set(_pending_key(broker, key), 1, nx=True, ex=expires_after):
-        return None
+    now = timezone.now()
+    quote = connection.ops.quote_name
+    table = quote(PendingJob._meta.db_table)
+    # One statement: insert the mark, or renew it if it is stale; a row comes back only then.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({quote('name')}, {quote('requested_at')}) VALUES (%s, %s) "
+            f"ON CONFLICT ({quote('name')}) DO UPDATE SET {quote('requested_at')} = excluded.{quote('requested_at')} "
+            f"WHERE {table}.{quote('requested_at')} < %s RETURNING {quote('name')}",
+            [name, now, now - timedelta(seconds=expires_after)],
+        )
+        if cursor.fetchone() is None:
+            return None
     return enqueue(func, **options)
 
 
-def started(key):
-    broker = shared_broker()
-    if isinstance(broker, Redis):
-        broker.connection.delete(_pending_key(broker, key))
-
-
-def _pending_key(broker, key):
-    return f"{broker.list_key}:pending:{key}"
+def started(name):
+    PendingJob.objects.filter(name=name).delete()

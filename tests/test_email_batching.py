@@ -1,36 +1,32 @@
 """A burst of confirmations asks for one send job, not one per message (clinic/email.py).
 
-This process enqueues to a Redis database of this file's own, as the web server and the
+This process enqueues to the ORM broker (the test database), as the web server and the
 cluster's workers do, and nothing consumes it: the tests count the jobs waiting there and
 run the send job by hand.
 """
 
+from datetime import timedelta
+
 import pytest
-import redis
 from django.core import mail
-from django_q.signing import SignedPackage
+from django.utils import timezone
+from django_q.models import OrmQ
 
-from clinic.email import queue_email, send_queued_emails
-from clinic.models import OutboundEmail
+from clinic.email import SEND_JOB, queue_email, send_queued_emails
+from clinic.models import OutboundEmail, PendingJob
 from scheduling.factories import AppointmentFactory
-from tests.processes import enqueue_to_redis
+from tests.processes import enqueue_to_orm
 
-pytestmark = [pytest.mark.redis, pytest.mark.django_db]
-
-REDIS_URL = "redis://127.0.0.1:6379/12"
+pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def queue(monkeypatch):
-    connection = redis.Redis.from_url(REDIS_URL)
-    connection.flushdb()
-    enqueue_to_redis(monkeypatch, REDIS_URL)
-    yield connection
-    connection.flushdb()
+    enqueue_to_orm(monkeypatch)
 
 
-def waiting_jobs(queue):
-    return [SignedPackage.loads(job)["func"] for key in queue.keys("django_q:*:q") for job in queue.lrange(key, 0, -1)]
+def waiting_jobs():
+    return [job.task["func"] for job in OrmQ.objects.all()]
 
 
 def confirm(django_capture_on_commit_callbacks, count):
@@ -41,9 +37,9 @@ def confirm(django_capture_on_commit_callbacks, count):
     return emails
 
 
-def test_a_burst_of_bookings_enqueues_one_send_job_which_sends_them_all(queue, django_capture_on_commit_callbacks):
+def test_a_burst_of_bookings_enqueues_one_send_job_which_sends_them_all(django_capture_on_commit_callbacks):
     emails = confirm(django_capture_on_commit_callbacks, 25)
-    assert waiting_jobs(queue) == ["clinic.email.send_queued_emails"]
+    assert waiting_jobs() == ["clinic.email.send_queued_emails"]
 
     assert send_queued_emails() == 25
 
@@ -51,20 +47,33 @@ def test_a_burst_of_bookings_enqueues_one_send_job_which_sends_them_all(queue, d
     assert sorted(message.to[0] for message in mail.outbox) == sorted(e.recipient for e in emails)
 
 
-def test_a_message_committed_once_the_job_has_started_gets_a_new_job(queue, django_capture_on_commit_callbacks):
+def test_a_message_committed_once_the_job_has_started_gets_a_new_job(django_capture_on_commit_callbacks):
     confirm(django_capture_on_commit_callbacks, 2)
-    queue.delete(*queue.keys("django_q:*:q"))  # the cluster took the job...
+    OrmQ.objects.all().delete()  # the cluster took the job...
     send_queued_emails()  # ...and ran it
 
     late = confirm(django_capture_on_commit_callbacks, 1)[0]
 
-    assert waiting_jobs(queue) == ["clinic.email.send_queued_emails"]
+    assert waiting_jobs() == ["clinic.email.send_queued_emails"]
     send_queued_emails()
     late.refresh_from_db()
     assert late.status == OutboundEmail.Status.SENT
 
 
-def test_the_send_job_leaves_failed_messages_to_the_sweep(queue, django_capture_on_commit_callbacks):
+def test_a_job_lost_before_it_started_is_asked_for_again_once_its_mark_is_stale(django_capture_on_commit_callbacks):
+    confirm(django_capture_on_commit_callbacks, 1)
+    OrmQ.objects.all().delete()  # the job was lost before it started: its mark stays
+    confirm(django_capture_on_commit_callbacks, 1)
+    assert waiting_jobs() == []
+
+    PendingJob.objects.filter(name=SEND_JOB).update(requested_at=timezone.now() - timedelta(minutes=1))
+    confirm(django_capture_on_commit_callbacks, 1)
+
+    assert waiting_jobs() == ["clinic.email.send_queued_emails"]
+    assert send_queued_emails() == 3
+
+
+def test_the_send_job_leaves_failed_messages_to_the_sweep(django_capture_on_commit_callbacks):
     failed, fresh = confirm(django_capture_on_commit_callbacks, 2)
     OutboundEmail.objects.filter(pk=failed.pk).update(attempts=1, last_error="OSError: no route")
 
