@@ -316,10 +316,11 @@ class PreparingCursor(psycopg.Cursor):
 def _preparing_cursor():
     """A cursor on Django's connection whose statements PostgreSQL plans once per connection.
 
-    Planning the candidate query took longer than running it (bench/matching.py). Django's
-    cursors bind client-side and never prepare. psycopg prepares only on a connection with
-    a threshold, which Django leaves unset: set one so high that nothing is prepared unless
-    asked, as PreparingCursor does. (Behind a transaction-pooling pgbouncer, prepared
+    Planning the candidate query took longer than running it (bench/matching.py), so it is
+    prepared on its first run. Django's own statements are prepared after a few runs when
+    POSTGRES_PREPARED_STATEMENTS is on (clinic/settings.py); with it off, Django binds
+    client-side and leaves psycopg's threshold unset, and this sets one so high that
+    nothing else is prepared. (Behind a transaction-pooling pgbouncer, prepared
     statements need pgbouncer >= 1.21 with max_prepared_statements.)
     """
     connection.ensure_connection()
