@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
+from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -69,16 +69,19 @@ def request_send():
 def send_queued_emails():
     """Send every message not tried yet, oldest first; returns how many were sent."""
     started(SEND_JOB)
+    # Without row locks (SQLite) a transaction holds the whole database's write lock while
+    # it talks to the ESP: there, one message per transaction, so bookings wait for one send.
+    batch_size = SEND_BATCH if connection.features.has_select_for_update_skip_locked else 1
     sent = 0
     while True:
         with transaction.atomic():
             batch = list(
                 OutboundEmail.objects.select_for_update(skip_locked=True)
                 .filter(status=OutboundEmail.Status.QUEUED, attempts=0)
-                .order_by("pk")[:SEND_BATCH]
+                .order_by("pk")[:batch_size]
             )
             sent += sum(_send(email) == OutboundEmail.Status.SENT for email in batch)
-        if len(batch) < SEND_BATCH:
+        if len(batch) < batch_size:
             return sent
 
 
