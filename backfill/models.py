@@ -95,16 +95,11 @@ class FreedSlot(models.Model):
         if not slot.is_bookable():
             return None
         slot.next_attempt_at = timezone.now() + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"])
-        if appointment.cancelling_under_lock:
-            # Appointment.cancel holds the row lock and saw it not cancelled: nobody else
-            # can have recorded this slot, so no savepoint is needed for the insert.
-            slot.save()
-        else:
-            try:
-                with transaction.atomic():
-                    slot.save()
-            except IntegrityError:  # two plain saves cancelled the same row at once: the other recorded it
-                return cls.objects.get(appointment=appointment)
+        try:
+            with transaction.atomic():
+                slot.save()
+        except IntegrityError:  # two saves cancelled the same row at once: the other recorded it
+            return cls.objects.get(appointment=appointment)
         from backfill.tasks import enqueue_backfill
 
         transaction.on_commit(lambda: enqueue_backfill(slot.pk), robust=True)

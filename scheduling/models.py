@@ -83,7 +83,6 @@ class Appointment(models.Model):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._saved_status = None
-        self.cancelling_under_lock = False  # set by cancel() while it saves, for FreedSlot.record_for
 
     @classmethod
     def from_db(cls, db, field_names, values):
@@ -198,11 +197,7 @@ class Appointment(models.Model):
             self.cancel_reason = reason[:200]
             self.cancelled_by = str(by)[:100]
             self.cancelled_at = timezone.now()
-            self.cancelling_under_lock = True
-            try:
-                self.save(update_fields=["status", "cancel_reason", "cancelled_by", "cancelled_at", "updated_at"])
-            finally:
-                self.cancelling_under_lock = False
+            self.save(update_fields=["status", "cancel_reason", "cancelled_by", "cancelled_at", "updated_at"])
             log.info("appointment.cancelled id=%s patient=%s by=%s reason=%s", self.pk, self.patient_id, by, reason)
         return self
 

@@ -1,11 +1,9 @@
 """Provider unavailable: reassign to a colleague or waitlist (SPEC 6)."""
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import connection
 from django.utils import timezone
 from freezegun import freeze_time
 
@@ -16,6 +14,7 @@ from scheduling import reassignment
 from scheduling.factories import AppointmentFactory
 from scheduling.models import Appointment, ProviderUnavailability
 from scheduling.reassignment import WorkflowError, mark_provider_unavailable
+from tests.processes import run_in_threads
 from waitlist.factories import WaitlistEntryFactory
 from waitlist.models import WaitlistEntry
 
@@ -347,22 +346,10 @@ def test_concurrent_runs_never_give_one_colleague_two_patients_at_once(away, app
     AppointmentFactory(provider=other_away, start=appointment.start, end=appointment.end)
     only_free = colleague(away, downtown)
     day = timezone.localdate(appointment.start)
-    barrier, results = threading.Barrier(2), []
 
-    def mark(provider):
-        try:
-            barrier.wait(timeout=10)
-            results.append(mark_provider_unavailable(provider, day, day, "sick"))
-        finally:
-            connection.close()
+    results = run_in_threads([lambda p=p: mark_provider_unavailable(p, day, day, "sick") for p in (away, other_away)])
 
-    threads = [threading.Thread(target=mark, args=(provider,)) for provider in (away, other_away)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert len(results) == 2
+    assert not [r for r in results if isinstance(r, Exception)]
     assert sorted((len(s.reassigned), len(s.waitlisted)) for s in results) == [(0, 1), (1, 0)]
     assert Appointment.objects.active().filter(provider=only_free).count() == 1
     assert FreedSlot.objects.count() == 0
@@ -376,24 +363,10 @@ def test_two_colleagues_away_at_once_are_never_offered_to_each_other(away, appoi
                                end=appointment.end + timedelta(hours=1))
     still_here = colleague(away, downtown)
     day = timezone.localdate(appointment.start)
-    barrier, results, errors = threading.Barrier(2), [], []
 
-    def mark(provider):
-        try:
-            barrier.wait(timeout=10)
-            results.append(mark_provider_unavailable(provider, day, day, "flu going round"))
-        except Exception as error:  # a deadlock would surface here
-            errors.append(error)
-        finally:
-            connection.close()
+    results = run_in_threads([lambda p=p: mark_provider_unavailable(p, day, day, "flu going round") for p in (away, other_away)])
 
-    threads = [threading.Thread(target=mark, args=(provider,)) for provider in (away, other_away)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert errors == []
+    assert [r for r in results if isinstance(r, Exception)] == []  # a deadlock would surface here
     # Whichever ran first may have offered the other colleague, whose own run then moved
     # that offer on: in the end nobody is booked with a provider who is away.
     assert not Appointment.objects.active().filter(provider__in=[away, other_away]).exists()
