@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from backfill.booking import BackfillError, book_entry_by_hand, retry_slot
 from backfill.matching import RANK_ORDER, SlotFacts, rank_candidates
 from backfill.models import FreedSlot, MatchLog, SlotOffer
+from clinic.admin_lists import ClinicModelAdmin
 from waitlist.models import WaitlistEntry
 
 # How many unranked waiting entries the book-by-hand page lists under the ranked ones.
@@ -40,7 +41,7 @@ class SlotOfferInline(admin.TabularInline):
 
 
 @admin.register(FreedSlot)
-class FreedSlotAdmin(admin.ModelAdmin):
+class FreedSlotAdmin(ClinicModelAdmin):
     list_display = ["start", "provider", "status", "reason", "freed_at", "filled_at", "filled_by", "attempts"]
     list_filter = ["status", "provider__specialty", "provider__location", "provider"]
     search_fields = ["provider__name", "filled_by__patient__last_name", "appointment__patient__last_name"]
@@ -53,7 +54,7 @@ class FreedSlotAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Retry backfill for selected slots")
+    @admin.action(permissions=["change"], description="Retry backfill for selected slots")
     def retry_backfill(self, request, queryset):
         for slot in queryset:
             try:
@@ -62,7 +63,7 @@ class FreedSlotAdmin(admin.ModelAdmin):
             except BackfillError as error:
                 self.message_user(request, f"{slot}: {error}", messages.WARNING)
 
-    @admin.action(description="Book a waitlisted patient of your choice into the selected slot")
+    @admin.action(permissions=["change"], description="Book a waitlisted patient of your choice into the selected slot")
     def book_waitlist_entry_by_hand(self, request, queryset):
         """SPEC 8: staff override. An intermediate page lists the candidates; staff pick and confirm."""
         slots = list(queryset.select_related("provider__specialty", "provider__location", "appointment")[:2])
@@ -115,7 +116,7 @@ def hand_booking_choices(slot):
 
 
 @admin.register(MatchLog)
-class MatchLogAdmin(admin.ModelAdmin):
+class MatchLogAdmin(ClinicModelAdmin):
     list_display = ["slot", "run", "rank", "patient", "score", "outcome", "created_at"]
     list_filter = ["outcome"]
     search_fields = ["patient__last_name", "patient__email"]
@@ -124,7 +125,7 @@ class MatchLogAdmin(admin.ModelAdmin):
 
 
 @admin.register(SlotOffer)
-class SlotOfferAdmin(admin.ModelAdmin):
+class SlotOfferAdmin(ClinicModelAdmin):
     list_display = ["slot", "patient", "score", "status", "sent_at", "expires_at", "responded_at"]
     list_filter = ["status"]
     search_fields = ["patient__last_name", "patient__email"]

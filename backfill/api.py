@@ -62,6 +62,7 @@ class FreedSlotFilter(filters.FilterSet):
 class FreedSlotViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = FreedSlot.objects.order_by("-freed_at", "-id")
     filterset_class = FreedSlotFilter
+    action_verbs = {"retry": "change", "book": "change"}
 
     def get_queryset(self):
         if self.action == "list":
@@ -125,6 +126,8 @@ class StatsSerializer(serializers.Serializer):
 
 
 class StatsView(APIView):
+    required_permission = "backfill.view_dashboard"
+
     @extend_schema(
         parameters=[OpenApiParameter("start_date", date), OpenApiParameter("end_date", date)],
         responses=StatsSerializer,

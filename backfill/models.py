@@ -50,6 +50,10 @@ class FreedSlot(models.Model):
 
     class Meta:
         ordering = ["-freed_at", "-id"]
+        permissions = [
+            ("view_dashboard", "Can view the backfill dashboard"),
+            ("view_metrics", "Can read the Prometheus metrics"),
+        ]
         indexes = [
             models.Index(fields=["status", "start"]),
             models.Index(fields=["provider", "start"]),

@@ -1,6 +1,6 @@
 """Signed links in slot offer emails (offer mode, SPEC 5 and 7).
 
-A token names one offer and one action and is salted per action, so a decline token
+A token names one offer, its patient and one action and is salted per action, so a decline token
 cannot be replayed as an accept. It is valid until the offer expires. One-time use is
 enforced by the offer's status, not the token: a used link keeps showing its outcome,
 even once the offer's time is up.
@@ -19,7 +19,7 @@ PURPOSE = "backfill.offer"
 
 def make_token(offer, action):
     assert action in ACTIONS, action
-    return sign({"o": offer.pk, "e": int(offer.expires_at.timestamp())}, PURPOSE, action)
+    return sign({"o": offer.pk, "p": offer.patient_id, "e": int(offer.expires_at.timestamp())}, PURPOSE, action)
 
 
 def link_for(offer, action):
@@ -38,7 +38,7 @@ def read_token(token, action):
         .filter(pk=payload.get("o"))
         .first()
     )
-    if offer is None or int(offer.expires_at.timestamp()) != payload.get("e"):
+    if offer is None or (offer.patient_id, int(offer.expires_at.timestamp())) != (payload.get("p"), payload.get("e")):
         raise BadLink("This link no longer matches an offer. Please contact the clinic.")
     answered = offer.status in (SlotOffer.Status.ACCEPTED, SlotOffer.Status.DECLINED)
     if not answered and timezone.now() >= offer.expires_at:

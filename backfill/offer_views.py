@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 from backfill import offers
 from backfill.models import SlotOffer
 from backfill.offer_links import read_token
+from clinic.access import throttled_per_client
 from scheduling.links import BadLink
 
 ACCEPTED = "Thank you: the time is yours and your appointment is booked. We have emailed you the details."
@@ -63,6 +64,7 @@ OFFER_ACTIONS = {
 
 
 @require_http_methods(["GET", "POST"])
+@throttled_per_client
 def offer_action(request, action, token):
     try:
         offer = read_token(token, action)

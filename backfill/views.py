@@ -9,7 +9,7 @@ from django.utils.safestring import mark_safe
 from pygal.style import Style
 
 from backfill.stats import backfill_stats, daily_counts
-from clinic.access import staff_required
+from clinic.access import staff_page
 
 DASHBOARD_DAYS = 30
 CHART_STYLE = Style(
@@ -18,7 +18,7 @@ CHART_STYLE = Style(
 )
 
 
-@staff_required
+@staff_page("backfill.view_dashboard")
 def dashboard(request):
     last = timezone.localdate()
     first = last - timedelta(days=DASHBOARD_DAYS - 1)

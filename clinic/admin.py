@@ -3,32 +3,36 @@ from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from clinic.admin_lists import ClinicModelAdmin
 from clinic.models import Location, OutboundEmail, Patient, Provider, Specialty
 from scheduling.forms import ProviderUnavailableForm
 from scheduling.reassignment import WorkflowError, mark_provider_unavailable
 
 
 @admin.register(Location)
-class LocationAdmin(admin.ModelAdmin):
+class LocationAdmin(ClinicModelAdmin):
     list_display = ["name", "address"]
     search_fields = ["name", "address"]
 
 
 @admin.register(Specialty)
-class SpecialtyAdmin(admin.ModelAdmin):
+class SpecialtyAdmin(ClinicModelAdmin):
     list_display = ["name"]
     search_fields = ["name"]
 
 
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin):
+class ProviderAdmin(ClinicModelAdmin):
     list_display = ["name", "specialty", "location", "email", "active"]
     list_filter = ["active", "specialty", "location"]
     search_fields = ["name", "email"]
     list_select_related = ["specialty", "location"]
     actions = ["mark_unavailable"]
 
-    @admin.action(description="Mark unavailable and reassign their patients")
+    def has_reassign_permission(self, request):
+        return request.user.has_perm("scheduling.reassign_patients")
+
+    @admin.action(permissions=["reassign"], description="Mark unavailable and reassign their patients")
     def mark_unavailable(self, request, queryset):
         # First call: ask for the days; the form posts back here with "apply".
         form = ProviderUnavailableForm(request.POST if "apply" in request.POST else None)
@@ -59,7 +63,7 @@ class ProviderAdmin(admin.ModelAdmin):
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(ClinicModelAdmin):
     list_display = ["__str__", "email", "phone", "preferred_location", "no_show_risk", "days", "email_opt_out"]
     list_filter = ["preferred_location", "email_opt_out"]
     search_fields = ["first_name", "last_name", "email", "phone"]
@@ -72,7 +76,7 @@ class PatientAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboundEmail)
-class OutboundEmailAdmin(admin.ModelAdmin):
+class OutboundEmailAdmin(ClinicModelAdmin):
     list_display = ["created_at", "kind", "recipient", "subject", "status", "attempts", "appointment_link"]
     list_filter = ["status", "kind"]
     search_fields = ["recipient", "subject", "esp_message_id"]

@@ -53,13 +53,20 @@ def queue_patient_email(kind, patient, context, appointment=None):
     email = OutboundEmail.objects.create(
         kind=kind,
         recipient=patient.email,
-        subject=render_to_string(f"{template}_subject.txt", context).strip(),
+        subject=subject_line(render_to_string(f"{template}_subject.txt", context)),
         text_body=render_to_string(f"{template}.txt", context),
         html_body=render_to_string(f"{template}.html", context),
         appointment=appointment,
     )
     transaction.on_commit(request_send, robust=True)
     return email
+
+
+def subject_line(text):
+    """A header is one line: whatever a name or a reason carried, the subject never breaks
+    it (BadHeaderError left messages stuck). The templates render it unescaped: it is
+    plain text, and "O'Neil & Sons" must not arrive as "O&#x27;Neil &amp; Sons"."""
+    return " ".join(text.split())
 
 
 def request_send():

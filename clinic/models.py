@@ -4,11 +4,12 @@ from django.db import models
 from django.utils import timezone
 
 from clinic.fields import TimeWindowsField, WeekdaysField
+from clinic.validators import single_line
 
 
 class Location(models.Model):
-    name = models.CharField(max_length=100, unique=True)
-    address = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=100, unique=True, validators=[single_line])
+    address = models.CharField(max_length=200, blank=True, validators=[single_line])
 
     class Meta:
         ordering = ["name"]
@@ -18,7 +19,7 @@ class Location(models.Model):
 
 
 class Specialty(models.Model):
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[single_line])
 
     class Meta:
         ordering = ["name"]
@@ -29,7 +30,7 @@ class Specialty(models.Model):
 
 
 class Provider(models.Model):
-    name = models.CharField(max_length=120)
+    name = models.CharField(max_length=120, validators=[single_line])
     email = models.EmailField(unique=True)
     specialty = models.ForeignKey(Specialty, on_delete=models.PROTECT, related_name="providers")
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="providers")
@@ -47,10 +48,10 @@ class Provider(models.Model):
 
 
 class Patient(models.Model):
-    first_name = models.CharField(max_length=60)
-    last_name = models.CharField(max_length=60)
+    first_name = models.CharField(max_length=60, validators=[single_line])
+    last_name = models.CharField(max_length=60, validators=[single_line])
     email = models.EmailField(db_index=True)
-    phone = models.CharField(max_length=30, blank=True)
+    phone = models.CharField(max_length=30, blank=True, validators=[single_line])
     preferred_location = models.ForeignKey(
         Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

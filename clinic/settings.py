@@ -1,13 +1,20 @@
 """Backfill settings, read from the environment.
 
-With nothing set it runs on SQLite and the django-q2 ORM broker, so a newcomer needs only
-Python. Production sets DATABASE_URL (PostgreSQL) and optionally REDIS_URL.
+With nothing set Backfill runs as production (SPEC 10): DEBUG off, a SECRET_KEY required,
+HTTPS-only cookies, HSTS and the SSL redirect on. Each security setting can be turned by an
+environment variable of Django's own name, so a deployment behind a TLS proxy, or the demo
+on loopback (`bin/run`), says so explicitly. The database and broker default to SQLite and
+the django-q2 ORM broker, so nothing else needs a service; production sets DATABASE_URL
+(PostgreSQL) and optionally REDIS_URL.
 """
 
 import os
+import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -20,15 +27,45 @@ def env_list(name, default=""):
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", True)
+def env_int(name, default):
+    return int(os.environ.get(name, str(default)))
+
+
+def refuse_to_start(message):
+    # A plain sentence and a non-zero exit, not a traceback: this is an operator's mistake.
+    sys.stderr.write(f"Backfill cannot start: {message}\n")
+    raise SystemExit(2)
+
+
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise RuntimeError("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+    refuse_to_start(
+        "SECRET_KEY must be set. It signs patients' links and staff sessions; generate one with\n"
+        "  python -c 'import secrets; print(secrets.token_urlsafe(50))'\n"
+        "(bin/run makes one for the demo and keeps it in .demo/secret_key)."
+    )
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# --- Security (SPEC 10): on unless the environment turns it off ------------------------
+
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+# Behind a TLS-terminating proxy: SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https
+if os.environ.get("SECURE_PROXY_SSL_HEADER"):
+    header, _, value = os.environ["SECURE_PROXY_SSL_HEADER"].partition(",")
+    SECURE_PROXY_SSL_HEADER = (header.strip(), value.strip() or "https")
+# The health checks answer plain HTTP on the machine itself (a load balancer's probe).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SESSION_COOKIE_HTTPONLY = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -45,6 +82,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "anymail",
+    "axes",
+    "csp",
     "clinic",
     "scheduling",
     "waitlist",
@@ -54,12 +93,15 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "clinic.urls"
@@ -83,11 +125,7 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------
 
 SQLITE_PATH = os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
-DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{SQLITE_PATH}", conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60"))
-    )
-}
+DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{SQLITE_PATH}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions take the write lock up front, so a web process and a worker
     # wait for each other (timeout) instead of failing with "database is locked" when a
@@ -101,6 +139,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests that start a real worker need a file both processes can open.
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SQLITE_TEST_PATH", str(BASE_DIR / "test-db.sqlite3"))}
 DATABASE_IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if DATABASE_IS_POSTGRES and env_bool("DB_POOL", True):
+    # Django's own pool (psycopg_pool), one per process: the server's connections stay at
+    # processes x DB_POOL_MAX_SIZE whatever the load. Under runserver each request thread
+    # kept a connection of its own, and 16 API clients exhausted PostgreSQL's 100.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": env_int("DB_POOL_MIN_SIZE", 1),
+            "max_size": env_int("DB_POOL_MAX_SIZE", 4),
+            # A request waits this long for a free connection, then fails (503, not a hang).
+            "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "10")),
+        }
+    }
+elif DATABASE_IS_POSTGRES:
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
 if DATABASE_IS_POSTGRES and env_bool("POSTGRES_PREPARED_STATEMENTS", True):
     # Bind parameters on the server and prepare a statement once it has run 5 times on a
     # connection: PostgreSQL then skips parsing and planning the ORM's repeated queries,
@@ -115,8 +168,23 @@ if DATABASE_IS_POSTGRES and env_bool("POSTGRES_PREPARED_STATEMENTS", True):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes counts failed logins (the login page and the admin's): after AXES_FAILURE_LIMIT
+# failures the account, and separately the client's address, are locked for AXES_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+AXES_IPWARE_PROXY_COUNT = env_int("PROXY_COUNT", 0)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/schedule/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -128,7 +196,40 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+# Hashed, compressed names served by whitenoise; `bin/serve` collects them before it starts.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# A Content-Security-Policy on every page (SPEC 10): scripts and styles only from our own
+# static files, so a script stored in a name or a reason could not run. The outbox shows
+# each email in a sandboxed iframe (srcdoc), which the sandbox keeps from running scripts.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        # Style attributes place the schedule's cards, and emails carry inline styles; a
+        # style cannot run code, so only scripts are held to our own files.
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "frame-src": [SELF],
+        "frame-ancestors": [NONE],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+    }
+}
+
+# Throttles and the login lockout count in this cache: Redis when there is one, so every
+# process shares the counts; otherwise files under the project, shared by the processes
+# of one machine (the embedded default).
+if os.environ.get("REDIS_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": os.environ.get("CACHE_DIR", str(BASE_DIR / ".cache"))}}
 
 # --- Queue (django-q2) ------------------------------------------------------------------
 
@@ -165,11 +266,26 @@ else:
 
 # --- Email -----------------------------------------------------------------------------
 
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Production sends through SMTP (EMAIL_HOST...) or an anymail ESP; the console backend,
+# which only prints, is the default only with DEBUG on, and otherwise must be chosen.
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Backfill Clinic <appointments@clinic.example>")
-ANYMAIL = {
-    "WEBHOOK_SECRET": os.environ.get("ANYMAIL_WEBHOOK_SECRET", "dev:dev-webhook-secret"),
-}
+# The ESP whose tracking webhook is served: taken from an anymail EMAIL_BACKEND
+# ("anymail.backends.sendgrid.EmailBackend" -> "sendgrid"). Its URLs exist only once
+# ANYMAIL_WEBHOOK_SECRET ("user:password", the basic auth the ESP sends) is set.
+ANYMAIL_ESP = EMAIL_BACKEND.split(".")[2] if EMAIL_BACKEND.startswith("anymail.backends.") else ""
+ANYMAIL = {}
+if os.environ.get("ANYMAIL_WEBHOOK_SECRET"):
+    ANYMAIL["WEBHOOK_SECRET"] = os.environ["ANYMAIL_WEBHOOK_SECRET"]
 for key in ("SENDGRID_API_KEY", "MAILGUN_API_KEY", "MAILGUN_SENDER_DOMAIN", "POSTMARK_SERVER_TOKEN", "AMAZON_SES_CLIENT_PARAMS"):
     if os.environ.get(key):
         ANYMAIL[key] = os.environ[key]
@@ -182,7 +298,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # Every endpoint checks the account's Django permissions (clinic.access.ModelPermissions):
+    # an account in no group can do nothing, whatever its is_staff flag says.
+    "DEFAULT_PERMISSION_CLASSES": ["clinic.access.ModelPermissions"],
+    # Per token (or per staff session): 429 with Retry-After past the rate.
+    "DEFAULT_THROTTLE_CLASSES": ["clinic.access.PerTokenThrottle"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -192,6 +312,20 @@ REST_FRAMEWORK = {
     # The API speaks JSON (SPEC 8); one request format keeps the schema and its checks simple.
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
 }
+# Abuse limits (SPEC 10), as "N/second|minute|hour|day".
+API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "1200/minute")  # per token or staff session
+PATIENT_LINK_THROTTLE_RATE = os.environ.get("PATIENT_LINK_THROTTLE_RATE", "30/minute")  # per client address
+# Clients' addresses come from X-Forwarded-For only behind this many trusted proxies.
+REST_FRAMEWORK["NUM_PROXIES"] = env_int("PROXY_COUNT", 0) or None
+
+# GET /metrics: a staff token with the view_metrics permission, or this bearer secret
+# (for a Prometheus scraper). Unset: a token only.
+METRICS_SCRAPE_SECRET = os.environ.get("METRICS_SCRAPE_SECRET", "")
+# /readyz answers 503 while the sweep has not run for this long or an open freed slot has
+# waited this long for its job.
+READY_SWEEP_STALE_SECONDS = env_int("READY_SWEEP_STALE_SECONDS", 180)
+READY_SLOT_STUCK_SECONDS = env_int("READY_SLOT_STUCK_SECONDS", 300)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Backfill API",
     "DESCRIPTION": "Appointments, waitlist, freed slots and the provider-unavailable workflow.",
@@ -284,7 +418,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # One event, one line: newlines and control characters in logged values (a cancel
+        # reason, a name) are escaped, so a value cannot forge a line of its own.
+        "plain": {"()": "clinic.log.OneLineFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},

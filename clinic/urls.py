@@ -1,8 +1,11 @@
+from anymail import urls as anymail_urls
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from backfill import health
 from backfill import views as backfill_views
 from clinic import views as clinic_views
 from scheduling import views as scheduling_views
@@ -17,7 +20,9 @@ urlpatterns = [
     path("api/", include("clinic.api_urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("anymail/", include("anymail.urls")),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     path("schedule/", scheduling_views.schedule, name="schedule"),
     path("schedule.html", RedirectView.as_view(url="/schedule/", permanent=False, query_string=True)),
     path("emails/", clinic_views.outbox, name="outbox"),
@@ -26,3 +31,16 @@ urlpatterns = [
     path("", include("scheduling.urls")),
     path("", include("backfill.urls")),
 ]
+
+
+def tracking_webhooks():
+    """Only the configured ESP's webhooks, and only once their secret is set: no other
+    ESP's endpoint exists to be probed, and none accepts a built-in credential."""
+    if not (settings.ANYMAIL_ESP and settings.ANYMAIL.get("WEBHOOK_SECRET")):
+        return []
+    prefix = f"{settings.ANYMAIL_ESP}/"
+    return [pattern for pattern in anymail_urls.urlpatterns if str(pattern.pattern).lstrip("^").startswith(prefix)]
+
+
+urlpatterns.append(path("anymail/", include(tracking_webhooks())))
+handler500 = "clinic.errors.server_error"

@@ -4,7 +4,7 @@ from django import forms
 from django.core.paginator import Paginator
 from django.shortcuts import render
 
-from clinic.access import staff_required
+from clinic.access import staff_page
 from clinic.models import OutboundEmail
 
 MESSAGES_PER_PAGE = 20
@@ -22,7 +22,7 @@ class OutboxFilter(forms.Form):
         return emails
 
 
-@staff_required
+@staff_page("clinic.view_outboundemail")
 def outbox(request):
     form = OutboxFilter(request.GET)
     if not form.is_valid():

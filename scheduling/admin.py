@@ -1,10 +1,11 @@
 from django.contrib import admin, messages
 
+from clinic.admin_lists import ClinicModelAdmin
 from scheduling.models import Appointment, ProviderUnavailability, SchedulingError
 
 
 @admin.register(Appointment)
-class AppointmentAdmin(admin.ModelAdmin):
+class AppointmentAdmin(ClinicModelAdmin):
     list_display = ["start", "end", "patient", "provider", "status", "source", "cancel_reason"]
     list_filter = ["status", "source", "provider__specialty", "provider__location", "provider", "start"]
     search_fields = ["patient__first_name", "patient__last_name", "patient__email", "provider__name"]
@@ -14,11 +15,11 @@ class AppointmentAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at", "cancelled_at", "cancelled_by", "replaces"]
     actions = ["cancel_appointments", "mark_no_show"]
 
-    @admin.action(description="Cancel selected appointments (frees the slot for backfill)")
+    @admin.action(permissions=["change"], description="Cancel selected appointments (frees the slot for backfill)")
     def cancel_appointments(self, request, queryset):
         self._apply(request, queryset, lambda a: a.cancel("cancelled by front desk", by=request.user.username), "cancelled")
 
-    @admin.action(description="Mark selected appointments as no-show")
+    @admin.action(permissions=["change"], description="Mark selected appointments as no-show")
     def mark_no_show(self, request, queryset):
         self._apply(request, queryset, lambda a: a.mark_no_show(), "marked no-show")
 
@@ -35,7 +36,7 @@ class AppointmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProviderUnavailability)
-class ProviderUnavailabilityAdmin(admin.ModelAdmin):
+class ProviderUnavailabilityAdmin(ClinicModelAdmin):
     list_display = ["provider", "start_date", "end_date", "reason", "created_at"]
     list_filter = ["provider"]
     search_fields = ["provider__name", "reason"]

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from clinic.api import ClinicDateField, ClinicDateTimeField, ClinicDayFilter
 from clinic.models import Provider
+from clinic.validators import single_line
 from scheduling.models import Appointment
 from scheduling.reassignment import mark_provider_unavailable
 
@@ -51,7 +52,7 @@ class CancelledAppointmentSerializer(AppointmentSerializer):
 
 
 class CancelSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=200)
+    reason = serializers.CharField(max_length=200, validators=[single_line])
 
 
 class AppointmentFilter(filters.FilterSet):
@@ -70,6 +71,7 @@ class AppointmentViewSet(
     queryset = Appointment.objects.order_by("start", "id")
     serializer_class = AppointmentSerializer
     filterset_class = AppointmentFilter
+    action_verbs = {"cancel": "change"}
 
     @extend_schema(request=CancelSerializer, responses=CancelledAppointmentSerializer)
     @action(detail=True, methods=["post"])
@@ -85,7 +87,7 @@ class AppointmentViewSet(
 class TriggerWorkflowSerializer(serializers.Serializer):
     trigger_type = serializers.ChoiceField(choices=["provider_unavailable"])
     provider_id = serializers.PrimaryKeyRelatedField(queryset=Provider.objects.all())
-    reason = serializers.CharField(max_length=200)
+    reason = serializers.CharField(max_length=200, validators=[single_line])
     start_date = ClinicDateField()
     end_date = ClinicDateField()
 
@@ -109,6 +111,8 @@ class WorkflowSummarySerializer(serializers.Serializer):
 
 
 class TriggerWorkflowView(APIView):
+    required_permission = "scheduling.reassign_patients"
+
     @extend_schema(request=TriggerWorkflowSerializer, responses={201: WorkflowSummarySerializer})
     def post(self, request):
         """Mark a provider unavailable: their patients are reassigned or waitlisted (SPEC 6)."""

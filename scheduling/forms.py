@@ -1,5 +1,6 @@
 from django import forms
 
+from clinic.validators import single_line
 from scheduling.models import ProviderUnavailability
 
 
@@ -9,7 +10,7 @@ class ProviderUnavailableForm(forms.Form):
     start_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="First day away.")
     end_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="Last day away (included).")
     reason = forms.CharField(
-        max_length=ProviderUnavailability._meta.get_field("reason").max_length, required=False, help_text='e.g. "sick"'
+        max_length=ProviderUnavailability._meta.get_field("reason").max_length, validators=[single_line], required=False, help_text='e.g. "sick"'
     )
 
     def clean(self):

@@ -1,7 +1,9 @@
 """Signed links in patients' emails (SPEC 7).
 
-A token names one appointment and one action and is salted per action, so a cancel token
-cannot be replayed as a decline. It is valid until the appointment starts. One-time use is
+A token names one appointment, its patient and one action, and is salted per action, so a
+cancel token cannot be replayed as a decline. It is valid until the appointment starts, and
+only while the appointment keeps the patient and the time it was sent for: after staff give
+the appointment to someone else or move it, the old link gets the 400 page (SPEC 10). One-time use is
 enforced by the appointment's state, not the token: a used link shows the outcome again.
 """
 
@@ -36,7 +38,7 @@ PURPOSE = "scheduling.appointment"
 
 def make_token(appointment, action):
     assert action in ACTIONS, action
-    return sign({"a": appointment.pk, "s": int(appointment.start.timestamp())}, PURPOSE, action)
+    return sign({"a": appointment.pk, "p": appointment.patient_id, "s": int(appointment.start.timestamp())}, PURPOSE, action)
 
 
 def link_for(appointment, action):
@@ -65,7 +67,7 @@ def read_token(token, action):
         .filter(pk=payload.get("a"))
         .first()
     )
-    if appointment is None or int(appointment.start.timestamp()) != payload.get("s"):
+    if appointment is None or (appointment.patient_id, int(appointment.start.timestamp())) != (payload.get("p"), payload.get("s")):
         raise BadLink("This link no longer matches an appointment. Please contact the clinic.")
     if timezone.now() >= appointment.start:
         raise BadLink("This link has expired: the appointment time has passed.")

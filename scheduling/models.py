@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clinic.models import Patient, Provider
+from clinic.validators import single_line
 
 log = logging.getLogger("scheduling")
 DEADLOCK_DETECTED = "40P01"  # PostgreSQL SQLSTATE
@@ -57,7 +58,7 @@ class Appointment(models.Model):
     end = models.DateTimeField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.SCHEDULED)
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.STAFF)
-    cancel_reason = models.CharField(max_length=200, blank=True)
+    cancel_reason = models.CharField(max_length=200, blank=True, validators=[single_line])
     cancelled_by = models.CharField(max_length=100, blank=True)
     # The appointment this one replaces (a reassignment offer points at the original).
     replaces = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -194,7 +195,8 @@ class Appointment(models.Model):
                 raise CannotCancel(f"This appointment is {self.get_status_display().lower()} and cannot be cancelled.")
             self._saved_status = self.status
             self.status = self.Status.CANCELLED
-            self.cancel_reason = reason[:200]
+            # One line whatever the caller passed: it reaches emails, pages and the log.
+            self.cancel_reason = " ".join(reason.split())[:200]
             self.cancelled_by = str(by)[:100]
             self.cancelled_at = timezone.now()
             self.save(update_fields=["status", "cancel_reason", "cancelled_by", "cancelled_at", "updated_at"])
@@ -227,12 +229,13 @@ class ProviderUnavailability(models.Model):
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="unavailabilities")
     start_date = models.DateField()
     end_date = models.DateField()
-    reason = models.CharField(max_length=200, blank=True)
+    reason = models.CharField(max_length=200, blank=True, validators=[single_line])
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["-start_date"]
         verbose_name_plural = "provider unavailabilities"
+        permissions = [("reassign_patients", "Can mark a provider unavailable and reassign their patients")]
         constraints = [
             models.CheckConstraint(condition=Q(end_date__gte=models.F("start_date")), name="unavailability_end_not_before_start"),
         ]

@@ -9,6 +9,7 @@ from typing import Callable
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from clinic.access import throttled_per_client
 from scheduling import reassignment
 from scheduling.links import BadLink, read_token
 from scheduling.models import Appointment, SchedulingError
@@ -115,6 +116,7 @@ PATIENT_ACTIONS = {
 
 
 @require_http_methods(["GET", "POST"])
+@throttled_per_client
 def patient_action(request, action, token):
     try:
         appointment = read_token(token, action)

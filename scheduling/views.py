@@ -5,11 +5,11 @@ from datetime import date
 from django.shortcuts import render
 from django.utils import timezone
 
-from clinic.access import staff_required
+from clinic.access import staff_page
 from scheduling.day_schedule import DaySchedule
 
 
-@staff_required
+@staff_page("scheduling.view_appointment")
 def schedule(request):
     raw = request.GET.get("date", "").strip()
     try:

@@ -1,6 +1,7 @@
 import os
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 
 
@@ -21,6 +22,12 @@ def anymail_test_backend(settings):
     """pytest-django forces locmem; anymail's test backend also fills mail.outbox and gives
     each message an ESP id and status, like a real ESP would."""
     settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+
+
+@pytest.fixture(autouse=True)
+def fresh_limits():
+    """Throttle counts live in the cache: each test starts with none spent."""
+    cache.clear()
 
 
 @pytest.fixture

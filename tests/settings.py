@@ -1,12 +1,28 @@
 """Settings for the test run: the product's own, with the queue run in-process.
 
 django-q2 reads `sync` when it is imported, so it is set here rather than with
-override_settings. Tests that start a real qcluster run it with clinic.settings.
+override_settings. Tests that start a real qcluster run it with clinic.settings; the
+environment set here reaches them too, so they sign links with the same key.
 """
 
-from clinic.settings import *  # noqa: F403
+import os
+import secrets
+
+# Production is the default (SPEC 10); the test run says what it differs in, as bin/run does.
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+    os.environ.setdefault(name, "0")
+os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
+os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+
+from clinic.settings import *  # noqa: E402,F403
 
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}  # noqa: F405
 EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SITE_URL = "http://testserver"
+# Tests render pages without running collectstatic first; bin/serve's manifest storage is
+# tested through bin/serve itself.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -1,10 +1,11 @@
 from django.contrib import admin, messages
 
+from clinic.admin_lists import ClinicModelAdmin
 from waitlist.models import WaitlistEntry
 
 
 @admin.register(WaitlistEntry)
-class WaitlistEntryAdmin(admin.ModelAdmin):
+class WaitlistEntryAdmin(ClinicModelAdmin):
     list_display = ["patient", "specialty", "status", "reason", "risk", "preferred_location", "days", "created_at"]
     list_filter = ["status", "reason", "specialty", "preferred_location"]
     search_fields = ["patient__first_name", "patient__last_name", "patient__email"]
@@ -22,7 +23,7 @@ class WaitlistEntryAdmin(admin.ModelAdmin):
     def days(self, entry):
         return ", ".join(entry.available_days) or "any"
 
-    @admin.action(description="Remove selected entries from the waitlist")
+    @admin.action(permissions=["change"], description="Remove selected entries from the waitlist")
     def remove_entries(self, request, queryset):
         removed = sum(entry.remove() for entry in queryset)
         self.message_user(request, f"{removed} entr{'y' if removed == 1 else 'ies'} removed.", messages.SUCCESS)

@@ -2,9 +2,12 @@
 relative to today). --waitlist 100000 builds the benchmark's waitlist."""
 
 import random
+import secrets
 from datetime import datetime, time, timedelta
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
@@ -25,7 +28,9 @@ LAST_NAMES = ["Adams", "Brown", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "H
 TIME_WINDOWS = [[], [], [], ["08:00-12:00"], ["12:00-17:00"], ["16:00-19:00"], ["08:00-10:00", "15:00-18:00"]]
 DOMAIN_MODELS = [MatchLog, FreedSlot, OutboundEmail, WaitlistEntry, Appointment, ProviderUnavailability, Patient, Provider,
                  Specialty, Location]
-STAFF_USERNAME, STAFF_PASSWORD = "frontdesk", "backfill-demo"
+# The demo's logins, one per role (SPEC 10). Their passwords are made when the demo is built,
+# and exist only in a database this command built: never a built-in password.
+DEMO_LOGINS = [("frontdesk", "Front desk"), ("manager", "Clinic manager"), ("ehr", "Integrator")]
 
 
 class Command(BaseCommand):
@@ -39,40 +44,54 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, default=14, help="days of appointments from today")
         parser.add_argument("--reset", action="store_true", help="delete the clinic's data first")
         parser.add_argument("--if-empty", action="store_true", help="do nothing if the clinic already has data")
+        parser.add_argument("--logins-file", help="also write the demo logins to this file (bin/run keeps them in .demo/)")
 
     def handle(self, *args, **options):
         if Location.objects.exists():
             if options["if_empty"]:
-                self.stdout.write("Demo data already present; leaving it as it is.")
-                self.print_login()
+                self.stdout.write("Demo data already present; leaving it (and its logins) as it is.")
                 return
             if not options["reset"]:
                 raise CommandError("The database already has a clinic. Use --reset to replace it.")
+        elif get_user_model().objects.exists() and not options["reset"]:
+            # A database with accounts but no clinic is somebody's real one being set up:
+            # the demo's logins must never appear there.
+            raise CommandError("The database has user accounts: seed_demo only fills a new, empty database.")
         with transaction.atomic():
             if options["reset"]:
                 for model in DOMAIN_MODELS:
                     model.objects.all().delete()
             counts = DemoClinic(random.Random(options["seed"])).build(options)
+            logins = create_demo_logins()
         for name, count in counts.items():
             self.stdout.write(f"{count:>8} {name}")
-        self.print_login()
+        text = "\n".join(logins)
+        self.stdout.write(self.style.SUCCESS(text))
+        if options["logins_file"]:
+            path = Path(options["logins_file"])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text + "\n")
+            path.chmod(0o600)
 
-    def print_login(self):
-        user = ensure_staff_user()
-        token, _ = Token.objects.get_or_create(user=user)
-        self.stdout.write(self.style.SUCCESS(
-            f"Staff login: {STAFF_USERNAME} / {STAFF_PASSWORD}   API token: {token.key}"
-        ))
 
-
-def ensure_staff_user():
-    user, created = get_user_model().objects.get_or_create(
-        username=STAFF_USERNAME, defaults={"is_staff": True, "is_superuser": True, "email": "frontdesk@clinic.example"}
-    )
-    if created:
-        user.set_password(STAFF_PASSWORD)
+def create_demo_logins():
+    """One account per role, with a fresh random password (and a token for the integrator).
+    Accounts of these names left by an earlier demo get new passwords."""
+    lines = []
+    for username, role in DEMO_LOGINS:
+        password = secrets.token_urlsafe(12)
+        user, _ = get_user_model().objects.update_or_create(
+            username=username, defaults={"is_staff": role != "Integrator", "email": f"{username}@clinic.example"}
+        )
+        user.set_password(password)
         user.save()
-    return user
+        user.groups.set([Group.objects.get(name=role)])
+        line = f"{role} login: {username} / {password}"
+        if role == "Integrator":
+            Token.objects.filter(user=user).delete()
+            line += f"   API token: {Token.objects.create(user=user).key}"
+        lines.append(line)
+    return lines
 
 
 class DemoClinic:

@@ -1,0 +1,158 @@
+"""What an operator's tools ask: is the process up, is it ready, how is it doing (SPEC 10).
+
+`/healthz` answers as long as the process does. `/readyz` answers 503 when Backfill cannot do
+its job: the database or the broker is unreachable, the sweep has stopped running (no
+`qcluster`), or an open freed slot has waited too long for its job. `/metrics` is the
+Prometheus text format, read from the database at each scrape, so every process answers
+the same whatever process did the work.
+"""
+
+import hmac
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Min, Q, Sum
+from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from django_q.models import Schedule
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+
+from backfill.models import FreedSlot
+from clinic.models import OutboundEmail
+from clinic.queue import shared_broker
+
+SWEEP_SCHEDULE = "backfill-sweep"
+# Seconds from a slot being freed to its replacement booked: milliseconds normally, up to
+# the sweep's retries when a job was lost.
+TIME_TO_FILL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+def readyz(request):
+    checks = {}
+    for name, check in (("database", database_check), ("broker", broker_check), ("sweep", sweep_check),
+                        ("open_slots", open_slots_check)):
+        try:
+            checks[name] = check()
+        except Exception as error:  # an unreachable service raises; that is the answer
+            checks[name] = {"ok": False, "detail": f"{type(error).__name__}: {error}"[:200]}
+        if not checks[name]["ok"] and name == "database":
+            break  # the remaining checks read the database too
+    ready = len(checks) == 4 and all(check["ok"] for check in checks.values())
+    return JsonResponse({"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+def database_check():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return {"ok": True}
+
+
+def broker_check():
+    return {"ok": bool(shared_broker().ping())}
+
+
+def sweep_check():
+    """The sweep is a schedule: its next run falls behind once no qcluster runs it."""
+    schedule = Schedule.objects.filter(name=SWEEP_SCHEDULE).first()
+    if schedule is None or schedule.next_run is None:
+        return {"ok": False, "detail": "the sweep's schedule is missing: run the migrations"}
+    overdue = (timezone.now() - schedule.next_run).total_seconds()
+    ok = overdue < settings.READY_SWEEP_STALE_SECONDS
+    return {"ok": ok, "detail": "on time" if overdue <= 0 else f"{overdue:.0f} s overdue (is a qcluster running?)"}
+
+
+def open_slots_check():
+    """An open slot is handled in milliseconds; one waiting minutes is stuck."""
+    now = timezone.now()
+    waiting_since = (
+        FreedSlot.objects.filter(status=FreedSlot.Status.OPEN, start__gt=now).aggregate(oldest=Min("freed_at"))["oldest"]
+    )
+    if waiting_since is None:
+        return {"ok": True, "detail": "none open"}
+    age = (now - waiting_since).total_seconds()
+    return {"ok": age < settings.READY_SLOT_STUCK_SECONDS, "detail": f"oldest open for {age:.0f} s"}
+
+
+@never_cache
+@require_GET
+def metrics(request):
+    if not may_read_metrics(request):
+        response = HttpResponse("Metrics need a staff token with the view_metrics permission, or the scrape secret.\n",
+                                status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BackfillCollector())
+    return HttpResponse(generate_latest(registry), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def may_read_metrics(request):
+    header = request.headers.get("Authorization", "")
+    secret = settings.METRICS_SCRAPE_SECRET
+    if secret and header.startswith("Bearer "):
+        return hmac.compare_digest(header.removeprefix("Bearer ").strip(), secret)
+    try:
+        authenticated = TokenAuthentication().authenticate(request)
+    except AuthenticationFailed:
+        return False
+    user = authenticated[0] if authenticated else request.user
+    return user.is_authenticated and user.has_perm("backfill.view_metrics")
+
+
+class BackfillCollector:
+    def collect(self):
+        yield self.time_to_fill()
+        yield from self.slots()
+        yield self.messages()
+        queue = GaugeMetricFamily("backfill_queue_depth", "Jobs waiting on the django-q2 broker.")
+        queue.add_metric([], shared_broker().queue_size())
+        yield queue
+
+    def time_to_fill(self):
+        filled = FreedSlot.objects.filter(status=FreedSlot.Status.BACKFILLED, fill_ms__isnull=False)
+        counts = filled.aggregate(
+            total=Count("pk"), sum_ms=Sum("fill_ms"),
+            **{f"le_{index}": Count("pk", filter=Q(fill_ms__lte=bound * 1000)) for index, bound in enumerate(TIME_TO_FILL_BUCKETS)},
+        )
+        buckets = [(str(bound), counts[f"le_{index}"]) for index, bound in enumerate(TIME_TO_FILL_BUCKETS)]
+        buckets.append(("+Inf", counts["total"]))
+        histogram = HistogramMetricFamily(
+            "backfill_time_to_fill_seconds", "Time from a slot being freed to its replacement booked."
+        )
+        histogram.add_metric([], buckets, sum_value=(counts["sum_ms"] or 0) / 1000)
+        return histogram
+
+    def slots(self):
+        by_status = dict(FreedSlot.objects.values_list("status").annotate(n=Count("pk")).order_by())
+        freed = GaugeMetricFamily("backfill_freed_slots", "Freed slots by status.", labels=["status"])
+        for status in FreedSlot.Status.values:
+            freed.add_metric([status], by_status.get(status, 0))
+        yield freed
+        now = timezone.now()
+        open_slots = FreedSlot.objects.filter(status__in=FreedSlot.FILLABLE, start__gt=now)
+        summary = open_slots.aggregate(n=Count("pk"), oldest=Min("freed_at"))
+        count = GaugeMetricFamily("backfill_open_slots", "Freed slots still open or unmatched, before their start.")
+        count.add_metric([], summary["n"])
+        yield count
+        age = GaugeMetricFamily("backfill_oldest_open_slot_age_seconds", "How long the oldest open slot has waited.")
+        age.add_metric([], (now - summary["oldest"]).total_seconds() if summary["oldest"] else 0)
+        yield age
+
+    def messages(self):
+        by_status = dict(OutboundEmail.objects.values_list("status").annotate(n=Count("pk")).order_by())
+        family = GaugeMetricFamily("backfill_messages", "Stored outgoing messages by status.", labels=["status"])
+        for status in OutboundEmail.Status.values:
+            family.add_metric([status], by_status.get(status, 0))
+        return family

@@ -1,0 +1,22 @@
+"""Free text that ends up in emails, pages, logs and headers is one line of printable text."""
+
+from django.core.exceptions import ValidationError
+from django.utils.deconstruct import deconstructible
+
+
+@deconstructible
+class SingleLine:
+    """Refuses newlines and other control characters: in a provider's name they broke email
+    headers (BadHeaderError), in a cancel reason they forged log lines."""
+
+    message = "Use a single line of text, without line breaks or control characters."
+
+    def __call__(self, value):
+        if any(not char.isprintable() for char in str(value)):
+            raise ValidationError(self.message, code="control_characters")
+
+    def __eq__(self, other):
+        return isinstance(other, SingleLine)
+
+
+single_line = SingleLine()
