@@ -25,7 +25,7 @@ def test_it_refuses_logged_in_non_staff(client, patient_user, url):
     response = client.get(url)
 
     assert response.status_code == 403
-    assert b"These pages are for clinic staff." in response.content
+    assert b"Your account does not have access to this page." in response.content
 
 
 @pytest.mark.parametrize("url", STAFF_PAGES)
