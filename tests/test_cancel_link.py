@@ -7,6 +7,7 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from backfill.models import FreedSlot
+from clinic.factories import PatientFactory
 from scheduling.factories import AppointmentFactory
 from scheduling.links import link_for, make_token
 from scheduling.models import Appointment
@@ -92,3 +93,23 @@ def test_an_unknown_action_is_a_400(client, appointment):
     response = client.get(f"/appointments/reschedule/{make_token(appointment, 'cancel')}/")
     assert response.status_code == 400
     assert timezone.now() < appointment.start
+
+
+def test_a_link_sent_to_a_patient_is_refused_once_the_appointment_is_someone_elses(client, appointment):
+    url = path_of(link_for(appointment, "cancel"))
+    Appointment.objects.filter(pk=appointment.pk).update(patient=PatientFactory())
+    for response in (client.get(url), client.post(url)):
+        assert response.status_code == 400
+        assert b"no longer matches an appointment" in response.content
+    assert Appointment.objects.get(pk=appointment.pk).status == Appointment.Status.SCHEDULED
+
+
+def test_patient_link_pages_are_throttled_per_client(client, appointment, settings):
+    settings.PATIENT_LINK_THROTTLE_RATE = "3/minute"
+    url = path_of(link_for(appointment, "cancel"))
+    assert [client.get(url).status_code for _ in range(3)] == [200, 200, 200]
+    response = client.post(url)
+    assert response.status_code == 429
+    assert 0 < int(response["Retry-After"]) <= 61
+    assert b"Too many tries" in response.content
+    assert Appointment.objects.get(pk=appointment.pk).status == Appointment.Status.SCHEDULED

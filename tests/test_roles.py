@@ -1,0 +1,146 @@
+"""Least privilege (SPEC 10): each role sees and changes what it may, and nothing more.
+
+The matrix walks every staff page, the admin's lists and the API for an account in each
+group, and for a staff account in no group.
+"""
+
+import pytest
+from django.contrib.auth.models import Group, User
+from rest_framework.authtoken.models import Token
+
+from clinic.factories import PatientFactory, ProviderFactory
+from scheduling.factories import AppointmentFactory
+from scheduling.models import Appointment
+
+pytestmark = pytest.mark.django_db
+
+FRONT_DESK, MANAGER, INTEGRATOR, NOBODY = "Front desk", "Clinic manager", "Integrator", None
+
+# An integrator may read what it reads through the API on the pages too; it has no admin.
+PAGES = {
+    "/schedule/": {FRONT_DESK, MANAGER, INTEGRATOR},
+    "/emails/": {FRONT_DESK, MANAGER, INTEGRATOR},
+    "/dashboard/": {MANAGER, INTEGRATOR},
+    "/admin/scheduling/appointment/": {FRONT_DESK, MANAGER},
+    "/admin/waitlist/waitlistentry/": {FRONT_DESK, MANAGER},
+    "/admin/backfill/freedslot/": {FRONT_DESK, MANAGER},
+    "/admin/clinic/patient/": {FRONT_DESK, MANAGER},
+    "/admin/clinic/outboundemail/": {FRONT_DESK, MANAGER},
+    "/admin/clinic/provider/add/": {MANAGER},
+    "/admin/clinic/location/add/": {MANAGER},
+    "/admin/scheduling/providerunavailability/add/": {MANAGER},
+    "/admin/authtoken/tokenproxy/": set(),
+    "/admin/auth/user/": set(),
+    "/admin/auth/group/": set(),
+    "/admin/django_q/schedule/": set(),
+}
+API_READS = ["/api/patients/", "/api/providers/", "/api/appointments/", "/api/waitlist/", "/api/freed-slots/",
+             "/api/stats/", "/api/locations/", "/api/specialties/"]
+
+
+def account(role, staff=True):
+    user = User.objects.create_user(f"user-{role or 'none'}".replace(" ", "-").lower(), password="a-long-pass-phrase",
+                                    is_staff=staff)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+def logged_in(client, role):
+    client.force_login(account(role, staff=role != INTEGRATOR))
+    return client
+
+
+def token_client(client, role):
+    token = Token.objects.create(user=account(role, staff=False))
+    client.defaults["HTTP_AUTHORIZATION"] = f"Token {token.key}"
+    return client
+
+
+def test_the_three_roles_exist_after_migrate():
+    assert set(Group.objects.values_list("name", flat=True)) >= {FRONT_DESK, MANAGER, INTEGRATOR}
+
+
+@pytest.mark.parametrize("role", [FRONT_DESK, MANAGER, INTEGRATOR, NOBODY])
+@pytest.mark.parametrize("url", list(PAGES))
+def test_each_role_opens_only_its_pages(client, role, url):
+    response = logged_in(client, role).get(url)
+    if role in PAGES[url]:
+        assert response.status_code == 200
+    elif url.startswith("/admin/"):
+        # The admin answers 403 to staff without the permission, and sends non-staff to its login.
+        assert response.status_code in (302, 403)
+        assert response.status_code == 302 or b"Site administration" not in response.content
+    else:
+        assert response.status_code == 403
+
+
+def test_the_front_desk_sees_no_tokens_users_or_task_queue_in_the_admin(client):
+    page = logged_in(client, FRONT_DESK).get("/admin/").content.decode()
+    assert "Appointments" in page and "Waitlist entries" in page and "Freed slots" in page
+    for hidden in ("Tokens", "Users", "Groups", "Scheduled tasks", "Failed tasks"):
+        assert hidden not in page
+
+
+def test_the_top_bar_lists_only_what_the_front_desk_may_open(client):
+    page = logged_in(client, FRONT_DESK).get("/schedule/").content.decode()
+    assert 'href="/emails/"' in page
+    assert 'href="/dashboard/"' not in page
+
+
+@pytest.mark.parametrize("url", API_READS)
+def test_a_staff_account_in_no_group_reads_nothing_from_the_api(client, url):
+    response = token_client(client, NOBODY).get(url)
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("url", API_READS)
+def test_an_integrator_reads_the_whole_api(client, url):
+    assert token_client(client, INTEGRATOR).get(url).status_code == 200
+
+
+def test_a_staff_account_in_no_group_cannot_create_patients_or_cancel(client):
+    appointment = AppointmentFactory()
+    api = token_client(client, NOBODY)
+    created = api.post("/api/patients/", {"first_name": "Ada", "last_name": "King", "email": "ada@example.com"},
+                       content_type="application/json")
+    cancelled = api.post(f"/api/appointments/{appointment.pk}/cancel/", {"reason": "x"}, content_type="application/json")
+    workflow = api.post("/api/trigger-workflow/", {}, content_type="application/json")
+    assert (created.status_code, cancelled.status_code, workflow.status_code) == (403, 403, 403)
+    assert Appointment.objects.get(pk=appointment.pk).status == Appointment.Status.SCHEDULED
+
+
+def test_the_front_desk_cancels_but_cannot_run_the_reassignment_workflow(client):
+    appointment = AppointmentFactory()
+    api = token_client(client, FRONT_DESK)
+    assert api.post(f"/api/appointments/{appointment.pk}/cancel/", {"reason": "sick"},
+                    content_type="application/json").status_code == 200
+    provider = ProviderFactory()
+    response = api.post("/api/trigger-workflow/", {
+        "trigger_type": "provider_unavailable", "provider_id": provider.pk, "reason": "sick",
+        "start_date": "2030-01-01", "end_date": "2030-01-01"}, content_type="application/json")
+    assert response.status_code == 403
+
+
+def test_an_admin_action_needs_the_change_permission(client):
+    appointment = AppointmentFactory()
+    viewer = account(None)
+    viewer.user_permissions.add(*Group.objects.get(name=FRONT_DESK).permissions.filter(codename="view_appointment"))
+    client.force_login(viewer)
+    page = client.get("/admin/scheduling/appointment/").content.decode()
+    assert "cancel_appointments" not in page
+    client.post("/admin/scheduling/appointment/", {"action": "cancel_appointments", "_selected_action": [appointment.pk]})
+    assert Appointment.objects.get(pk=appointment.pk).status == Appointment.Status.SCHEDULED
+
+
+def test_only_a_clinic_manager_gets_the_mark_unavailable_action(client):
+    ProviderFactory()
+    manager_page = logged_in(client, MANAGER).get("/admin/clinic/provider/").content.decode()
+    assert "mark_unavailable" in manager_page
+
+
+def test_the_front_desk_reads_messages_but_a_patient_account_does_not(client):
+    PatientFactory()
+    assert logged_in(client, FRONT_DESK).get("/emails/").status_code == 200
+    client.logout()
+    assert logged_in(client, NOBODY).get("/emails/").status_code == 403
