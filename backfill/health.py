@@ -10,7 +10,7 @@ the same whatever process did the work.
 import hmac
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import Count, Max, Min, Q, Sum
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -25,7 +25,7 @@ from backfill.models import FreedSlot
 from clinic.models import OutboundEmail
 from clinic.queue import shared_broker
 
-SWEEP_SCHEDULE = "backfill-sweep"
+SWEEP_FUNC = "backfill.tasks.sweep"
 # Seconds from a slot being freed to its replacement booked: milliseconds normally, up to
 # the sweep's retries when a job was lost.
 TIME_TO_FILL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -64,11 +64,11 @@ def broker_check():
 
 
 def sweep_check():
-    """The sweep is a schedule: its next run falls behind once no qcluster runs it."""
-    schedule = Schedule.objects.filter(name=SWEEP_SCHEDULE).first()
-    if schedule is None or schedule.next_run is None:
+    """The sweep is a pair of schedules: their next runs fall behind once no qcluster runs them."""
+    next_run = Schedule.objects.filter(func=SWEEP_FUNC).aggregate(latest=Max("next_run"))["latest"]
+    if next_run is None:
         return {"ok": False, "detail": "the sweep's schedule is missing: run the migrations"}
-    overdue = (timezone.now() - schedule.next_run).total_seconds()
+    overdue = (timezone.now() - next_run).total_seconds()
     ok = overdue < settings.READY_SWEEP_STALE_SECONDS
     return {"ok": ok, "detail": "on time" if overdue <= 0 else f"{overdue:.0f} s overdue (is a qcluster running?)"}
 

@@ -17,7 +17,13 @@ log = logging.getLogger("backfill")
 
 
 def enqueue_backfill(slot_id):
-    enqueue("backfill.tasks.backfill_slot", slot_id, group="backfill", task_name=f"backfill-slot-{slot_id}")
+    try:
+        enqueue("backfill.tasks.backfill_slot", slot_id, group="backfill", task_name=f"backfill-slot-{slot_id}")
+    except Exception:  # the broker is down; whatever it raised, the slot is already recorded
+        # Due at once: the sweep's next run enqueues it as soon as the broker is back,
+        # instead of after LOST_JOB_SECONDS.
+        log.warning("[BACKFILL] Could not enqueue the job of slot %s; the sweep will", slot_id, exc_info=True)
+        FreedSlot.objects.filter(pk=slot_id, status=FreedSlot.Status.OPEN).update(next_attempt_at=timezone.now())
 
 
 def backfill_slot(slot_id):

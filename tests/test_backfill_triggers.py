@@ -242,3 +242,17 @@ def test_the_entry_search_skips_slots_on_days_the_patient_cannot_come(provider):
     assert tasks.fill_slots_for_entry(entry.pk) is None
     slot.refresh_from_db()
     assert slot.status == FreedSlot.Status.NO_MATCH
+
+
+def test_a_slot_freed_while_the_broker_is_down_is_due_at_the_next_sweep(provider, waiting_patient,
+                                                                       django_capture_on_commit_callbacks):
+    appointment = AppointmentFactory(provider=provider)
+    with mock.patch("backfill.tasks.enqueue", side_effect=ConnectionError("Redis is restarting")):
+        with django_capture_on_commit_callbacks(execute=True):
+            appointment.cancel("sick", by="frontdesk")
+    slot = FreedSlot.objects.get(appointment=appointment)
+    assert slot.status == FreedSlot.Status.OPEN
+    assert slot.next_attempt_at <= timezone.now()
+    assert tasks.sweep()["requeued_slots"] == 1
+    slot.refresh_from_db()
+    assert slot.status == FreedSlot.Status.BACKFILLED
