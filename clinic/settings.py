@@ -45,6 +45,8 @@ if not SECRET_KEY:
         "  python -c 'import secrets; print(secrets.token_urlsafe(50))'\n"
         "(bin/run makes one for the demo and keeps it in .demo/secret_key)."
     )
+# Rotation: the old key stays here while links signed with it should keep working.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -113,3 +113,12 @@ def test_patient_link_pages_are_throttled_per_client(client, appointment, settin
     assert 0 < int(response["Retry-After"]) <= 61
     assert b"Too many tries" in response.content
     assert Appointment.objects.get(pk=appointment.pk).status == Appointment.Status.SCHEDULED
+
+
+def test_links_signed_with_the_previous_key_keep_working_during_a_rotation(client, appointment, settings):
+    url = path_of(link_for(appointment, "cancel"))
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-secret-key-after-rotation-" + "x" * 30
+    assert client.get(url).status_code == 200
+    settings.SECRET_KEY_FALLBACKS = []
+    assert client.get(url).status_code == 400
