@@ -141,7 +141,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests that start a real worker need a file both processes can open.
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SQLITE_TEST_PATH", str(BASE_DIR / "test-db.sqlite3"))}
 DATABASE_IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-if DATABASE_IS_POSTGRES and env_bool("DB_POOL", True):
+# A qcluster forks its workers from a process that has already connected (the ORM broker,
+# the scheduler): a pool would hand the children connections shared with their parent
+# ("prepared statement already exists"). The cluster keeps one plain connection per process.
+RUNNING_QCLUSTER = sys.argv[1:2] == ["qcluster"]
+if DATABASE_IS_POSTGRES and env_bool("DB_POOL", True) and not RUNNING_QCLUSTER:
     # Django's own pool (psycopg_pool), one per process: the server's connections stay at
     # processes x DB_POOL_MAX_SIZE whatever the load. Under runserver each request thread
     # kept a connection of its own, and 16 API clients exhausted PostgreSQL's 100.
