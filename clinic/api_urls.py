@@ -5,7 +5,7 @@ Paths answer with or without the trailing slash: the seed's own commands use
 """
 
 from django.urls import re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
@@ -32,6 +32,6 @@ urlpatterns = [
     re_path(r"^trigger-workflow/?$", TriggerWorkflowView.as_view(), name="trigger-workflow"),
     re_path(r"^stats/?$", StatsView.as_view(), name="stats"),
     re_path(r"^schema/?$", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
-    re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api:schema", permission_classes=[AllowAny]), name="docs"),
+    re_path(r"^docs/?$", SpectacularSwaggerSplitView.as_view(url_name="api:schema", permission_classes=[AllowAny]), name="docs"),
     re_path(r"", api_not_found),
 ]

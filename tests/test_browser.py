@@ -170,3 +170,24 @@ def test_it_draws_the_dashboard_chart(desk, live_server):
     expect(desk.locator(".chart svg")).to_be_visible()
     expect(desk.locator("#fill-rate")).to_have_text("0.0%")
     screenshot(desk, "dashboard")
+
+
+def test_the_content_security_policy_blocks_an_injected_script_and_lets_the_pages_work(desk, live_server):
+    from playwright.sync_api import expect
+
+    AppointmentFactory()
+    violations = []
+    desk.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    desk.goto(f"{live_server.url}/schedule/")
+    # As if a stored value reached the page unescaped: its inline handler must not run.
+    desk.evaluate("""document.body.insertAdjacentHTML('beforeend', '<img src="/missing.png" onerror="window.pwned = 1">')""")
+    desk.wait_for_timeout(500)
+    assert desk.evaluate("window.pwned") is None
+    assert violations, "the browser reported no blocked inline script"
+    violations.clear()
+    # The pages' own scripts still run: the admin's, and the API docs' (Swagger UI, served apart).
+    desk.goto(f"{live_server.url}/admin/scheduling/appointment/")
+    expect(desk.locator("#action-toggle")).to_be_visible()
+    desk.goto(f"{live_server.url}/api/docs/")
+    expect(desk.locator(".swagger-ui .info .title")).to_contain_text("Backfill API")
+    assert violations == []
