@@ -69,8 +69,10 @@ def sweep_check():
     if next_run is None:
         return {"ok": False, "detail": "the sweep's schedule is missing: run the migrations"}
     overdue = (timezone.now() - next_run).total_seconds()
-    ok = overdue < settings.READY_SWEEP_STALE_SECONDS
-    return {"ok": ok, "detail": "on time" if overdue <= 0 else f"{overdue:.0f} s overdue (is a qcluster running?)"}
+    if overdue < settings.READY_SWEEP_STALE_SECONDS:
+        # django-q2's scheduler looks every 30 s, so a run a little late is still on time.
+        return {"ok": True, "detail": "running"}
+    return {"ok": False, "detail": f"{overdue:.0f} s overdue (is a qcluster running?)"}
 
 
 def open_slots_check():

@@ -21,3 +21,6 @@ accesslog = os.environ.get("WEB_ACCESS_LOG", "-") or None
 errorlog = "-"
 # Behind a proxy, it is the proxy that says the request came over TLS (SECURE_PROXY_SSL_HEADER).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+# gunicorn's control socket lives at one path per user ($HOME/.gunicorn/gunicorn.ctl), so a
+# second server on the machine would take over the first one's; Backfill does not use it.
+control_socket_disable = True
