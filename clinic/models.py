@@ -46,6 +46,12 @@ class Provider(models.Model):
         return self.unavailabilities.filter(start_date__lte=day, end_date__gte=day).exists()
 
 
+class PatientQuerySet(models.QuerySet):
+    def risk_set_by_model(self):
+        """Patients whose risk is the no-show model's estimate (SPEC 15)."""
+        return self.filter(no_show_risk_source=Patient.RiskSource.MODEL, no_show_risk_model__isnull=False)
+
+
 class Patient(models.Model):
     class RiskSource(models.TextChoices):
         MANUAL = "manual", "Typed in by staff"
@@ -80,6 +86,8 @@ class Patient(models.Model):
     no_show_risk_reasons = models.JSONField("model's reasons", default=list, blank=True, editable=False)
     email_opt_out = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = PatientQuerySet.as_manager()
 
     class Meta:
         ordering = ["last_name", "first_name"]

@@ -265,6 +265,22 @@ class NoShowModelQuerySet(models.QuerySet):
     def latest_trained(self):
         return self.order_by("-trained_at", "-id").first()
 
+    def why_none_in_use(self):
+        """What staff read on the dashboard when no model sets risks."""
+        minimum = settings.BACKFILL["NO_SHOW_MIN_AUC"]
+        latest = self.latest_trained()
+        if latest is None:
+            return ("No model has been trained yet: run manage.py train_no_show_model once the clinic has a history "
+                    "of visits (the qcluster also trains it every night).")
+        stale = self.filter(auc__gte=minimum).exclude(sklearn_version=installed_sklearn_version()).latest_trained()
+        if stale is not None:
+            return (f"The last good model was trained with scikit-learn {stale.sklearn_version} and this server runs "
+                    f"{installed_sklearn_version()}, so it is not loaded; the next training replaces it.")
+        return (f"The last training ({timezone.localtime(latest.trained_at):%d %b %Y %H:%M}, "
+                f"{latest.training_rows + latest.heldout_rows:,} visits) reached a held-out AUC of {latest.auc:.2f}, "
+                f"below the {minimum:.2f} needed: its estimates would be little better than the clinic's average "
+                "no-show rate.")
+
 
 class NoShowModel(models.Model):
     """One training of the no-show model (SPEC 15): what it learned from, how it scored on

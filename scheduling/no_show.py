@@ -107,6 +107,9 @@ class Visits:
     specialty: np.ndarray
     no_show: np.ndarray
 
+    def take(self, indexes):
+        return Visits(**{name: getattr(self, name)[indexes] for name in self.__dataclass_fields__})
+
     @classmethod
     def from_rows(cls, rows):
         columns = list(zip(*rows)) or [()] * 10
@@ -281,7 +284,7 @@ def typical_visit(visits, features):
 def fit(visits):
     """Choose and fit the model on the older 80% of visits; score it on the newest 20%."""
     order = np.argsort(visits.start, kind="stable")
-    visits = Visits(**{name: getattr(visits, name)[order] for name in Visits.__dataclass_fields__})
+    visits = visits.take(order)
     features, outcome = visit_features(History.load(visits), visits), visits.no_show.astype(int)
     cut = int(len(outcome) * (1 - HELD_OUT_FRACTION))
     fitted_on = int(cut * 0.75)  # the candidates are compared on the newest quarter of the training part
@@ -334,13 +337,15 @@ def next_visits(model, now):
     upcoming = Appointment.objects.filter(start__gt=now, status__in=Appointment.CANCELLABLE).order_by("patient_id", "start")
     booked = Visits.from_rows(visit_rows(upcoming))
     _, first = np.unique(booked.patient, return_index=True)
-    booked = Visits(**{name: getattr(booked, name)[first] for name in Visits.__dataclass_fields__})
-    slot = np.searchsorted(booked.patient, patients)
-    has_booking = (slot < len(booked.patient)) & (booked.patient[np.minimum(slot, len(booked.patient) - 1)] == patients)
+    booked = booked.take(first)
+    # Row -1 is the default appended after each column: the typical visit.
+    row = np.full(len(patients), -1)
+    has_booking = np.isin(patients, booked.patient)
+    row[has_booking] = np.searchsorted(booked.patient, patients[has_booking])
     typical = model.typical_visit
+
     def column(name, default):
-        values = getattr(booked, name)
-        return np.where(has_booking, values[np.minimum(slot, len(values) - 1)] if len(values) else default, default)
+        return np.append(getattr(booked, name), default)[row]
 
     return Visits(
         patient=patients,
@@ -414,7 +419,7 @@ def score_patients(model, now=None):
                 for pk, estimate, why in zip(upcoming.patient, estimates, reasons)]
     with transaction.atomic():
         Patient.objects.bulk_update(patients, ["no_show_risk_model", "no_show_risk_reasons"], batch_size=2000)
-        model_set = Patient.objects.filter(no_show_risk_source=Patient.RiskSource.MODEL, no_show_risk_model__isnull=False)
+        model_set = Patient.objects.risk_set_by_model()
         changed = model_set.exclude(no_show_risk=F("no_show_risk_model")).update(no_show_risk=F("no_show_risk_model"))
         copy_risk_to_waiting_entries(model_set)
         model.scored_at, model.patients_scored = timezone.now(), model_set.count()
@@ -467,11 +472,3 @@ def train_nightly():
     log.info("no_show_model.nightly %s", outcome.message.replace("\n", " "))
     return outcome.message
 
-
-def stale_models_note():
-    """Why a trained model is not in use, when the reason is the scikit-learn version."""
-    latest = NoShowModel.objects.filter(auc__gte=settings.BACKFILL["NO_SHOW_MIN_AUC"]).latest_trained()
-    if latest and latest.sklearn_version != installed_sklearn_version():
-        return (f"Model {latest.pk} was trained with scikit-learn {latest.sklearn_version}, this server runs "
-                f"{installed_sklearn_version()}: the nightly training replaces it.")
-    return None
