@@ -260,7 +260,8 @@ class NoShowModelQuerySet(models.QuerySet):
         return self.filter(auc__gte=settings.BACKFILL["NO_SHOW_MIN_AUC"], sklearn_version=installed_sklearn_version())
 
     def in_use(self):
-        return self.usable().order_by("-trained_at", "-id").first()
+        # The pickle is read only by load_estimator(), which fetches it then.
+        return self.usable().defer("estimator").order_by("-trained_at", "-id").first()
 
     def latest_trained(self):
         return self.order_by("-trained_at", "-id").first()

@@ -322,6 +322,7 @@ def train():
     visits = Visits.from_rows(visit_rows(Appointment.objects.filter(status__in=VISITED).order_by("start", "pk")))
     with threadpool_limits(THREADS):
         model = fit(visits)
+        model.typical_visit["first_visit"] = first_visit_estimate(model)
     model.save()
     log.info("no_show_model.trained id=%s algorithm=%s rows=%s auc=%.3f brier=%.3f", model.pk, model.algorithm,
              model.training_rows + model.heldout_rows, model.auc, model.brier)
@@ -356,6 +357,27 @@ def next_visits(model, now):
         source=column("source", typical["source"]), location=column("location", typical["location"]),
         specialty=column("specialty", typical["specialty"]), no_show=np.zeros(len(patients), dtype=bool),
     )
+
+
+def first_visit_estimate(model):
+    """What a new patient starts at: no history, the typical visit as their first."""
+    typical = model.typical_visit
+    visit = Visits(
+        patient=np.zeros(1, dtype=np.int64), start=np.array([timezone.now().timestamp()]),
+        no_show=np.zeros(1, dtype=bool),
+        **{name: np.array([float(typical[name])]) for name in ["lead_days", "waitlist_days", *CATEGORICAL]},
+    )
+    no_history = History.build(visit.take([]), np.array([], dtype=np.int64))
+    features = visit_features(no_history, visit)
+    estimator = pickle.loads(model.estimator)  # noqa: S301 - fitted just now, in this process
+    estimate = np.round(estimator.predict_proba(features)[:, 1], 3)
+    reasons = explain(estimator, features, typical["reference"], estimate, clinic_names())
+    return {"estimate": float(estimate[0]), "reasons": reasons[0]}
+
+
+def clinic_names():
+    return {"location": dict(Location.objects.values_list("pk", "name")),
+            "specialty": dict(Specialty.objects.values_list("pk", "name"))}
 
 
 def explain(estimator, features, reference, estimates, names):
@@ -410,11 +432,9 @@ def score_patients(model, now=None):
     visits_done = Visits.from_rows(visit_rows(Appointment.objects.filter(status__in=VISITED)))
     upcoming = next_visits(model, now)
     features = visit_features(History.load(visits_done), upcoming)
-    names = {"location": dict(Location.objects.values_list("pk", "name")),
-             "specialty": dict(Specialty.objects.values_list("pk", "name"))}
     with threadpool_limits(THREADS):
         estimates = np.round(estimator.predict_proba(features)[:, 1], 3)
-        reasons = explain(estimator, features, model.typical_visit["reference"], estimates, names)
+        reasons = explain(estimator, features, model.typical_visit["reference"], estimates, clinic_names())
     patients = [Patient(pk=int(pk), no_show_risk_model=float(estimate), no_show_risk_reasons=why)
                 for pk, estimate, why in zip(upcoming.patient, estimates, reasons)]
     with transaction.atomic():

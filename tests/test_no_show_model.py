@@ -1,28 +1,17 @@
-import math
-
 import pytest
 from django.core.management import call_command
-from django_q.models import Schedule
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django_q.models import Schedule
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from clinic.models import Patient
 from scheduling.models import NoShowModel, StaleNoShowModel
 from scheduling.no_show import train_and_apply
-from tests.no_show_history import generate_history
+from tests.no_show_history import generate_history, known_rule
 from waitlist.models import WaitlistEntry
 
 pytestmark = pytest.mark.django_db
-
-
-def logistic(value):
-    return 1 / (1 + math.exp(-value))
-
-
-def known_rule(visit):
-    """The true chance: patients who missed before miss again; visits booked far ahead are missed more."""
-    return logistic(-3.0 + 4.0 * visit.past.no_show_rate + 0.6 * math.log1p(visit.lead_days))
 
 
 def patients_state():
