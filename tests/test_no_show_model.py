@@ -130,3 +130,13 @@ def test_seed_demo_history_trains_a_usable_model():
     assert outcome.in_use == outcome.trained
     assert dict(waiting.values_list("pk", "no_show_risk")) == typed
     assert Patient.objects.risk_set_by_model().count() == Patient.objects.count() - len(typed)
+
+
+def test_staff_see_each_training_in_the_admin(staff_client, history_with_a_pattern):
+    model = train_and_apply().trained
+
+    listing = staff_client.get("/admin/scheduling/noshowmodel/").content.decode()
+    page = staff_client.get(f"/admin/scheduling/noshowmodel/{model.pk}/change/")
+
+    assert model.algorithm in listing and str(model.auc) in listing
+    assert page.status_code == 200 and "calibration_error" in page.content.decode()
