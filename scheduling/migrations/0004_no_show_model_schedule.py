@@ -6,6 +6,10 @@ from django.db import migrations
 from django.utils import timezone
 
 NIGHTLY_AT = time(3, 0)  # clinic time: no one is booking, yesterday's visits are recorded
+# Q_CLUSTER's 30 s timeout is sized for backfill jobs; training and scoring 100,000 visits
+# took about 10 s (bench/no_show.py), so give it more, but stay under the 60 s retry, after
+# which the ORM broker would deliver the task a second time.
+TASK_OPTIONS = "q_options={'timeout': 55}"
 
 
 def next_night():
@@ -17,7 +21,8 @@ def create_schedule(apps, schema_editor):
     Schedule = apps.get_model("django_q", "Schedule")
     Schedule.objects.update_or_create(
         name="no-show-model-nightly",
-        defaults={"func": "scheduling.no_show.train_nightly", "schedule_type": "D", "repeats": -1, "next_run": next_night()},
+        defaults={"func": "scheduling.no_show.train_nightly", "kwargs": TASK_OPTIONS, "schedule_type": "D", "repeats": -1,
+                  "next_run": next_night()},
     )
 
 
