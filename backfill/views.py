@@ -51,11 +51,11 @@ def no_show_model_panel():
 def calibration_chart(deciles):
     """Predicted risk against the no-show rate observed, per tenth of the held-out visits."""
     chart = pygal.XY(
-        js=[], disable_xml_declaration=True, style=CHART_STYLE, height=360, width=480, legend_at_bottom=True,
-        x_title="Predicted no-show risk", y_title="Observed no-show rate", range=(0, 1), xrange=(0, 1),
-        dots_size=4, show_x_guides=True,
+        js=[], disable_xml_declaration=True, style=CHART_STYLE, height=420, width=960, legend_at_bottom=True,
+        truncate_legend=-1, x_title="Predicted no-show risk", y_title="Observed no-show rate", range=(0, 1),
+        xrange=(0, 1), dots_size=5,
     )
-    chart.add("Held-out visits, by tenth", [(d["predicted"], d["observed"]) for d in deciles])
+    chart.add("Held-out visits, by tenth of predicted risk", [(d["predicted"], d["observed"]) for d in deciles])
     chart.add("Perfectly calibrated", [(0, 0), (1, 1)], show_dots=False, stroke_style={"dasharray": "4, 4"})
     return mark_safe(chart.render(is_unicode=True))  # noqa: S308 - pygal builds the SVG from numbers and our own labels
 
