@@ -155,9 +155,9 @@ class History:
     cancel_keys: np.ndarray
 
     @classmethod
-    def build(cls, visits, cancelled_at):
-        order = np.lexsort((visits.start, visits.patient))
-        patient, start, no_show = visits.patient[order], visits.start[order], visits.no_show[order]
+    def build(cls, patient, start, no_show, cancel_keys):
+        order = np.lexsort((start, patient))
+        patient, start, no_show = patient[order], start[order], no_show[order]
         index = np.arange(len(order))
         # A sentinel after the last visit keeps "the visit before" a valid index for everyone.
         return cls(
@@ -165,18 +165,37 @@ class History:
             visit_times=np.append(start, 0.0),
             no_shows_before=np.concatenate([[0], np.cumsum(no_show)]),
             last_no_show=np.append(np.maximum.accumulate(np.where(no_show, index, -1)) if len(order) else [], -1).astype(np.int64),
-            cancel_keys=np.sort(cancelled_at),
+            cancel_keys=np.sort(cancel_keys),
         )
 
     @classmethod
-    def load(cls, visits):
-        cancelled = (
-            Appointment.objects.filter(status=Appointment.Status.CANCELLED, cancelled_at__isnull=False)
-            .exclude(cancel_reason__in=THE_CLINICS_REASONS).exclude(cancelled_by="backfill")
-            .values_list("patient_id", "cancelled_at")
+    def nothing(cls):
+        return cls.build(np.array([], dtype=np.int64), np.array([]), np.array([], dtype=bool), np.array([], dtype=np.int64))
+
+    @classmethod
+    def of(cls, visits):
+        return cls.build(visits.patient, visits.start, visits.no_show, patients_cancellations())
+
+    @classmethod
+    def load(cls):
+        """The clinic's history, loading only who came when (scoring needs no more)."""
+        done = list(Appointment.objects.filter(status__in=VISITED).values_list("patient_id", "start", "status"))
+        return cls.build(
+            np.array([patient for patient, _, _ in done], dtype=np.int64),
+            np.array([start.timestamp() for _, start, _ in done], dtype=float),
+            np.array([status == Appointment.Status.NO_SHOW for _, _, status in done], dtype=bool),
+            patients_cancellations(),
         )
-        keys = np.array([patient * KEY_SPAN + int(moment.timestamp()) for patient, moment in cancelled], dtype=np.int64)
-        return cls.build(visits, keys)
+
+
+def patients_cancellations():
+    """History keys of the cancellations that say something about the patient."""
+    cancelled = (
+        Appointment.objects.filter(status=Appointment.Status.CANCELLED, cancelled_at__isnull=False)
+        .exclude(cancel_reason__in=THE_CLINICS_REASONS).exclude(cancelled_by="backfill")
+        .values_list("patient_id", "cancelled_at")
+    )
+    return np.array([patient * KEY_SPAN + int(moment.timestamp()) for patient, moment in cancelled], dtype=np.int64)
 
 
 # Cancellations that say nothing about the patient: the provider-unavailable workflow's
@@ -286,7 +305,7 @@ def fit(visits):
     """Choose and fit the model on the older 80% of visits; score it on the newest 20%."""
     order = np.argsort(visits.start, kind="stable")
     visits = visits.take(order)
-    features, outcome = visit_features(History.load(visits), visits), visits.no_show.astype(int)
+    features, outcome = visit_features(History.of(visits), visits), visits.no_show.astype(int)
     cut = int(len(outcome) * (1 - HELD_OUT_FRACTION))
     fitted_on = int(cut * 0.75)  # the candidates are compared on the newest quarter of the training part
     parts = (outcome[:fitted_on], outcome[fitted_on:cut], outcome[cut:])
@@ -304,6 +323,8 @@ def fit(visits):
     estimator = candidates()[algorithm].fit(features[:cut], outcome[:cut])
     predicted = estimator.predict_proba(features[cut:])[:, 1]
     deciles = calibration_deciles(predicted, outcome[cut:])
+    typical = typical_visit(visits, features[:cut])
+    typical["first_visit"] = first_visit_estimate(estimator, typical)
     return NoShowModel(
         algorithm=algorithm, training_rows=cut, heldout_rows=len(outcome) - cut, features=FEATURES,
         auc=float(roc_auc_score(outcome[cut:], predicted)), brier=float(brier_score_loss(outcome[cut:], predicted)),
@@ -313,7 +334,7 @@ def fit(visits):
             "validation_log_loss": {name: round(value, 4) for name, value in validation.items()},
             "heldout_from": timezone.localtime(datetime.fromtimestamp(visits.start[cut], tz=dt_timezone.utc)).isoformat(),
         },
-        typical_visit=typical_visit(visits, features[:cut]),
+        typical_visit=typical,
         sklearn_version=installed_sklearn_version(), estimator=pickle.dumps(estimator),
     )
 
@@ -323,7 +344,6 @@ def train():
     visits = Visits.from_rows(visit_rows(Appointment.objects.filter(status__in=VISITED).order_by("start", "pk")))
     with threadpool_limits(THREADS):
         model = fit(visits)
-        model.typical_visit["first_visit"] = first_visit_estimate(model)
     model.save()
     log.info("no_show_model.trained id=%s algorithm=%s rows=%s auc=%.3f brier=%.3f", model.pk, model.algorithm,
              model.training_rows + model.heldout_rows, model.auc, model.brier)
@@ -360,17 +380,14 @@ def next_visits(model, now):
     )
 
 
-def first_visit_estimate(model):
+def first_visit_estimate(estimator, typical):
     """What a new patient starts at: no history, the typical visit as their first."""
-    typical = model.typical_visit
     visit = Visits(
         patient=np.zeros(1, dtype=np.int64), start=np.array([timezone.now().timestamp()]),
         no_show=np.zeros(1, dtype=bool),
         **{name: np.array([float(typical[name])]) for name in ["lead_days", "waitlist_days", *CATEGORICAL]},
     )
-    no_history = History.build(visit.take([]), np.array([], dtype=np.int64))
-    features = visit_features(no_history, visit)
-    estimator = pickle.loads(model.estimator)  # noqa: S301 - fitted just now, in this process
+    features = visit_features(History.nothing(), visit)
     estimate = np.round(estimator.predict_proba(features)[:, 1], 3)
     reasons = explain(estimator, features, typical["reference"], estimate, clinic_names())
     return {"estimate": float(estimate[0]), "reasons": reasons[0]}
@@ -430,9 +447,8 @@ def score_patients(model, now=None):
     source is "model" (never a value staff typed or an integrator sent)."""
     now = now or timezone.now()
     estimator = model.load_estimator()
-    visits_done = Visits.from_rows(visit_rows(Appointment.objects.filter(status__in=VISITED)))
     upcoming = next_visits(model, now)
-    features = visit_features(History.load(visits_done), upcoming)
+    features = visit_features(History.load(), upcoming)
     with threadpool_limits(THREADS):
         estimates = np.round(estimator.predict_proba(features)[:, 1], 3)
         reasons = explain(estimator, features, model.typical_visit["reference"], estimates, clinic_names())
