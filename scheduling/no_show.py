@@ -188,6 +188,12 @@ class History:
         )
 
 
+# Cancellations that say nothing about the patient: the provider-unavailable workflow's
+# (scheduling.reassignment's CANCEL_REASON and DECLINE_REASON: the clinic moved them), and
+# chain backfill releasing a later appointment (cancelled_by "backfill").
+THE_CLINICS_REASONS = ["provider_unavailable", "declined_reassignment"]
+
+
 def patients_cancellations():
     """History keys of the cancellations that say something about the patient."""
     cancelled = (
@@ -196,12 +202,6 @@ def patients_cancellations():
         .values_list("patient_id", "cancelled_at")
     )
     return np.array([patient * KEY_SPAN + int(moment.timestamp()) for patient, moment in cancelled], dtype=np.int64)
-
-
-# Cancellations that say nothing about the patient: the provider-unavailable workflow's
-# (scheduling.reassignment's CANCEL_REASON and DECLINE_REASON: the clinic moved them), and
-# chain backfill releasing a later appointment (cancelled_by "backfill").
-THE_CLINICS_REASONS = ["provider_unavailable", "declined_reassignment"]
 
 
 def visit_features(history, visits):
