@@ -436,7 +436,7 @@ def reason_sentence(group, row, names):
     if group == "waitlist":
         return f"waited {plural(round(np.expm1(value['waitlist_days_log'])), 'day')} on the waitlist"
     if group == "when":
-        return f"{WEEKDAY_NAMES[int(value['weekday']) - 1]} at {int(value['hour']):02d}:00"
+        return f"a {WEEKDAY_NAMES[int(value['weekday']) - 1]} {int(value['hour']):02d}:00 appointment"
     if group == "how_booked":
         return HOW_BOOKED[SOURCES[int(value["source"])]]
     return f"{names['specialty'].get(int(value['specialty']), 'this specialty')} at {names['location'].get(int(value['location']), 'this location')}"
