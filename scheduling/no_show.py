@@ -301,6 +301,15 @@ def typical_visit(visits, features):
     }
 
 
+def validation_log_loss(features, outcome, fitted_on):
+    """Each candidate fitted on the older visits before `fitted_on`, scored on the rest."""
+    scores = {}
+    for name, estimator in candidates().items():
+        estimator.fit(features[:fitted_on], outcome[:fitted_on])
+        scores[name] = log_loss(outcome[fitted_on:], estimator.predict_proba(features[fitted_on:])[:, 1])
+    return scores
+
+
 def fit(visits):
     """Choose and fit the model on the older 80% of visits; score it on the newest 20%."""
     order = np.argsort(visits.start, kind="stable")
@@ -315,10 +324,7 @@ def fit(visits):
             f"(needs {settings.BACKFILL['NO_SHOW_MIN_VISITS']} visits, with no-shows and kept visits both in "
             "the older and the newest ones)."
         )
-    validation = {}
-    for name, estimator in candidates().items():
-        estimator.fit(features[:fitted_on], outcome[:fitted_on])
-        validation[name] = log_loss(outcome[fitted_on:cut], estimator.predict_proba(features[fitted_on:cut])[:, 1])
+    validation = validation_log_loss(features[:cut], outcome[:cut], fitted_on)
     algorithm = min(validation, key=validation.get)
     estimator = candidates()[algorithm].fit(features[:cut], outcome[:cut])
     predicted = estimator.predict_proba(features[cut:])[:, 1]
