@@ -10,6 +10,8 @@ from pygal.style import Style
 
 from backfill.stats import backfill_stats, daily_counts
 from clinic.access import staff_page
+from clinic.models import Patient
+from scheduling.models import NoShowModel
 
 DASHBOARD_DAYS = 30
 CHART_STYLE = Style(
@@ -29,7 +31,33 @@ def dashboard(request):
         "median_time_to_fill": as_duration(stats["median_time_to_fill_seconds"]),
         "p95_time_to_fill": as_duration(stats["p95_time_to_fill_seconds"]),
         "chart": freed_slots_chart(daily_counts(first, last)),
+        "no_show": no_show_model_panel(),
     })
+
+
+def no_show_model_panel():
+    """The no-show model in use (SPEC 15): how well it did on visits it never saw, or why none is used."""
+    model = NoShowModel.objects.in_use()
+    if model is None:
+        return {"model": None, "why": NoShowModel.objects.why_none_in_use()}
+    return {
+        "model": model,
+        "patients_set": Patient.objects.risk_set_by_model().count(),
+        "calibration_error": model.metrics["calibration_error"],
+        "chart": calibration_chart(model.metrics["calibration"]),
+    }
+
+
+def calibration_chart(deciles):
+    """Predicted risk against the no-show rate observed, per tenth of the held-out visits."""
+    chart = pygal.XY(
+        js=[], disable_xml_declaration=True, style=CHART_STYLE, height=420, width=960, legend_at_bottom=True,
+        truncate_legend=-1, x_title="Predicted no-show risk", y_title="Observed no-show rate", range=(0, 1),
+        xrange=(0, 1), dots_size=5,
+    )
+    chart.add("Held-out visits, by tenth of predicted risk", [(d["predicted"], d["observed"]) for d in deciles])
+    chart.add("Perfectly calibrated", [(0, 0), (1, 1)], show_dots=False, stroke_style={"dasharray": "4, 4"})
+    return mark_safe(chart.render(is_unicode=True))  # noqa: S308 - pygal builds the SVG from numbers and our own labels
 
 
 def freed_slots_chart(days):

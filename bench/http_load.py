@@ -444,6 +444,8 @@ def client_loop(api, lanes, index, deadline, tally, days):
     def call(kind, method, path, payload=None):
         status, body, ms = client.call(method, path, payload)
         tally.record(kind, status, body, ms)
+        if status is None:
+            time.sleep(0.1)  # no server: retry, not spin
         return status, body
 
     for number in range(MAX_REQUESTS_PER_CLIENT):

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from clinic.admin_lists import ClinicModelAdmin
 from clinic.models import Location, OutboundEmail, Patient, Provider, Specialty
@@ -64,11 +64,42 @@ class ProviderAdmin(ClinicModelAdmin):
 
 @admin.register(Patient)
 class PatientAdmin(ClinicModelAdmin):
-    list_display = ["__str__", "email", "phone", "preferred_location", "no_show_risk", "days", "email_opt_out"]
-    list_filter = ["preferred_location", "email_opt_out"]
+    list_display = ["__str__", "email", "phone", "preferred_location", "no_show_risk", "no_show_risk_source",
+                    "no_show_risk_model", "days", "email_opt_out"]
+    list_filter = ["preferred_location", "email_opt_out", "no_show_risk_source"]
     search_fields = ["first_name", "last_name", "email", "phone"]
     list_select_related = ["preferred_location"]
     date_hierarchy = "created_at"
+    readonly_fields = ["model_estimate", "model_reasons"]
+    fieldsets = [
+        (None, {"fields": ["first_name", "last_name", "email", "phone", "preferred_location", "available_days",
+                           "preferred_times", "email_opt_out"]}),
+        ("No-show risk", {
+            "fields": ["no_show_risk", "no_show_risk_source", "model_estimate", "model_reasons"],
+            "description": "The risk matching uses. Typing a risk makes it yours: the no-show model then leaves it "
+                           "alone until its source is set back to the clinic's history.",
+        }),
+    ]
+
+    def save_model(self, request, obj, form, change):
+        # SPEC 15: a risk staff type is "manual"; handing it back to the model applies its estimate.
+        if "no_show_risk" in form.changed_data:
+            obj.set_no_show_risk(form.cleaned_data["no_show_risk"], Patient.RiskSource.MANUAL)
+        elif "no_show_risk_source" in form.changed_data and obj.no_show_risk_source == Patient.RiskSource.MODEL:
+            obj.hand_risk_to_model()
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="Model's estimate")
+    def model_estimate(self, patient):
+        if patient.no_show_risk_model is None:
+            return "None yet: the no-show model has not scored this patient (manage.py train_no_show_model, or nightly)."
+        return f"{patient.no_show_risk_model:.2f}"
+
+    @admin.display(description="Model's top reasons")
+    def model_reasons(self, patient):
+        if not patient.no_show_risk_reasons:
+            return "-"
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((reason,) for reason in patient.no_show_risk_reasons)))
 
     @admin.display(description="Available days")
     def days(self, patient):

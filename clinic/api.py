@@ -146,8 +146,15 @@ class PatientSerializer(serializers.ModelSerializer):
         model = Patient
         fields = [
             "id", "first_name", "last_name", "email", "phone", "preferred_location",
-            "available_days", "no_show_risk", "email_opt_out",
+            "available_days", "no_show_risk", "no_show_risk_source", "email_opt_out",
         ]
+        read_only_fields = ["no_show_risk_source"]
+
+    def validate(self, attrs):
+        # SPEC 15: a risk an integrator sends is theirs; the no-show model leaves it alone.
+        if "no_show_risk" in attrs:
+            attrs["no_show_risk_source"] = Patient.RiskSource.API
+        return attrs
 
 
 class LocationViewSet(RecordViewSet):

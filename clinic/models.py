@@ -47,7 +47,18 @@ class Provider(models.Model):
         return self.unavailabilities.filter(start_date__lte=day, end_date__gte=day).exists()
 
 
+class PatientQuerySet(models.QuerySet):
+    def risk_set_by_model(self):
+        """Patients whose risk is the no-show model's estimate (SPEC 15)."""
+        return self.filter(no_show_risk_source=Patient.RiskSource.MODEL, no_show_risk_model__isnull=False)
+
+
 class Patient(models.Model):
+    class RiskSource(models.TextChoices):
+        MANUAL = "manual", "Typed in by staff"
+        API = "api", "Sent by an integrator"
+        MODEL = "model", "Learned from the clinic's history"
+
     first_name = models.CharField(max_length=60, validators=[single_line])
     last_name = models.CharField(max_length=60, validators=[single_line])
     email = models.EmailField(db_index=True)
@@ -64,8 +75,20 @@ class Patient(models.Model):
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="0.0 (always comes) to 1.0 (rarely comes).",
     )
+    # SPEC 15: who set no_show_risk. The no-show model writes only "model" risks, so a value
+    # staff typed or an integrator sent is never overwritten.
+    no_show_risk_source = models.CharField(
+        "no-show risk source", max_length=10, choices=RiskSource.choices, default=RiskSource.MODEL,
+        help_text='Choose "Learned from the clinic\'s history" to let the no-show model set the risk.',
+    )
+    # The model's own estimate and why, kept for every patient (whatever the source), so
+    # staff can compare it with a value they typed.
+    no_show_risk_model = models.FloatField("model's no-show estimate", null=True, blank=True, editable=False)
+    no_show_risk_reasons = models.JSONField("model's reasons", default=list, blank=True, editable=False)
     email_opt_out = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = PatientQuerySet.as_manager()
 
     class Meta:
         ordering = ["last_name", "first_name"]
@@ -82,6 +105,17 @@ class Patient(models.Model):
     @property
     def full_name(self):
         return str(self)
+
+    def set_no_show_risk(self, risk, source):
+        """A risk typed by staff or sent by an integrator; the model leaves it alone from now on."""
+        self.no_show_risk = risk
+        self.no_show_risk_source = source
+
+    def hand_risk_to_model(self):
+        """Let the model set the risk again; its latest estimate applies at once when there is one."""
+        self.no_show_risk_source = self.RiskSource.MODEL
+        if self.no_show_risk_model is not None:
+            self.no_show_risk = self.no_show_risk_model
 
     def save(self, *args, **kwargs):
         super().save(*args, **kwargs)

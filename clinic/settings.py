@@ -407,6 +407,10 @@ BACKFILL = {
     "REASSIGN_SEEN_BEFORE_POINTS": 20,
     "REASSIGN_SAME_TIME_POINTS": 20,
     "REASSIGN_MIN_SCORE": 60,
+    # No-show model (SPEC 15, scheduling/no_show.py): used only when it ranks the newest
+    # visits it never saw at least this well; trained only on at least this many visits.
+    "NO_SHOW_MIN_AUC": 0.6,
+    "NO_SHOW_MIN_VISITS": 200,
 }
 
 

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from clinic.admin_lists import ClinicModelAdmin
-from scheduling.models import Appointment, ProviderUnavailability, SchedulingError
+from scheduling.models import Appointment, NoShowModel, ProviderUnavailability, SchedulingError
 
 
 @admin.register(Appointment)
@@ -42,3 +42,20 @@ class ProviderUnavailabilityAdmin(ClinicModelAdmin):
     search_fields = ["provider__name", "reason"]
     date_hierarchy = "start_date"
     list_select_related = ["provider"]
+
+
+@admin.register(NoShowModel)
+class NoShowModelAdmin(ClinicModelAdmin):
+    """Each training of the no-show model, read-only: they are made by train_no_show_model."""
+
+    list_display = ["trained_at", "algorithm", "auc", "brier", "base_rate", "training_rows", "heldout_rows",
+                    "sklearn_version", "patients_scored"]
+    date_hierarchy = "trained_at"
+    exclude = ["estimator"]  # the pickle is bytes, for load_estimator() only
+    readonly_fields = [field.name for field in NoShowModel._meta.fields if field.name != "estimator"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

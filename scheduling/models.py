@@ -1,6 +1,9 @@
+import importlib.metadata
 import logging
+import pickle
 import time
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, models, transaction
 from django.db.models import Q
@@ -243,3 +246,89 @@ class ProviderUnavailability(models.Model):
 
     def __str__(self):
         return f"{self.provider.name} away {self.start_date} to {self.end_date}"
+
+
+def installed_sklearn_version():
+    return importlib.metadata.version("scikit-learn")
+
+
+class StaleNoShowModel(Exception):
+    """A stored model pickled by another scikit-learn version: it is retrained, never loaded."""
+
+
+class NoShowModelQuerySet(models.QuerySet):
+    def usable(self):
+        """Trainings good enough to set risks (SPEC 15: held-out AUC >= 0.6) that this
+        server's scikit-learn can load."""
+        return self.filter(auc__gte=settings.BACKFILL["NO_SHOW_MIN_AUC"], sklearn_version=installed_sklearn_version())
+
+    def in_use(self):
+        # The pickle is read only by load_estimator(), which fetches it then.
+        return self.usable().defer("estimator").order_by("-trained_at", "-id").first()
+
+    def latest_trained(self):
+        return self.order_by("-trained_at", "-id").first()
+
+    def why_none_in_use(self):
+        """What staff read on the dashboard when no model sets risks."""
+        minimum = settings.BACKFILL["NO_SHOW_MIN_AUC"]
+        latest = self.latest_trained()
+        if latest is None:
+            return ("No model has been trained yet: run manage.py train_no_show_model once the clinic has a history "
+                    "of visits (the qcluster also trains it every night).")
+        stale = self.filter(auc__gte=minimum).exclude(sklearn_version=installed_sklearn_version()).latest_trained()
+        if stale is not None:
+            return (f"The last good model was trained with scikit-learn {stale.sklearn_version} and this server runs "
+                    f"{installed_sklearn_version()}, so it is not loaded; the next training replaces it.")
+        return (f"The last training ({timezone.localtime(latest.trained_at):%d %b %Y %H:%M}, "
+                f"{latest.training_rows + latest.heldout_rows:,} visits) reached a held-out AUC of {latest.auc:.2f}, "
+                f"below the {minimum:.2f} needed: its estimates would be little better than the clinic's average "
+                "no-show rate.")
+
+
+class NoShowModel(models.Model):
+    """One training of the no-show model (SPEC 15): what it learned from, how it scored on
+    the newest visits it never saw, and the fitted estimator itself.
+
+    The estimator is a pickle stored in this row and loaded from nowhere else: a pickle
+    runs code when loaded, so only what this server trained itself is ever unpickled.
+    """
+
+    trained_at = models.DateTimeField(default=timezone.now, db_index=True)
+    algorithm = models.CharField(max_length=40)
+    training_rows = models.PositiveIntegerField(help_text="Older visits it learned from.")
+    heldout_rows = models.PositiveIntegerField(help_text="Newest visits kept back to score it.")
+    features = models.JSONField(default=list)
+    auc = models.FloatField("held-out AUC")
+    brier = models.FloatField("held-out Brier score")
+    base_rate = models.FloatField("held-out no-show rate")
+    # Calibration deciles, the candidates' validation scores, the held-out dates.
+    metrics = models.JSONField(default=dict)
+    # What a visit looks like when a patient has none booked, and the reference the
+    # reasons are measured against (scheduling/no_show.py).
+    typical_visit = models.JSONField(default=dict)
+    sklearn_version = models.CharField(max_length=20)
+    estimator = models.BinaryField()
+    scored_at = models.DateTimeField(null=True, blank=True)
+    patients_scored = models.PositiveIntegerField(default=0)
+
+    objects = NoShowModelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-trained_at", "-id"]
+        verbose_name = "no-show model"
+
+    def __str__(self):
+        return f"No-show model {self.pk} ({self.algorithm}, AUC {self.auc:.2f}, {timezone.localtime(self.trained_at):%d %b %Y %H:%M})"
+
+    @property
+    def is_usable(self):
+        return self.auc >= settings.BACKFILL["NO_SHOW_MIN_AUC"]
+
+    def load_estimator(self):
+        if self.sklearn_version != installed_sklearn_version():
+            raise StaleNoShowModel(
+                f"Model {self.pk} was trained with scikit-learn {self.sklearn_version}; this server runs "
+                f"{installed_sklearn_version()}."
+            )
+        return pickle.loads(bytes(self.estimator))  # noqa: S301 - our own row, written by train()

@@ -256,7 +256,7 @@ def test_it_lists_patients_in_pages(staff_client):
     assert body["next"] is None and body["previous"] is None
     assert set(body["results"][0]) == {
         "id", "first_name", "last_name", "email", "phone", "preferred_location",
-        "available_days", "no_show_risk", "email_opt_out",
+        "available_days", "no_show_risk", "no_show_risk_source", "email_opt_out",
     }
 
 

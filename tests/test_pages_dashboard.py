@@ -5,6 +5,8 @@ import pytest
 from backfill.models import FreedSlot
 from clinic.factories import HighRiskPatientFactory, ProviderFactory
 from scheduling.factories import AppointmentFactory, next_weekday_at
+from scheduling.no_show import train_and_apply
+from tests.no_show_history import generate_history, known_rule
 from waitlist.factories import WaitlistEntryFactory
 
 pytestmark = pytest.mark.django_db
@@ -56,3 +58,33 @@ def test_it_shows_dashes_before_any_slot_was_filled(staff_client):
 
     assert '<span class="value" id="fill-rate">0.0%</span>' in text
     assert '<span class="value" id="median-time">–</span>' in text
+
+
+def test_it_shows_the_no_show_model_in_use_with_its_calibration(staff_client):
+    generate_history(known_rule)
+    model = train_and_apply().in_use
+
+    text = staff_client.get("/dashboard/").text
+
+    assert f'<span class="value" id="no-show-auc">{model.auc:.2f}</span>' in text
+    assert f'<span class="value" id="no-show-brier">{model.brier:.3f}</span>' in text
+    assert '<span class="value" id="no-show-patients">250</span>' in text
+    assert "Calibration: predicted vs observed" in text
+    assert "Held-out visits, by tenth" in text and "Perfectly calibrated" in text
+    assert text.count('<svg xmlns="http://www.w3.org/2000/svg"') == 2
+
+
+def test_it_says_why_no_no_show_model_is_in_use(staff_client):
+    generate_history(lambda visit: 0.2)
+    model = train_and_apply().trained
+
+    text = staff_client.get("/dashboard/").text
+
+    assert "No model in use." in text
+    assert f"reached a held-out AUC of {model.auc:.2f}, below the 0.60 needed" in text
+
+
+def test_it_says_no_no_show_model_was_trained_yet(staff_client):
+    text = staff_client.get("/dashboard/").text
+
+    assert "No model in use. No model has been trained yet: run manage.py train_no_show_model" in text

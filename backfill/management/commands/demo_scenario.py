@@ -71,7 +71,8 @@ class Command(BaseCommand):
             raise CommandError("Run seed_demo first.")
         patient, _ = Patient.objects.get_or_create(
             email="pat.waitlist.001@mail.example",
-            defaults={"first_name": "Pat", "last_name": "Waitlist", "no_show_risk": 0.85, "preferred_location": provider.location},
+            defaults={"first_name": "Pat", "last_name": "Waitlist", "no_show_risk": 0.85,
+                      "no_show_risk_source": Patient.RiskSource.MANUAL, "preferred_location": provider.location},
         )
         WaitlistEntry.objects.filter(patient=patient, status=WaitlistEntry.Status.WAITING).delete()
         WaitlistEntry.defaults_from_patient(patient, specialty=provider.specialty).save()

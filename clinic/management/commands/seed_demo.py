@@ -16,6 +16,7 @@ from rest_framework.authtoken.models import Token
 from backfill.models import FreedSlot, MatchLog
 from clinic.fields import WEEKDAYS
 from clinic.models import Location, OutboundEmail, Patient, Provider, Specialty
+from scheduling.demo_history import add_demo_history
 from scheduling.models import Appointment, ProviderUnavailability
 from waitlist.models import WaitlistEntry
 
@@ -42,6 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--patients", type=int, default=200)
         parser.add_argument("--waitlist", type=int, default=50, help="waiting entries (needs as many patients; more are made)")
         parser.add_argument("--days", type=int, default=14, help="days of appointments from today")
+        parser.add_argument("--history-days", type=int, default=90, help="days of past visits, for the no-show model")
         parser.add_argument("--reset", action="store_true", help="delete the clinic's data first")
         parser.add_argument("--if-empty", action="store_true", help="do nothing if the clinic already has data")
         parser.add_argument("--logins-file", help="also write the demo logins to this file (bin/run keeps them in .demo/)")
@@ -62,6 +64,7 @@ class Command(BaseCommand):
                 for model in DOMAIN_MODELS:
                     model.objects.all().delete()
             counts = DemoClinic(random.Random(options["seed"])).build(options)
+            counts["past appointments"] = add_demo_history(random.Random(options["seed"]), options["history_days"])
             logins = create_demo_logins()
         for name, count in counts.items():
             self.stdout.write(f"{count:>8} {name}")
