@@ -19,9 +19,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from tests.processes import ROOT, current_database_url, free_port, wait_until
 
-pytestmark = [pytest.mark.postgres, pytest.mark.qcluster]
+# django_db makes pytest-django create the test database the server is pointed at.
+pytestmark = [pytest.mark.postgres, pytest.mark.qcluster, pytest.mark.django_db(transaction=True)]
 
 STOP_WITHIN_S = 30  # SPEC 10: bin/serve exits within 30 s of SIGTERM
 
@@ -95,6 +97,15 @@ class Server:
         """bin/serve's own group and those of its children (gunicorn's and the cluster's)."""
         return {self.process.pid} | {group for _, group, _ in descendants(self.process.pid)}
 
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_WITHIN_S + 5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
     def kill(self):
         """SIGKILL whatever is left of every group it started (after a failed test)."""
         for group in self.groups:
@@ -149,7 +160,7 @@ def server(tmp_path_factory, django_db_setup):
     """One server for the tests that only read; django_db_setup made and migrated the database."""
     started = Server(tmp_path_factory.mktemp("serve"), current_database_url()).start()
     yield started
-    started.kill()
+    started.stop()
 
 
 @pytest.fixture
