@@ -185,3 +185,98 @@ class PendingJob(models.Model):
 
     def __str__(self):
         return f"{self.name} (asked for {self.requested_at:%H:%M:%S})"
+
+
+class Event(models.Model):
+    """A change an integrator cares about, written in the same transaction as the change
+    itself: it exists if and only if the change committed (SPEC 13). `clinic.events.record`
+    writes them; `clinic.webhooks` delivers them."""
+
+    type = models.CharField(max_length=40)
+    # What the event is about, e.g. "appointment:131": events of one object reach an
+    # endpoint in the order they happened.
+    subject = models.CharField(max_length=60)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    payload = models.JSONField()
+    # Deliveries are made for it by the send job, not in the changing transaction.
+    fanned_out = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["id"], condition=models.Q(fanned_out=False), name="event_not_fanned_out"),
+            models.Index(fields=["subject", "id"]),
+        ]
+
+    def __str__(self):
+        return f"{self.type} ({self.subject}) at {timezone.localtime(self.occurred_at):%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def webhook_id(self):
+        return f"evt_{self.pk}"
+
+
+class WebhookEndpoint(models.Model):
+    """An integrator's URL that receives events, signed with its own secret (Standard Webhooks)."""
+
+    url = models.URLField(max_length=500)
+    events = models.JSONField(default=list, help_text='Event types, or ["*"] for all.')
+    active = models.BooleanField(default=True)
+    description = models.CharField(max_length=200, blank=True)
+    secret = models.CharField(max_length=100, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Since when every delivery to it failed; a day of that disables it.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    # A sender claims the endpoint while it sends, so its events go out one at a time, in order.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["url"]
+
+    def __str__(self):
+        return self.description or self.url
+
+    def wants(self, event_type):
+        return "*" in self.events or event_type in self.events
+
+
+class WebhookDelivery(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-event_id", "endpoint_id"]
+        verbose_name_plural = "webhook deliveries"
+        constraints = [models.UniqueConstraint(fields=["endpoint", "event"], name="one_delivery_per_endpoint_and_event")]
+        indexes = [models.Index(fields=["endpoint", "status", "event"])]
+
+    def __str__(self):
+        return f"{self.event.type} to {self.endpoint} ({self.get_status_display()})"
+
+
+class DeliveryAttempt(models.Model):
+    """One POST to an endpoint and what it answered, kept for the admin."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    attempted_at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_excerpt = models.CharField(max_length=500, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-attempted_at", "-id"]
+
+    def __str__(self):
+        return f"{self.status_code or self.error} in {self.duration_ms} ms"

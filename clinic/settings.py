@@ -327,6 +327,11 @@ PATIENT_LINK_THROTTLE_RATE = os.environ.get("PATIENT_LINK_THROTTLE_RATE", "30/mi
 # Clients' addresses come from X-Forwarded-For only behind this many trusted proxies.
 REST_FRAMEWORK["NUM_PROXIES"] = env_int("PROXY_COUNT", 0) or None
 
+# Webhooks (SPEC 13): a delivery is retried for this long, then failed; an endpoint whose
+# every delivery failed for this long is disabled.
+WEBHOOK_RETRY_HOURS = env_int("WEBHOOK_RETRY_HOURS", 24)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+
 # GET /metrics: a staff token with the view_metrics permission, or this bearer secret
 # (for a Prometheus scraper). Unset: a token only.
 METRICS_SCRAPE_SECRET = os.environ.get("METRICS_SCRAPE_SECRET", "")

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from clinic.api import ClinicDateField, ClinicDateTimeField, ClinicDayFilter
 from clinic.models import Provider
 from clinic.validators import single_line
-from scheduling.models import Appointment
+from scheduling.models import Appointment, ProviderUnavailability
 from scheduling.reassignment import mark_provider_unavailable
 
 
@@ -36,6 +36,12 @@ class AppointmentSerializer(serializers.ModelSerializer):
 
     def create(self, validated_data):
         return Appointment.book(source=Appointment.Source.API, **validated_data)
+
+
+class ProviderUnavailabilitySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ProviderUnavailability
+        fields = ["id", "provider", "start_date", "end_date", "reason"]
 
 
 class CancelledAppointmentSerializer(AppointmentSerializer):

@@ -9,6 +9,7 @@ from django.db import IntegrityError, OperationalError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from clinic import events
 from clinic.models import Patient, Provider
 from clinic.validators import single_line
 
@@ -156,7 +157,10 @@ class Appointment(models.Model):
         for attempt in range(1, DEADLOCK_RETRIES + 1):
             try:
                 with transaction.atomic():
+                    creating = self._state.adding
                     super().save(*args, **kwargs)
+                    if creating:  # in the same savepoint: the event commits with the row
+                        events.record("appointment.created", self)
                 return
             except OperationalError as error:
                 if getattr(error.__cause__, "sqlstate", None) != DEADLOCK_DETECTED or attempt == DEADLOCK_RETRIES:
@@ -203,19 +207,21 @@ class Appointment(models.Model):
             self.cancelled_by = str(by)[:100]
             self.cancelled_at = timezone.now()
             self.save(update_fields=["status", "cancel_reason", "cancelled_by", "cancelled_at", "updated_at"])
+            events.record("appointment.cancelled", self)
             log.info("appointment.cancelled id=%s patient=%s by=%s reason=%s", self.pk, self.patient_id, by, reason)
         return self
 
     def set_status(self, status, allowed_from):
         """Conditional update: only one of two concurrent clicks wins."""
-        changed = Appointment.objects.filter(pk=self.pk, status__in=allowed_from).update(
-            status=status, updated_at=timezone.now()
-        )
-        if not changed:
+        with transaction.atomic():
+            changed = Appointment.objects.filter(pk=self.pk, status__in=allowed_from).update(
+                status=status, updated_at=timezone.now()
+            )
             self.refresh_from_db()
-            raise SchedulingError(f"This appointment is {self.get_status_display().lower()}; it cannot become {status}.")
-        self.refresh_from_db()
-        self._saved_status = self.status
+            if not changed:
+                raise SchedulingError(f"This appointment is {self.get_status_display().lower()}; it cannot become {status}.")
+            self._saved_status = self.status
+            events.record(f"appointment.{status}", self)
         log.info("appointment.%s id=%s patient=%s", status, self.pk, self.patient_id)
         return self
 

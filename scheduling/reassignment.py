@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from backfill.models import FreedSlot
+from clinic import events
 from clinic.email import queue_email
 from clinic.models import OutboundEmail, Provider
 from scheduling.models import Appointment, AppointmentConflict, ProviderUnavailability, SchedulingError
@@ -178,9 +179,11 @@ def _record_unavailability(provider, start_date, end_date, reason):
     )
     if covering:
         return covering
-    return ProviderUnavailability.objects.create(
+    unavailability = ProviderUnavailability.objects.create(
         provider=provider, start_date=start_date, end_date=end_date, reason=reason
     )
+    events.record("provider.unavailable", unavailability)
+    return unavailability
 
 
 def _affected_appointments(provider, start_date, end_date):

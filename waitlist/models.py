@@ -1,10 +1,11 @@
 import logging
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from clinic import events
 from clinic.fields import TimeWindowsField, WeekdaysField
 from clinic.models import Location, Patient, Provider, Specialty
 
@@ -93,7 +94,11 @@ class WaitlistEntry(models.Model):
         self.declined_first = self.reason == self.Reason.DECLINED_REASSIGNMENT
         if kwargs.get("update_fields") is not None:
             kwargs["update_fields"] = {*kwargs["update_fields"], "no_show_risk", "declined_first", "updated_at"}
-        super().save(*args, **kwargs)
+        if not self._state.adding:
+            return super().save(*args, **kwargs)
+        with transaction.atomic():  # the entry and its event commit together
+            super().save(*args, **kwargs)
+            events.record("waitlist_entry.created", self)
 
     @classmethod
     def defaults_from_patient(cls, patient, **fields):
@@ -104,10 +109,12 @@ class WaitlistEntry(models.Model):
         return cls(patient=patient, **fields)
 
     def remove(self):
-        changed = WaitlistEntry.objects.filter(pk=self.pk, status=self.Status.WAITING).update(
-            status=self.Status.REMOVED, updated_at=timezone.now()
-        )
-        self.refresh_from_db()
-        if changed:
+        with transaction.atomic():
+            changed = WaitlistEntry.objects.filter(pk=self.pk, status=self.Status.WAITING).update(
+                status=self.Status.REMOVED, updated_at=timezone.now()
+            )
+            self.refresh_from_db()
+            if changed:
+                events.record("waitlist_entry.removed", self)
             log.info("waitlist.removed id=%s patient=%s", self.pk, self.patient_id)
         return bool(changed)

@@ -1,0 +1,48 @@
+"""Events for integrators, written with the change they describe (SPEC 13).
+
+`record(type, obj)` inserts one row inside the caller's transaction, so the event commits
+or rolls back with the change; once committed, the webhook job is asked for (one request
+per burst, like the outbox). The payload is the object as the API shows it: each app
+registers how its models are shown (`show`) when it is ready, so this bottom layer knows no
+serializer and imports nothing above it.
+"""
+
+from django.db import transaction
+
+from clinic.models import Event
+from clinic.webhooks import request_delivery
+
+# Every type an endpoint may subscribe to; SPEC 13 keeps the list here.
+EVENT_TYPES = [
+    "appointment.created", "appointment.cancelled", "appointment.confirmed", "appointment.no_show",
+    "slot.freed", "slot.backfilled", "slot.no_match", "slot.expired", "slot.failed",
+    "offer.sent", "offer.accepted", "offer.declined", "offer.expired",
+    "waitlist_entry.created", "waitlist_entry.booked", "waitlist_entry.removed",
+    "provider.unavailable",
+]
+
+# model class -> (name used in events, function turning an instance into the API's dict)
+_SHOWN = {}
+
+
+def show(model, name, as_api_shows_it):
+    """Register how events show instances of `model` (called from an app's ready())."""
+    _SHOWN[model] = (name, as_api_shows_it)
+
+
+def shown(obj):
+    name, as_api_shows_it = _SHOWN[type(obj)]
+    return name, as_api_shows_it(obj)
+
+
+def record(event_type, obj, **related):
+    """Write the event `event_type` about `obj`; `related` objects (e.g. the booked
+    appointment of a backfilled slot) are shown beside it under their names."""
+    assert event_type in EVENT_TYPES, event_type
+    name, data = shown(obj)
+    payload = {name: data}
+    for key, other in related.items():
+        payload[key] = shown(other)[1] if other is not None else None
+    event = Event.objects.create(type=event_type, subject=f"{name}:{obj.pk}", payload=payload)
+    transaction.on_commit(request_delivery, robust=True)
+    return event

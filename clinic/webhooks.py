@@ -1,0 +1,240 @@
+"""Webhook deliveries: events to integrators' endpoints, signed (Standard Webhooks 1.0).
+
+Off the hot path: a change only inserts its event row (clinic.events). After commit one job
+is asked for per burst; it fans new events out to the endpoints that want them, then sends.
+Each endpoint is claimed by one sender at a time (a conditional UPDATE that must change one
+row), which sends its deliveries oldest event first, and an event waits while an earlier
+event of the same object is still undelivered: events of one object arrive in order.
+
+A failed delivery is retried with exponential backoff (30 s, 1, 2, 4... min, at most an hour
+apart) for WEBHOOK_RETRY_HOURS, then marked failed; an endpoint whose every delivery failed
+for that long is disabled and the clinic managers are told. The sweep asks for the job
+whenever a retry is due, so a receiver, broker or worker that was down loses nothing.
+"""
+
+import base64
+import json
+import logging
+import secrets
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from clinic.models import DeliveryAttempt, Event, WebhookDelivery, WebhookEndpoint
+from clinic.queue import enqueue_unless_pending, started
+
+log = logging.getLogger("clinic")
+
+JOB = "deliver-webhooks"
+FAN_OUT_BATCH = 500
+CLAIM_SECONDS = 120
+FIRST_RETRY_SECONDS = 30
+MAX_RETRY_SECONDS = 3600
+
+
+def new_secret():
+    # Standard Webhooks secrets: "whsec_" and 24 to 64 random bytes in base64.
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def request_delivery():
+    """After an event commits: ask for one job per burst, if any endpoint listens."""
+    if has_active_endpoints():
+        enqueue_unless_pending(JOB, "clinic.webhooks.deliver", expires_after=60, group="webhooks")
+
+
+_active = {"checked_at": 0.0, "value": False}
+
+
+def has_active_endpoints():
+    # Read at most every 5 s per process: a booking burst must not query for it each time.
+    now = time.monotonic()
+    if now - _active["checked_at"] > 5:
+        _active.update(checked_at=now, value=WebhookEndpoint.objects.filter(active=True).exists())
+    return _active["value"]
+
+
+def deliver():
+    """The job: fan out what is new, then send everything due, endpoint by endpoint."""
+    started(JOB)
+    fan_out()
+    sent = 0
+    for endpoint_id in WebhookEndpoint.objects.filter(active=True).values_list("pk", flat=True):
+        sent += send_for(endpoint_id)
+    return sent
+
+
+def fan_out():
+    """One delivery per new event and endpoint that wants it; each event only once."""
+    while True:
+        with transaction.atomic():
+            events = list(Event.objects.select_for_update(skip_locked=True).filter(fanned_out=False).order_by("pk")[:FAN_OUT_BATCH])
+            if not events:
+                return
+            endpoints = list(WebhookEndpoint.objects.filter(active=True))
+            WebhookDelivery.objects.bulk_create(
+                [WebhookDelivery(endpoint=endpoint, event=event) for event in events for endpoint in endpoints
+                 if endpoint.wants(event.type) and endpoint.created_at <= event.occurred_at],
+                ignore_conflicts=True,
+            )
+            Event.objects.filter(pk__in=[event.pk for event in events]).update(fanned_out=True)
+
+
+def claim(endpoint_id, now):
+    until = now + timedelta(seconds=CLAIM_SECONDS)
+    return WebhookEndpoint.objects.filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), pk=endpoint_id, active=True
+    ).update(claimed_until=until) == 1
+
+
+def send_for(endpoint_id):
+    now = timezone.now()
+    if not claim(endpoint_id, now):
+        return 0  # another sender has it; it sends these too
+    sent = 0
+    try:
+        endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
+        while (delivery := next_due(endpoint)) is not None:
+            if not attempt(delivery):
+                break  # the receiver is failing: the rest wait for the next retry
+            sent += 1
+    finally:
+        WebhookEndpoint.objects.filter(pk=endpoint_id).update(claimed_until=None)
+    return sent
+
+
+def next_due(endpoint):
+    """The oldest pending delivery whose object has no earlier one still pending, if due."""
+    pending = (
+        WebhookDelivery.objects.filter(endpoint=endpoint, status=WebhookDelivery.Status.PENDING)
+        .select_related("event").order_by("event_id")
+    )
+    blocked = set()
+    now = timezone.now()
+    for delivery in pending[:200]:
+        subject = delivery.event.subject
+        if subject in blocked:
+            continue
+        if delivery.next_attempt_at <= now:
+            return delivery
+        blocked.add(subject)  # waits for its retry; later events of this object wait too
+    return None
+
+
+def body_of(event):
+    return json.dumps({
+        "type": event.type,
+        "timestamp": event.occurred_at.isoformat(),
+        "data": event.payload,
+    }, separators=(",", ":"), default=str)
+
+
+def signed_headers(endpoint, event, body, at):
+    signature = Webhook(endpoint.secret).sign(event.webhook_id, at, body)
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "Backfill-Webhooks/1.0",
+        "webhook-id": event.webhook_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signature,
+    }
+
+
+def attempt(delivery):
+    """POST once and record it; True when the receiver took it (2xx)."""
+    event, endpoint = delivery.event, delivery.endpoint
+    body = body_of(event)
+    at = timezone.now()
+    request = urllib.request.Request(endpoint.url, data=body.encode(), method="POST",
+                                     headers=signed_headers(endpoint, event, body, at))
+    status_code, excerpt, error = None, "", ""
+    began = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
+            status_code, excerpt = response.status, response.read(500).decode(errors="replace")
+    except urllib.error.HTTPError as failure:
+        status_code, excerpt = failure.code, failure.read(500).decode(errors="replace")
+    except (OSError, ValueError) as failure:  # refused, timed out, unreachable, bad URL
+        error = f"{type(failure).__name__}: {failure}"[:300]
+    duration_ms = int((time.monotonic() - began) * 1000)
+    ok = status_code is not None and 200 <= status_code < 300
+    record(delivery, ok, status_code, excerpt, error, duration_ms)
+    return ok
+
+
+def record(delivery, ok, status_code, excerpt, error, duration_ms):
+    now = timezone.now()
+    with transaction.atomic():
+        DeliveryAttempt.objects.create(delivery=delivery, attempted_at=now, status_code=status_code,
+                                       response_excerpt=excerpt[:500], error=error, duration_ms=duration_ms)
+        delivery.attempts += 1
+        if ok:
+            delivery.status, delivery.delivered_at = WebhookDelivery.Status.DELIVERED, now
+            WebhookEndpoint.objects.filter(pk=delivery.endpoint_id).update(failing_since=None)
+        elif now - delivery.event.occurred_at >= timedelta(hours=settings.WEBHOOK_RETRY_HOURS):
+            delivery.status = WebhookDelivery.Status.FAILED
+        else:
+            backoff = min(FIRST_RETRY_SECONDS * 2 ** (delivery.attempts - 1), MAX_RETRY_SECONDS)
+            delivery.next_attempt_at = now + timedelta(seconds=backoff)
+        delivery.save(update_fields=["status", "attempts", "next_attempt_at", "delivered_at"])
+        if not ok:
+            note_failure(delivery.endpoint_id, now)
+    log.info("webhook.%s endpoint=%s event=%s attempt=%s status=%s ms=%s", "delivered" if ok else "failed",
+             delivery.endpoint_id, delivery.event_id, delivery.attempts, status_code or error.split(":")[0], duration_ms)
+
+
+def note_failure(endpoint_id, now):
+    WebhookEndpoint.objects.filter(pk=endpoint_id, failing_since__isnull=True).update(failing_since=now)
+    cutoff = now - timedelta(hours=settings.WEBHOOK_RETRY_HOURS)
+    disabled = WebhookEndpoint.objects.filter(pk=endpoint_id, active=True, failing_since__lte=cutoff).update(
+        active=False, disabled_reason=f"Every delivery failed for {settings.WEBHOOK_RETRY_HOURS} hours."
+    )
+    if disabled:
+        transaction.on_commit(lambda: tell_managers(endpoint_id), robust=True)
+
+
+def tell_managers(endpoint_id):
+    endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
+    recipients = list(User.objects.filter(groups__name="Clinic manager", is_active=True).exclude(email="")
+                      .values_list("email", flat=True))
+    log.warning("webhook.endpoint_disabled endpoint=%s", endpoint_id)
+    if recipients:
+        send_mail(
+            f"Webhook endpoint disabled: {endpoint}",
+            f"Backfill stopped sending events to {endpoint.url}: {endpoint.disabled_reason}\n"
+            "Check the receiver, then tick Active again on the endpoint in the admin; failed events can be re-sent.",
+            None, recipients,
+        )
+
+
+def resend(deliveries):
+    """Failed deliveries go out again, as if new (staff or an integrator asked)."""
+    count = deliveries.filter(status=WebhookDelivery.Status.FAILED).update(
+        status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now()
+    )
+    if count:
+        transaction.on_commit(request_delivery_now, robust=True)
+    return count
+
+
+def request_delivery_now():
+    enqueue_unless_pending(JOB, "clinic.webhooks.deliver", expires_after=60, group="webhooks")
+
+
+def retries_due(now):
+    """For the sweep: ask for the job when a retry is due or events wait to fan out."""
+    due = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now,
+                                         endpoint__active=True).exists()
+    if due or Event.objects.filter(fanned_out=False, occurred_at__lte=now - timedelta(seconds=30)).exists():
+        request_delivery_now()
+        return 1
+    return 0
