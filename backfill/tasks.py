@@ -9,6 +9,7 @@ from django.utils import timezone
 from backfill import batch, booking
 from backfill.matching import Rules, SlotFacts, is_eligible
 from backfill.models import FreedSlot
+from clinic import webhooks
 from clinic.email import resend_stuck_emails
 from clinic.queue import enqueue
 from waitlist.models import WaitlistEntry
@@ -88,7 +89,8 @@ def sweep(now=None):
         status=WaitlistEntry.Status.WAITING, latest_date__lt=timezone.localdate(now)
     ).update(status=WaitlistEntry.Status.EXPIRED)
     emails = resend_stuck_emails(now)
-    result = {"expired_slots": expired, "requeued_slots": len(due), "expired_entries": expired_entries, "requeued_emails": emails}
+    result = {"expired_slots": expired, "requeued_slots": len(due), "expired_entries": expired_entries, "requeued_emails": emails,
+              "webhook_jobs": webhooks.retries_due(now)}
     if any(result.values()):
         log.info("[BACKFILL] Sweep: %s", result)
     return result

@@ -4,7 +4,10 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
 from clinic.admin_lists import ClinicModelAdmin
-from clinic.models import Location, OutboundEmail, Patient, Provider, Specialty
+from clinic.models import (
+    DeliveryAttempt, Event, Location, OutboundEmail, Patient, Provider, Specialty, WebhookDelivery, WebhookEndpoint,
+)
+from clinic.webhooks import new_secret, resend
 from scheduling.forms import ProviderUnavailableForm
 from scheduling.reassignment import WorkflowError, mark_provider_unavailable
 
@@ -122,4 +125,77 @@ class OutboundEmailAdmin(ClinicModelAdmin):
         return format_html('<a href="/admin/scheduling/appointment/{}/change/">#{}</a>', email.appointment_id, email.appointment_id)
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(ClinicModelAdmin):
+    list_display = ["url", "description", "events", "active", "failing_since", "disabled_reason"]
+    list_filter = ["active"]
+    search_fields = ["url", "description"]
+    readonly_fields = ["created_at", "failing_since", "disabled_reason"]
+    fields = ["url", "events", "active", "description", "created_at", "failing_since", "disabled_reason"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.secret = new_secret()
+        if change and "active" in form.changed_data and obj.active:
+            obj.failing_since, obj.disabled_reason = None, ""  # turned back on: a fresh start
+        super().save_model(request, obj, form, change)
+        if not change:
+            # Shown this once, as the API does: the receiver needs it to verify signatures.
+            self.message_user(request, f"Signing secret for {obj.url}: {obj.secret} (shown only now: copy it to the receiver).",
+                              messages.WARNING)
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ["attempted_at", "status_code", "duration_ms", "response_excerpt", "error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ClinicModelAdmin):
+    list_display = ["event_type", "event_subject", "endpoint", "status", "attempts", "next_attempt_at", "delivered_at"]
+    list_filter = ["status", "endpoint", "event__type"]
+    list_select_related = ["event", "endpoint"]
+    readonly_fields = ["endpoint", "event", "status", "attempts", "next_attempt_at", "delivered_at", "created_at"]
+    inlines = [DeliveryAttemptInline]
+    actions = ["resend_failed"]
+
+    @admin.display(description="Event", ordering="event__type")
+    def event_type(self, delivery):
+        return delivery.event.type
+
+    @admin.display(description="About")
+    def event_subject(self, delivery):
+        return delivery.event.subject
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(permissions=["change"], description="Re-send the selected failed deliveries")
+    def resend_failed(self, request, queryset):
+        count = resend(queryset)
+        self.message_user(request, f"{count} failed deliveries will be sent again." if count
+                          else "None of the selected deliveries had failed.", messages.SUCCESS if count else messages.WARNING)
+
+
+@admin.register(Event)
+class EventAdmin(ClinicModelAdmin):
+    list_display = ["occurred_at", "type", "subject"]
+    list_filter = ["type"]
+    search_fields = ["subject"]
+    date_hierarchy = "occurred_at"
+    readonly_fields = ["type", "subject", "occurred_at", "payload", "fanned_out"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

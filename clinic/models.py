@@ -1,3 +1,5 @@
+import time
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -239,6 +241,25 @@ class WebhookEndpoint(models.Model):
 
     def wants(self, event_type):
         return "*" in self.events or event_type in self.events
+
+    # Whether any endpoint listens, read at most every 5 s per process: a booking burst must
+    # not ask each time. An endpoint saved here resets it; elsewhere the sweep catches up.
+    _any_active = {"checked_at": -10.0, "value": False}
+
+    @classmethod
+    def any_active(cls):
+        now = time.monotonic()
+        if now - cls._any_active["checked_at"] > 5:
+            cls._any_active.update(checked_at=now, value=cls.objects.filter(active=True).exists())
+        return cls._any_active["value"]
+
+    @classmethod
+    def forget_whether_any_active(cls):
+        cls._any_active["checked_at"] = -10.0
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        self.forget_whether_any_active()
 
 
 class WebhookDelivery(models.Model):

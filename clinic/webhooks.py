@@ -48,19 +48,8 @@ def new_secret():
 
 def request_delivery():
     """After an event commits: ask for one job per burst, if any endpoint listens."""
-    if has_active_endpoints():
+    if WebhookEndpoint.any_active():
         enqueue_unless_pending(JOB, "clinic.webhooks.deliver", expires_after=60, group="webhooks")
-
-
-_active = {"checked_at": 0.0, "value": False}
-
-
-def has_active_endpoints():
-    # Read at most every 5 s per process: a booking burst must not query for it each time.
-    now = time.monotonic()
-    if now - _active["checked_at"] > 5:
-        _active.update(checked_at=now, value=WebhookEndpoint.objects.filter(active=True).exists())
-    return _active["value"]
 
 
 def deliver():

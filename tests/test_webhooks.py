@@ -1,0 +1,194 @@
+"""Signed event webhooks for integrators (SPEC 13), against a real receiver on loopback."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core import mail
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from standardwebhooks.webhooks import Webhook
+
+from backfill import tasks
+from clinic import webhooks
+from clinic.models import Event, WebhookDelivery, WebhookEndpoint
+from clinic.webhooks import new_secret
+from scheduling.factories import AppointmentFactory
+from scheduling.models import Appointment
+from tests.webhook_receiver import Receiver, receiving
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def integrator(client):
+    user = User.objects.create_user("ehr")
+    user.groups.add(Group.objects.get(name="Integrator"))
+    client.defaults["HTTP_AUTHORIZATION"] = f"Token {Token.objects.create(user=user).key}"
+    return client
+
+
+def subscribe(url, events=("*",)):
+    return WebhookEndpoint.objects.create(url=url, events=list(events), secret=new_secret())
+
+
+def verified(endpoint, received):
+    """Each POST's body, after its signature verified with the standardwebhooks library."""
+    return [Webhook(endpoint.secret).verify(body, headers) for headers, body in received]
+
+
+def make_due():
+    WebhookDelivery.objects.filter(status="pending").update(next_attempt_at=timezone.now())
+
+
+def test_creating_an_endpoint_answers_its_secret_once(integrator):
+    response = integrator.post("/api/webhook-endpoints/", {"url": "https://ehr.example/hooks", "events": ["*"]},
+                               content_type="application/json")
+    assert response.status_code == 201
+    assert response.json()["secret"].startswith("whsec_")
+    listed = integrator.get(f"/api/webhook-endpoints/{response.json()['id']}/").json()
+    assert "secret" not in listed
+
+
+def test_an_endpoint_refuses_unknown_event_types(integrator):
+    response = integrator.post("/api/webhook-endpoints/", {"url": "https://ehr.example/hooks", "events": ["slot.eaten"]},
+                               content_type="application/json")
+    assert response.status_code == 400
+    assert "events" in response.json()
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_a_cancellation_reaches_the_receiver_signed_and_in_order(django_capture_on_commit_callbacks):
+    appointment = AppointmentFactory()
+    with receiving() as receiver:
+        endpoint = subscribe(receiver.url)
+        with django_capture_on_commit_callbacks(execute=True):
+            appointment.cancel("sick", by="frontdesk")
+        bodies = verified(endpoint, receiver.received)
+    types = [body["type"] for body in bodies]
+    assert types[0] == "appointment.cancelled"
+    assert bodies[0]["data"]["appointment"]["id"] == appointment.pk
+    assert bodies[0]["data"]["appointment"]["status"] == "cancelled"
+    ids = [headers["webhook-id"] for headers, _ in receiver.received]
+    assert ids == sorted(ids, key=lambda webhook_id: int(webhook_id.removeprefix("evt_")))
+
+
+def test_an_endpoint_gets_only_the_types_it_asked_for(django_capture_on_commit_callbacks):
+    appointment = AppointmentFactory()
+    with receiving() as receiver:
+        subscribe(receiver.url, events=["appointment.no_show"])
+        with django_capture_on_commit_callbacks(execute=True):
+            appointment.cancel("sick", by="frontdesk")
+    assert receiver.received == []
+
+
+def test_a_failing_receiver_gets_each_retry_once_and_ends_delivered(django_capture_on_commit_callbacks):
+    appointment = AppointmentFactory()
+    with receiving(answers=[500, 500, 500]) as receiver:
+        endpoint = subscribe(receiver.url, events=["appointment.cancelled"])
+        with django_capture_on_commit_callbacks(execute=True):
+            appointment.cancel("sick", by="frontdesk")
+        delivery = WebhookDelivery.objects.get()
+        assert (delivery.status, delivery.attempts) == ("pending", 1)
+        assert delivery.next_attempt_at - timezone.now() < timedelta(minutes=1)  # the first retry within a minute
+        for _ in range(3):
+            make_due()
+            webhooks.deliver()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("delivered", 4)
+    assert [attempt.status_code for attempt in delivery.attempt_log.order_by("id")] == [500, 500, 500, 200]
+    assert len({headers["webhook-id"] for headers, _ in receiver.received}) == 1
+    assert len(verified(endpoint, receiver.received)) == 4
+
+
+def test_a_receiver_that_was_down_gets_everything_once_it_is_back(django_capture_on_commit_callbacks):
+    appointments = [AppointmentFactory(), AppointmentFactory()]
+    receiver = Receiver().start()
+    port = receiver.port
+    receiver.stop()  # down: connections are refused
+    endpoint = subscribe(f"http://127.0.0.1:{port}/hooks", events=["appointment.cancelled"])
+    with django_capture_on_commit_callbacks(execute=True):
+        for appointment in appointments:
+            appointment.cancel("sick", by="frontdesk")
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"pending"}
+    assert "Connection refused" in WebhookDelivery.objects.first().attempt_log.get().error
+    back = Receiver().start(port=port)
+    try:
+        make_due()
+        assert tasks.sweep()["webhook_jobs"] == 1  # the sweep asks for the job; it runs in-process here
+    finally:
+        back.stop()
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"delivered"}
+    assert sorted(body["data"]["appointment"]["id"] for body in verified(endpoint, back.received)) == sorted(
+        a.pk for a in appointments)
+
+
+def test_a_later_event_of_an_object_waits_for_an_earlier_one(django_capture_on_commit_callbacks):
+    appointment = AppointmentFactory(start=timezone.now() - timedelta(hours=1), end=timezone.now() - timedelta(minutes=15))
+    with receiving(answers=[500]) as receiver:
+        endpoint = subscribe(receiver.url)
+        with django_capture_on_commit_callbacks(execute=True):
+            appointment.confirm()
+        with django_capture_on_commit_callbacks(execute=True):
+            appointment.mark_no_show()
+        assert len(receiver.received) == 1  # the confirmation failed; the no-show waits behind it
+        make_due()
+        webhooks.deliver()
+        types = [body["type"] for body in verified(endpoint, receiver.received)]
+    assert types == ["appointment.confirmed", "appointment.confirmed", "appointment.no_show"]
+
+
+def test_no_event_is_written_for_a_change_that_rolled_back():
+    appointment = AppointmentFactory()
+    before = Event.objects.count()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        appointment.cancel("sick", by="frontdesk")
+        raise RuntimeError("the request failed after the cancel")
+    assert Event.objects.count() == before
+    assert Appointment.objects.get(pk=appointment.pk).status == "scheduled"
+
+
+def test_a_failed_delivery_can_be_sent_again_from_the_api(integrator, django_capture_on_commit_callbacks):
+    appointment = AppointmentFactory()
+    with receiving(answers=[503]) as receiver:
+        subscribe(receiver.url, events=["appointment.cancelled"])
+        with django_capture_on_commit_callbacks(execute=True):
+            appointment.cancel("sick", by="frontdesk")
+        WebhookDelivery.objects.update(status="failed")  # as after a day of retries
+        delivery = WebhookDelivery.objects.get()
+        failed = integrator.get("/api/webhook-deliveries/?status=failed").json()
+        assert [item["id"] for item in failed["results"]] == [delivery.pk]
+        with django_capture_on_commit_callbacks(execute=True):
+            response = integrator.post(f"/api/webhook-deliveries/{delivery.pk}/resend/")
+        assert response.status_code == 202
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered"
+    assert len(receiver.received) == 2
+    assert integrator.post(f"/api/webhook-deliveries/{delivery.pk}/resend/").status_code == 409
+
+
+def test_an_endpoint_failing_for_a_day_is_disabled_and_managers_are_told(django_capture_on_commit_callbacks):
+    manager = User.objects.create_user("manager", email="manager@clinic.example")
+    manager.groups.add(Group.objects.get(name="Clinic manager"))
+    appointment = AppointmentFactory()
+    with receiving(answers=[500] * 5) as receiver:
+        endpoint = subscribe(receiver.url, events=["appointment.cancelled"])
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=timezone.now() - timedelta(hours=25))
+        with django_capture_on_commit_callbacks(execute=True):
+            appointment.cancel("sick", by="frontdesk")
+    endpoint.refresh_from_db()
+    assert not endpoint.active
+    assert "failed for 24 hours" in endpoint.disabled_reason
+    assert [message.to for message in mail.outbox if "Webhook endpoint disabled" in message.subject] == [
+        ["manager@clinic.example"]]
+
+
+def test_events_show_the_object_as_the_api_does(integrator, django_capture_on_commit_callbacks):
+    appointment = AppointmentFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment.cancel("sick", by="frontdesk")
+    event = Event.objects.filter(type="appointment.cancelled").get()
+    assert event.payload["appointment"] == integrator.get(f"/api/appointments/{appointment.pk}/").json()
+    assert json.dumps(event.payload)  # plain JSON
