@@ -11,6 +11,7 @@ from backfill.matching import Rules, SlotFacts, is_eligible
 from backfill.models import FreedSlot
 from clinic import webhooks
 from clinic.email import resend_stuck_emails
+from clinic.idempotency import forget_old_keys
 from clinic.queue import enqueue
 from waitlist.models import WaitlistEntry
 
@@ -90,7 +91,7 @@ def sweep(now=None):
     ).update(status=WaitlistEntry.Status.EXPIRED)
     emails = resend_stuck_emails(now)
     result = {"expired_slots": expired, "requeued_slots": len(due), "expired_entries": expired_entries, "requeued_emails": emails,
-              "webhook_jobs": webhooks.retries_due(now)}
+              "webhook_jobs": webhooks.retries_due(now), "forgotten_idempotency_keys": forget_old_keys(now)}
     if any(result.values()):
         log.info("[BACKFILL] Sweep: %s", result)
     return result

@@ -186,6 +186,11 @@ FIELD_ERRORS_SCHEMA = {
     "additionalProperties": True,
 }
 WRITE_METHODS = {"post", "put", "patch", "delete"}
+IDEMPOTENCY_KEY_PARAMETER = {
+    "in": "header", "name": "Idempotency-Key", "required": False,
+    "schema": {"type": "string", "maxLength": 200},
+    "description": "Retrying with the same key and body within a day answers the first answer again and changes nothing.",
+}
 
 
 def has_filters(operation):
@@ -207,6 +212,9 @@ def document_error_responses(result, generator, request, public):
                 errors["400"] = "Invalid input."
             if method in WRITE_METHODS:
                 errors["409"] = "Conflicts with the schedule; the message says why."
+            if method == "post":
+                errors["422"] = "This Idempotency-Key was used for another request."
+                operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY_PARAMETER)
             for code, description in errors.items():
                 name = "FieldErrors" if code == "400" else "Error"
                 operation["responses"].setdefault(code, {

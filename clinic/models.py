@@ -301,3 +301,27 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self):
         return f"{self.status_code or self.error} in {self.duration_ms} ms"
+
+
+class IdempotentRequest(models.Model):
+    """A POST made with an Idempotency-Key, and the answer it got (SPEC 13).
+
+    The same key from the same caller with the same body within a day answers that answer
+    again and changes nothing; with another body, 422.
+    """
+
+    caller = models.CharField(max_length=64, help_text="A digest of the caller's credentials.")
+    key = models.CharField(max_length=200)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=300)
+    body_digest = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Empty while it is being handled.")
+    response_body = models.BinaryField(blank=True, default=b"")
+    content_type = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["caller", "key"], name="one_request_per_caller_and_key")]
+
+    def __str__(self):
+        return f"{self.method} {self.path} ({self.key})"

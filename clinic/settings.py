@@ -102,6 +102,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A retried POST under /api/ with the same Idempotency-Key answers the first answer again.
+    "clinic.idempotency.IdempotencyMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -331,6 +333,8 @@ REST_FRAMEWORK["NUM_PROXIES"] = env_int("PROXY_COUNT", 0) or None
 # every delivery failed for this long is disabled.
 WEBHOOK_RETRY_HOURS = env_int("WEBHOOK_RETRY_HOURS", 24)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+# An Idempotency-Key is remembered this long.
+IDEMPOTENCY_HOURS = env_int("IDEMPOTENCY_HOURS", 24)
 
 # GET /metrics: a staff token with the view_metrics permission, or this bearer secret
 # (for a Prometheus scraper). Unset: a token only.
