@@ -6,6 +6,7 @@ refusal into a 409 so no endpoint answers 500 for a conflict.
 """
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, time, timedelta
 from datetime import timezone as dt_timezone
 
@@ -112,10 +113,55 @@ class RecordViewSet(
     pass
 
 
-class LocationSerializer(serializers.ModelSerializer):
+class ExternalIds:
+    """A serializer mixin for integrators' own ids (SPEC 13).
+
+    `external_id` (unique when set; blank means none) is a field of the record, and each
+    related record in `external_id_relations` can be given by its id or by its external id
+    (`patient` or `patient_external_id`), so an EHR needs none of Backfill's ids.
+    """
+
+    external_id_relations = {}  # field name -> model
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for name, model in self.external_id_relations.items():
+            fields[external_name(name)] = serializers.CharField(
+                write_only=True, required=False, max_length=100,
+                help_text=f"Instead of `{name}`: the {model._meta.verbose_name}'s external id.",
+            )
+        return fields
+
+    def validate_external_id(self, value):
+        return value or None
+
+    def to_internal_value(self, data):
+        if not isinstance(data, Mapping):
+            return super().to_internal_value(data)  # DRF's own "invalid data" error
+        data = {**data}
+        for name, model in self.external_id_relations.items():
+            external_id = data.get(external_name(name))
+            if isinstance(external_id, str) and external_id and data.get(name) in (None, ""):
+                found = model.objects.filter(external_id=external_id).values_list("pk", flat=True).first()
+                if found is None:
+                    raise serializers.ValidationError(
+                        {external_name(name): [f"No {model._meta.verbose_name} has the external id '{external_id}'."]})
+                data[name] = found
+        value = super().to_internal_value(data)
+        for name in self.external_id_relations:
+            value.pop(external_name(name), None)
+        return value
+
+
+def external_name(field):
+    """patient -> patient_external_id; provider_id -> provider_external_id."""
+    return f"{field.removesuffix('_id')}_external_id"
+
+
+class LocationSerializer(ExternalIds, serializers.ModelSerializer):
     class Meta:
         model = Location
-        fields = ["id", "name"]
+        fields = ["id", "name", "external_id"]
 
 
 class SpecialtySerializer(serializers.ModelSerializer):
@@ -124,16 +170,19 @@ class SpecialtySerializer(serializers.ModelSerializer):
         fields = ["id", "name"]
 
 
-class ProviderSerializer(serializers.ModelSerializer):
+class ProviderSerializer(ExternalIds, serializers.ModelSerializer):
+    external_id_relations = {"location": Location}
+
     class Meta:
         model = Provider
-        fields = ["id", "name", "email", "specialty", "location", "active"]
+        fields = ["id", "name", "email", "specialty", "location", "active", "external_id"]
 
 
 RISK_OUT_OF_RANGE = "The no-show risk must be between 0.0 and 1.0."
 
 
-class PatientSerializer(serializers.ModelSerializer):
+class PatientSerializer(ExternalIds, serializers.ModelSerializer):
+    external_id_relations = {"preferred_location": Location}
     available_days = WeekdaysField(required=False)
     no_show_risk = serializers.FloatField(
         required=False,
@@ -146,7 +195,7 @@ class PatientSerializer(serializers.ModelSerializer):
         model = Patient
         fields = [
             "id", "first_name", "last_name", "email", "phone", "preferred_location",
-            "available_days", "no_show_risk", "no_show_risk_source", "email_opt_out",
+            "available_days", "no_show_risk", "no_show_risk_source", "email_opt_out", "external_id",
         ]
         read_only_fields = ["no_show_risk_source"]
 
@@ -160,6 +209,7 @@ class PatientSerializer(serializers.ModelSerializer):
 class LocationViewSet(RecordViewSet):
     queryset = Location.objects.order_by("name", "id")
     serializer_class = LocationSerializer
+    filterset_fields = ["external_id"]
 
 
 class SpecialtyViewSet(RecordViewSet):
@@ -170,13 +220,13 @@ class SpecialtyViewSet(RecordViewSet):
 class ProviderViewSet(RecordViewSet):
     queryset = Provider.objects.order_by("name", "id")
     serializer_class = ProviderSerializer
-    filterset_fields = ["specialty", "location", "active"]
+    filterset_fields = ["specialty", "location", "active", "external_id"]
 
 
 class PatientViewSet(RecordViewSet):
     queryset = Patient.objects.order_by("last_name", "first_name", "id")
     serializer_class = PatientSerializer
-    filterset_fields = ["preferred_location", "email"]
+    filterset_fields = ["preferred_location", "email", "external_id"]
 
 
 ERROR_SCHEMA = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
@@ -213,6 +263,7 @@ def document_error_responses(result, generator, request, public):
             if method in WRITE_METHODS:
                 errors["409"] = "Conflicts with the schedule; the message says why."
             if method == "post":
+                errors["400"] = "Invalid input (or an invalid Idempotency-Key)."
                 errors["422"] = "This Idempotency-Key was used for another request."
                 operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY_PARAMETER)
             for code, description in errors.items():

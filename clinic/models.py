@@ -12,6 +12,8 @@ from clinic.validators import single_line
 class Location(models.Model):
     name = models.CharField(max_length=100, unique=True, validators=[single_line])
     address = models.CharField(max_length=200, blank=True, validators=[single_line])
+    # The integrator's own id for it (SPEC 13), unique when set.
+    external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
 
     class Meta:
         ordering = ["name"]
@@ -37,6 +39,8 @@ class Provider(models.Model):
     specialty = models.ForeignKey(Specialty, on_delete=models.PROTECT, related_name="providers")
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="providers")
     active = models.BooleanField(default=True)
+    # The integrator's own id for it (SPEC 13), unique when set.
+    external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
 
     class Meta:
         ordering = ["name"]
@@ -64,6 +68,8 @@ class Patient(models.Model):
     first_name = models.CharField(max_length=60, validators=[single_line])
     last_name = models.CharField(max_length=60, validators=[single_line])
     email = models.EmailField(db_index=True)
+    # The integrator's own id for it (SPEC 13), unique when set.
+    external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
     phone = models.CharField(max_length=30, blank=True, validators=[single_line])
     preferred_location = models.ForeignKey(
         Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

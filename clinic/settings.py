@@ -333,6 +333,8 @@ REST_FRAMEWORK["NUM_PROXIES"] = env_int("PROXY_COUNT", 0) or None
 # every delivery failed for this long is disabled.
 WEBHOOK_RETRY_HOURS = env_int("WEBHOOK_RETRY_HOURS", 24)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+# The identifier system under which integrators' external ids appear in the FHIR view.
+FHIR_IDENTIFIER_SYSTEM = os.environ.get("FHIR_IDENTIFIER_SYSTEM", "urn:backfill:external-id")
 # An Idempotency-Key is remembered this long.
 IDEMPOTENCY_HOURS = env_int("IDEMPOTENCY_HOURS", 24)
 

@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from backfill import health
+from backfill import fhir, health
 from backfill import views as backfill_views
 from clinic import views as clinic_views
 from scheduling import views as scheduling_views
@@ -23,6 +23,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
+    path("fhir/", include(fhir)),
     path("schedule/", scheduling_views.schedule, name="schedule"),
     path("schedule.html", RedirectView.as_view(url="/schedule/", permanent=False, query_string=True)),
     path("emails/", clinic_views.outbox, name="outbox"),

@@ -13,20 +13,21 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clinic.api import ClinicDateField, ClinicDateTimeField, ClinicDayFilter
-from clinic.models import Provider
+from clinic.api import ClinicDateField, ClinicDateTimeField, ClinicDayFilter, ExternalIds
+from clinic.models import Patient, Provider
 from clinic.validators import single_line
 from scheduling.models import Appointment, ProviderUnavailability
 from scheduling.reassignment import mark_provider_unavailable
 
 
-class AppointmentSerializer(serializers.ModelSerializer):
+class AppointmentSerializer(ExternalIds, serializers.ModelSerializer):
+    external_id_relations = {"patient": Patient, "provider": Provider}
     start = ClinicDateTimeField()
     end = ClinicDateTimeField()
 
     class Meta:
         model = Appointment
-        fields = ["id", "patient", "provider", "start", "end", "status", "source", "cancel_reason"]
+        fields = ["id", "patient", "provider", "start", "end", "status", "source", "cancel_reason", "external_id"]
         read_only_fields = ["status", "source", "cancel_reason"]
 
     def validate(self, data):
@@ -68,7 +69,7 @@ class AppointmentFilter(filters.FilterSet):
 
     class Meta:
         model = Appointment
-        fields = ["provider", "patient", "status", "source"]
+        fields = ["provider", "patient", "status", "source", "external_id"]
 
 
 class AppointmentViewSet(
@@ -90,7 +91,8 @@ class AppointmentViewSet(
         return Response(CancelledAppointmentSerializer(appointment).data)
 
 
-class TriggerWorkflowSerializer(serializers.Serializer):
+class TriggerWorkflowSerializer(ExternalIds, serializers.Serializer):
+    external_id_relations = {"provider_id": Provider}
     trigger_type = serializers.ChoiceField(choices=["provider_unavailable"])
     provider_id = serializers.PrimaryKeyRelatedField(queryset=Provider.objects.all())
     reason = serializers.CharField(max_length=200, validators=[single_line])

@@ -69,6 +69,8 @@ class Appointment(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # The integrator's own id for it (SPEC 13), unique when set.
+    external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
 
     objects = AppointmentQuerySet.as_manager()
 
@@ -170,14 +172,16 @@ class Appointment(models.Model):
                 time.sleep(0.1 * attempt)
 
     @classmethod
-    def book(cls, *, patient, provider, start, end, source, status=Status.SCHEDULED, replaces=None, precheck=True):
+    def book(cls, *, patient, provider, start, end, source, status=Status.SCHEDULED, replaces=None, precheck=True,
+             external_id=None):
         """Create an appointment; raises AppointmentConflict if either party is busy then.
 
         precheck=False skips the friendly look-ahead (two queries) for callers that have
         just checked; the database constraint still refuses any overlap.
         """
         appointment = cls(
-            patient=patient, provider=provider, start=start, end=end, source=source, status=status, replaces=replaces
+            patient=patient, provider=provider, start=start, end=end, source=source, status=status, replaces=replaces,
+            external_id=external_id,
         )
         if end <= start:
             raise SchedulingError("The appointment must end after it starts.")

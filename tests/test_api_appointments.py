@@ -33,7 +33,7 @@ def test_it_books_an_appointment_from_the_api(staff_client):
     assert response.json() == {
         "id": appointment.pk, "patient": patient.pk, "provider": provider.pk,
         "start": start.isoformat(), "end": (start + timedelta(minutes=45)).isoformat(),
-        "status": "scheduled", "source": "api", "cancel_reason": "",
+        "status": "scheduled", "source": "api", "cancel_reason": "", "external_id": None,
     }
 
 

@@ -113,7 +113,7 @@ def test_it_creates_and_renames_a_location(staff_client):
     renamed = patch(staff_client, f"/api/locations/{created.json()['id']}/", {"name": "Uptown Annex"})
 
     assert created.status_code == 201
-    assert renamed.json() == {"id": created.json()["id"], "name": "Uptown Annex"}
+    assert renamed.json() == {"id": created.json()["id"], "name": "Uptown Annex", "external_id": None}
     assert Location.objects.get().name == "Uptown Annex"
 
 
@@ -133,7 +133,7 @@ def test_it_shows_a_provider_with_related_ids(staff_client):
 
     assert response.json() == {
         "id": provider.pk, "name": "Dr. Lee", "email": "lee@clinic.example",
-        "specialty": provider.specialty_id, "location": provider.location_id, "active": True,
+        "specialty": provider.specialty_id, "location": provider.location_id, "active": True, "external_id": None,
     }
 
 
@@ -256,7 +256,7 @@ def test_it_lists_patients_in_pages(staff_client):
     assert body["next"] is None and body["previous"] is None
     assert set(body["results"][0]) == {
         "id", "first_name", "last_name", "email", "phone", "preferred_location",
-        "available_days", "no_show_risk", "no_show_risk_source", "email_opt_out",
+        "available_days", "no_show_risk", "no_show_risk_source", "email_opt_out", "external_id",
     }
 
 

@@ -9,11 +9,13 @@ from django.db import transaction
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
-from clinic.api import Conflict, WeekdaysField
+from clinic.api import Conflict, ExternalIds, WeekdaysField
+from clinic.models import Patient, Provider
 from waitlist.models import WaitlistEntry
 
 
-class WaitlistEntrySerializer(serializers.ModelSerializer):
+class WaitlistEntrySerializer(ExternalIds, serializers.ModelSerializer):
+    external_id_relations = {"patient": Patient, "preferred_provider": Provider}
     available_days = WeekdaysField(required=False, help_text="Omitted: the patient's own days.")
 
     class Meta:

@@ -1,0 +1,395 @@
+"""A FHIR R4 view of the schedule under /fhir/, read and search only (SPEC 13).
+
+Health IT speaks FHIR: an EHR reads the practice (Patient, Practitioner, Location), each
+provider's Schedule, its Slots (free: open freed slots; busy-unavailable: the provider's
+absences) and Appointments, with the same authentication and permissions as the API.
+Backfill's own ids are the resources' ids; an external id set by an integrator appears as an
+identifier. Resources are plain dicts in FHIR's JSON; the tests validate every one with
+the fhir.resources library.
+"""
+
+from datetime import date, datetime, time, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.urls import path
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from backfill.models import FreedSlot
+from clinic.access import ModelPermissions
+from clinic.models import Location, Patient, Provider
+from scheduling.models import Appointment, ProviderUnavailability
+
+FHIR_VERSION = "4.0.1"
+PAGE_SIZE = 50
+APPOINTMENT_STATUS = {
+    Appointment.Status.SCHEDULED: "booked",
+    Appointment.Status.CONFIRMED: "booked",
+    Appointment.Status.OFFERED: "pending",  # moved by the clinic; the patient may still decline
+    Appointment.Status.CANCELLED: "cancelled",
+    Appointment.Status.COMPLETED: "fulfilled",
+    Appointment.Status.NO_SHOW: "noshow",
+}
+SEARCH_PARAMETERS = {
+    "Patient": ["identifier"],
+    "Practitioner": ["identifier"],
+    "Location": ["identifier"],
+    "Schedule": ["actor"],
+    "Slot": ["schedule", "start", "status"],
+    "Appointment": ["patient", "practitioner", "date", "status", "identifier"],
+}
+
+
+class FhirRenderer(JSONRenderer):
+    media_type = "application/fhir+json"
+    format = "fhir"
+
+
+class SearchError(Exception):
+    pass
+
+
+def instant(value):
+    return timezone.localtime(value).isoformat()
+
+
+def identifiers(obj):
+    external_id = getattr(obj, "external_id", None)
+    return [{"system": settings.FHIR_IDENTIFIER_SYSTEM, "value": external_id}] if external_id else []
+
+
+def with_identifiers(resource, obj):
+    found = identifiers(obj)
+    return {**resource, "identifier": found} if found else resource
+
+
+def outcome(status, severity, code, text):
+    body = {"resourceType": "OperationOutcome", "issue": [{"severity": severity, "code": code, "diagnostics": text}]}
+    return Response(body, status=status)
+
+
+# --- Resources -----------------------------------------------------------------------------
+
+def patient_resource(patient):
+    telecom = [{"system": "email", "value": patient.email}]
+    if patient.phone:
+        telecom.append({"system": "phone", "value": patient.phone})
+    return with_identifiers({
+        "resourceType": "Patient", "id": str(patient.pk), "active": True,
+        "name": [{"family": patient.last_name, "given": [patient.first_name]}],
+        "telecom": telecom,
+    }, patient)
+
+
+def practitioner_resource(provider):
+    return with_identifiers({
+        "resourceType": "Practitioner", "id": str(provider.pk), "active": provider.active,
+        "name": [{"text": provider.name}],
+        "telecom": [{"system": "email", "value": provider.email}],
+    }, provider)
+
+
+def location_resource(location):
+    resource = {"resourceType": "Location", "id": str(location.pk), "status": "active", "name": location.name}
+    if location.address:
+        resource["address"] = {"text": location.address}
+    return with_identifiers(resource, location)
+
+
+def schedule_resource(provider):
+    """One Schedule per provider: their bookable time at their location."""
+    return {
+        "resourceType": "Schedule", "id": str(provider.pk), "active": provider.active,
+        "serviceType": [{"text": provider.specialty.name}],
+        "actor": [{"reference": f"Practitioner/{provider.pk}", "display": provider.name},
+                  {"reference": f"Location/{provider.location_id}", "display": provider.location.name}],
+    }
+
+
+def free_slot_resource(slot):
+    return {
+        "resourceType": "Slot", "id": f"freed-{slot.pk}", "status": "free",
+        "schedule": {"reference": f"Schedule/{slot.provider_id}"},
+        "start": instant(slot.start), "end": instant(slot.end),
+        "comment": "Freed by a cancellation; Backfill offers it to the waitlist.",
+    }
+
+
+def absence_slot_resource(absence):
+    start, end = day_bounds(absence.start_date, absence.end_date)
+    return {
+        "resourceType": "Slot", "id": f"absence-{absence.pk}", "status": "busy-unavailable",
+        "schedule": {"reference": f"Schedule/{absence.provider_id}"},
+        "start": instant(start), "end": instant(end),
+        **({"comment": absence.reason} if absence.reason else {}),
+    }
+
+
+def appointment_resource(appointment):
+    participant_status = "needs-action" if appointment.status == Appointment.Status.OFFERED else "accepted"
+    resource = {
+        "resourceType": "Appointment", "id": str(appointment.pk),
+        "status": APPOINTMENT_STATUS[appointment.status],
+        "start": instant(appointment.start), "end": instant(appointment.end),
+        "serviceType": [{"text": appointment.provider.specialty.name}],
+        "participant": [
+            {"actor": {"reference": f"Patient/{appointment.patient_id}", "display": str(appointment.patient)},
+             "status": participant_status},
+            {"actor": {"reference": f"Practitioner/{appointment.provider_id}", "display": appointment.provider.name},
+             "status": "accepted"},
+            {"actor": {"reference": f"Location/{appointment.provider.location_id}",
+                       "display": appointment.provider.location.name}, "status": "accepted"},
+        ],
+    }
+    if appointment.status == Appointment.Status.CANCELLED and appointment.cancel_reason:
+        resource["cancelationReason"] = {"text": appointment.cancel_reason}
+    return with_identifiers(resource, appointment)
+
+
+# --- Search parameters -----------------------------------------------------------------------
+
+def reference_id(value, resource_type):
+    """'Patient/12' or '12' -> 12."""
+    raw = value.split("/", 1)[1] if value.startswith(f"{resource_type}/") else value
+    if not raw.isdigit():
+        raise SearchError(f"'{value}' is not a {resource_type} reference such as {resource_type}/12.")
+    return int(raw)
+
+
+PREFIXES = {"eq", "ge", "le", "gt", "lt"}
+
+
+def date_filters(values, field):
+    """FHIR date search: 2026-12-03 (that day) or ge2026-12-01 / lt2026-12-08 ..."""
+    query = Q()
+    for value in values:
+        prefix, day = parse_date_search(value)
+        start, end = day_bounds(day, day)
+        query &= {
+            "eq": Q(**{f"{field}__gte": start, f"{field}__lt": end}),
+            "ge": Q(**{f"{field}__gte": start}), "gt": Q(**{f"{field}__gte": end}),
+            "le": Q(**{f"{field}__lt": end}), "lt": Q(**{f"{field}__lt": start}),
+        }[prefix]
+    return query
+
+
+def absence_filters(values):
+    """The same date search on absences, which are whole days: those that cover the day,
+    or end on or after it (ge), or start on or before it (le)."""
+    query = Q()
+    for value in values:
+        prefix, day = parse_date_search(value)
+        query &= {"eq": Q(start_date__lte=day, end_date__gte=day), "ge": Q(end_date__gte=day),
+                  "gt": Q(end_date__gt=day), "le": Q(start_date__lte=day), "lt": Q(start_date__lt=day)}[prefix]
+    return query
+
+
+def parse_date_search(value):
+    prefix, raw = (value[:2], value[2:]) if value[:2] in PREFIXES else ("eq", value)
+    try:
+        return prefix, date.fromisoformat(raw[:10])
+    except ValueError:
+        raise SearchError(f"'{value}' is not a date such as 2026-12-03 or ge2026-12-01.") from None
+
+
+def day_bounds(first, last):
+    start = timezone.make_aware(datetime.combine(first, time.min))
+    return start, timezone.make_aware(datetime.combine(last + timedelta(days=1), time.min))
+
+
+def identifier_filter(values):
+    # token search: "system|value" or just "value"
+    return Q(external_id__in=[value.split("|")[-1] for value in values])
+
+
+# --- Views -----------------------------------------------------------------------------------
+
+class FhirView(APIView):
+    renderer_classes = [FhirRenderer, JSONRenderer]
+    permission_classes = [ModelPermissions]
+    resource_type = ""
+    to_resource = None
+    queryset = None
+
+    def get_queryset(self):
+        return self.queryset.all()
+
+    @extend_schema(exclude=True)
+    def get(self, request, pk=None):
+        unknown = set(request.query_params) - set(SEARCH_PARAMETERS[self.resource_type]) - {"_count", "page"}
+        if unknown:
+            return outcome(400, "error", "not-supported", f"Unknown search parameter: {', '.join(sorted(unknown))}.")
+        if pk is not None:
+            found = self.read(pk)
+            if found is None:
+                return outcome(404, "error", "not-found", f"{self.resource_type}/{pk} is not known.")
+            return Response(found)
+        try:
+            resources = self.search(request.query_params)
+        except SearchError as error:
+            return outcome(400, "error", "invalid", str(error))
+        return Response(bundle(request, resources))
+
+    def read(self, pk):
+        if not str(pk).isdigit():
+            return None
+        obj = self.get_queryset().filter(pk=int(pk)).first()
+        return type(self).to_resource(obj) if obj else None
+
+    def search(self, params):
+        return [type(self).to_resource(obj) for obj in self.get_queryset().filter(self.filters(params))]
+
+    def filters(self, params):
+        if "identifier" in params:
+            return identifier_filter(params.getlist("identifier"))
+        return Q()
+
+
+def bundle(request, resources):
+    try:
+        count = max(1, min(int(request.query_params.get("_count", PAGE_SIZE)), 200))
+        page = max(1, int(request.query_params.get("page", 1)))
+    except ValueError:
+        count, page = PAGE_SIZE, 1
+    shown = resources[(page - 1) * count: page * count]
+    base = request.build_absolute_uri(request.path)
+    result = {
+        "resourceType": "Bundle", "type": "searchset", "total": len(resources),
+        "link": [{"relation": "self", "url": request.build_absolute_uri()}],
+        "entry": [{"fullUrl": f"{request.build_absolute_uri('/fhir/')}{resource['resourceType']}/{resource['id']}",
+                   "resource": resource, "search": {"mode": "match"}} for resource in shown],
+    }
+    if page * count < len(resources):
+        query = request.query_params.copy()
+        query["page"] = str(page + 1)
+        result["link"].append({"relation": "next", "url": f"{base}?{query.urlencode()}"})
+    return result
+
+
+class PatientFhir(FhirView):
+    resource_type, to_resource = "Patient", patient_resource
+    queryset = Patient.objects.order_by("pk")
+
+
+class PractitionerFhir(FhirView):
+    resource_type, to_resource = "Practitioner", practitioner_resource
+    queryset = Provider.objects.order_by("pk")
+
+
+class LocationFhir(FhirView):
+    resource_type, to_resource = "Location", location_resource
+    queryset = Location.objects.order_by("pk")
+
+
+class ScheduleFhir(FhirView):
+    resource_type, to_resource = "Schedule", schedule_resource
+    queryset = Provider.objects.select_related("specialty", "location").order_by("pk")
+
+    def filters(self, params):
+        query = Q()
+        for actor in params.getlist("actor"):
+            query &= Q(pk=reference_id(actor, "Practitioner")) if not actor.startswith("Location/") else Q(
+                location_id=reference_id(actor, "Location"))
+        return query
+
+
+class SlotFhir(FhirView):
+    """Free slots are freed slots still open; busy-unavailable ones are providers' absences."""
+
+    resource_type = "Slot"
+    queryset = FreedSlot.objects.order_by("start", "pk")
+
+    def read(self, pk):
+        kind, _, number = str(pk).partition("-")
+        if not number.isdigit():
+            return None
+        if kind == "freed":
+            slot = self.free_slots().filter(pk=int(number)).first()
+            return free_slot_resource(slot) if slot else None
+        if kind == "absence":
+            absence = ProviderUnavailability.objects.filter(pk=int(number)).first()
+            return absence_slot_resource(absence) if absence else None
+        return None
+
+    def free_slots(self):
+        return FreedSlot.objects.filter(status__in=FreedSlot.FILLABLE, start__gt=timezone.now()).order_by("start", "pk")
+
+    def search(self, params):
+        statuses = set(params.getlist("status")) or {"free", "busy-unavailable"}
+        if statuses - {"free", "busy-unavailable"}:
+            raise SearchError("Slot status is free or busy-unavailable.")
+        providers = [reference_id(value, "Schedule") for value in params.getlist("schedule")]
+        found = []
+        if "free" in statuses:
+            slots = self.free_slots().filter(date_filters(params.getlist("start"), "start"))
+            if providers:
+                slots = slots.filter(provider_id__in=providers)
+            found += [free_slot_resource(slot) for slot in slots]
+        if "busy-unavailable" in statuses:
+            absences = ProviderUnavailability.objects.filter(absence_filters(params.getlist("start"))).order_by("start_date", "pk")
+            if providers:
+                absences = absences.filter(provider_id__in=providers)
+            found += [absence_slot_resource(absence) for absence in absences]
+        return found
+
+
+class AppointmentFhir(FhirView):
+    resource_type, to_resource = "Appointment", appointment_resource
+    queryset = Appointment.objects.select_related("patient", "provider__specialty", "provider__location").order_by("start", "pk")
+
+    def filters(self, params):
+        query = super().filters(params)
+        for value in params.getlist("patient"):
+            query &= Q(patient_id=reference_id(value, "Patient"))
+        for value in params.getlist("practitioner"):
+            query &= Q(provider_id=reference_id(value, "Practitioner"))
+        query &= date_filters(params.getlist("date"), "start")
+        for value in params.getlist("status"):
+            ours = [status for status, code in APPOINTMENT_STATUS.items() if code in value.split(",")]
+            if not ours:
+                raise SearchError(f"'{value}' is not an appointment status: use {', '.join(sorted(set(APPOINTMENT_STATUS.values())))}.")
+            query &= Q(status__in=ours)
+        return query
+
+
+class CapabilityStatementView(APIView):
+    renderer_classes = [FhirRenderer, JSONRenderer]
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(exclude=True)
+    def get(self, request):
+        return Response({
+            "resourceType": "CapabilityStatement", "status": "active", "kind": "instance",
+            "date": timezone.localdate().isoformat(), "fhirVersion": FHIR_VERSION,
+            "format": ["json"], "software": {"name": "Backfill"},
+            "implementation": {"description": "Backfill: a clinic's schedule kept full", "url": request.build_absolute_uri("/fhir/")},
+            "rest": [{"mode": "server", "resource": [
+                {"type": name, "interaction": [{"code": "read"}, {"code": "search-type"}],
+                 "searchParam": [{"name": param, "type": "date" if param in ("date", "start") else
+                                  "reference" if param in ("patient", "practitioner", "schedule", "actor") else "token"}
+                                 for param in params]}
+                for name, params in SEARCH_PARAMETERS.items()
+            ]}],
+        })
+
+
+def resource_paths(name, view):
+    return [path(f"{name}", view.as_view(), name=f"fhir-{name.lower()}-search"),
+            path(f"{name}/<str:pk>", view.as_view(), name=f"fhir-{name.lower()}-read")]
+
+
+urlpatterns = [
+    path("metadata", CapabilityStatementView.as_view(), name="fhir-metadata"),
+    *resource_paths("Patient", PatientFhir),
+    *resource_paths("Practitioner", PractitionerFhir),
+    *resource_paths("Location", LocationFhir),
+    *resource_paths("Schedule", ScheduleFhir),
+    *resource_paths("Slot", SlotFhir),
+    *resource_paths("Appointment", AppointmentFhir),
+]
