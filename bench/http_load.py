@@ -542,7 +542,7 @@ def end_to_end_row(api, args, sessions, server):
     failed = sum(1 for status, _, _ in answered.values() if status != 200)
     cancel_ms = percentiles([ms for _, ms, _ in answered.values()])
     filled = statuses.get("backfilled", 0)
-    checks = integrity_checks()
+    checks = integrity()
     clean = not any(checks.values()) and filled == args.count and failed == 0
     return {
         "rate": args.rate, "count": args.count, "achieved_rate": args.count / elapsed,
@@ -556,25 +556,6 @@ def end_to_end_row(api, args, sessions, server):
         "ok": stats["request"]["p95"] is not None and stats["request"]["p95"] < TARGET_P95_MS and clean
         and peak <= server.connection_bound,
     }
-
-
-# seed_demo's history holds past backfill appointments, several for some patients, which
-# bench/workload.py's check counts too. What must hold is about the bookings to come: at
-# most one per patient and specialty (one waiting entry per patient and specialty).
-FUTURE_BOOKED_TWICE = """
-    SELECT count(*) FROM (SELECT a.patient_id FROM scheduling_appointment a
-    JOIN clinic_provider p ON p.id = a.provider_id WHERE a.source = 'backfill' AND a.status <> 'cancelled' AND a.start > now()
-    GROUP BY a.patient_id, p.specialty_id HAVING count(*) > 1) twice"""
-
-
-def integrity_checks():
-    from django.db import connection
-
-    checks = integrity()
-    with connection.cursor() as cursor:
-        cursor.execute(FUTURE_BOOKED_TWICE)
-        checks["patients_booked_twice"] = cursor.fetchone()[0]
-    return checks
 
 
 def cancel_through_api(api, appointment_ids, rate, drivers):

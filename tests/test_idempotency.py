@@ -62,7 +62,9 @@ def test_a_refused_request_is_answered_the_same_again(client, token):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback: the roles are data from a migration, and a transactional test's flush
+# empties them for the tests that follow.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_duplicates_create_one_patient(token):
     barrier = threading.Barrier(4)
     statuses = []
