@@ -58,8 +58,8 @@ def test_it_stores_and_sends_a_text_after_commit(django_capture_on_commit_callba
     queued(django_capture_on_commit_callbacks, patient)
 
     text = OutboundEmail.objects.get()
-    assert (text.channel, text.recipient, text.patient, text.status) == ("sms", "+16175550100", patient, "sent")
-    assert sms.outbox[0]["to"] == "+16175550100" and sms.outbox[0]["body"] == text.text_body
+    assert (text.channel, text.recipient, text.patient, text.status) == ("sms", str(patient.phone), patient, "sent")
+    assert sms.outbox[0]["to"] == str(patient.phone) and sms.outbox[0]["body"] == text.text_body
     assert text.esp_message_id == sms.outbox[0]["sid"]
     assert sms.outbox[0]["status_callback"] == "http://testserver/sms/twilio/status/"
     assert mail.outbox == []
@@ -133,7 +133,7 @@ def test_the_api_stores_a_phone_number_in_e164(staff_client):
 
 
 def test_the_api_refuses_an_invalid_phone_number_and_changes_nothing(staff_client):
-    patient = PatientFactory()
+    patient = PatientFactory(phone="+16175550100")
     response = staff_client.patch(f"/api/patients/{patient.pk}/", {"phone": "555-0100"}, content_type="application/json")
     assert response.status_code == 400
     assert response.json() == {"phone": ["The phone number entered is not valid."]}
