@@ -19,7 +19,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from backfill import booking
+from backfill import booking, contact_rules
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from backfill.offer_links import offer_links
 from backfill.tasks import enqueue_backfill
@@ -52,12 +52,21 @@ def offer_slot(slot, facts, rules):
     pending = slot.offers.filter(status=SlotOffer.Status.PENDING).order_by("expires_at").first()
     if pending:
         return _wait_until(slot, pending.expires_at)
-    chosen = _choose_candidates(slot, facts, rules)
+    # An answer must come while the slot is still worth booking (MIN_LEAD_MINUTES).
+    answer_by = slot.start - timedelta(minutes=rules.MIN_LEAD_MINUTES)
+    quiet_end = contact_rules.quiet_until(now, contact_rules.slot_zone(slot))
+    if quiet_end and quiet_end >= answer_by:
+        log.info("[BACKFILL] Slot %s not offered: quiet hours last until %s, too late to answer", slot.pk, quiet_end.isoformat())
+        return booking.close_slot(slot, FreedSlot.Status.NO_MATCH)
+    if quiet_end:
+        log.info("[BACKFILL] Slot %s offers wait for the end of quiet hours, %s", slot.pk, quiet_end.isoformat())
+        slot.status = FreedSlot.Status.OPEN
+        return _wait_until(slot, quiet_end)
+    chosen = _choose_candidates(slot, facts, rules, now)
     if not chosen:
         log.info("[BACKFILL] No waitlist matches found (slot %s)", slot.pk)
         return booking.close_slot(slot, FreedSlot.Status.NO_MATCH)
-    # An answer must come while the slot is still worth booking (MIN_LEAD_MINUTES).
-    expires_at = min(now + timedelta(minutes=rules.OFFER_MINUTES), slot.start - timedelta(minutes=rules.MIN_LEAD_MINUTES))
+    expires_at = min(now + timedelta(minutes=rules.OFFER_MINUTES), answer_by)
     for candidate in chosen:
         _send_offer(slot, candidate, now, expires_at)
     log.info("[BACKFILL] Offered slot %s to patient(s) %s until %s",
@@ -67,9 +76,13 @@ def offer_slot(slot, facts, rules):
 
 
 def _expire_lapsed(slot, now):
-    expired = slot.offers.filter(status=SlotOffer.Status.PENDING, expires_at__lte=now).update(status=SlotOffer.Status.EXPIRED)
+    lapsed = slot.offers.filter(status=SlotOffer.Status.PENDING, expires_at__lte=now)
+    patient_ids = list(lapsed.values_list("patient_id", flat=True))
+    expired = lapsed.update(status=SlotOffer.Status.EXPIRED)
     if expired:
         log.info("slot_offer.expired slot=%s count=%s", slot.pk, expired)
+    for patient_id in patient_ids:
+        contact_rules.note_offer_let_go(patient_id, now)
 
 
 def _wait_until(slot, when):
@@ -78,8 +91,9 @@ def _wait_until(slot, when):
     return slot
 
 
-def _choose_candidates(slot, facts, rules):
-    """The best OFFER_TOP_N free candidates not offered this slot before; logs everyone ranked.
+def _choose_candidates(slot, facts, rules, now):
+    """The best OFFER_TOP_N free candidates not offered this slot before and not held back
+    by the contact rules; logs everyone ranked.
 
     Candidates offered in earlier rounds still rank (they stay on the waitlist), so the
     pool widens (booking.candidate_rounds) until enough new ones turn up.
@@ -87,10 +101,13 @@ def _choose_candidates(slot, facts, rules):
     seen = set(slot.offers.values_list("entry_id", flat=True))
     chosen, logs = [], []
     for candidates in booking.candidate_rounds(slot, facts, rules, seen):
+        held = contact_rules.held_back([candidate.entry.patient_id for candidate in candidates], now)
         for candidate in candidates:
             outcome = MatchLog.Outcome.RANKED_LOWER
             if candidate.already_booked:
                 outcome = MatchLog.Outcome.ALREADY_BOOKED
+            elif candidate.entry.patient_id in held:
+                outcome = held[candidate.entry.patient_id]
             elif len(chosen) < rules.OFFER_TOP_N:
                 chosen.append(candidate)
                 outcome = MatchLog.Outcome.OFFERED
@@ -232,6 +249,7 @@ def decline_offer(offer):
             _record_closed(slot, offer)
         else:
             _answer(offer, SlotOffer.Status.DECLINED)
+            contact_rules.note_offer_let_go(offer.patient_id, timezone.now())
             _next_round_if_unanswered(slot)
     if refusal:
         raise OfferError(refusal)

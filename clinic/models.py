@@ -122,6 +122,7 @@ class Patient(models.Model):
     # Contact rules (BACKFILL["PAUSE_AFTER_DECLINES"]): no offers while paused, until staff
     # or the patient resume them.
     offers_paused_at = models.DateTimeField(null=True, blank=True)
+    offers_resumed_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = PatientQuerySet.as_manager()
@@ -173,9 +174,10 @@ class Patient(models.Model):
         self.offers_paused_at = now or timezone.now()
         self.save(update_fields=["offers_paused_at"])
 
-    def resume_offers(self):
+    def resume_offers(self, now=None):
         self.offers_paused_at = None
-        self.save(update_fields=["offers_paused_at"])
+        self.offers_resumed_at = now or timezone.now()
+        self.save(update_fields=["offers_paused_at", "offers_resumed_at"])
 
     def set_no_show_risk(self, risk, source):
         """A risk typed by staff or sent by an integrator; the model leaves it alone from now on."""
