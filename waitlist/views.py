@@ -11,13 +11,31 @@ from waitlist.self_service import BadSelfServiceLink, read_token
 
 
 class EntryForm(forms.ModelForm):
+    # The masked list fields are set on the entry by hand: the model's integer validators
+    # would otherwise be run on the lists.
+    available_days = WaitlistEntry._meta.get_field("available_days").formfield()
+    time_windows = WaitlistEntry._meta.get_field("time_windows").formfield()
+
     class Meta:
         model = WaitlistEntry
-        fields = ["available_days", "time_windows", "earliest_date", "latest_date", "preferred_location"]
+        fields = ["earliest_date", "latest_date", "preferred_location"]
         widgets = {"earliest_date": forms.DateInput(attrs={"type": "date"}),
                    "latest_date": forms.DateInput(attrs={"type": "date"})}
-        labels = {"available_days": "Days you can come", "time_windows": "Times you can come",
-                  "earliest_date": "From", "latest_date": "Until", "preferred_location": "Preferred location"}
+        labels = {"earliest_date": "From", "latest_date": "Until", "preferred_location": "Preferred location"}
+
+    field_order = ["available_days", "time_windows", "earliest_date", "latest_date", "preferred_location"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial.update(available_days=self.instance.available_days, time_windows=self.instance.time_windows)
+        self.fields["available_days"].label, self.fields["time_windows"].label = "Days you can come", "Times you can come"
+        self.fields["available_days"].help_text = "None ticked means any day."
+        self.fields["time_windows"].help_text = 'e.g. "08:00-12:00, 16:00-18:30"; empty means any time.'
+
+    def save(self, commit=True):
+        self.instance.available_days = self.cleaned_data["available_days"]
+        self.instance.time_windows = self.cleaned_data["time_windows"]
+        return super().save(commit)
 
 
 class ContactForm(forms.ModelForm):
