@@ -11,5 +11,5 @@ class BackfillConfig(AppConfig):
         from clinic import events
 
         # Integrators' events show these as the API does (clinic.events).
-        events.show(FreedSlot, "slot", lambda slot: FreedSlotSerializer(slot).data)
-        events.show(SlotOffer, "offer", lambda offer: SlotOfferSerializer(offer).data)
+        events.show(FreedSlot, "slot", FreedSlotSerializer)
+        events.show(SlotOffer, "offer", SlotOfferSerializer)
