@@ -23,6 +23,7 @@ from backfill import booking, contact_rules
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from backfill.offer_links import offer_links
 from backfill.tasks import enqueue_backfill
+from clinic import events
 from clinic.email import queue_patient_email
 from clinic.models import OutboundEmail
 from scheduling.models import AppointmentConflict
@@ -76,13 +77,11 @@ def offer_slot(slot, facts, rules):
 
 
 def _expire_lapsed(slot, now):
-    lapsed = slot.offers.filter(status=SlotOffer.Status.PENDING, expires_at__lte=now)
-    patient_ids = list(lapsed.values_list("patient_id", flat=True))
-    expired = lapsed.update(status=SlotOffer.Status.EXPIRED)
-    if expired:
-        log.info("slot_offer.expired slot=%s count=%s", slot.pk, expired)
-    for patient_id in patient_ids:
-        contact_rules.note_offer_let_go(patient_id, now)
+    # One by one, not one UPDATE: each expiry is an event of its own offer.
+    for offer in slot.offers.filter(status=SlotOffer.Status.PENDING, expires_at__lte=now):
+        offer.slot = slot
+        _answer(offer, SlotOffer.Status.EXPIRED, responded=False)
+        contact_rules.note_offer_let_go(offer.patient_id, now)
 
 
 def _wait_until(slot, when):
@@ -124,6 +123,7 @@ def _send_offer(slot, candidate, now, expires_at):
         slot=slot, entry_id=entry.pk, patient_id=entry.patient_id, score=candidate.score,
         breakdown=candidate.breakdown, sent_at=now, expires_at=expires_at,
     )
+    events.record("offer.sent", offer, slot=slot)
     queue_patient_email(OutboundEmail.Kind.SLOT_OFFER, entry.patient, {
         **_slot_context(slot), "offer": offer, "links": offer_links(offer), "expires": timezone.localtime(expires_at),
     })
@@ -216,6 +216,8 @@ def _answer(offer, status, responded=True):
     offer.status = status
     offer.responded_at = timezone.now() if responded else None
     offer.save(update_fields=["status", "responded_at"])
+    if status != SlotOffer.Status.WITHDRAWN:  # withdrawn is the slot's news (backfilled, expired), not the offer's
+        events.record(f"offer.{status}", offer, slot=offer.slot)
     log.info("slot_offer.%s offer=%s slot=%s patient=%s", status, offer.pk, offer.slot_id, offer.patient_id)
 
 
