@@ -139,7 +139,9 @@ def slot_starts(count, providers):
 def bench_patient(name, risk):
     from clinic.models import Patient
 
-    return Patient(first_name=name, last_name="Bench", email=f"{name}@bench.example", no_show_risk=risk)
+    # SPEC 9: the targets hold with texts on for every patient (email and text, locmem backend).
+    return Patient(first_name=name, last_name="Bench", email=f"{name}@bench.example", no_show_risk=risk,
+                   phone="+16175550100", preferred_channel=Patient.Channel.BOTH, sms_consent=True)
 
 
 # --- the cluster -----------------------------------------------------------------------------
