@@ -123,3 +123,11 @@ def test_three_declines_in_a_row_pause_offers_until_resumed(provider, patient, d
         patient.resume_offers()
         slot = free_slot(provider, local(2026, 12, 15, 14, 0), django_capture_on_commit_callbacks)
         assert slot.offers.get().patient == patient
+
+
+def test_staff_resume_paused_offers_from_the_admin(staff_client, patient):
+    patient.pause_offers()
+    response = staff_client.post("/admin/clinic/patient/", {"action": "resume_offers", "_selected_action": [patient.pk]})
+    assert response.status_code == 302
+    patient.refresh_from_db()
+    assert patient.offers_paused_at is None and patient.offers_resumed_at is not None

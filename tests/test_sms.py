@@ -177,3 +177,47 @@ def test_the_twilio_backend_uses_a_messaging_service_when_set(settings):
 def test_a_dotted_path_names_a_backend(settings):
     settings.SMS_BACKEND = "clinic.sms.LocmemBackend"
     assert isinstance(sms.get_backend(), sms.LocmemBackend)
+
+
+def test_the_api_lists_stored_messages_filtered_by_channel_and_patient(staff_client, django_capture_on_commit_callbacks):
+    patient = texter(preferred_channel="both")
+    queued(django_capture_on_commit_callbacks, patient)
+    queued(django_capture_on_commit_callbacks, PatientFactory())
+
+    texts = staff_client.get(f"/api/messages/?channel=sms&patient={patient.pk}").json()
+    everything = staff_client.get("/api/messages/?kind=backfill_confirmation&status=sent").json()
+
+    assert everything["count"] == 3
+    [text] = texts["results"]
+    assert (text["channel"], text["patient"], text["recipient"], text["subject"]) == ("sms", patient.pk, str(patient.phone), "")
+    assert text["body"].startswith("Backfill Clinic: a time opened up")
+    assert staff_client.get("/api/messages/?channel=fax").status_code == 400
+
+
+@pytest.mark.parametrize(("role", "status"), [("Front desk", 200), ("Integrator", 200), (None, 403)])
+def test_reading_messages_in_the_api_needs_the_role(client, django_user_model, role, status):
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user(username="someone", password="pw", is_staff=True)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    client.force_login(user)
+    assert client.get("/api/messages/").status_code == status
+
+
+def test_the_migration_rewrites_phones_typed_before_in_e164():
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.db import connection
+
+    migration = import_module("clinic.migrations.0010_sms_channel_contact_rules")
+    typed, unreadable = PatientFactory(), PatientFactory()
+    with connection.cursor() as cursor:  # as stored before the field was a phone number field
+        cursor.execute("UPDATE clinic_patient SET phone = %s WHERE id = %s", ["(617) 555-0123", typed.pk])
+        cursor.execute("UPDATE clinic_patient SET phone = %s WHERE id = %s", ["555-0100", unreadable.pk])
+
+    migration.phones_in_e164(apps, None)
+
+    assert str(Patient.objects.get(pk=typed.pk).phone) == "+16175550123"
+    assert Patient.objects.get(pk=unreadable.pk).phone.raw_input == "555-0100"

@@ -224,3 +224,9 @@ def test_yes_with_no_open_offer_changes_nothing(client):
 def test_a_number_we_do_not_know_is_told_to_call(client):
     response = signed_post(client, INBOUND_URL, {"MessageSid": "SMx", "From": "+16175559999", "Body": "YES"})
     assert "don't have this number" in response.content.decode()
+
+
+def test_the_offer_text_fits_two_segments_with_one_short_link(offered):
+    text = OutboundEmail.objects.get(kind="slot_offer", channel="sms")
+    assert sms.is_gsm7(text.text_body) and sms.segments(text.text_body) <= 2
+    assert text.text_body.count("http") == 1 and "Reply YES" in text.text_body
