@@ -10,7 +10,6 @@ from backfill import sms_views as backfill_sms_views
 from backfill import views as backfill_views
 from clinic import patient_views as clinic_patient_views
 from clinic import views as clinic_views
-from scheduling import views as scheduling_views
 from waitlist import views as waitlist_views
 
 admin.site.site_header = "Backfill: front desk"
@@ -27,7 +26,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
     path("fhir/", include(fhir)),
-    path("schedule/", scheduling_views.schedule, name="schedule"),
+    path("schedule/", backfill_views.schedule, name="schedule"),
     path("schedule.html", RedirectView.as_view(url="/schedule/", permanent=False, query_string=True)),
     path("messages/", clinic_views.outbox, name="outbox"),
     # The outbox became the messages page; its old path (SPEC 8) still shows it.

@@ -3,7 +3,7 @@
 import pytest
 
 from clinic import sms
-from clinic.email import queue_email
+from scheduling.messages import queue_email
 from clinic.factories import PatientFactory
 from clinic.models import OutboundEmail
 from scheduling.factories import AppointmentFactory

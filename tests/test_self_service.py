@@ -6,7 +6,8 @@ from datetime import date
 import pytest
 from django.core import mail
 
-from clinic.email import queue_email, unsubscribe_token
+from clinic.email import unsubscribe_token
+from scheduling.messages import queue_email
 from clinic.factories import LocationFactory, PatientFactory
 from clinic.models import OutboundEmail, Patient
 from scheduling.factories import AppointmentFactory

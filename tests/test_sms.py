@@ -8,7 +8,8 @@ from twilio.http import HttpClient
 from twilio.http.response import Response as TwilioResponse
 
 from clinic import sms
-from clinic.email import queue_email, send_stored_email
+from clinic.email import send_stored_email
+from scheduling.messages import queue_email
 from clinic.factories import PatientFactory
 from clinic.models import OutboundEmail, Patient
 from scheduling.factories import AppointmentFactory

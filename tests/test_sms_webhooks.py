@@ -10,7 +10,7 @@ from twilio.request_validator import RequestValidator
 
 from backfill.models import FreedSlot, SlotOffer
 from clinic import sms
-from clinic.email import queue_email
+from scheduling.messages import queue_email
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from clinic.models import InboundText, OutboundEmail, Patient
 from scheduling.factories import AppointmentFactory
