@@ -54,6 +54,14 @@ class FreedSlotAdmin(ClinicModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # A slot changes only through its actions (retry, book by hand), which need the
+        # change permission on the list; its own page is read-only.
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
     @admin.action(permissions=["change"], description="Retry backfill for selected slots")
     def retry_backfill(self, request, queryset):
         for slot in queryset:
@@ -123,6 +131,16 @@ class MatchLogAdmin(ClinicModelAdmin):
     list_select_related = ["slot__provider", "patient"]
     readonly_fields = [f.name for f in MatchLog._meta.fields]
 
+    # Written by the backfill only: what it considered is history, not staff's to edit.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(SlotOffer)
 class SlotOfferAdmin(ClinicModelAdmin):
@@ -134,4 +152,7 @@ class SlotOfferAdmin(ClinicModelAdmin):
     readonly_fields = [f.name for f in SlotOffer._meta.fields]
 
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

@@ -128,7 +128,7 @@ def test_it_marks_a_started_appointment_as_no_show(staff_client):
     response = staff_client.post(APPOINTMENTS, {"action": "mark_no_show", "_selected_action": [started.pk]}, follow=True)
 
     started.refresh_from_db()
-    assert "1 appointment(s) marked no-show." in page(response)
+    assert f"{started.patient} with {started.provider.name}" in page(response) and ": marked no-show." in page(response)
     assert started.status == Appointment.Status.NO_SHOW
 
 

@@ -113,7 +113,11 @@ def test_it_backfills_a_slot_cancelled_in_the_admin(desk, live_server):
     desk.check(f"input[name=_selected_action][value='{appointment.pk}']")
     desk.select_option("select[name=action]", "cancel_appointments")
     desk.click("button[title='Run the selected action']")
-    expect(desk.locator(".messagelist")).to_contain_text("1 appointment(s) cancelled.")
+    expect(desk.get_by_text("Chloe is emailed that the clinic cancelled")).to_be_visible()
+    desk.fill("input[name=reason]", "the clinic is closed that morning")
+    screenshot(desk, "admin-cancel-asks-why")
+    desk.click("input[name=apply]")
+    expect(desk.locator(".messagelist")).to_contain_text("The slot went to Hugo Nguyen")
     screenshot(desk, "admin-cancelled")
 
     desk.goto(f"{live_server.url}/schedule/?date={day:%Y-%m-%d}")
