@@ -173,3 +173,24 @@ def test_the_waitlist_notice_says_the_free_colleagues_were_no_good_fit(appointme
     body = workflow_notice(appointment.provider, django_capture_on_commit_callbacks)
     assert "none of our other Orthopedic PT providers free at that time suits you well enough" in body
     assert "no other Orthopedic PT provider is free" not in body
+
+
+def test_the_workflow_result_names_the_patient_the_time_and_why_in_words(appointment, django_capture_on_commit_callbacks):
+    ProviderFactory(name="Dr. Far", specialty=appointment.provider.specialty, location=LocationFactory(name="Uptown"))
+    day = timezone.localdate(appointment.start)
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = mark_provider_unavailable(appointment.provider, day, day, "sick")
+
+    when = timezone.localtime(appointment.start)
+    assert summary.lines() == [
+        f"Dr. Noah Brown is unavailable on {when:%a %-d %b %Y}: 1 appointment affected, 0 reassigned, 1 waitlisted, 0 skipped.",
+        f"Chloe Khan ({when:%a %-d %b %H:%M}): cancelled and put on the waitlist; the best colleague free then, "
+        "Dr. Far, scored 20 points of the 60 needed (free at the same time +20).",
+    ]
+
+
+def test_the_workflow_result_says_when_nobody_was_free(appointment, django_capture_on_commit_callbacks):
+    day = timezone.localdate(appointment.start)
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = mark_provider_unavailable(appointment.provider, day, day, "sick")
+    assert summary.lines()[1].endswith("cancelled and put on the waitlist; no other Orthopedic PT provider is free then.")
