@@ -1,16 +1,15 @@
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import prefetch_related_objects
 from django.template.response import TemplateResponse
 
 from backfill.booking import BackfillError, book_entry_by_hand, retry_slot
-from backfill.matching import RANK_ORDER, SlotFacts, rank_candidates
+from backfill.explained_waitlist import ExplainedWaitlist
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from clinic.admin_lists import ClinicModelAdmin
 from waitlist.models import WaitlistEntry
 
-# How many unranked waiting entries the book-by-hand page lists under the ranked ones.
-HAND_BOOKING_OTHERS = 100
+# How many waiting patients the freed slot's page and the book-by-hand page explain, best first.
+EXPLAINED_ON_PAGE = 100
 
 
 class MatchLogInline(admin.TabularInline):
@@ -19,9 +18,13 @@ class MatchLogInline(admin.TabularInline):
     model = MatchLog
     extra = 0
     can_delete = False
-    fields = ["run", "rank", "patient", "score", "breakdown", "outcome"]
+    fields = ["run", "rank", "patient", "score", "points_by_rule", "outcome"]
     readonly_fields = fields
     ordering = ["-run", "rank"]
+
+    @admin.display(description="Points by rule")
+    def points_by_rule(self, log):
+        return points_in_words(log.breakdown)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -33,8 +36,12 @@ class SlotOfferInline(admin.TabularInline):
     model = SlotOffer
     extra = 0
     can_delete = False
-    fields = ["patient", "score", "breakdown", "status", "sent_at", "expires_at", "responded_at"]
+    fields = ["patient", "score", "points_by_rule", "status", "sent_at", "expires_at", "responded_at"]
     readonly_fields = fields
+
+    @admin.display(description="Points by rule")
+    def points_by_rule(self, offer):
+        return points_in_words(offer.breakdown)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -53,6 +60,12 @@ class FreedSlotAdmin(ClinicModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        slot = self.get_object(request, object_id)
+        if slot is not None:
+            extra_context = {**(extra_context or {}), **explanation_context(slot)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def has_change_permission(self, request, obj=None):
         # A slot changes only through its actions (retry, book by hand), which need the
@@ -94,15 +107,11 @@ class FreedSlotAdmin(ClinicModelAdmin):
                 else:
                     self.message_user(request, f"{appointment.patient} is booked into {slot}.", messages.SUCCESS)
                     return None
-        ranked, others, others_count = hand_booking_choices(slot)
         return TemplateResponse(request, "admin/backfill/freedslot/book_by_hand.html", {
             **self.admin_site.each_context(request),
             "title": "Book a waitlisted patient by hand",
             "opts": self.model._meta,
-            "slot": slot,
-            "ranked": ranked,
-            "others": others,
-            "others_count": others_count,
+            **explanation_context(slot),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         })
 
@@ -111,25 +120,29 @@ def _chosen_entry(raw):
     return WaitlistEntry.objects.filter(pk=int(raw)).first() if raw.isdecimal() else None
 
 
-def hand_booking_choices(slot):
-    """The slot's candidates as the backfill ranks them, then everyone else waiting for its specialty."""
-    ranked = rank_candidates(SlotFacts.of(slot))
-    prefetch_related_objects([candidate.entry for candidate in ranked], "patient", "preferred_location")
-    waiting = (
-        WaitlistEntry.objects.filter(specialty_id=slot.provider.specialty_id, status=WaitlistEntry.Status.WAITING)
-        .exclude(pk__in=[candidate.entry.pk for candidate in ranked])
-    )
-    others = list(waiting.select_related("patient", "preferred_location").order_by(*RANK_ORDER)[:HAND_BOOKING_OTHERS])
-    return ranked, others, waiting.count()
+def explanation_context(slot):
+    """The slot's waitlist as the backfill judges it, best first (the same as the explain API)."""
+    explained = ExplainedWaitlist(slot)
+    return {"slot": slot, "explanations": explained[:EXPLAINED_ON_PAGE], "total": len(explained)}
+
+
+def points_in_words(breakdown):
+    """{"no_show_risk": 40, …} as staff read it: "no-show risk +40 · specialty +20 · …"."""
+    return " · ".join(f"{rule.replace('_', ' ').replace('no show', 'no-show')} +{points}" for rule, points in breakdown.items())
 
 
 @admin.register(MatchLog)
 class MatchLogAdmin(ClinicModelAdmin):
-    list_display = ["slot", "run", "rank", "patient", "score", "outcome", "created_at"]
+    list_display = ["slot", "run", "rank", "patient", "score", "points_by_rule", "outcome", "created_at"]
     list_filter = ["outcome"]
     search_fields = ["patient__last_name", "patient__email"]
     list_select_related = ["slot__provider", "patient"]
-    readonly_fields = [f.name for f in MatchLog._meta.fields]
+    readonly_fields = [f.name for f in MatchLog._meta.fields if f.name != "breakdown"] + ["points_by_rule"]
+    exclude = ["breakdown"]
+
+    @admin.display(description="Points by rule")
+    def points_by_rule(self, log):
+        return points_in_words(log.breakdown)
 
     # Written by the backfill only: what it considered is history, not staff's to edit.
     def has_add_permission(self, request):

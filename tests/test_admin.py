@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -54,7 +56,7 @@ def test_a_freed_slot_page_shows_its_match_log(staff_client, django_capture_on_c
     response = staff_client.get(reverse("admin:backfill_freedslot_change", args=[slot.pk]))
     page = response.content.decode()
     assert MatchLog.objects.filter(slot=slot, patient=entry.patient, outcome="booked").exists()
-    assert "Winnie" in page and "Booked" in page and "no_show_risk" in page
+    assert "Winnie" in page and "Booked" in page and "no-show risk +40" in page
 
 
 def test_non_staff_are_kept_out_of_the_admin(client, django_user_model):
@@ -63,3 +65,23 @@ def test_non_staff_are_kept_out_of_the_admin(client, django_user_model):
     response = client.get(reverse("admin:scheduling_appointment_changelist"))
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_a_freed_slot_page_explains_everyone_waiting_in_words(staff_client, django_capture_on_commit_callbacks):
+    appointment = AppointmentFactory()
+    specialty = appointment.provider.specialty
+    booked = WaitlistEntryFactory(patient=PatientFactory(first_name="Winnie", no_show_risk=0.9), specialty=specialty)
+    lower = WaitlistEntryFactory(patient=PatientFactory(first_name="Ravi", no_show_risk=0.7), specialty=specialty)
+    left_out = WaitlistEntryFactory(patient=PatientFactory(first_name="Lena", no_show_risk=0.56), specialty=specialty)
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment.cancel("sick")
+    slot = FreedSlot.objects.get()
+
+    page = staff_client.get(reverse("admin:backfill_freedslot_change", args=[slot.pk])).content.decode()
+
+    why = page[page.index('id="why-this-patient"'):]
+    assert why.index("Winnie") < why.index("Booked") < why.index("Ravi") < why.index("Fits, ranked 2") < why.index("Lena")
+    assert "No-show risk 0.56 is under the minimum 0.6" in why
+    assert "no-show risk 0.70: +30 · waits for Orthopedic PT: +20" in why
+    assert [booked.pk, lower.pk, left_out.pk] == [int(n) for n in re.findall(r'data-entry="(\d+)"', why)]
+    assert "no-show risk +40 · specialty +20" in page  # the match log, in words

@@ -47,7 +47,9 @@ def test_it_asks_which_patient_listing_the_ranked_ones_first(staff_client, open_
     text = page(book_by_hand(staff_client, open_slot))
 
     assert "Book a waitlisted patient by hand" in text
-    assert text.index("Ranked by the backfill rules") < text.index("Highrisk") < text.index("Everyone else") < text.index("Lowrisk")
+    assert text.index("Highrisk") < text.index("Fits, ranked 1") < text.index("Lowrisk") < text.index("Left out")
+    assert "No-show risk 0.20 is under the minimum 0.6" in text
+    assert "no-show risk 0.85: +40 · waits for Orthopedic PT: +20" in text
     assert f'name="entry" value="{ranked.pk}" id="entry-{ranked.pk}" checked' in text
     assert f'value="{unranked.pk}"' in text
     open_slot.refresh_from_db()
