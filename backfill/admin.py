@@ -1,11 +1,13 @@
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 
 from backfill.booking import BackfillError, book_entry_by_hand, retry_slot
-from backfill.explained_waitlist import ExplainedWaitlist
+from backfill.explained_waitlist import ExplainedWaitlist, explain_entry
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from clinic.admin_lists import ClinicModelAdmin
+from waitlist.admin import WaitlistEntryAdmin
 from waitlist.models import WaitlistEntry
 
 # How many waiting patients the freed slot's page and the book-by-hand page explain, best first.
@@ -169,3 +171,21 @@ class SlotOfferAdmin(ClinicModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class WaitlistEntryWithOpenSlotsAdmin(WaitlistEntryAdmin):
+    """The waitlist's own admin, plus what only the backfill layer knows: which open slots
+    this patient fits, and why not the others (issue 12). Registered from here so the
+    waitlist app stays below the backfill."""
+
+    readonly_fields = [*WaitlistEntryAdmin.readonly_fields, "open_slots"]
+
+    @admin.display(description="Open slots")
+    def open_slots(self, entry):
+        if entry.pk is None or entry.status != WaitlistEntry.Status.WAITING:
+            return "Only a waiting patient is matched to open slots."
+        return render_to_string("admin/backfill/open_slots_for_entry.html", {"entry": entry, "judged": explain_entry(entry)})
+
+
+admin.site.unregister(WaitlistEntry)
+admin.site.register(WaitlistEntry, WaitlistEntryWithOpenSlotsAdmin)

@@ -16,8 +16,9 @@ from functools import cached_property
 from django.db import connection
 
 from backfill import rules as table
-from backfill.explanation import _judged
+from backfill.explanation import _judged, explain
 from backfill.matching import busy_patients
+from backfill.models import FreedSlot
 from backfill.rules import Rules, SlotFacts
 from clinic.models import Patient
 from waitlist.models import WaitlistEntry
@@ -143,3 +144,24 @@ def _from_db(column, value):
     for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
         value = converter(value, column, connection)
     return value
+
+
+# How many open slots a waiting patient's page judges them against, soonest first.
+OPEN_SLOTS_JUDGED = 50
+
+
+def explain_entry(entry, rules: Rules | None = None):
+    """The open freed slots of the entry's specialty and how the entry fares in each, by the
+    same `explain`: those that fit first (best score, then soonest), then the others with why."""
+    rules = rules or Rules()
+    slots = list(FreedSlot.objects.fillable().filter(provider__specialty_id=entry.specialty_id)
+                 .select_related("provider__location", "appointment").order_by("start", "pk")[:OPEN_SLOTS_JUDGED])
+    if not slots:
+        return []
+    busy = list(entry.patient.appointments.overlapping(slots[0].start, max(slot.end for slot in slots))
+                .select_related("provider"))
+    judged = []
+    for slot in slots:
+        busy_with = next((a for a in busy if a.start < slot.end and a.end > slot.start), None)
+        judged.append((slot, explain(entry, SlotFacts.of(slot), rules, busy_with)))
+    return sorted(judged, key=lambda pair: (not pair[1].eligible, -pair[1].score if pair[1].eligible else 0, pair[0].start))

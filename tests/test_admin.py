@@ -85,3 +85,30 @@ def test_a_freed_slot_page_explains_everyone_waiting_in_words(staff_client, djan
     assert "no-show risk 0.70: +30 · waits for Orthopedic PT: +20" in why
     assert [booked.pk, lower.pk, left_out.pk] == [int(n) for n in re.findall(r'data-entry="(\d+)"', why)]
     assert "no-show risk +40 · specialty +20" in page  # the match log, in words
+
+
+def test_a_waiting_patients_page_says_which_open_slots_fit_and_why_not_the_others(staff_client):
+    from datetime import datetime, time, timedelta
+
+    from django.utils import timezone
+
+    from clinic.factories import ProviderFactory
+
+    provider = ProviderFactory(name="Dr. Chen")
+    today = timezone.localdate()
+    monday = today + timedelta(days=(0 - today.weekday()) % 7 or 7)
+    slots = []
+    for day in (monday, monday + timedelta(days=1)):
+        appointment = AppointmentFactory(provider=provider, start=timezone.make_aware(datetime.combine(day, time(10))),
+                                         end=timezone.make_aware(datetime.combine(day, time(10, 45))),
+                                         status=Appointment.Status.CANCELLED)
+        slots.append(FreedSlot.objects.create(provider=provider, start=appointment.start, end=appointment.end,
+                                              appointment=appointment))
+    entry = WaitlistEntryFactory(patient=PatientFactory(no_show_risk=0.9), specialty=provider.specialty,
+                                 available_days=["tue"])
+
+    page = staff_client.get(reverse("admin:waitlist_waitlistentry_change", args=[entry.pk])).content.decode()
+
+    tuesday = page.index(f"{timezone.localtime(slots[1].start):%a %-d %b}, 10:00 with Dr. Chen")
+    monday_at = page.index(f"{timezone.localtime(slots[0].start):%a %-d %b}, 10:00 with Dr. Chen")
+    assert tuesday < page.index("<strong>Fits</strong>") < monday_at < page.index("Not available on Mondays")
