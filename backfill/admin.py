@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from backfill.booking import BackfillError, book_entry_by_hand, retry_slot
 from backfill.explained_waitlist import ExplainedWaitlist, explain_entry
 from backfill.models import FreedSlot, MatchLog, SlotOffer
+from backfill.rules import RULES
 from clinic.admin_lists import ClinicModelAdmin
 from waitlist.admin import WaitlistEntryAdmin
 from waitlist.models import WaitlistEntry
@@ -129,8 +130,11 @@ def explanation_context(slot):
 
 
 def points_in_words(breakdown):
-    """{"no_show_risk": 40, …} as staff read it: "no-show risk +40 · specialty +20 · …"."""
-    return " · ".join(f"{rule.replace('_', ' ').replace('no show', 'no-show')} +{points}" for rule, points in breakdown.items())
+    """{"no_show_risk": 40, …} as staff read it: "no-show risk +40 · specialty +20 · …", in the
+    rule table's order (PostgreSQL's jsonb keeps keys in an order of its own)."""
+    order = {rule.name: index for index, rule in enumerate(RULES)}
+    ranked = sorted(breakdown.items(), key=lambda item: order.get(item[0], len(order)))
+    return " · ".join(f"{rule.replace('_', ' ').replace('no show', 'no-show')} +{points}" for rule, points in ranked)
 
 
 @admin.register(MatchLog)

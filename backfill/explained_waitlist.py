@@ -9,6 +9,7 @@ explained in Python, by `explain` itself. tests/test_explained_waitlist.py check
 against `explain_slot` on random clinics.
 """
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,8 +20,9 @@ from backfill import rules as table
 from backfill.explanation import _judged, explain
 from backfill.matching import busy_patients
 from backfill.models import FreedSlot
-from backfill.rules import Rules, SlotFacts
+from backfill.rules import Case, Rules, SlotFacts
 from clinic.models import Patient
+from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 
 
@@ -165,3 +167,60 @@ def explain_entry(entry, rules: Rules | None = None):
         busy_with = next((a for a in busy if a.start < slot.end and a.end > slot.start), None)
         judged.append((slot, explain(entry, SlotFacts.of(slot), rules, busy_with)))
     return sorted(judged, key=lambda pair: (not pair[1].eligible, -pair[1].score if pair[1].eligible else 0, pair[0].start))
+
+
+# Values of the rules' SQL that no slot supplies: a filter reading only these judges an entry alone.
+SLOT_FREE_PARAMS = {"waiting", "cancelled"}
+
+
+def slot_free_filters(rules, rule_table=table.RULES):
+    """The active hard filters that depend on the patient alone (risk floor, opted out, still
+    waiting): an entry failing one is never booked into any slot."""
+    return [rule for rule in table.active_filters(rules, rule_table)
+            if set(re.findall(r"%\((\w+)\)s", rule.filter.sql_for(rules))) <= SLOT_FREE_PARAMS]
+
+
+@dataclass
+class WaitlistPanel:
+    """The schedule's waitlist: who the backfill may book, in its tie-break order, then who a
+    rule about the patient alone keeps out of every slot, with why."""
+
+    bookable: list
+    kept_out: list  # (entry, reasons)
+    kept_out_count: int
+
+    @property
+    def shown(self):
+        return len(self.bookable) + len(self.kept_out)
+
+
+def waitlist_panel(size, rules: Rules | None = None, rule_table=table.RULES):
+    rules = rules or Rules()
+    filters = slot_free_filters(rules, rule_table)
+    condition = " AND ".join(f"({rule.filter.sql_for(rules)})" for rule in filters) or "1 = 1"
+    order = ", ".join(f"e.{name}" + (" DESC" if descending else "") for name, descending in table.tie_breaks(rule_table))
+    bookable, kept_out, kept_out_count = _panel_entries(condition, order, size)
+    reasons = [(entry, [rule.filter.refusal(Case(entry, None, rules)) for rule in filters
+                        if not rule.filter.holds(Case(entry, None, rules))]) for entry in kept_out]
+    return WaitlistPanel(bookable, reasons, kept_out_count)
+
+
+def _panel_entries(condition, order, size):
+    """Both lists' ids and how many are kept out, in one query; then their entries in one more."""
+    waiting = (f"FROM {WaitlistEntry._meta.db_table} e JOIN {Patient._meta.db_table} p ON p.id = e.patient_id "
+               "WHERE e.status = %(waiting)s AND ")
+    sql = (f"SELECT * FROM (SELECT 1 AS part, e.id {waiting}{condition} ORDER BY {order} LIMIT {int(size)}) bookable "
+           f"UNION ALL SELECT * FROM (SELECT 2, e.id {waiting}NOT ({condition}) ORDER BY {order} LIMIT {int(size)}) kept_out "
+           f"UNION ALL SELECT 3, COUNT(*) {waiting}NOT ({condition})")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _slot_free_values())
+        rows = cursor.fetchall()
+    ids = [pk for part, pk in rows if part != 3]
+    entries = WaitlistEntry.objects.filter(pk__in=ids).select_related("patient", "specialty", "preferred_location")
+    by_id = {entry.pk: entry for entry in entries} if ids else {}
+    return ([by_id[pk] for part, pk in rows if part == 1], [by_id[pk] for part, pk in rows if part == 2],
+            next(count for part, count in rows if part == 3))
+
+
+def _slot_free_values():
+    return {"waiting": WaitlistEntry.Status.WAITING, "cancelled": Appointment.Status.CANCELLED}
