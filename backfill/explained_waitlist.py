@@ -26,26 +26,6 @@ from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 
 
-@dataclass(frozen=True)
-class Ranked:
-    """What the sort key reads of an entry: its id and the tie-break fields."""
-
-    pk: int
-    eligible: bool
-    score: int
-    fields: dict
-
-    def __getattr__(self, name):
-        try:
-            return self.fields[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    @property
-    def key(self):
-        return (not self.eligible, table.rank_key(self.score, self))
-
-
 def score_sql(rules, rule_table=table.RULES):
     """The score as SQL: each scoring rule's first tier that holds, as `score` adds them up."""
     terms = []
@@ -67,7 +47,8 @@ def eligible_sql(rules, rule_table=table.RULES):
 class ExplainedWaitlist(Sequence):
     """The explanations `explain_slot` gives, in its order, computing only the ones sliced.
 
-    Django's Paginator (and so DRF's) takes its len() and one slice per page.
+    Django's Paginator (and so DRF's) asks its len() (one COUNT) and one slice per page
+    (one ordered query for the page's ids, then the page's entries, explained in Python).
     """
 
     def __init__(self, slot, rules: Rules | None = None, rule_table=table.RULES):
@@ -75,51 +56,61 @@ class ExplainedWaitlist(Sequence):
         self.facts = SlotFacts.of(slot)
 
     def __len__(self):
-        return len(self.order)
+        return self._count
 
     def __getitem__(self, index):
-        if isinstance(index, slice):
-            return self._explained(self.order[index])
-        return self._explained([self.order[index]])[0]
+        if not isinstance(index, slice):
+            return self[index:index + 1][0]
+        start, stop, step = index.indices(len(self))
+        if step != 1:
+            raise ValueError("ExplainedWaitlist slices have no step")
+        return self._explained(self._ids(start, max(0, stop - start)))
 
     @cached_property
-    def order(self):
-        """Entry ids in `explain_slot`'s order: eligible first, then by the rank key."""
-        ranked = self._ranked_waiting()
-        booked = self._booked_entry()
-        if booked is not None:  # judged as it stood when chosen, in Python: one entry
-            judged = self._judge(booked, self._busy())
-            ranked.append(Ranked(booked.pk, judged.eligible, judged.score, _tie_fields(booked, self.rule_table)))
-        return [item.pk for item in sorted(ranked, key=lambda item: item.key)]
-
-    def _ranked_waiting(self):
-        names = [name for name, _ in table.tie_breaks(self.rule_table) if name != "id"]
-        columns = "".join(f", e.{name}" for name in names)
-        sql = (
-            f"SELECT e.id, CASE WHEN {eligible_sql(self.rules, self.rule_table)} THEN 1 ELSE 0 END, "
-            f"{score_sql(self.rules, self.rule_table)}{columns} "
-            f"FROM {WaitlistEntry._meta.db_table} e JOIN {Patient._meta.db_table} p ON p.id = e.patient_id "
-            "WHERE e.specialty_id = %(specialty)s AND e.status = %(waiting)s"
-        )
-        # Adapted as Django adapts a raw query's values (SQLite keeps datetimes as UTC text).
-        params = {name: connection.ops.adapt_unknown_value(value) for name, value in self.facts.query_params().items()}
+    def _count(self):
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        columns = [WaitlistEntry._meta.get_field(name).get_col("e") for name in names]
-        return [
-            Ranked(pk, bool(eligible), score, {
-                name: _from_db(column, value) for name, column, value in zip(names, columns, rest)
-            })
-            for pk, eligible, score, *rest in rows
-        ]
+            cursor.execute(f"SELECT COUNT(*) {self._from_where}", self._params)
+            return cursor.fetchone()[0]
 
+    def _ids(self, offset, limit):
+        """Ids in explain_slot's order: eligible first, then by score and the table's tie-breaks."""
+        if not limit:
+            return []
+        tie_breaks = ", ".join(f"e.{name}" + (" DESC" if descending else "")
+                               for name, descending in table.tie_breaks(self.rule_table))
+        # The entry booked into the slot is judged as when it was chosen (in Python, one
+        # entry): its status and its own booking would otherwise fail it.
+        eligible = f"CASE WHEN e.id = %(booked_entry)s THEN %(booked_eligible)s " \
+                   f"WHEN {eligible_sql(self.rules, self.rule_table)} THEN 1 ELSE 0 END"
+        sql = (f"SELECT e.id, {eligible} AS eligible, {score_sql(self.rules, self.rule_table)} AS score "
+               f"{self._from_where} ORDER BY eligible DESC, score DESC, {tie_breaks} LIMIT {int(limit)} OFFSET {int(offset)}")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, self._params)
+            return [pk for pk, _, _ in cursor.fetchall()]
+
+    @property
+    def _from_where(self):
+        return (f"FROM {WaitlistEntry._meta.db_table} e JOIN {Patient._meta.db_table} p ON p.id = e.patient_id "
+                "WHERE (e.specialty_id = %(specialty)s AND e.status = %(waiting)s) OR e.id = %(booked_entry)s")
+
+    @cached_property
+    def _params(self):
+        booked = self._booked_entry
+        values = {
+            **self.facts.query_params(), "booked_entry": booked.pk if booked else 0,
+            "booked_eligible": int(bool(booked) and self._judge(booked, self._busy).eligible),
+        }
+        # Adapted as Django adapts a raw query's values (SQLite keeps datetimes as UTC text).
+        return {name: connection.ops.adapt_unknown_value(value) for name, value in values.items()}
+
+    @cached_property
     def _booked_entry(self):
         if not self.slot.filled_by_id:
             return None
         return (WaitlistEntry.objects.filter(booked_appointment_id=self.slot.filled_by_id)
                 .select_related("patient", "specialty", "preferred_location", "preferred_provider").first())
 
+    @cached_property
     def _busy(self):
         busy = busy_patients(self.facts)
         if self.slot.filled_by_id:  # as explain_slot: the booking into this slot is not "busy"
@@ -130,22 +121,12 @@ class ExplainedWaitlist(Sequence):
         return _judged(entry, self.slot, self.facts, self.rules, busy.get(entry.patient_id))
 
     def _explained(self, ids):
+        if not ids:
+            return []
         entries = WaitlistEntry.objects.filter(pk__in=ids).select_related(
             "patient", "specialty", "preferred_location", "preferred_provider")
         by_id = {entry.pk: entry for entry in entries}
-        busy = self._busy()
-        return [self._judge(by_id[pk], busy) for pk in ids]
-
-
-def _tie_fields(entry, rule_table):
-    return {name: getattr(entry, name) for name, _ in table.tie_breaks(rule_table) if name != "id"}
-
-
-def _from_db(column, value):
-    """A raw column as the model would hold it (SQLite answers datetimes as text, booleans as 0/1)."""
-    for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
-        value = converter(value, column, connection)
-    return value
+        return [self._judge(by_id[pk], self._busy) for pk in ids]
 
 
 # How many open slots a waiting patient's page judges them against, soonest first.
