@@ -1,6 +1,6 @@
-"""The dashboard: how well freed slots are being filled (SPEC 8)."""
+"""The staff pages of the backfill: the front desk's day schedule and the dashboard (SPEC 8)."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pygal
 from django.shortcuts import render
@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from pygal.style import Style
 
+from backfill.day_schedule import DaySchedule
 from backfill.stats import backfill_stats, daily_counts
 from clinic.access import staff_page
 from clinic.models import Patient
@@ -18,6 +19,17 @@ CHART_STYLE = Style(
     background="transparent", plot_background="transparent", font_family="system-ui, sans-serif",
     colors=("#4a7bb7", "#2f855a", "#e53e3e"),
 )
+
+
+@staff_page("scheduling.view_appointment")
+def schedule(request):
+    raw = request.GET.get("date", "").strip()
+    try:
+        day = date.fromisoformat(raw) if raw else timezone.localdate()
+    except ValueError:
+        error = f'"{raw}" is not a date; use YYYY-MM-DD, e.g. {timezone.localdate():%Y-%m-%d}.'
+        return render(request, "staff/schedule.html", {"error": error, "today": timezone.localdate()}, status=400)
+    return render(request, "staff/schedule.html", {"schedule": DaySchedule.for_day(day), "today": timezone.localdate()})
 
 
 @staff_page("backfill.view_dashboard")

@@ -8,7 +8,6 @@ from django.views.generic import RedirectView
 from backfill import fhir, health
 from backfill import views as backfill_views
 from clinic import views as clinic_views
-from scheduling import views as scheduling_views
 
 admin.site.site_header = "Backfill: front desk"
 admin.site.site_title = "Backfill"
@@ -24,7 +23,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
     path("fhir/", include(fhir)),
-    path("schedule/", scheduling_views.schedule, name="schedule"),
+    path("schedule/", backfill_views.schedule, name="schedule"),
     path("schedule.html", RedirectView.as_view(url="/schedule/", permanent=False, query_string=True)),
     path("emails/", clinic_views.outbox, name="outbox"),
     path("emails.html", RedirectView.as_view(url="/emails/", permanent=False, query_string=True)),

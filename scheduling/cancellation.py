@@ -9,7 +9,7 @@ The reassignment workflow tells its patients itself (the offer, or the waitlist 
 
 from django.db import transaction
 
-from clinic.email import queue_email
+from scheduling.messages import queue_email
 from clinic.models import OutboundEmail
 
 PATIENT_LINK_REASON = "patient cancelled from email link"
