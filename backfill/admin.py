@@ -57,7 +57,7 @@ class FreedSlotAdmin(ClinicModelAdmin):
     search_fields = ["provider__name", "filled_by__patient__last_name", "appointment__patient__last_name"]
     date_hierarchy = "start"
     list_select_related = ["provider__specialty", "filled_by__patient", "filled_by__provider"]
-    readonly_fields = [f.name for f in FreedSlot._meta.fields]
+    readonly_fields = [f.name for f in FreedSlot._meta.fields if f.name != "id"]  # staff read times, not ids
     inlines = [MatchLogInline, SlotOfferInline]
     actions = ["retry_backfill", "book_waitlist_entry_by_hand"]
 
@@ -143,7 +143,7 @@ class MatchLogAdmin(ClinicModelAdmin):
     list_filter = ["outcome"]
     search_fields = ["patient__last_name", "patient__email"]
     list_select_related = ["slot__provider", "patient"]
-    readonly_fields = [f.name for f in MatchLog._meta.fields if f.name != "breakdown"] + ["points_by_rule"]
+    readonly_fields = [f.name for f in MatchLog._meta.fields if f.name not in ("id", "breakdown")] + ["points_by_rule"]
     exclude = ["breakdown"]
 
     @admin.display(description="Points by rule")
@@ -168,7 +168,7 @@ class SlotOfferAdmin(ClinicModelAdmin):
     search_fields = ["patient__last_name", "patient__email"]
     date_hierarchy = "sent_at"
     list_select_related = ["slot__provider", "patient"]
-    readonly_fields = [f.name for f in SlotOffer._meta.fields]
+    readonly_fields = [f.name for f in SlotOffer._meta.fields if f.name != "id"]
 
     def has_add_permission(self, request):
         return False

@@ -80,7 +80,7 @@ class OutboundEmailAdmin(ClinicModelAdmin):
     list_filter = ["status", "kind"]
     search_fields = ["recipient", "subject", "esp_message_id", "appointment__patient__last_name"]
     date_hierarchy = "created_at"
-    readonly_fields = [f.name for f in OutboundEmail._meta.fields]
+    readonly_fields = [f.name for f in OutboundEmail._meta.fields if f.name != "id"]
     list_select_related = ["appointment__patient", "appointment__provider"]
 
     def get_changelist_instance(self, request):

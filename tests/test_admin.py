@@ -112,3 +112,11 @@ def test_a_waiting_patients_page_says_which_open_slots_fit_and_why_not_the_other
     tuesday = page.index(f"{timezone.localtime(slots[1].start):%a %-d %b}, 10:00 with Dr. Chen")
     monday_at = page.index(f"{timezone.localtime(slots[0].start):%a %-d %b}, 10:00 with Dr. Chen")
     assert tuesday < page.index("<strong>Fits</strong>") < monday_at < page.index("Not available on Mondays")
+
+
+def test_a_freed_slots_page_shows_no_id_field(staff_client):
+    appointment = AppointmentFactory(status=Appointment.Status.CANCELLED)
+    slot = FreedSlot.objects.create(provider=appointment.provider, start=appointment.start, end=appointment.end,
+                                    appointment=appointment)
+    page = staff_client.get(reverse("admin:backfill_freedslot_change", args=[slot.pk])).content.decode()
+    assert "field-id" not in page and "field-provider" in page
