@@ -99,7 +99,8 @@ class WorkflowSummary:
         self.waitlisted.append({
             "appointment": original.pk, "patient": original.patient_id, "waitlist_entry": entry.pk, "best_score": best_score,
         })
-        why = f"best score {best_score}" if best else "no provider free then"
+        plan = original.patient.insurance_plan
+        why = f"best score {best_score}" if best else f"no provider{f' who takes {plan.name}' if plan else ''} free then"
         self.notes.append(("waitlisted", (
             f"Appointment {original.pk} (patient {original.patient_id}, {_when(original)}): cancelled, "
             f"patient on the waitlist (entry {entry.pk}); {why}."
@@ -239,6 +240,7 @@ def rank_replacements(appointment):
     away = ProviderUnavailability.objects.filter(start_date__lte=day, end_date__gte=day).values("provider_id")
     providers = list(
         Provider.objects.filter(specialty_id=original.specialty_id, active=True)
+        .accepting(appointment.patient.insurance_plan_id)  # SPEC 14: only a provider who takes their plan
         .exclude(pk=original.pk)
         .exclude(pk__in=busy)
         .exclude(pk__in=away)

@@ -19,6 +19,7 @@ from backfill.matching import Rules, SlotFacts, busy_patients, rank_by_full_scan
 from backfill.rules import RULES, Filter, Rule, Tier
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from clinic.fields import WEEKDAYS
+from clinic.models import InsurancePlan
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 
@@ -47,6 +48,7 @@ entries = st.lists(st.fixed_dictionaries({
     "minutes_waiting": st.integers(0, 3),
     "busy": st.sampled_from([None, None, "active", "cancelled"]),
     "spoiler": st.one_of(st.none(), st.sampled_from(SPOILERS)),
+    "plan": st.sampled_from([None, 0, 1]),  # None: self-pay
 }), max_size=12)
 
 
@@ -57,6 +59,9 @@ class RankingEquivalence(TestCase):
         cls.other_specialty = SpecialtyFactory(name="Pediatric PT")
         cls.locations = [LocationFactory(name="Downtown"), LocationFactory(name="Northside")]
         cls.providers = [ProviderFactory(specialty=cls.specialty, location=location) for location in cls.locations]
+        cls.plans = [InsurancePlan.objects.create(name="Aetna Choice", payer="Aetna"),
+                     InsurancePlan.objects.create(name="Medicare Part B", payer="Medicare")]
+        cls.providers[1].accepted_insurance_plans.set([cls.plans[0]])  # the first takes every plan
 
     @hypothesis_settings(max_examples=200, deadline=None)
     @given(
@@ -107,6 +112,7 @@ class RankingEquivalence(TestCase):
         spoiler, day = spec["spoiler"], start.date()
         patient = PatientFactory(
             no_show_risk=spec["risk"], email_opt_out=spoiler == "opted_out",
+            insurance_plan=None if spec["plan"] is None else self.plans[spec["plan"]],
             preferred_location=None if spec["location"] is None else self.locations[spec["location"]],
         )
         preferred_provider = provider if spec["own_provider"] else None
