@@ -55,6 +55,7 @@ class SlotFacts:
             start=slot.start,
             end=slot.end,
             freed_by_patient_id=slot.appointment.patient_id if slot.appointment_id else None,
+            time_zone=slot.provider.location.time_zone,
         )
 
     @cached_property

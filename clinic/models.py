@@ -34,6 +34,10 @@ class Location(models.Model):
     def zone(self):
         return ZoneInfo(self.time_zone)
 
+    def local(self, moment):
+        """The moment on this location's clock."""
+        return moment.astimezone(self.zone)
+
 
 class InsurancePlan(models.Model):
     """A plan patients are insured under; a provider may take only some (SPEC 14)."""

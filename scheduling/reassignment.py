@@ -112,7 +112,7 @@ class WorkflowSummary:
 
 
 def _when(appointment):
-    return f"{timezone.localtime(appointment.start):%Y-%m-%d %H:%M}"
+    return f"{appointment.provider.location.local(appointment.start):%Y-%m-%d %H:%M}"
 
 
 @dataclass(frozen=True)
@@ -187,8 +187,10 @@ def _record_unavailability(provider, start_date, end_date, reason):
 
 
 def _affected_appointments(provider, start_date, end_date):
-    first = _local_midnight(start_date)
-    after_last = _local_midnight(end_date + timedelta(days=1))
+    # The days are the provider's site's days (SPEC 14).
+    zone = provider.location.zone
+    first = _local_midnight(start_date, zone)
+    after_last = _local_midnight(end_date + timedelta(days=1), zone)
     return list(
         provider.appointments.filter(status__in=Appointment.CANCELLABLE, start__gte=first, start__lt=after_last)
         .select_related("patient", "provider__location")
@@ -196,8 +198,8 @@ def _affected_appointments(provider, start_date, end_date):
     )
 
 
-def _local_midnight(day):
-    return timezone.make_aware(datetime.combine(day, time.min))
+def _local_midnight(day, zone):
+    return timezone.make_aware(datetime.combine(day, time.min), zone)
 
 
 def _move(appointment, summary, by):
@@ -235,7 +237,7 @@ def _waitlist(original, best, summary, by):
 def rank_replacements(appointment):
     """Other active providers of the specialty free for the whole appointment, best first."""
     original = appointment.provider
-    day = timezone.localdate(appointment.start)
+    day = original.location.local(appointment.start).date()
     busy = Appointment.objects.overlapping(appointment.start, appointment.end).values("provider_id")
     away = ProviderUnavailability.objects.filter(start_date__lte=day, end_date__gte=day).values("provider_id")
     providers = list(
