@@ -108,7 +108,7 @@ class ExplainedWaitlist(Sequence):
         if not self.slot.filled_by_id:
             return None
         return (WaitlistEntry.objects.filter(booked_appointment_id=self.slot.filled_by_id)
-                .select_related("patient", "specialty", "preferred_location", "preferred_provider").first())
+                .select_related("patient__insurance_plan", "specialty", "preferred_location", "preferred_provider").first())
 
     @cached_property
     def _busy(self):
@@ -124,7 +124,7 @@ class ExplainedWaitlist(Sequence):
         if not ids:
             return []
         entries = WaitlistEntry.objects.filter(pk__in=ids).select_related(
-            "patient", "specialty", "preferred_location", "preferred_provider")
+            "patient__insurance_plan", "specialty", "preferred_location", "preferred_provider")
         by_id = {entry.pk: entry for entry in entries}
         return [self._judge(by_id[pk], self._busy) for pk in ids]
 

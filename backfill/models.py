@@ -83,7 +83,7 @@ class FreedSlot(models.Model):
         ]
 
     def __str__(self):
-        local = timezone.localtime(self.start)
+        local = self.provider.location.local(self.start)
         return f"{self.provider.name} {local:%a %d %b %H:%M} ({self.get_status_display()})"
 
     @property

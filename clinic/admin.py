@@ -4,7 +4,7 @@ from django.utils.html import format_html, format_html_join
 
 from clinic.admin_lists import ClinicModelAdmin
 from clinic.models import (
-    DeliveryAttempt, Event, Location, OutboundEmail, Patient, Provider, Specialty, WebhookDelivery, WebhookEndpoint,
+    DeliveryAttempt, Event, InsurancePlan, Location, OutboundEmail, Patient, Provider, Specialty, WebhookDelivery, WebhookEndpoint,
 )
 from clinic.views import name_addressees
 from clinic.webhooks import new_secret, resend
@@ -12,8 +12,15 @@ from clinic.webhooks import new_secret, resend
 
 @admin.register(Location)
 class LocationAdmin(ClinicModelAdmin):
-    list_display = ["name", "address"]
+    list_display = ["name", "address", "time_zone"]
     search_fields = ["name", "address"]
+
+
+@admin.register(InsurancePlan)
+class InsurancePlanAdmin(ClinicModelAdmin):
+    list_display = ["name", "payer"]
+    list_filter = ["payer"]
+    search_fields = ["name", "payer"]
 
 
 @admin.register(Specialty)
@@ -28,6 +35,7 @@ class ProviderAdmin(ClinicModelAdmin):
     list_filter = ["active", "specialty", "location"]
     search_fields = ["name", "email"]
     list_select_related = ["specialty", "location"]
+    filter_horizontal = ["accepted_insurance_plans"]
 
 
 @admin.register(Patient)
@@ -41,7 +49,7 @@ class PatientAdmin(ClinicModelAdmin):
     readonly_fields = ["model_estimate", "model_reasons"]
     fieldsets = [
         (None, {"fields": ["first_name", "last_name", "email", "phone", "preferred_location", "available_days",
-                           "preferred_times", "email_opt_out"]}),
+                           "preferred_times", "email_opt_out", "insurance_plan"]}),
         ("No-show risk", {
             "fields": ["no_show_risk", "no_show_risk_source", "model_estimate", "model_reasons"],
             "description": "The risk matching uses. Typing a risk makes it yours: the no-show model then leaves it "

@@ -104,7 +104,9 @@ class WorkflowSummary:
             why = (f"the best colleague free then, {best.provider.name}, scored {best.score} points of the "
                    f"{settings.BACKFILL['REASSIGN_MIN_SCORE']} needed ({_points_in_words(best.breakdown)})")
         else:
-            why = f"no other {original.provider.specialty.name} provider is free then"
+            plan = original.patient.insurance_plan
+            who_takes = f" who takes {plan.name}" if plan else ""
+            why = f"no other {original.provider.specialty.name} provider{who_takes} is free then"
         self.notes.append(("waitlisted", f"{_who_and_when(original)}: cancelled and put on the waitlist; {why}."))
 
     def add_skipped(self, appointment, reason):
@@ -127,7 +129,7 @@ def _points_in_words(breakdown):
 
 
 def _who_and_when(appointment):
-    return f"{appointment.patient} ({timezone.localtime(appointment.start):%a %-d %b %H:%M})"
+    return f"{appointment.patient} ({appointment.provider.location.local(appointment.start):%a %-d %b %H:%M})"
 
 
 def _days(start_date, end_date):
@@ -208,8 +210,10 @@ def _record_unavailability(provider, start_date, end_date, reason):
 
 
 def _affected_appointments(provider, start_date, end_date):
-    first = _local_midnight(start_date)
-    after_last = _local_midnight(end_date + timedelta(days=1))
+    # The days are the provider's site's days (SPEC 14).
+    zone = provider.location.zone
+    first = _local_midnight(start_date, zone)
+    after_last = _local_midnight(end_date + timedelta(days=1), zone)
     return list(
         provider.appointments.filter(status__in=Appointment.CANCELLABLE, start__gte=first, start__lt=after_last)
         .select_related("patient", "provider__location")
@@ -217,8 +221,8 @@ def _affected_appointments(provider, start_date, end_date):
     )
 
 
-def _local_midnight(day):
-    return timezone.make_aware(datetime.combine(day, time.min))
+def _local_midnight(day, zone):
+    return timezone.make_aware(datetime.combine(day, time.min), zone)
 
 
 def _move(appointment, summary, by):
@@ -256,11 +260,12 @@ def _waitlist(original, best, summary, by):
 def rank_replacements(appointment):
     """Other active providers of the specialty free for the whole appointment, best first."""
     original = appointment.provider
-    day = timezone.localdate(appointment.start)
+    day = original.location.local(appointment.start).date()
     busy = Appointment.objects.overlapping(appointment.start, appointment.end).values("provider_id")
     away = ProviderUnavailability.objects.filter(start_date__lte=day, end_date__gte=day).values("provider_id")
     providers = list(
         Provider.objects.filter(specialty_id=original.specialty_id, active=True)
+        .accepting(appointment.patient.insurance_plan_id)  # SPEC 14: only a provider who takes their plan
         .exclude(pk=original.pk)
         .exclude(pk__in=busy)
         .exclude(pk__in=away)

@@ -28,6 +28,8 @@ PAGES = {
     "/admin/clinic/outboundemail/": {FRONT_DESK, MANAGER},
     "/admin/clinic/provider/add/": {MANAGER},
     "/admin/clinic/location/add/": {MANAGER},
+    "/admin/clinic/insuranceplan/": {FRONT_DESK, MANAGER},
+    "/admin/clinic/insuranceplan/add/": {MANAGER},
     "/admin/scheduling/providerunavailability/add/": {MANAGER},
     "/admin/authtoken/tokenproxy/": set(),
     "/admin/auth/user/": set(),
@@ -35,7 +37,7 @@ PAGES = {
     "/admin/django_q/schedule/": set(),
 }
 API_READS = ["/api/patients/", "/api/providers/", "/api/appointments/", "/api/waitlist/", "/api/freed-slots/",
-             "/api/stats/", "/api/locations/", "/api/specialties/"]
+             "/api/stats/", "/api/locations/", "/api/specialties/", "/api/insurance-plans/"]
 
 
 def account(role, staff=True):

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clinic', '0009_external_ids'),
+        ('clinic', '0010_insurance_plans_and_location_time_zones'),
     ]
 
     operations = [

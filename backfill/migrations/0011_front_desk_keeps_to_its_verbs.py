@@ -34,6 +34,6 @@ def grant_again(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("backfill", "0009_webhook_permissions"), ("waitlist", "0001_initial")]
+    dependencies = [("backfill", "0010_insurance_plan_permissions"), ("waitlist", "0001_initial")]
 
     operations = [migrations.RunPython(revoke, grant_again)]
