@@ -212,7 +212,7 @@ def test_the_migration_rewrites_phones_typed_before_in_e164():
     from django.apps import apps
     from django.db import connection
 
-    migration = import_module("clinic.migrations.0010_sms_channel_contact_rules")
+    migration = import_module("clinic.migrations.0012_sms_channel_contact_rules")
     typed, unreadable = PatientFactory(), PatientFactory()
     with connection.cursor() as cursor:  # as stored before the field was a phone number field
         cursor.execute("UPDATE clinic_patient SET phone = %s WHERE id = %s", ["(617) 555-0123", typed.pk])

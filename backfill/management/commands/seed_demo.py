@@ -15,12 +15,14 @@ from rest_framework.authtoken.models import Token
 
 from backfill.models import FreedSlot, MatchLog
 from clinic.fields import WEEKDAYS
-from clinic.models import Location, OutboundEmail, Patient, Provider, Specialty
+from clinic.models import InsurancePlan, Location, OutboundEmail, Patient, Provider, Specialty
 from scheduling.demo_history import add_demo_history
 from scheduling.models import Appointment, ProviderUnavailability
 from waitlist.models import WaitlistEntry
 
 LOCATIONS = [("Downtown", "120 Main St"), ("Northside", "48 Oak Ave"), ("Riverside", "7 Quay Rd")]
+INSURANCE_PLANS = [("Aetna Choice POS II", "Aetna"), ("Blue Cross PPO", "Blue Cross Blue Shield"),
+                   ("Medicare Part B", "Medicare"), ("UnitedHealthcare Choice Plus", "UnitedHealthcare")]
 SPECIALTIES = ["Orthopedic PT", "Sports Rehab", "Neurological PT", "Pediatric PT"]
 FIRST_NAMES = ["Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Isla", "Jon", "Kira", "Liam", "Maya",
                "Noah", "Olga", "Priya", "Quinn", "Rosa", "Sam", "Tara", "Umar", "Vera", "Will", "Xin", "Yara", "Zane"]
@@ -28,7 +30,7 @@ LAST_NAMES = ["Adams", "Brown", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "H
               "Lopez", "Miller", "Nguyen", "Okafor", "Patel", "Quinn", "Rossi", "Smith", "Tanaka", "Usman", "Vargas"]
 TIME_WINDOWS = [[], [], [], ["08:00-12:00"], ["12:00-17:00"], ["16:00-19:00"], ["08:00-10:00", "15:00-18:00"]]
 DOMAIN_MODELS = [MatchLog, FreedSlot, OutboundEmail, WaitlistEntry, Appointment, ProviderUnavailability, Patient, Provider,
-                 Specialty, Location]
+                 InsurancePlan, Specialty, Location]
 # The demo's logins, one per role (SPEC 10). Their passwords are made when the demo is built,
 # and exist only in a database this command built: never a built-in password.
 DEMO_LOGINS = [("frontdesk", "Front desk"), ("manager", "Clinic manager"), ("ehr", "Integrator")]
@@ -103,16 +105,22 @@ def create_demo_logins():
 class DemoClinic:
     def __init__(self, rng):
         self.rng = rng
+        # Insurance draws from a copy, so adding it left the rest of a seed's clinic as it was.
+        self.insurance_rng = random.Random()
+        self.insurance_rng.setstate(rng.getstate())
 
     def build(self, options):
         locations = [Location.objects.create(name=name, address=address) for name, address in LOCATIONS]
         specialties = [Specialty.objects.create(name=name) for name in SPECIALTIES]
+        plans = [InsurancePlan.objects.create(name=name, payer=payer) for name, payer in INSURANCE_PLANS]
         providers = self.providers(options["providers"], locations, specialties)
+        self.accepted_plans(providers, plans)
         patient_count = max(options["patients"], options["waitlist"])
-        patients = self.patients(patient_count, locations)
+        patients = self.patients(patient_count, locations, plans)
         appointments = self.appointments(providers, patients, options["days"])
         entries = self.waitlist(patients, specialties, providers, options["waitlist"])
-        return {"locations": len(locations), "specialties": len(specialties), "providers": len(providers),
+        return {"locations": len(locations), "specialties": len(specialties), "insurance plans": len(plans),
+                "providers": len(providers),
                 "patients": len(patients), "appointments": appointments, "waitlist entries": entries}
 
     def providers(self, count, locations, specialties):
@@ -125,7 +133,18 @@ class DemoClinic:
             ))
         return Provider.objects.bulk_create(providers)
 
-    def patients(self, count, locations):
+    def accepted_plans(self, providers, plans):
+        """A third of the providers take every plan (none listed); the others two or three of them."""
+        through = Provider.accepted_insurance_plans.through
+        rows = []
+        for index, provider in enumerate(providers):
+            if index % 3 == 0:
+                continue
+            chosen = self.insurance_rng.sample(plans, self.insurance_rng.choice([2, 3]))
+            rows += [through(provider_id=provider.pk, insuranceplan_id=plan.pk) for plan in chosen]
+        through.objects.bulk_create(rows)
+
+    def patients(self, count, locations, plans):
         rng, patients = self.rng, []
         for index in range(count):
             days = sorted(rng.sample(range(5), rng.choice([0, 2, 3, 3, 4, 5])))
@@ -137,6 +156,8 @@ class DemoClinic:
                 preferred_times=rng.choice(TIME_WINDOWS),
                 no_show_risk=round(rng.betavariate(2, 2.5), 2),
                 email_opt_out=rng.random() < 0.02,
+                # One in six pays for themselves.
+                insurance_plan=None if self.insurance_rng.random() < 1 / 6 else self.insurance_rng.choice(plans),
                 # One patient in three also gets texts, so the messages page shows both kinds.
                 **(TEXTS_TOO if index % 3 == 0 else {}),
             ))

@@ -26,7 +26,7 @@ def phones_in_e164(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clinic', '0009_external_ids'),
+        ('clinic', '0011_clinic_cancellation_email_kind'),
         ('scheduling', '0007_external_ids'),
     ]
 

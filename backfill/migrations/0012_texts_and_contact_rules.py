@@ -27,7 +27,7 @@ def revoke(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("backfill", "0009_webhook_permissions"), ("clinic", "0010_sms_channel_contact_rules")]
+    dependencies = [("backfill", "0011_front_desk_keeps_to_its_verbs"), ("clinic", "0012_sms_channel_contact_rules")]
 
     operations = [
         migrations.AlterField(
