@@ -23,7 +23,7 @@ def rules():
 
 
 def slot_zone(slot):
-    """The slot's location's time zone when locations have one (SPEC 14), else the clinic's."""
+    """The slot's location's time zone (SPEC 14), else the clinic's TIME_ZONE."""
     name = getattr(slot.provider.location, "time_zone", "") or settings.TIME_ZONE
     return zoneinfo.ZoneInfo(name)
 

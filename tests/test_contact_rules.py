@@ -131,3 +131,11 @@ def test_staff_resume_paused_offers_from_the_admin(staff_client, patient):
     assert response.status_code == 302
     patient.refresh_from_db()
     assert patient.offers_paused_at is None and patient.offers_resumed_at is not None
+
+
+def test_quiet_hours_follow_the_slots_location_clock(patient, django_capture_on_commit_callbacks):
+    los_angeles = LocationFactory(name="Santa Monica", time_zone="America/Los_Angeles")
+    west = ProviderFactory(name="Dr. West", specialty=patient.waitlist_entries.get().specialty, location=los_angeles)
+    with freeze_time(local(2026, 12, 2, 21, 0)):  # 9 p.m. in New York is 6 p.m. in Los Angeles
+        slot = free_slot(west, local(2026, 12, 4, 14, 0), django_capture_on_commit_callbacks)
+    assert slot.offers.get().patient == patient
