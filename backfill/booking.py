@@ -163,7 +163,7 @@ def _release_later_appointment(entry, appointment):
     if later is None or later.status not in Appointment.CANCELLABLE or later.start <= appointment.start:
         return
     # Staff read the reason in the admin: the new time and provider, not an id.
-    earlier = f"{timezone.localtime(appointment.start):%a %-d %b %H:%M} with {appointment.provider.name}"
+    earlier = f"{appointment.provider.location.local(appointment.start):%a %-d %b %H:%M} with {appointment.provider.name}"
     later.cancel(f"moved earlier to {earlier}", by="backfill")
 
 

@@ -1,5 +1,4 @@
 from django.contrib import admin, messages
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from clinic.admin_lists import ClinicModelAdmin
@@ -104,7 +103,7 @@ class OutboundEmailAdmin(ClinicModelAdmin):
     search_fields = ["recipient", "subject", "esp_message_id", "appointment__patient__last_name"]
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in OutboundEmail._meta.fields if f.name != "id"]
-    list_select_related = ["appointment__patient", "appointment__provider"]
+    list_select_related = ["appointment__patient", "appointment__provider__location"]
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)
@@ -122,7 +121,7 @@ class OutboundEmailAdmin(ClinicModelAdmin):
             return "-"
         appointment = email.appointment
         return format_html('<a href="/admin/scheduling/appointment/{}/change/">{} with {}</a>', appointment.pk,
-                           f"{timezone.localtime(appointment.start):%a %-d %b %H:%M}", appointment.provider.name)
+                           f"{appointment.provider.location.local(appointment.start):%a %-d %b %H:%M}", appointment.provider.name)
 
     def has_add_permission(self, request):
         return False

@@ -2,7 +2,6 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from clinic.admin import ProviderAdmin
@@ -54,7 +53,7 @@ class AppointmentAdmin(ClinicModelAdmin):
 
     @admin.action(permissions=["change"], description="Mark selected appointments as no-show")
     def mark_no_show(self, request, queryset):
-        for appointment in queryset.select_related("patient", "provider"):
+        for appointment in queryset.select_related("patient", "provider__location"):
             try:
                 appointment.mark_no_show()
             except SchedulingError as error:
@@ -64,7 +63,7 @@ class AppointmentAdmin(ClinicModelAdmin):
 
 
 def appointment_in_words(appointment):
-    return f"{appointment.patient} with {appointment.provider.name}, {timezone.localtime(appointment.start):%a %-d %b %H:%M}"
+    return f"{appointment.patient} with {appointment.provider.name}, {appointment.provider.location.local(appointment.start):%a %-d %b %H:%M}"
 
 
 def what_became_of_the_slot(appointment):
