@@ -140,7 +140,8 @@ class ExternalIds:
         data = {**data}
         for name, model in self.external_id_relations.items():
             external_id = data.get(external_name(name))
-            if isinstance(external_id, str) and external_id and data.get(name) in (None, ""):
+            # A NUL is left to the field's own validation (a 400): PostgreSQL refuses it in a query.
+            if isinstance(external_id, str) and external_id and "\x00" not in external_id and data.get(name) in (None, ""):
                 found = model.objects.filter(external_id=external_id).values_list("pk", flat=True).first()
                 if found is None:
                     raise serializers.ValidationError(

@@ -49,6 +49,18 @@ def test_an_unknown_external_id_is_a_field_error(ehr):
     assert not Appointment.objects.exists()
 
 
+def test_a_nul_in_an_external_id_is_a_field_error_not_a_500(ehr):
+    # PostgreSQL refuses NUL in a query; the schema fuzz found the 500 this was.
+    start = next_weekday_at(9)
+    response = post(ehr, "/api/appointments/", {
+        "patient_external_id": "P-\x00", "provider": ProviderFactory().pk,
+        "start": start.isoformat(), "end": start.replace(minute=45).isoformat(),
+    })
+    assert response.status_code == 400
+    assert response.json()["patient_external_id"] == ["Null characters are not allowed."]
+    assert not Appointment.objects.exists()
+
+
 def test_an_external_id_is_unique_per_kind_of_record(ehr):
     AppointmentFactory(external_id="A-1")
     appointment = AppointmentFactory.build()
