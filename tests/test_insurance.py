@@ -96,7 +96,7 @@ def test_reassignment_waitlists_when_no_colleague_takes_the_plan(dr_ito, aetna):
     summary = mark_provider_unavailable(away, day, day, "sick")
 
     assert summary.reassigned == []
-    assert "no provider who takes Aetna Choice POS II free then" in summary.notes[-1][1]
+    assert "provider who takes Aetna Choice POS II is free then" in summary.notes[-1][1]
 
 
 def api_as(client, role):
