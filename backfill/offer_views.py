@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from backfill import offers
@@ -70,7 +71,11 @@ def offer_action(request, action, token):
         offer = read_token(token, action)
     except BadLink as error:
         return render(request, "patient/bad_link.html", {"message": str(error)}, status=400)
-    offer_action = OFFER_ACTIONS[action]
+    with timezone.override(offer.slot.provider.location.zone):  # the times on the site's clock (SPEC 14)
+        return _answer(request, offer, OFFER_ACTIONS[action])
+
+
+def _answer(request, offer, offer_action):
     context = {"offer": offer, "slot": offer.slot, "action": offer_action}
     if offer.status == offer_action.done_status:
         return render(request, "patient/slot_offer_outcome.html", {**context, "message": offer_action.done_message})

@@ -202,10 +202,10 @@ class Rule:
 AVAILABLE_DAYS = "(e.available_days = 0 OR (e.available_days & %(weekday)s) = %(weekday)s)"
 INSIDE_WINDOWS = "(e.time_windows <> 0 AND (e.time_windows & %(span)s) = %(span)s)"
 # SPEC 14: self-pay patients see anyone; a provider with no plans listed takes every plan.
-INSURANCE_ACCEPTED = f"""(p.insurance_plan_id IS NULL
+INSURANCE_ACCEPTED = f"""(e.insurance_plan_id IS NULL
         OR NOT EXISTS (SELECT 1 FROM {ACCEPTED_PLANS._meta.db_table} ap WHERE ap.provider_id = %(provider)s)
         OR EXISTS (SELECT 1 FROM {ACCEPTED_PLANS._meta.db_table} ap
-                   WHERE ap.provider_id = %(provider)s AND ap.insuranceplan_id = p.insurance_plan_id))"""
+                   WHERE ap.provider_id = %(provider)s AND ap.insuranceplan_id = e.insurance_plan_id))"""
 PATIENT_FREE = f"""NOT EXISTS (
         SELECT 1 FROM {Appointment._meta.db_table} a
         WHERE a.patient_id = e.patient_id AND a.status <> %(cancelled)s AND a.start < %(end)s AND a."end" > %(start)s
@@ -340,8 +340,8 @@ RULES = (
     )),
     Rule("insurance", Filter(
         INSURANCE_ACCEPTED,
-        lambda case: case.entry.patient.insurance_plan_id is None or not case.slot.accepted_plan_ids
-        or case.entry.patient.insurance_plan_id in case.slot.accepted_plan_ids,
+        lambda case: case.entry.insurance_plan_id is None or not case.slot.accepted_plan_ids
+        or case.entry.insurance_plan_id in case.slot.accepted_plan_ids,
         lambda case: f"{case.slot.provider.name} does not take {case.entry.patient.insurance_plan.name}",
     )),
     Rule("declined_reassignment", tie_breaks=((1, "declined_first", True),)),

@@ -239,9 +239,11 @@ class Patient(models.Model):
 
     def save(self, *args, **kwargs):
         super().save(*args, **kwargs)
-        # Waiting entries keep a copy of the risk so one index can filter and rank them.
-        self.waitlist_entries.filter(status="waiting").exclude(no_show_risk=self.no_show_risk).update(
-            no_show_risk=self.no_show_risk
+        # Waiting entries keep a copy of the risk and the plan so one index can filter and rank them.
+        plan_differs = (~models.Q(insurance_plan_id=self.insurance_plan_id) | models.Q(insurance_plan__isnull=True)
+                        if self.insurance_plan_id else models.Q(insurance_plan__isnull=False))
+        self.waitlist_entries.filter(status="waiting").filter(~models.Q(no_show_risk=self.no_show_risk) | plan_differs).update(
+            no_show_risk=self.no_show_risk, insurance_plan_id=self.insurance_plan_id
         )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from clinic.access import throttled_per_client
@@ -124,6 +125,11 @@ def patient_action(request, action, token):
     except (BadLink, KeyError) as error:
         message = str(error) if isinstance(error, BadLink) else "This link is not one we sent."
         return render(request, "patient/bad_link.html", {"message": message}, status=400)
+    with timezone.override(appointment.provider.location.zone):  # the times on the site's clock (SPEC 14)
+        return _answer(request, appointment, patient_action)
+
+
+def _answer(request, appointment, patient_action):
     context = {"appointment": appointment, "action": patient_action}
     already = patient_action.outcome_of(appointment)
     if already:

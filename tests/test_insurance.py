@@ -130,3 +130,13 @@ def test_the_api_sets_a_patients_plan_and_a_providers_plans(client, dr_ito, aetn
     assert Patient.objects.get(pk=patient.pk).insurance_plan == aetna
     assert sorted(provider["accepted_insurance_plans"]) == sorted([aetna.pk, medicare.pk])
     assert bad.status_code == 400 and "insurance_plan" in bad.json()
+
+
+def test_a_patient_who_changes_plan_is_matched_on_the_new_one(dr_ito, aetna, medicare, django_capture_on_commit_callbacks):
+    entry = waiting(dr_ito, 0.9, plan=medicare)
+    entry.patient.insurance_plan = aetna
+    entry.patient.save()
+
+    slot = cancel(AppointmentFactory(provider=dr_ito), django_capture_on_commit_callbacks)
+
+    assert slot.status == FreedSlot.Status.NO_MATCH

@@ -17,6 +17,7 @@ from backfill.models import FreedSlot
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory
 from clinic.models import Location
 from scheduling.factories import AppointmentFactory
+from scheduling.links import link_for
 from waitlist.factories import WaitlistEntryFactory
 
 pytestmark = pytest.mark.django_db
@@ -105,3 +106,11 @@ def test_the_slot_of_a_location_reads_its_own_clock(dr_reyes):
 
     assert (facts.local_start.hour, facts.weekday) == (9, "mon")
     assert "09:00" in str(slot)
+
+
+def test_the_patients_link_page_shows_the_sites_time(client, dr_reyes):
+    appointment = AppointmentFactory(provider=dr_reyes, start=at(next_monday(), 9))
+
+    page = client.get(link_for(appointment, "cancel").removeprefix("http://testserver")).content.decode()
+
+    assert "9:00 AM" in page and "12:00 PM" not in page

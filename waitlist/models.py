@@ -48,6 +48,12 @@ class WaitlistEntry(models.Model):
     # waiting). Kept in step by save() and Patient.save().
     no_show_risk = models.FloatField(default=0.0, editable=False)
     declined_first = models.BooleanField(default=False, editable=False)
+    # The patient's insurance plan, copied for the same reason: the candidate query filters
+    # on it while it walks the index, before it looks the patient up (bench/matching.py).
+    insurance_plan = models.ForeignKey(
+        "clinic.InsurancePlan", null=True, blank=True, editable=False, on_delete=models.SET_NULL, related_name="+",
+        db_index=False,
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -92,8 +98,9 @@ class WaitlistEntry(models.Model):
     def save(self, *args, **kwargs):
         self.no_show_risk = self.patient.no_show_risk
         self.declined_first = self.reason == self.Reason.DECLINED_REASSIGNMENT
+        self.insurance_plan_id = self.patient.insurance_plan_id
         if kwargs.get("update_fields") is not None:
-            kwargs["update_fields"] = {*kwargs["update_fields"], "no_show_risk", "declined_first", "updated_at"}
+            kwargs["update_fields"] = {*kwargs["update_fields"], "no_show_risk", "declined_first", "insurance_plan", "updated_at"}
         if not self._state.adding:
             return super().save(*args, **kwargs)
         with transaction.atomic():  # the entry and its event commit together

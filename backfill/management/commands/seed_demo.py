@@ -201,6 +201,7 @@ class DemoClinic:
                 available_days=patient.available_days, time_windows=patient.preferred_times, reason=reason,
                 created_at=now - timedelta(minutes=rng.randint(10, 60 * 24 * 30)),
                 no_show_risk=patient.no_show_risk, declined_first=reason == WaitlistEntry.Reason.DECLINED_REASSIGNMENT,
+                insurance_plan_id=patient.insurance_plan_id,
             ))
         WaitlistEntry.objects.bulk_create(entries, batch_size=5000)
         return len(entries)
