@@ -29,8 +29,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from clinic.models import DeliveryAttempt, Event, WebhookDelivery, WebhookEndpoint
-from clinic.queue import enqueue_unless_pending, started
+from clinic.models import DeliveryAttempt, Event, PendingJob, WebhookDelivery, WebhookEndpoint
+from clinic.queue import enqueue, enqueue_unless_pending, started
 
 log = logging.getLogger("clinic")
 
@@ -56,10 +56,11 @@ def request_delivery():
 def deliver():
     """The job: fan out what is new, then send what is due, endpoint by endpoint.
 
-    One run sends for SEND_SECONDS at most, then asks for another: backfill jobs queued
-    meanwhile on the same cluster run in between instead of waiting behind a long backlog.
+    At most one run is queued or running: its mark (PendingJob) is held until the run ends,
+    so the hundreds of commits of a busy minute do not each queue a run ahead of the
+    backfill's jobs. One run sends for SEND_SECONDS at most, then queues its continuation,
+    so backfill jobs queued meanwhile on the same cluster go first.
     """
-    started(JOB)
     fan_out()
     deadline = time.monotonic() + SEND_SECONDS
     sent, more = 0, False
@@ -67,6 +68,12 @@ def deliver():
         count, left = send_for(endpoint_id, deadline)
         sent, more = sent + count, more or left
     if more:
+        PendingJob.objects.filter(name=JOB).update(requested_at=timezone.now())  # still held, not stale
+        enqueue("clinic.webhooks.deliver", group="webhooks")
+        return sent
+    started(JOB)  # the mark goes: what commits from now on asks for a run of its own
+    # An event committed during this run found the mark and asked for nothing: look once more.
+    if Event.objects.filter(fanned_out=False).exists():
         request_delivery_now()
     return sent
 
