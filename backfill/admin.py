@@ -1,16 +1,12 @@
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import prefetch_related_objects
 from django.template.response import TemplateResponse
 
 from backfill.booking import BackfillError, book_entry_by_hand, retry_slot
-from backfill.matching import RANK_ORDER, SlotFacts, rank_candidates
+from backfill.hand_booking import hand_booking_choices
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from clinic.admin_lists import ClinicModelAdmin
 from waitlist.models import WaitlistEntry
-
-# How many unranked waiting entries the book-by-hand page lists under the ranked ones.
-HAND_BOOKING_OTHERS = 100
 
 
 class MatchLogInline(admin.TabularInline):
@@ -101,18 +97,6 @@ class FreedSlotAdmin(ClinicModelAdmin):
 
 def _chosen_entry(raw):
     return WaitlistEntry.objects.filter(pk=int(raw)).first() if raw.isdecimal() else None
-
-
-def hand_booking_choices(slot):
-    """The slot's candidates as the backfill ranks them, then everyone else waiting for its specialty."""
-    ranked = rank_candidates(SlotFacts.of(slot))
-    prefetch_related_objects([candidate.entry for candidate in ranked], "patient", "preferred_location")
-    waiting = (
-        WaitlistEntry.objects.filter(specialty_id=slot.provider.specialty_id, status=WaitlistEntry.Status.WAITING)
-        .exclude(pk__in=[candidate.entry.pk for candidate in ranked])
-    )
-    others = list(waiting.select_related("patient", "preferred_location").order_by(*RANK_ORDER)[:HAND_BOOKING_OTHERS])
-    return ranked, others, waiting.count()
 
 
 @admin.register(MatchLog)

@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from backfill import fhir, health
+from backfill import appointment_views
 from backfill import views as backfill_views
 from clinic import views as clinic_views
 from scheduling import views as scheduling_views
@@ -25,6 +26,10 @@ urlpatterns = [
     path("metrics", health.metrics, name="metrics"),
     path("fhir/", include(fhir)),
     path("schedule/", scheduling_views.schedule, name="schedule"),
+    path("schedule/appointments/<int:pk>/", appointment_views.appointment_detail, name="appointment-detail"),
+    path("schedule/appointments/<int:pk>/cancel/", appointment_views.cancel_appointment, name="appointment-cancel"),
+    path("schedule/appointments/<int:pk>/retry/", appointment_views.retry_backfill, name="appointment-retry-backfill"),
+    path("schedule/appointments/<int:pk>/book/", appointment_views.book_by_hand, name="appointment-book-by-hand"),
     path("schedule.html", RedirectView.as_view(url="/schedule/", permanent=False, query_string=True)),
     path("emails/", clinic_views.outbox, name="outbox"),
     path("emails.html", RedirectView.as_view(url="/emails/", permanent=False, query_string=True)),
