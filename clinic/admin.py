@@ -14,7 +14,7 @@ from scheduling.reassignment import WorkflowError, mark_provider_unavailable
 
 @admin.register(Location)
 class LocationAdmin(ClinicModelAdmin):
-    list_display = ["name", "address"]
+    list_display = ["name", "address", "phone"]
     search_fields = ["name", "address"]
 
 

@@ -12,6 +12,8 @@ from clinic.validators import single_line
 class Location(models.Model):
     name = models.CharField(max_length=100, unique=True, validators=[single_line])
     address = models.CharField(max_length=200, blank=True, validators=[single_line])
+    # What patients read on their pages and emails to call the site (issue 13).
+    phone = models.CharField(max_length=30, blank=True, validators=[single_line])
     # The integrator's own id for it (SPEC 13), unique when set.
     external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
 
