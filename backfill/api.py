@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backfill.booking import book_entry_by_hand, retry_slot
-from backfill.models import FreedSlot, MatchLog
+from backfill.models import FreedSlot, MatchLog, SlotOffer
 from backfill.stats import backfill_stats
 from clinic.api import ClinicDateField, ClinicDayFilter
 from waitlist.models import WaitlistEntry
@@ -36,6 +36,17 @@ class FreedSlotSerializer(serializers.ModelSerializer):
     class Meta:
         model = FreedSlot
         fields = ["id", "provider", "start", "end", "appointment", "reason", "status", "freed_at", "filled_at", "filled_by"]
+        read_only_fields = fields
+
+
+class SlotOfferSerializer(serializers.ModelSerializer):
+    """An offer as integrators' events show it (offer mode)."""
+
+    waitlist_entry = serializers.PrimaryKeyRelatedField(source="entry", read_only=True)
+
+    class Meta:
+        model = SlotOffer
+        fields = ["id", "slot", "waitlist_entry", "patient", "score", "status", "sent_at", "expires_at", "responded_at"]
         read_only_fields = fields
 
 

@@ -6,3 +6,10 @@ class BackfillConfig(AppConfig):
 
     def ready(self):
         from backfill import signals  # noqa: F401
+        from backfill.api import FreedSlotSerializer, SlotOfferSerializer
+        from backfill.models import FreedSlot, SlotOffer
+        from clinic import events
+
+        # Integrators' events show these as the API does (clinic.events).
+        events.show(FreedSlot, "slot", FreedSlotSerializer)
+        events.show(SlotOffer, "offer", SlotOfferSerializer)

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from backfill.matching import Rules, SlotFacts, rank_candidates
 from backfill.models import FreedSlot, MatchLog
+from clinic import events
 from clinic.email import queue_email
 from clinic.models import OutboundEmail
 from scheduling.models import Appointment, AppointmentConflict
@@ -70,6 +71,7 @@ def close_slot(slot, status):
     slot.status = status
     slot.next_attempt_at = None
     slot.save(update_fields=["status", "attempts", "next_attempt_at"])
+    events.record(f"slot.{status}", slot)  # slot.no_match, slot.expired
     return slot
 
 
@@ -151,6 +153,7 @@ def book_entry(slot, entry):
     entry.status = WaitlistEntry.Status.BOOKED
     entry.booked_appointment = appointment
     entry.save(update_fields=["status", "booked_appointment"])
+    events.record("waitlist_entry.booked", entry, appointment=appointment)
     queue_email(OutboundEmail.Kind.BACKFILL_CONFIRMATION, appointment)
     if settings.BACKFILL["CHAIN_BACKFILL"]:
         _release_later_appointment(entry, appointment)
@@ -173,6 +176,13 @@ def mark_backfilled(slot, appointment):
     slot.next_attempt_at = None
     slot.fill_ms = max(0, int((now - slot.freed_at).total_seconds() * 1000))
     slot.save(update_fields=["status", "filled_at", "filled_by", "next_attempt_at", "fill_ms", "attempts"])
+    _record_filled(slot)
+
+
+def _record_filled(slot):
+    # The EHR learns the whole move at once: the freed slot, who was booked into it and
+    # which cancelled appointment it replaced.
+    events.record("slot.backfilled", slot, booked_appointment=slot.filled_by, replaced_appointment=slot.appointment)
 
 
 def record_failure(slot_id, error):
@@ -189,6 +199,7 @@ def record_failure(slot_id, error):
             slot.status = FreedSlot.Status.FAILED
             slot.next_attempt_at = None
             log.error("[BACKFILL] Slot %s failed %s times, giving up: %s", slot.pk, slot.failures, slot.last_error)
+            events.record("slot.failed", slot)
         else:
             backoff = settings.BACKFILL["RETRY_BACKOFF_SECONDS"] * 2 ** (slot.failures - 1)
             slot.next_attempt_at = timezone.now() + timedelta(seconds=backoff)
@@ -219,6 +230,7 @@ def book_entry_by_hand(slot, entry, by):
         slot.filled_by = appointment
         slot.next_attempt_at = None
         slot.save(update_fields=["status", "filled_at", "filled_by", "next_attempt_at"])
+        _record_filled(slot)  # by hand: the slot's status says "manual"
     log.info("slot.booked_by_hand slot=%s patient=%s appointment=%s by=%s", slot.pk, appointment.patient_id, appointment.pk, by)
     return appointment
 

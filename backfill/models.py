@@ -5,6 +5,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from clinic import events
 from clinic.models import Patient, Provider
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
@@ -104,6 +105,7 @@ class FreedSlot(models.Model):
                 slot.save()
         except IntegrityError:  # two saves cancelled the same row at once: the other recorded it
             return cls.objects.get(appointment=appointment)
+        events.record("slot.freed", slot)
         from backfill.tasks import enqueue_backfill
 
         transaction.on_commit(lambda: enqueue_backfill(slot.pk), robust=True)

@@ -23,6 +23,7 @@ from backfill import booking
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from backfill.offer_links import offer_links
 from backfill.tasks import enqueue_backfill
+from clinic import events
 from clinic.email import queue_patient_email
 from clinic.models import OutboundEmail
 from scheduling.models import AppointmentConflict
@@ -67,9 +68,10 @@ def offer_slot(slot, facts, rules):
 
 
 def _expire_lapsed(slot, now):
-    expired = slot.offers.filter(status=SlotOffer.Status.PENDING, expires_at__lte=now).update(status=SlotOffer.Status.EXPIRED)
-    if expired:
-        log.info("slot_offer.expired slot=%s count=%s", slot.pk, expired)
+    # One by one, not one UPDATE: each expiry is an event of its own offer.
+    for offer in slot.offers.filter(status=SlotOffer.Status.PENDING, expires_at__lte=now):
+        offer.slot = slot
+        _answer(offer, SlotOffer.Status.EXPIRED, responded=False)
 
 
 def _wait_until(slot, when):
@@ -107,6 +109,7 @@ def _send_offer(slot, candidate, now, expires_at):
         slot=slot, entry_id=entry.pk, patient_id=entry.patient_id, score=candidate.score,
         breakdown=candidate.breakdown, sent_at=now, expires_at=expires_at,
     )
+    events.record("offer.sent", offer, slot=slot)
     queue_patient_email(OutboundEmail.Kind.SLOT_OFFER, entry.patient, {
         **_slot_context(slot), "offer": offer, "links": offer_links(offer), "expires": timezone.localtime(expires_at),
     })
@@ -199,6 +202,8 @@ def _answer(offer, status, responded=True):
     offer.status = status
     offer.responded_at = timezone.now() if responded else None
     offer.save(update_fields=["status", "responded_at"])
+    if status != SlotOffer.Status.WITHDRAWN:  # withdrawn is the slot's news (backfilled, expired), not the offer's
+        events.record(f"offer.{status}", offer, slot=offer.slot)
     log.info("slot_offer.%s offer=%s slot=%s patient=%s", status, offer.pk, offer.slot_id, offer.patient_id)
 
 

@@ -4,6 +4,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from backfill import batch, booking
@@ -68,6 +69,16 @@ def fill_slots_for_entry(entry_id, limit=20):
     return None
 
 
+def _expire_slots(too_soon):
+    """Slots nobody filled before their lead time: one by one, each its own slot.expired event."""
+    with transaction.atomic():
+        slots = FreedSlot.objects.select_for_update(skip_locked=True, no_key=True).filter(
+            status__in=FreedSlot.FILLABLE, start__lte=too_soon).order_by("start")[:1000]
+        for slot in slots:
+            booking.close_slot(slot, FreedSlot.Status.EXPIRED)
+    return len(slots)
+
+
 def sweep(now=None):
     """Trigger 4: re-enqueue slots whose job was lost or whose retry is due; expire past slots.
 
@@ -75,9 +86,7 @@ def sweep(now=None):
     """
     now = now or timezone.now()
     lead = timedelta(minutes=settings.BACKFILL["MIN_LEAD_MINUTES"])
-    expired = FreedSlot.objects.filter(status__in=FreedSlot.FILLABLE, start__lte=now + lead).update(
-        status=FreedSlot.Status.EXPIRED, next_attempt_at=None
-    )
+    expired = _expire_slots(now + lead)
     due = list(
         FreedSlot.objects.filter(status=FreedSlot.Status.OPEN, next_attempt_at__lte=now).values_list("pk", flat=True)[:1000]
     )

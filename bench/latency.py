@@ -1,7 +1,7 @@
 """Cancellation committed to replacement booked, through a real qcluster (SPEC 9).
 
     .venv/bin/python bench/latency.py [--brokers redis,orm] [--count 500] [--rate 50]
-                                      [--workers 2] [--poll 0.05] [--baseline FILE]
+                                      [--workers 2] [--poll 0.05] [--webhook 0,1] [--baseline FILE]
 
 For each broker (Redis db 9, or django-q2's ORM broker on PostgreSQL) it starts a real
 ``qcluster``, cancels --count appointments at --rate per second through
@@ -29,22 +29,24 @@ def main():
     parser.add_argument("--workers", default="2", help="Q_WORKERS, or a comma-separated list to compare")
     parser.add_argument("--poll", default="0.05", help="ORM broker Q_POLL in s, or a comma-separated list")
     parser.add_argument("--waitlist", type=int, default=10_000, help="background waitlist entries")
+    parser.add_argument("--webhook", default="0",
+                        help="1: one webhook endpoint subscribed to every event (a receiver on loopback); 0,1 compares")
     parser.add_argument("--baseline", help="a previous bench/results/latency-*.json to compare with")
     args = parser.parse_args()
     rows, details = [], []
-    for broker, workers, poll in configurations(args):
+    for broker, workers, poll, webhook in configurations(args):
         child = run_child(broker=broker, rate=args.rate, count=args.count, workers=workers, poll=poll,
-                          waitlist=args.waitlist)
+                          waitlist=args.waitlist, webhook=webhook)
         target = TARGET_P95_MS[broker]
         rows.append({**child["row"], "target_p95_ms": target, "meets_target": child["row"]["p95_ms"] < target
                      and clean(child["row"])})
-        details.append({key: child[key] for key in ("broker", "statuses", "emails", "cpu_ms_per_cancellation",
+        details.append({key: child[key] for key in ("broker", "statuses", "emails", "webhooks", "cpu_ms_per_cancellation",
                                                      "load_average_at_end")})
-        print(f"{broker} workers={workers} poll={poll}: p95 {child['row']['p95_ms']:.0f} ms", flush=True)
+        print(f"{broker} workers={workers} poll={poll} webhook={webhook}: p95 {child['row']['p95_ms']:.0f} ms", flush=True)
     result = {
         "benchmark": "latency", "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": child["machine"],
         "config": {"count": args.count, "rate": args.rate, "waitlist": args.waitlist},
-        "key": ["broker", "workers", "poll_s"], "rows": rows, "details": details,
+        "key": ["broker", "workers", "poll_s", "webhook"], "rows": rows, "details": details,
     }
     show(result)
     save(result)
@@ -54,9 +56,9 @@ def main():
 
 def configurations(args):
     brokers = args.brokers.split(",")
-    for broker, workers in product(brokers, args.workers.split(",")):
+    for broker, workers, webhook in product(brokers, args.workers.split(","), args.webhook.split(",")):
         for poll in args.poll.split(",") if broker == "orm" else [args.poll.split(",")[0]]:
-            yield broker, int(workers), float(poll)
+            yield broker, int(workers), float(poll), int(webhook)
 
 
 def clean(row):
@@ -67,8 +69,8 @@ def clean(row):
 def show(result):
     print_table(result["rows"], COLUMNS, title=f"Cancellation to replacement booking, {result['config']['count']} "
                                                f"cancellations at {result['config']['rate']:g}/s")
-    print_table([{"broker": row["broker"], "workers": row["workers"], "poll_s": row["poll_s"],
-                  **detail["cpu_ms_per_cancellation"], "emails": detail["emails"]}
+    print_table([{"broker": row["broker"], "workers": row["workers"], "poll_s": row["poll_s"], "webhook": row.get("webhook"),
+                  **detail["cpu_ms_per_cancellation"], "emails": detail["emails"], "webhooks": detail.get("webhooks") or "-"}
                  for row, detail in zip(result["rows"], result["details"])], CPU_COLUMNS,
                 title="CPU ms per cancellation, by process (postgres+other: the machine's CPU beyond the others)")
     for detail in result["details"]:
@@ -76,16 +78,16 @@ def show(result):
     print_machine(result["machine"], waitlist=result["config"]["waitlist"])
 
 
-COLUMNS = [("broker", "broker"), ("workers", "workers"), ("poll_s", "poll s"), ("achieved_rate", "rate/s"),
+COLUMNS = [("broker", "broker"), ("workers", "workers"), ("poll_s", "poll s"), ("webhook", "webhook"), ("achieved_rate", "rate/s"),
            ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms"),
            ("backfilled", "filled"), ("not_backfilled", "unfilled"), ("cancel_p95_ms", "cancel p95 ms"),
            ("provider_overlaps", "provider overlaps"), ("patient_overlaps", "patient overlaps"),
            ("patients_booked_twice", "booked twice"),
            ("target_p95_ms", "target p95"), ("meets_target", "ok")]
-CPU_COLUMNS = [("broker", "broker"), ("workers", "workers"), ("poll_s", "poll s"), ("driver", "driver"),
+CPU_COLUMNS = [("broker", "broker"), ("workers", "workers"), ("poll_s", "poll s"), ("webhook", "webhook"), ("driver", "driver"),
                ("qcluster", "qcluster"), ("redis", "redis"), ("postgres_and_other", "postgres+other"),
                ("machine", "machine"),
-               ("emails", "emails by status")]
+               ("emails", "emails by status"), ("webhooks", "webhook deliveries")]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, time as clock, timedelta
 from pathlib import Path
 
@@ -46,6 +47,8 @@ def main():
     parser.add_argument("--poll", type=float, default=0.05, help="ORM broker poll interval in s (Q_POLL)")
     parser.add_argument("--waitlist", type=int, default=10_000, help="background waitlist entries")
     parser.add_argument("--threads", type=int, default=4, help="driver threads issuing cancellations")
+    parser.add_argument("--webhook", type=int, default=0,
+                        help="1: one webhook endpoint subscribed to every event, a receiver on loopback (SPEC 13)")
     parser.add_argument("--profile", help="directory for py-spy profiles (collapsed stacks) of the driver and the qcluster")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -58,11 +61,12 @@ def run(args):
     machine = machine_facts()
     appointments = build_clinic(args.count, args.waitlist)
     clear_broker(redis)
-    with qcluster(args, redis) as cluster:
+    with receiving_webhooks(args.webhook) as receiver, qcluster(args, redis) as cluster:
         before = cpu_seconds(cluster.process.pid)
         with profiled(args.profile, cluster.process.pid):
             driven = drive(appointments, args.rate, args.threads)
         settled = wait_for_slots([a.pk for a in appointments], timeout=60 + args.count / 50)
+        webhooks = wait_for_deliveries(receiver, timeout=60 + args.count / 50)
         cpu = {name: round((used - before.get(name, 0.0)) * 1000 / args.count, 1)
                for name, used in cpu_seconds(cluster.process.pid).items()}
         cpu["postgres_and_other"] = round(cpu["machine"] - cpu["driver"] - cpu["qcluster"] - cpu["redis"], 1)
@@ -78,7 +82,8 @@ def run(args):
         "settled_s": settled, **integrity(),
     }
     broker = redis_version(redis) + " (db 9)" if redis else f"django-q2 ORM broker on PostgreSQL, poll {args.poll} s"
-    return {"row": row, "statuses": statuses, "emails": emails, "cpu_ms_per_cancellation": cpu, "machine": machine, "broker": broker,
+    row["webhook"] = bool(args.webhook)
+    return {"row": row, "statuses": statuses, "emails": emails, "webhooks": webhooks, "cpu_ms_per_cancellation": cpu, "machine": machine, "broker": broker,
             "load_average_at_end": load_average(), "waitlist": args.waitlist}
 
 
@@ -281,6 +286,38 @@ def cpu_seconds(cluster_pid):
     busy = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     used["machine"] = (sum(int(value) for value in busy) - int(busy[3]) - int(busy[4])) / tick
     return used
+
+
+@contextmanager
+def receiving_webhooks(wanted):
+    """With --webhook 1: a receiver on loopback and one endpoint subscribed to every event."""
+    if not wanted:
+        yield None
+        return
+    from clinic.models import WebhookEndpoint
+    from clinic.webhooks import new_secret
+    from tests.webhook_receiver import receiving
+
+    with receiving() as receiver:
+        WebhookEndpoint.objects.create(url=receiver.url, events=["*"], secret=new_secret(), description="bench receiver")
+        yield receiver
+
+
+def wait_for_deliveries(receiver, timeout):
+    """Until the run's events are all delivered (inside the CPU measurement: delivering is part of the cost)."""
+    if receiver is None:
+        return None
+    from django.db.models import Count
+
+    from clinic.models import Event, WebhookDelivery
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if not (Event.objects.filter(fanned_out=False).exists() or WebhookDelivery.objects.exclude(status="delivered").exists()):
+            break
+        time.sleep(0.25)
+    return {"events": Event.objects.count(), "received": len(receiver.received), "settled_s": round(time.monotonic() - started, 1),
+            **dict(WebhookDelivery.objects.values_list("status").annotate(Count("id")).order_by())}
 
 
 def wait_for_slots(appointment_ids, timeout):

@@ -7,6 +7,8 @@ registers how its models are shown (`show`) when it is ready, so this bottom lay
 serializer and imports nothing above it.
 """
 
+import functools
+
 from django.db import transaction
 
 from clinic.models import Event
@@ -21,18 +23,26 @@ EVENT_TYPES = [
     "provider.unavailable",
 ]
 
-# model class -> (name used in events, function turning an instance into the API's dict)
+# model class -> (name used in events, the API's serializer for it)
 _SHOWN = {}
 
 
-def show(model, name, as_api_shows_it):
+def show(model, name, serializer_class):
     """Register how events show instances of `model` (called from an app's ready())."""
-    _SHOWN[model] = (name, as_api_shows_it)
+    _SHOWN[model] = (name, serializer_class)
 
 
 def shown(obj):
-    name, as_api_shows_it = _SHOWN[type(obj)]
-    return name, as_api_shows_it(obj)
+    name, serializer_class = _SHOWN[type(obj)]
+    return name, _serializer(serializer_class).to_representation(obj)
+
+
+@functools.cache
+def _serializer(serializer_class):
+    # One instance per class, reused: building a DRF serializer's fields costs about a
+    # millisecond, several times per backfill, inside the booking transaction. Reading with
+    # to_representation keeps no state on the instance, so threads can share it.
+    return serializer_class()
 
 
 def record(event_type, obj, **related):

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -39,6 +39,7 @@ FAN_OUT_BATCH = 500
 CLAIM_SECONDS = 120
 FIRST_RETRY_SECONDS = 30
 MAX_RETRY_SECONDS = 3600
+SEND_SECONDS = 1.0
 
 
 def new_secret():
@@ -53,12 +54,20 @@ def request_delivery():
 
 
 def deliver():
-    """The job: fan out what is new, then send everything due, endpoint by endpoint."""
+    """The job: fan out what is new, then send what is due, endpoint by endpoint.
+
+    One run sends for SEND_SECONDS at most, then asks for another: backfill jobs queued
+    meanwhile on the same cluster run in between instead of waiting behind a long backlog.
+    """
     started(JOB)
     fan_out()
-    sent = 0
+    deadline = time.monotonic() + SEND_SECONDS
+    sent, more = 0, False
     for endpoint_id in WebhookEndpoint.objects.filter(active=True).values_list("pk", flat=True):
-        sent += send_for(endpoint_id)
+        count, left = send_for(endpoint_id, deadline)
+        sent, more = sent + count, more or left
+    if more:
+        request_delivery_now()
     return sent
 
 
@@ -85,38 +94,48 @@ def claim(endpoint_id, now):
     ).update(claimed_until=until) == 1
 
 
-def send_for(endpoint_id):
+def send_for(endpoint_id, deadline=float("inf")):
+    """Send the endpoint's due deliveries in order; returns (sent, whether some are left for another run)."""
     now = timezone.now()
     if not claim(endpoint_id, now):
-        return 0  # another sender has it; it sends these too
+        return 0, False  # another sender has it; it sends these too
     sent = 0
     try:
         endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
-        while (delivery := next_due(endpoint)) is not None:
-            if not attempt(delivery):
-                break  # the receiver is failing: the rest wait for the next retry
-            sent += 1
+        while due := next_due(endpoint):
+            delivered = []
+            for delivery in due:
+                if not attempt(delivery, delivered):
+                    record_delivered(endpoint, delivered)
+                    return sent + len(delivered), False  # the receiver is failing: the rest wait for the next retry
+                if time.monotonic() > deadline:  # after one at least: every run makes progress
+                    record_delivered(endpoint, delivered)
+                    return sent + len(delivered), True
+            record_delivered(endpoint, delivered)
+            sent += len(delivered)
     finally:
         WebhookEndpoint.objects.filter(pk=endpoint_id).update(claimed_until=None)
-    return sent
+    return sent, False
 
 
-def next_due(endpoint):
-    """The oldest pending delivery whose object has no earlier one still pending, if due."""
+def next_due(endpoint, scan=200):
+    """The next due pending deliveries, oldest event first, none of an object that has an
+    earlier delivery still waiting for its retry (those wait too)."""
     pending = (
         WebhookDelivery.objects.filter(endpoint=endpoint, status=WebhookDelivery.Status.PENDING)
-        .select_related("event").order_by("event_id")
+        .select_related("event").order_by("event_id")[:scan]
     )
-    blocked = set()
+    blocked, due = set(), []
     now = timezone.now()
-    for delivery in pending[:200]:
+    for delivery in pending:
         subject = delivery.event.subject
         if subject in blocked:
             continue
         if delivery.next_attempt_at <= now:
-            return delivery
-        blocked.add(subject)  # waits for its retry; later events of this object wait too
-    return None
+            due.append(delivery)
+        else:
+            blocked.add(subject)
+    return due
 
 
 def body_of(event):
@@ -138,8 +157,9 @@ def signed_headers(endpoint, event, body, at):
     }
 
 
-def attempt(delivery):
-    """POST once and record it; True when the receiver took it (2xx)."""
+def attempt(delivery, delivered):
+    """POST once. Taken (2xx): appended to `delivered`, recorded with its batch; otherwise
+    recorded now. True when the receiver took it."""
     event, endpoint = delivery.event, delivery.endpoint
     body = body_of(event)
     at = timezone.now()
@@ -155,30 +175,47 @@ def attempt(delivery):
     except (OSError, ValueError) as failure:  # refused, timed out, unreachable, bad URL
         error = f"{type(failure).__name__}: {failure}"[:300]
     duration_ms = int((time.monotonic() - began) * 1000)
-    ok = status_code is not None and 200 <= status_code < 300
-    record(delivery, ok, status_code, excerpt, error, duration_ms)
-    return ok
+    kept = DeliveryAttempt(delivery=delivery, attempted_at=at, status_code=status_code,
+                           response_excerpt=excerpt[:500], error=error, duration_ms=duration_ms)
+    if status_code is not None and 200 <= status_code < 300:
+        delivered.append(kept)
+        return True
+    record_failed(delivery, kept)
+    return False
 
 
-def record(delivery, ok, status_code, excerpt, error, duration_ms):
+def record_delivered(endpoint, attempts):
+    """One transaction for a batch of taken deliveries. Should the worker die before it, they
+    are sent again: receivers tell a repeat by its webhook-id (Standard Webhooks)."""
+    if not attempts:
+        return
     now = timezone.now()
     with transaction.atomic():
-        DeliveryAttempt.objects.create(delivery=delivery, attempted_at=now, status_code=status_code,
-                                       response_excerpt=excerpt[:500], error=error, duration_ms=duration_ms)
+        DeliveryAttempt.objects.bulk_create(attempts)
+        WebhookDelivery.objects.filter(pk__in=[kept.delivery_id for kept in attempts]).update(
+            status=WebhookDelivery.Status.DELIVERED, delivered_at=now, attempts=F("attempts") + 1)
+        if endpoint.failing_since is not None:
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
+            endpoint.failing_since = None
+    for kept in attempts:
+        log.info("webhook.delivered endpoint=%s event=%s attempt=%s status=%s ms=%s", endpoint.pk,
+                 kept.delivery.event_id, kept.delivery.attempts + 1, kept.status_code, kept.duration_ms)
+
+
+def record_failed(delivery, kept):
+    now = kept.attempted_at
+    with transaction.atomic():
+        kept.save()
         delivery.attempts += 1
-        if ok:
-            delivery.status, delivery.delivered_at = WebhookDelivery.Status.DELIVERED, now
-            WebhookEndpoint.objects.filter(pk=delivery.endpoint_id).update(failing_since=None)
-        elif now - delivery.event.occurred_at >= timedelta(hours=settings.WEBHOOK_RETRY_HOURS):
+        if now - delivery.event.occurred_at >= timedelta(hours=settings.WEBHOOK_RETRY_HOURS):
             delivery.status = WebhookDelivery.Status.FAILED
         else:
             backoff = min(FIRST_RETRY_SECONDS * 2 ** (delivery.attempts - 1), MAX_RETRY_SECONDS)
             delivery.next_attempt_at = now + timedelta(seconds=backoff)
-        delivery.save(update_fields=["status", "attempts", "next_attempt_at", "delivered_at"])
-        if not ok:
-            note_failure(delivery.endpoint_id, now)
-    log.info("webhook.%s endpoint=%s event=%s attempt=%s status=%s ms=%s", "delivered" if ok else "failed",
-             delivery.endpoint_id, delivery.event_id, delivery.attempts, status_code or error.split(":")[0], duration_ms)
+        delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
+        note_failure(delivery.endpoint_id, now)
+    log.info("webhook.failed endpoint=%s event=%s attempt=%s status=%s ms=%s", delivery.endpoint_id, delivery.event_id,
+             delivery.attempts, kept.status_code or kept.error.split(":")[0], kept.duration_ms)
 
 
 def note_failure(endpoint_id, now):

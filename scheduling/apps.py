@@ -11,6 +11,5 @@ class SchedulingConfig(AppConfig):
         from scheduling.models import Appointment, ProviderUnavailability
 
         # Integrators' events show these as the API does (clinic.events).
-        events.show(Appointment, "appointment", lambda appointment: AppointmentSerializer(appointment).data)
-        events.show(ProviderUnavailability, "unavailability",
-                    lambda absence: ProviderUnavailabilitySerializer(absence).data)
+        events.show(Appointment, "appointment", AppointmentSerializer)
+        events.show(ProviderUnavailability, "unavailability", ProviderUnavailabilitySerializer)

@@ -210,8 +210,10 @@ class Appointment(models.Model):
             self.cancel_reason = " ".join(reason.split())[:200]
             self.cancelled_by = str(by)[:100]
             self.cancelled_at = timezone.now()
-            self.save(update_fields=["status", "cancel_reason", "cancelled_by", "cancelled_at", "updated_at"])
+            # Recorded before the save, whose receiver frees the slot: the EHR hears of the
+            # cancellation before the slot.freed that follows from it.
             events.record("appointment.cancelled", self)
+            self.save(update_fields=["status", "cancel_reason", "cancelled_by", "cancelled_at", "updated_at"])
             log.info("appointment.cancelled id=%s patient=%s by=%s reason=%s", self.pk, self.patient_id, by, reason)
         return self
 

@@ -192,3 +192,22 @@ def test_events_show_the_object_as_the_api_does(integrator, django_capture_on_co
     event = Event.objects.filter(type="appointment.cancelled").get()
     assert event.payload["appointment"] == integrator.get(f"/api/appointments/{appointment.pk}/").json()
     assert json.dumps(event.payload)  # plain JSON
+
+
+def test_a_long_backlog_is_sent_in_short_runs_each_asking_for_the_next(monkeypatch, django_capture_on_commit_callbacks):
+    # A run gives its worker back after SEND_SECONDS so backfill jobs are not stuck behind it.
+    monkeypatch.setattr(webhooks, "SEND_SECONDS", 0)
+    runs = []
+    monkeypatch.setattr(webhooks, "request_delivery_now", lambda: runs.append("asked"))
+    appointments = [AppointmentFactory() for _ in range(3)]
+    with receiving() as receiver:
+        endpoint = subscribe(receiver.url, events=["appointment.cancelled"])
+        with django_capture_on_commit_callbacks(execute=False):
+            for appointment in appointments:
+                appointment.cancel("sick", by="frontdesk")
+        assert webhooks.deliver() == 1 and runs == ["asked"]
+        assert webhooks.deliver() == 1 and webhooks.deliver() == 1
+        assert webhooks.deliver() == 0
+        received = verified(endpoint, receiver.received)
+    assert [body["data"]["appointment"]["id"] for body in received] == [a.pk for a in appointments]
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"delivered"}

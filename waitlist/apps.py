@@ -10,4 +10,4 @@ class WaitlistConfig(AppConfig):
         from waitlist.models import WaitlistEntry
 
         # Integrators' events show entries as the API does (clinic.events).
-        events.show(WaitlistEntry, "waitlist_entry", lambda entry: WaitlistEntrySerializer(entry).data)
+        events.show(WaitlistEntry, "waitlist_entry", WaitlistEntrySerializer)
