@@ -23,6 +23,11 @@ class Location(models.Model):
     def __str__(self):
         return self.name
 
+    @property
+    def phone_uri(self):
+        """The phone as a link a phone can dial: "tel:" and its digits."""
+        return "tel:" + "".join(ch for ch in self.phone if ch.isdigit() or ch == "+")
+
 
 class Specialty(models.Model):
     name = models.CharField(max_length=100, unique=True, validators=[single_line])
