@@ -109,6 +109,90 @@ def check(page, name):
     screenshot(page, name)
 
 
+@pytest.fixture
+def roles():
+    """The three roles, made again if an earlier transactional test's flush emptied them
+    (seed_demo gives its logins these groups): the role migrations' own steps, in order."""
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    if Group.objects.exists():
+        return
+    import_module("backfill.migrations.0006_roles").create_roles(apps, None)
+    for name in ("0008_managers_read_no_show_models", "0009_webhook_permissions"):
+        import_module(f"backfill.migrations.{name}").grant(apps, None)
+
+
+def test_the_readme_tour(browser, live_server, settings, roles):  # noqa: F811
+    """The five-minute tour on the demo clinic, as the README tells it; its screenshots are
+    the README's (docs/screenshots/tour-*.png with BACKFILL_DOC_SCREENSHOTS=1)."""
+    import io
+    import re
+
+    from django.core.management import call_command
+    from playwright.sync_api import expect
+
+    from backfill.models import FreedSlot
+    from scheduling.models import ProviderUnavailability
+
+    settings.SITE_URL = live_server.url  # the links in the stored emails open this server
+    logins = io.StringIO()
+    call_command("seed_demo", stdout=logins)
+    call_command("demo_scenario", "provider-sick", "--wait", "5", stdout=io.StringIO())
+    password = re.search(r"frontdesk / (\S+)", logins.getvalue()).group(1)
+    absence = ProviderUnavailability.objects.get(reason="out sick")
+    day, location = absence.start_date, absence.provider.location
+    declined = Appointment.objects.get(cancel_reason="declined_reassignment", start__date=day)
+    backfilled = FreedSlot.objects.get(appointment=declined).filled_by
+
+    page = browser.new_context(viewport=DESKTOP).new_page()
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "frontdesk")
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.goto(f"{live_server.url}/schedule/?date={day:%Y-%m-%d}&location={location.pk}")
+    card = page.locator(".source-backfill", has_text=str(backfilled.patient))
+    expect(card).to_be_visible()
+    expect(page.locator(".provider-column.away")).to_have_count(1)
+    page.evaluate("""() => { const grid = document.querySelector('.day-grid');
+        const card = grid.querySelector('.source-backfill');
+        grid.scrollTop += card.getBoundingClientRect().top - grid.getBoundingClientRect().top - 200; }""")
+    check(page, "tour-1-schedule")
+
+    card.click()
+    expect(page.get_by_role("heading", name="Booked from the waitlist")).to_be_visible()
+    page.goto(f"{live_server.url}/schedule/appointments/{declined.pk}/")
+    expect(page.get_by_text(f"{backfilled.patient} was chosen")).to_be_visible()
+    check(page, "tour-2-why-this-patient")
+
+    page.goto(f"{live_server.url}/emails/?kind=reassignment_offer")
+    expect(page.locator("article.message").first).to_contain_text("has moved to")
+    check(page, "tour-3-outbox")
+
+    page.context.close()
+
+    page = browser.new_context(viewport=DESKTOP).new_page()  # the dashboard is the clinic manager's
+    page.goto(f"{live_server.url}/accounts/login/?next=/dashboard/")
+    page.fill("#id_username", "manager")
+    page.fill("#id_password", re.search(r"manager / (\S+)", logins.getvalue()).group(1))
+    page.click("button[type=submit]")
+    expect(page.locator("#fill-rate")).not_to_have_text("0.0%")
+    check(page, "tour-5-dashboard")
+    page.context.close()
+
+    still_offered = Appointment.objects.filter(status=Appointment.Status.OFFERED, start__date=day).first()
+    email = OutboundEmail.objects.get(appointment=still_offered, kind=OutboundEmail.Kind.REASSIGNMENT_OFFER)
+    phone = browser.new_context(viewport=PHONE).new_page()
+    phone.set_content(email.html_body)
+    check(phone, "tour-4-offer-email-phone")
+    phone.get_by_role("link", name="Decline").click()
+    expect(phone.get_by_role("heading", name="Decline your new appointment")).to_be_visible()
+    check(phone, "tour-4-decline-page-phone")
+    phone.context.close()
+
+
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1400", "390"])
 def test_the_staff_pages_fit_and_pass_axe(browser, live_server, staff_user, clinic, viewport):  # noqa: F811
     from playwright.sync_api import expect
@@ -223,70 +307,3 @@ def test_a_patient_declines_an_offer_on_a_phone(browser, live_server, clinic, se
     check(page, "patient-declined-390")
     page.context.close()
 
-
-def test_the_readme_tour(browser, live_server, settings):  # noqa: F811
-    """The five-minute tour on the demo clinic, as the README tells it; its screenshots are
-    the README's (docs/screenshots/tour-*.png with BACKFILL_DOC_SCREENSHOTS=1)."""
-    import io
-    import re
-
-    from django.core.management import call_command
-    from playwright.sync_api import expect
-
-    from backfill.models import FreedSlot
-    from scheduling.models import ProviderUnavailability
-
-    settings.SITE_URL = live_server.url  # the links in the stored emails open this server
-    logins = io.StringIO()
-    call_command("seed_demo", stdout=logins)
-    call_command("demo_scenario", "provider-sick", "--wait", "5", stdout=io.StringIO())
-    password = re.search(r"frontdesk / (\S+)", logins.getvalue()).group(1)
-    absence = ProviderUnavailability.objects.get(reason="out sick")
-    day, location = absence.start_date, absence.provider.location
-    declined = Appointment.objects.get(cancel_reason="declined_reassignment", start__date=day)
-    backfilled = FreedSlot.objects.get(appointment=declined).filled_by
-
-    page = browser.new_context(viewport=DESKTOP).new_page()
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", "frontdesk")
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    page.goto(f"{live_server.url}/schedule/?date={day:%Y-%m-%d}&location={location.pk}")
-    card = page.locator(".source-backfill", has_text=str(backfilled.patient))
-    expect(card).to_be_visible()
-    expect(page.locator(".provider-column.away")).to_have_count(1)
-    page.evaluate("""() => { const grid = document.querySelector('.day-grid');
-        const card = grid.querySelector('.source-backfill');
-        grid.scrollTop += card.getBoundingClientRect().top - grid.getBoundingClientRect().top - 200; }""")
-    check(page, "tour-1-schedule")
-
-    card.click()
-    expect(page.get_by_role("heading", name="Booked from the waitlist")).to_be_visible()
-    page.goto(f"{live_server.url}/schedule/appointments/{declined.pk}/")
-    expect(page.get_by_text(f"{backfilled.patient} was chosen")).to_be_visible()
-    check(page, "tour-2-why-this-patient")
-
-    page.goto(f"{live_server.url}/emails/?kind=reassignment_offer")
-    expect(page.locator("article.message").first).to_contain_text("has moved to")
-    check(page, "tour-3-outbox")
-
-    page.context.close()
-
-    page = browser.new_context(viewport=DESKTOP).new_page()  # the dashboard is the clinic manager's
-    page.goto(f"{live_server.url}/accounts/login/?next=/dashboard/")
-    page.fill("#id_username", "manager")
-    page.fill("#id_password", re.search(r"manager / (\S+)", logins.getvalue()).group(1))
-    page.click("button[type=submit]")
-    expect(page.locator("#fill-rate")).not_to_have_text("0.0%")
-    check(page, "tour-5-dashboard")
-    page.context.close()
-
-    still_offered = Appointment.objects.filter(status=Appointment.Status.OFFERED, start__date=day).first()
-    email = OutboundEmail.objects.get(appointment=still_offered, kind=OutboundEmail.Kind.REASSIGNMENT_OFFER)
-    phone = browser.new_context(viewport=PHONE).new_page()
-    phone.set_content(email.html_body)
-    check(phone, "tour-4-offer-email-phone")
-    phone.get_by_role("link", name="Decline").click()
-    expect(phone.get_by_role("heading", name="Decline your new appointment")).to_be_visible()
-    check(phone, "tour-4-decline-page-phone")
-    phone.context.close()
