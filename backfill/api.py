@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backfill.booking import book_entry_by_hand, retry_slot
+from backfill.explanation import explain_slot
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from backfill.stats import backfill_stats
 from clinic.api import ClinicDateField, ClinicDayFilter
@@ -58,6 +59,35 @@ class FreedSlotDetailSerializer(FreedSlotSerializer):
         fields = [*FreedSlotSerializer.Meta.fields, "match_log"]
 
 
+class ExplanationPatientSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField(source="__str__")
+
+
+class RulePointsSerializer(serializers.Serializer):
+    rule = serializers.CharField()
+    points = serializers.IntegerField()
+    words = serializers.CharField(help_text='e.g. "available Wednesdays: +20"')
+
+
+class ExplanationSerializer(serializers.Serializer):
+    """One waiting entry judged against the slot by the rule table (SPEC 11)."""
+
+    waitlist_entry = serializers.IntegerField(source="entry.pk")
+    patient = ExplanationPatientSerializer(source="entry.patient")
+    eligible = serializers.BooleanField()
+    score = serializers.IntegerField()
+    breakdown = serializers.SerializerMethodField()
+    summary = serializers.CharField(help_text='The breakdown in one line: "no-show risk 0.85: +40 · available Wednesdays: +20".')
+    outcome = serializers.ChoiceField(choices=["booked", "ranked_lower", "left_out"])
+    reasons = serializers.ListField(child=serializers.CharField(), help_text="Why the entry cannot be booked here, one sentence per rule.")
+
+    def get_breakdown(self, explanation) -> list[dict]:
+        return RulePointsSerializer([
+            {"rule": rule, "points": points, "words": explanation.words[rule]} for rule, points in explanation.breakdown.items()
+        ], many=True).data
+
+
 class BookEntrySerializer(serializers.Serializer):
     waitlist_entry = serializers.PrimaryKeyRelatedField(queryset=WaitlistEntry.objects.all())
 
@@ -73,11 +103,13 @@ class FreedSlotFilter(filters.FilterSet):
 class FreedSlotViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = FreedSlot.objects.order_by("-freed_at", "-id")
     filterset_class = FreedSlotFilter
-    action_verbs = {"retry": "change", "book": "change"}
+    action_verbs = {"retry": "change", "book": "change", "explain": "view"}
 
     def get_queryset(self):
         if self.action == "list":
             return self.queryset
+        if self.action == "explain":
+            return self.queryset.select_related("provider__location", "appointment")
         logs = MatchLog.objects.order_by("-run", "rank")
         return self.queryset.prefetch_related(Prefetch("match_logs", queryset=logs))
 
@@ -86,6 +118,13 @@ class FreedSlotViewSet(viewsets.ReadOnlyModelViewSet):
 
     def slot_detail(self, slot, status_code):
         return Response(FreedSlotDetailSerializer(self.get_queryset().get(pk=slot.pk)).data, status=status_code)
+
+    @extend_schema(responses=ExplanationSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def explain(self, request, pk=None):
+        """Every waiting entry of the slot's specialty, eligible first in the engine's order, with why."""
+        page = self.paginate_queryset(explain_slot(self.get_object()))
+        return self.get_paginated_response(ExplanationSerializer(page, many=True).data)
 
     @extend_schema(request=None, responses={202: FreedSlotDetailSerializer})
     @action(detail=True, methods=["post"])

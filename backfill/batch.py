@@ -12,7 +12,6 @@ import logging
 from datetime import timedelta
 
 import numpy
-from django.conf import settings
 from django.db import transaction
 from scipy.optimize import linear_sum_assignment
 
@@ -39,7 +38,7 @@ def fill_batch(slot_id):
             if slot.is_bookable():
                 live.append(slot)
             else:
-                booking.close_slot(slot, FreedSlot.Status.EXPIRED)
+                slot.close(FreedSlot.Status.EXPIRED)
         log.info("[BACKFILL] Handling %s freed slot(s) together: %s", len(live), [slot.pk for slot in live])
         ranked = {slot.pk: rank_candidates(SlotFacts.of(slot), rules, pool=rules.CANDIDATE_POOL * len(live)) for slot in live}
         chosen = best_assignment(live, ranked)
@@ -107,11 +106,8 @@ def _fill(slot, candidates, chosen, rules):
         booked = booking.book_first_free(slot, SlotFacts.of(slot), rules)
     if booked is None:
         log.info("[BACKFILL] No waitlist matches found (slot %s)", slot.pk)
-        booking.close_slot(slot, FreedSlot.Status.NO_MATCH)
+        slot.close(FreedSlot.Status.NO_MATCH)
         return
-    booking.mark_backfilled(slot, booked)
+    slot.mark_backfilled(booked)
     log.info("[BACKFILL] Auto-backfilled with patient %s (slot %s, appointment %s, batch)", booked.patient_id, slot.pk, booked.pk)
 
-
-def batch_enabled():
-    return settings.BACKFILL["BATCH_BACKFILL"]

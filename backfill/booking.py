@@ -7,7 +7,6 @@ booking one patient (through entries for two specialties) cannot both pass.
 """
 
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -16,15 +15,16 @@ from django.utils import timezone
 from backfill.matching import Rules, SlotFacts, rank_candidates
 from backfill.models import FreedSlot, MatchLog
 from clinic import events
-from clinic.email import queue_email
+from clinic.exceptions import DomainError
 from clinic.models import OutboundEmail
+from scheduling.messages import queue_email
 from scheduling.models import Appointment, AppointmentConflict
 from waitlist.models import WaitlistEntry
 
 log = logging.getLogger("backfill")
 
 
-class BackfillError(Exception):
+class BackfillError(DomainError):
     """A staff request about a slot that cannot be carried out; the message says why."""
 
 
@@ -32,26 +32,31 @@ def book_best_candidate(slot_id):
     """Run one backfill of the slot: rank the waitlist, book the best free candidate."""
     with transaction.atomic():
         slot = lock_slot(slot_id)
-        if slot is None or not slot.is_fillable:
+        if slot is None or not begin_run(slot):
             return slot
-        slot.attempts += 1
-        log.info("[BACKFILL] Handling freed slot from appointment %s (slot %s, run %s)", slot.appointment_id, slot.pk, slot.attempts)
-        if not slot.is_bookable():
-            return close_slot(slot, FreedSlot.Status.EXPIRED)
         rules = Rules()
-        log.info("[BACKFILL] Finding waitlist matches (min no-show risk: %s)", rules.MIN_NO_SHOW_RISK)
-        if rules.OFFER_MODE:
-            from backfill.offers import offer_slot  # offers book through this module
-
-            return offer_slot(slot, SlotFacts.of(slot), rules)
         booked = book_first_free(slot, SlotFacts.of(slot), rules)
         if booked is None:
             log.info("[BACKFILL] No waitlist matches found (slot %s)", slot.pk)
-            return close_slot(slot, FreedSlot.Status.NO_MATCH)
-        mark_backfilled(slot, booked)
+            slot.close(FreedSlot.Status.NO_MATCH)
+            return slot
+        slot.mark_backfilled(booked)
         log.info("[BACKFILL] Auto-backfilled with patient %s (slot %s, appointment %s, %s ms)",
                  booked.patient_id, slot.pk, booked.pk, slot.fill_ms)
         return slot
+
+
+def begin_run(slot):
+    """Count a run of the locked slot; False when there is nothing to do (closed as expired when too late)."""
+    if not slot.is_fillable:
+        return False
+    slot.attempts += 1
+    log.info("[BACKFILL] Handling freed slot from appointment %s (slot %s, run %s)", slot.appointment_id, slot.pk, slot.attempts)
+    if not slot.is_bookable():
+        slot.close(FreedSlot.Status.EXPIRED)
+        return False
+    log.info("[BACKFILL] Finding waitlist matches (min no-show risk: %s)", settings.BACKFILL["MIN_NO_SHOW_RISK"])
+    return True
 
 
 def lock_slot(slot_id):
@@ -65,14 +70,6 @@ def lock_slot(slot_id):
         .order_by()
     )
     return slots[0] if slots else None
-
-
-def close_slot(slot, status):
-    slot.status = status
-    slot.next_attempt_at = None
-    slot.save(update_fields=["status", "attempts", "next_attempt_at"])
-    events.record(f"slot.{status}", slot)  # slot.no_match, slot.expired
-    return slot
 
 
 def candidate_rounds(slot, facts, rules, seen):
@@ -168,46 +165,6 @@ def _release_later_appointment(entry, appointment):
     later.cancel(f"moved earlier to appointment {appointment.pk}", by="backfill")
 
 
-def mark_backfilled(slot, appointment):
-    now = timezone.now()
-    slot.status = FreedSlot.Status.BACKFILLED
-    slot.filled_at = now
-    slot.filled_by = appointment
-    slot.next_attempt_at = None
-    slot.fill_ms = max(0, int((now - slot.freed_at).total_seconds() * 1000))
-    slot.save(update_fields=["status", "filled_at", "filled_by", "next_attempt_at", "fill_ms", "attempts"])
-    _record_filled(slot)
-
-
-def _record_filled(slot):
-    # The EHR learns the whole move at once: the freed slot, who was booked into it and
-    # which cancelled appointment it replaced.
-    events.record("slot.backfilled", slot, booked_appointment=slot.filled_by, replaced_appointment=slot.appointment)
-
-
-def record_failure(slot_id, error):
-    """A run raised: the slot stays open and the sweep retries it with backoff, up to a bound."""
-    max_attempts = settings.BACKFILL["MAX_ATTEMPTS"]
-    with transaction.atomic():
-        slot = FreedSlot.objects.select_for_update(no_key=True).filter(pk=slot_id, status=FreedSlot.Status.OPEN).first()
-        if slot is None:
-            return None
-        slot.attempts += 1  # the failed run's own increment was rolled back with it
-        slot.failures += 1
-        slot.last_error = f"{type(error).__name__}: {error}"[:2000]
-        if slot.failures >= max_attempts:
-            slot.status = FreedSlot.Status.FAILED
-            slot.next_attempt_at = None
-            log.error("[BACKFILL] Slot %s failed %s times, giving up: %s", slot.pk, slot.failures, slot.last_error)
-            events.record("slot.failed", slot)
-        else:
-            backoff = settings.BACKFILL["RETRY_BACKOFF_SECONDS"] * 2 ** (slot.failures - 1)
-            slot.next_attempt_at = timezone.now() + timedelta(seconds=backoff)
-            log.warning("[BACKFILL] Slot %s run %s failed, retrying in %ss: %s", slot.pk, slot.attempts, backoff, slot.last_error)
-        slot.save(update_fields=["attempts", "failures", "last_error", "status", "next_attempt_at"])
-        return slot
-
-
 def book_entry_by_hand(slot, entry, by):
     """Staff choose the patient for a freed slot (admin, API)."""
     with transaction.atomic():
@@ -225,29 +182,19 @@ def book_entry_by_hand(slot, entry, by):
             appointment = book_entry(slot, locked)
         except AppointmentConflict as conflict:
             raise BackfillError(str(conflict)) from conflict
-        slot.status = FreedSlot.Status.MANUAL
-        slot.filled_at = timezone.now()
-        slot.filled_by = appointment
-        slot.next_attempt_at = None
-        slot.save(update_fields=["status", "filled_at", "filled_by", "next_attempt_at"])
-        _record_filled(slot)  # by hand: the slot's status says "manual"
+        slot.mark_booked_by_hand(appointment)
     log.info("slot.booked_by_hand slot=%s patient=%s appointment=%s by=%s", slot.pk, appointment.patient_id, appointment.pk, by)
     return appointment
 
 
 def retry_slot(slot, by):
     """Staff ask for another backfill run of a slot that found nobody or failed."""
-    from backfill.tasks import enqueue_backfill
-
     with transaction.atomic():
         slot = lock_slot(slot.pk)
         if slot.status not in (FreedSlot.Status.OPEN, FreedSlot.Status.NO_MATCH, FreedSlot.Status.FAILED):
             raise BackfillError(f"This slot is {slot.get_status_display().lower()}; there is nothing to retry.")
         if not slot.is_bookable():
             raise BackfillError("This slot is too soon, or its provider is away or inactive; it cannot be backfilled.")
-        slot.status = FreedSlot.Status.OPEN
-        slot.next_attempt_at = timezone.now() + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"])
-        slot.save(update_fields=["status", "next_attempt_at"])
-        transaction.on_commit(lambda: enqueue_backfill(slot.pk), robust=True)
+        slot.reopen()
     log.info("slot.retry slot=%s by=%s", slot.pk, by)
     return slot

@@ -1,3 +1,4 @@
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -6,9 +7,23 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clinic import events
+from clinic.queue import enqueue
 from clinic.models import Patient, Provider
-from scheduling.models import Appointment
+from scheduling.models import Appointment, worth_filling
 from waitlist.models import WaitlistEntry
+
+log = logging.getLogger("backfill")
+
+
+def enqueue_backfill(slot_id):
+    """Hand the slot to its backfill job (backfill/tasks.py, named, not imported: it sits above)."""
+    try:
+        enqueue("backfill.tasks.backfill_slot", slot_id, group="backfill", task_name=f"backfill-slot-{slot_id}")
+    except Exception:  # the broker is down; whatever it raised, the slot is already recorded
+        # Due at once: the sweep's next run enqueues it as soon as the broker is back,
+        # instead of after LOST_JOB_SECONDS.
+        log.warning("[BACKFILL] Could not enqueue the job of slot %s; the sweep will", slot_id, exc_info=True)
+        FreedSlot.objects.filter(pk=slot_id, status=FreedSlot.Status.OPEN).update(next_attempt_at=timezone.now())
 
 
 class FreedSlotQuerySet(models.QuerySet):
@@ -106,18 +121,79 @@ class FreedSlot(models.Model):
         except IntegrityError:  # two saves cancelled the same row at once: the other recorded it
             return cls.objects.get(appointment=appointment)
         events.record("slot.freed", slot)
-        from backfill.tasks import enqueue_backfill
-
-        transaction.on_commit(lambda: enqueue_backfill(slot.pk), robust=True)
+        slot.enqueue_on_commit()
         return slot
+
+    def enqueue_on_commit(self):
+        slot_id = self.pk
+        transaction.on_commit(lambda: enqueue_backfill(slot_id), robust=True)
 
     def is_bookable(self, now=None):
         """SPEC 4: far enough ahead, provider active and not away that day."""
-        now = now or timezone.now()
-        lead = timedelta(minutes=settings.BACKFILL["MIN_LEAD_MINUTES"])
-        if self.start <= now + lead or not self.provider.active:
-            return False
-        return not self.provider.is_unavailable_on(timezone.localdate(self.start))
+        return worth_filling(self.provider, self.start, now)
+
+    # The state changes. Each saves the fields it changed (and `attempts`, which the run
+    # counted) on a slot its caller holds locked (backfill/booking.py's lock_slot).
+
+    def close(self, status):
+        """Nobody to book (no_match) or too late (expired): the job stops coming back."""
+        self.status = status
+        self.next_attempt_at = None
+        self.save(update_fields=["status", "attempts", "next_attempt_at"])
+        events.record(f"slot.{status}", self)  # slot.no_match, slot.expired
+
+    def mark_backfilled(self, appointment):
+        now = timezone.now()
+        self.status = self.Status.BACKFILLED
+        self.filled_at = now
+        self.filled_by = appointment
+        self.next_attempt_at = None
+        self.fill_ms = max(0, int((now - self.freed_at).total_seconds() * 1000))
+        self.save(update_fields=["status", "filled_at", "filled_by", "next_attempt_at", "fill_ms", "attempts"])
+        self._record_filled()
+
+    def mark_booked_by_hand(self, appointment):
+        self.status = self.Status.MANUAL
+        self.filled_at = timezone.now()
+        self.filled_by = appointment
+        self.next_attempt_at = None
+        self.save(update_fields=["status", "filled_at", "filled_by", "next_attempt_at"])
+        self._record_filled()  # by hand: the slot's status says "manual"
+
+    def _record_filled(self):
+        # The EHR learns the whole move at once: the freed slot, who was booked into it and
+        # which cancelled appointment it replaced.
+        events.record("slot.backfilled", self, booked_appointment=self.filled_by, replaced_appointment=self.appointment)
+
+    def record_failure(self, error):
+        """A run raised: the slot stays open and the sweep retries it with backoff, up to MAX_ATTEMPTS."""
+        self.attempts += 1  # the failed run's own increment was rolled back with it
+        self.failures += 1
+        self.last_error = f"{type(error).__name__}: {error}"[:2000]
+        if self.failures >= settings.BACKFILL["MAX_ATTEMPTS"]:
+            self.status = self.Status.FAILED
+            self.next_attempt_at = None
+            log.error("[BACKFILL] Slot %s failed %s times, giving up: %s", self.pk, self.failures, self.last_error)
+            events.record("slot.failed", self)
+        else:
+            backoff = settings.BACKFILL["RETRY_BACKOFF_SECONDS"] * 2 ** (self.failures - 1)
+            self.next_attempt_at = timezone.now() + timedelta(seconds=backoff)
+            log.warning("[BACKFILL] Slot %s run %s failed, retrying in %ss: %s", self.pk, self.attempts, backoff, self.last_error)
+        self.save(update_fields=["attempts", "failures", "last_error", "status", "next_attempt_at"])
+
+    def reopen(self):
+        """Staff ask for another run: open again, and the job is enqueued once this commits."""
+        self.status = self.Status.OPEN
+        self.next_attempt_at = timezone.now() + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"])
+        self.save(update_fields=["status", "next_attempt_at"])
+        self.enqueue_on_commit()
+
+    def wait_for_answers(self, until, reopen=False):
+        """Offer mode: the job comes back when the offers out expire (`reopen`: a no_match slot offered again)."""
+        if reopen:
+            self.status = self.Status.OPEN
+        self.next_attempt_at = until
+        self.save(update_fields=["status", "attempts", "next_attempt_at"])
 
 
 class MatchLog(models.Model):

@@ -20,11 +20,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from backfill import booking
+from backfill.matching import Rules, SlotFacts
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from backfill.offer_links import offer_links
-from backfill.tasks import enqueue_backfill
 from clinic import events
 from clinic.email import queue_patient_email
+from clinic.exceptions import DomainError
 from clinic.models import OutboundEmail
 from scheduling.models import AppointmentConflict
 from waitlist.models import WaitlistEntry
@@ -42,29 +43,40 @@ NOT_WAITING = "You are no longer on our waitlist for this, so this time can no l
 CLASHES = "Sorry, this time now clashes with another appointment, so it can no longer be booked. You stay on the waitlist."
 
 
-class OfferError(Exception):
+class OfferError(DomainError):
     """An offer that cannot be answered as asked; the message is shown to the patient as is."""
 
 
+def offer_best_candidates(slot_id):
+    """One run of the slot's job in offer mode."""
+    with transaction.atomic():
+        slot = booking.lock_slot(slot_id)
+        if slot is None or not booking.begin_run(slot):
+            return slot
+        return offer_slot(slot, SlotFacts.of(slot), Rules())
+
+
 def offer_slot(slot, facts, rules):
-    """One run of the slot's job in offer mode; book_best_candidate calls it with the slot locked."""
+    """Offer the locked slot to the next candidates, unless offers of this round are still out."""
     now = timezone.now()
     _expire_lapsed(slot, now)
     pending = slot.offers.filter(status=SlotOffer.Status.PENDING).order_by("expires_at").first()
     if pending:
-        return _wait_until(slot, pending.expires_at)
+        slot.wait_for_answers(pending.expires_at)
+        return slot
     chosen = _choose_candidates(slot, facts, rules)
     if not chosen:
         log.info("[BACKFILL] No waitlist matches found (slot %s)", slot.pk)
-        return booking.close_slot(slot, FreedSlot.Status.NO_MATCH)
+        slot.close(FreedSlot.Status.NO_MATCH)
+        return slot
     # An answer must come while the slot is still worth booking (MIN_LEAD_MINUTES).
     expires_at = min(now + timedelta(minutes=rules.OFFER_MINUTES), slot.start - timedelta(minutes=rules.MIN_LEAD_MINUTES))
     for candidate in chosen:
         _send_offer(slot, candidate, now, expires_at)
     log.info("[BACKFILL] Offered slot %s to patient(s) %s until %s",
              slot.pk, [candidate.entry.patient_id for candidate in chosen], expires_at.isoformat())
-    slot.status = FreedSlot.Status.OPEN  # a no_match slot retried by a new waitlist entry
-    return _wait_until(slot, expires_at)
+    slot.wait_for_answers(expires_at, reopen=True)  # reopen: a no_match slot retried by a new waitlist entry
+    return slot
 
 
 def _expire_lapsed(slot, now):
@@ -72,12 +84,6 @@ def _expire_lapsed(slot, now):
     for offer in slot.offers.filter(status=SlotOffer.Status.PENDING, expires_at__lte=now):
         offer.slot = slot
         _answer(offer, SlotOffer.Status.EXPIRED, responded=False)
-
-
-def _wait_until(slot, when):
-    slot.next_attempt_at = when
-    slot.save(update_fields=["status", "attempts", "next_attempt_at"])
-    return slot
 
 
 def _choose_candidates(slot, facts, rules):
@@ -187,7 +193,7 @@ def _book(slot, offer):
         return None, _give_up(slot, offer, CLASHES)
     _answer(offer, SlotOffer.Status.ACCEPTED)
     _withdraw_pending(slot, taken=True)
-    booking.mark_backfilled(slot, appointment)
+    slot.mark_backfilled(appointment)
     return appointment, None
 
 
@@ -220,8 +226,7 @@ def _withdraw_pending(slot, taken=False):
 
 def _next_round_if_unanswered(slot):
     if slot.status == FreedSlot.Status.OPEN and not slot.offers.filter(status=SlotOffer.Status.PENDING).exists():
-        slot_id = slot.pk
-        transaction.on_commit(lambda: enqueue_backfill(slot_id), robust=True)
+        slot.enqueue_on_commit()
 
 
 def decline_offer(offer):

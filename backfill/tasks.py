@@ -7,9 +7,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from backfill import batch, booking
+from backfill import filling
 from backfill.matching import Rules, SlotFacts, is_eligible
-from backfill.models import FreedSlot
+from backfill.models import FreedSlot, enqueue_backfill
 from clinic import webhooks
 from clinic.email import resend_stuck_emails
 from clinic.idempotency import forget_old_keys
@@ -19,28 +19,26 @@ from waitlist.models import WaitlistEntry
 log = logging.getLogger("backfill")
 
 
-def enqueue_backfill(slot_id):
-    try:
-        enqueue("backfill.tasks.backfill_slot", slot_id, group="backfill", task_name=f"backfill-slot-{slot_id}")
-    except Exception:  # the broker is down; whatever it raised, the slot is already recorded
-        # Due at once: the sweep's next run enqueues it as soon as the broker is back,
-        # instead of after LOST_JOB_SECONDS.
-        log.warning("[BACKFILL] Could not enqueue the job of slot %s; the sweep will", slot_id, exc_info=True)
-        FreedSlot.objects.filter(pk=slot_id, status=FreedSlot.Status.OPEN).update(next_attempt_at=timezone.now())
+__all__ = ["backfill_slot", "enqueue_backfill", "enqueue_entry_search", "fill_slots_for_entry", "sweep"]
 
 
 def backfill_slot(slot_id):
     # A failure is handled here rather than by the queue: the slot records it and the sweep
     # retries with backoff, so the task itself ends cleanly either way.
-    # Offer mode books nobody until a patient accepts, so it has no batch to assign.
-    batched = batch.batch_enabled() and not settings.BACKFILL["OFFER_MODE"]
-    fill = batch.fill_batch if batched else booking.book_best_candidate
     try:
-        slot = fill(slot_id)
+        slot = filling.fill_slot(slot_id)
     except Exception as error:
         log.exception("[BACKFILL] Backfill of slot %s raised", slot_id)
-        slot = booking.record_failure(slot_id, error)
+        slot = record_failure(slot_id, error)
     return slot.status if slot else None
+
+
+def record_failure(slot_id, error):
+    with transaction.atomic():
+        slot = FreedSlot.objects.select_for_update(no_key=True).filter(pk=slot_id, status=FreedSlot.Status.OPEN).first()
+        if slot is not None:
+            slot.record_failure(error)
+        return slot
 
 
 def enqueue_entry_search(entry_id):
@@ -62,7 +60,7 @@ def fill_slots_for_entry(entry_id, limit=20):
     for slot in slots[:limit]:
         if not is_eligible(entry, SlotFacts.of(slot), rules):
             continue
-        booking.book_best_candidate(slot.pk)
+        filling.fill_slot(slot.pk)
         entry.refresh_from_db(fields=["status", "booked_appointment"])
         if entry.status != WaitlistEntry.Status.WAITING:
             return entry.booked_appointment_id
@@ -75,7 +73,7 @@ def _expire_slots(too_soon):
         slots = FreedSlot.objects.select_for_update(skip_locked=True, no_key=True).filter(
             status__in=FreedSlot.FILLABLE, start__lte=too_soon).order_by("start")[:1000]
         for slot in slots:
-            booking.close_slot(slot, FreedSlot.Status.EXPIRED)
+            slot.close(FreedSlot.Status.EXPIRED)
     return len(slots)
 
 

@@ -1,6 +1,6 @@
-"""The dashboard: how well freed slots are being filled (SPEC 8)."""
+"""The staff pages of the backfill: the front desk's day schedule and the dashboard (SPEC 8)."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pygal
 from django import forms
@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from pygal.style import Style
 
+from backfill.day_schedule import DaySchedule
 from backfill.stats import backfill_stats, by_location_and_specialty, daily_counts, days_sooner, freed_between, offer_funnel
 from clinic.access import staff_page
 from clinic.models import Location, Patient, Specialty
@@ -21,6 +22,47 @@ CHART_STYLE = Style(
     background="transparent", plot_background="transparent", font_family="system-ui, sans-serif",
     colors=("#4a7bb7", "#2f855a", "#e53e3e"),
 )
+
+
+# The location the front desk last chose, kept for their next visit (issue 13).
+LOCATION_KEY = "schedule_location"
+ALL_LOCATIONS = "all"
+
+
+class UnknownLocation(Exception):
+    pass
+
+
+def chosen_location(request, locations):
+    """?location=<id> or ?location=all, else the one remembered in the session, else the
+    first location: a front desk works at one site, so one site is what it sees."""
+    raw = request.GET.get("location", "").strip() or request.session.get(LOCATION_KEY, "")
+    by_id = {str(location.pk): location for location in locations}
+    if raw == ALL_LOCATIONS or raw in by_id:
+        if request.session.get(LOCATION_KEY) != raw:  # unchanged: no session write
+            request.session[LOCATION_KEY] = raw
+        return by_id.get(raw)
+    if "location" in request.GET:
+        raise UnknownLocation(f'"{raw}" is not one of the clinic\'s locations.')
+    return locations[0] if locations else None
+
+
+@staff_page("scheduling.view_appointment")
+def schedule(request):
+    today = timezone.localdate()
+    locations = list(Location.objects.order_by("name"))
+    raw = request.GET.get("date", "").strip()
+    try:
+        day = date.fromisoformat(raw) if raw else today
+        location = chosen_location(request, locations)
+    except ValueError:
+        error = f'"{raw}" is not a date; use YYYY-MM-DD, e.g. {today:%Y-%m-%d}.'
+        return render(request, "staff/schedule.html", {"error": error, "today": today}, status=400)
+    except UnknownLocation as unknown:
+        return render(request, "staff/schedule.html", {"error": str(unknown), "today": today}, status=400)
+    return render(request, "staff/schedule.html", {
+        "schedule": DaySchedule.for_day(day, location), "today": today, "locations": locations,
+    })
 
 
 class DashboardFilter(forms.Form):

@@ -1,6 +1,4 @@
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
 from clinic.admin_lists import ClinicModelAdmin
@@ -8,8 +6,6 @@ from clinic.models import (
     DeliveryAttempt, Event, Location, OutboundEmail, Patient, Provider, Specialty, WebhookDelivery, WebhookEndpoint,
 )
 from clinic.webhooks import new_secret, resend
-from scheduling.forms import ProviderUnavailableForm
-from scheduling.reassignment import WorkflowError, mark_provider_unavailable
 
 
 @admin.register(Location)
@@ -30,39 +26,6 @@ class ProviderAdmin(ClinicModelAdmin):
     list_filter = ["active", "specialty", "location"]
     search_fields = ["name", "email"]
     list_select_related = ["specialty", "location"]
-    actions = ["mark_unavailable"]
-
-    def has_reassign_permission(self, request):
-        return request.user.has_perm("scheduling.reassign_patients")
-
-    @admin.action(permissions=["reassign"], description="Mark unavailable and reassign their patients")
-    def mark_unavailable(self, request, queryset):
-        # First call: ask for the days; the form posts back here with "apply".
-        form = ProviderUnavailableForm(request.POST if "apply" in request.POST else None)
-        if not form.is_valid():
-            return TemplateResponse(request, "admin/clinic/provider/mark_unavailable.html", {
-                **self.admin_site.each_context(request),
-                "title": "Mark unavailable and reassign their patients",
-                "opts": self.model._meta,
-                "providers": queryset,
-                "form": form,
-                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            })
-        for provider in queryset:
-            self._reassign_patients_of(request, provider, form.cleaned_data)
-        return None
-
-    def _reassign_patients_of(self, request, provider, days):
-        try:
-            summary = mark_provider_unavailable(
-                provider, days["start_date"], days["end_date"], days["reason"], by=request.user.get_username()
-            )
-        except WorkflowError as error:
-            self.message_user(request, f"{provider.name}: {error}", messages.ERROR)
-            return
-        self.message_user(request, summary.headline, messages.SUCCESS)
-        for kind, sentence in summary.notes:
-            self.message_user(request, sentence, messages.WARNING if kind == "skipped" else messages.INFO)
 
 
 @admin.register(Patient)

@@ -20,10 +20,9 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import APIException
 from rest_framework.views import exception_handler
 
-from backfill.booking import BackfillError
+from clinic.exceptions import DomainError
 from clinic.fields import WEEKDAYS, mask_to_weekdays, weekdays_to_mask
 from clinic.models import Location, Patient, Provider, Specialty
-from scheduling.models import SchedulingError
 
 log = logging.getLogger("clinic")
 
@@ -36,7 +35,7 @@ class Conflict(APIException):
 
 def api_exception_handler(exc, context):
     """Domain refusals become 409s with the domain's own message; never a 500."""
-    if isinstance(exc, (SchedulingError, BackfillError)):
+    if isinstance(exc, DomainError):
         exc = Conflict(str(exc))
     elif isinstance(exc, IntegrityError):
         # A constraint caught what the checks before it could not see: a concurrent write.

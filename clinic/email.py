@@ -26,21 +26,6 @@ SEND_JOB = "send-queued-emails"
 SEND_BATCH = 10
 
 
-def queue_email(kind, appointment, **context):
-    """Store a message about an appointment for its patient and send it once committed."""
-    from scheduling.links import patient_links
-
-    context = {
-        "appointment": appointment,
-        "provider": appointment.provider,
-        "location": appointment.provider.location,
-        "start": timezone.localtime(appointment.start),
-        "links": patient_links(appointment),
-        **context,
-    }
-    return queue_patient_email(kind, appointment.patient, context, appointment=appointment)
-
-
 def queue_patient_email(kind, patient, context, appointment=None):
     """Store a message for a patient (about an appointment, or e.g. a slot offered before
     any appointment exists) and send it once committed."""

@@ -411,7 +411,6 @@ BACKFILL = {
     # milliseconds; Redis keeps nothing across a restart). With the sweep every 30 s, a slot
     # whose job was lost is handled within a minute (SPEC 10).
     "LOST_JOB_SECONDS": 30,
-    "SWEEP_MINUTES": 1,
     # Dashboard / stats (seed: $120 lost per empty slot)
     "SLOT_VALUE": 120,
     # Reassignment (SPEC 6)

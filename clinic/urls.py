@@ -5,11 +5,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from backfill import fhir, health
-from backfill import appointment_views
+from backfill import appointment_views, fhir, health
 from backfill import views as backfill_views
 from clinic import views as clinic_views
-from scheduling import views as scheduling_views
 
 admin.site.site_header = "Backfill: front desk"
 admin.site.site_title = "Backfill"
@@ -25,7 +23,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
     path("fhir/", include(fhir)),
-    path("schedule/", scheduling_views.schedule, name="schedule"),
+    path("schedule/", backfill_views.schedule, name="schedule"),
     path("schedule/appointments/<int:pk>/", appointment_views.appointment_detail, name="appointment-detail"),
     path("schedule/appointments/<int:pk>/cancel/", appointment_views.cancel_appointment, name="appointment-cancel"),
     path("schedule/appointments/<int:pk>/retry/", appointment_views.retry_backfill, name="appointment-retry-backfill"),

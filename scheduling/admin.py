@@ -1,7 +1,13 @@
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
 
+from clinic.admin import ProviderAdmin
 from clinic.admin_lists import ClinicModelAdmin
+from clinic.models import Provider
+from scheduling.forms import ProviderUnavailableForm
 from scheduling.models import Appointment, NoShowModel, ProviderUnavailability, SchedulingError
+from scheduling.reassignment import WorkflowError, mark_provider_unavailable
 
 
 @admin.register(Appointment)
@@ -59,3 +65,45 @@ class NoShowModelAdmin(ClinicModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# The provider admin is the practice's (clinic); the reassignment it can start is this
+# app's, so the action is added here, above clinic, instead of clinic importing it.
+admin.site.unregister(Provider)
+
+
+@admin.register(Provider)
+class ProviderWithReassignmentAdmin(ProviderAdmin):
+    actions = ["mark_unavailable"]
+
+    def has_reassign_permission(self, request):
+        return request.user.has_perm("scheduling.reassign_patients")
+
+    @admin.action(permissions=["reassign"], description="Mark unavailable and reassign their patients")
+    def mark_unavailable(self, request, queryset):
+        # First call: ask for the days; the form posts back here with "apply".
+        form = ProviderUnavailableForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return TemplateResponse(request, "admin/clinic/provider/mark_unavailable.html", {
+                **self.admin_site.each_context(request),
+                "title": "Mark unavailable and reassign their patients",
+                "opts": self.model._meta,
+                "providers": queryset,
+                "form": form,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            })
+        for provider in queryset:
+            self._reassign_patients_of(request, provider, form.cleaned_data)
+        return None
+
+    def _reassign_patients_of(self, request, provider, days):
+        try:
+            summary = mark_provider_unavailable(
+                provider, days["start_date"], days["end_date"], days["reason"], by=request.user.get_username()
+            )
+        except WorkflowError as error:
+            self.message_user(request, f"{provider.name}: {error}", messages.ERROR)
+            return
+        self.message_user(request, summary.headline, messages.SUCCESS)
+        for kind, sentence in summary.notes:
+            self.message_user(request, sentence, messages.WARNING if kind == "skipped" else messages.INFO)

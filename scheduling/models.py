@@ -2,6 +2,7 @@ import importlib.metadata
 import logging
 import pickle
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -10,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clinic import events
+from clinic.exceptions import DomainError
 from clinic.models import Patient, Provider
 from clinic.validators import single_line
 
@@ -18,7 +20,7 @@ DEADLOCK_DETECTED = "40P01"  # PostgreSQL SQLSTATE
 DEADLOCK_RETRIES = 3
 
 
-class SchedulingError(Exception):
+class SchedulingError(DomainError):
     """A state change that cannot happen; the message is shown to the user as is."""
 
 
@@ -36,6 +38,15 @@ class AppointmentQuerySet(models.QuerySet):
 
     def overlapping(self, start, end):
         return self.active().filter(start__lt=end, end__gt=start)
+
+
+def worth_filling(provider, start, now=None):
+    """SPEC 4: a freed time is filled only far enough ahead, with a provider who is active and not away then."""
+    now = now or timezone.now()
+    lead = timedelta(minutes=settings.BACKFILL["MIN_LEAD_MINUTES"])
+    if start <= now + lead or not provider.active:
+        return False
+    return not provider.is_unavailable_on(timezone.localdate(start))
 
 
 class Appointment(models.Model):

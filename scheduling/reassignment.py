@@ -23,11 +23,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from backfill.models import FreedSlot
 from clinic import events
-from clinic.email import queue_email
+from scheduling.messages import queue_email
 from clinic.models import OutboundEmail, Provider
-from scheduling.models import Appointment, AppointmentConflict, ProviderUnavailability, SchedulingError
+from scheduling.models import Appointment, AppointmentConflict, ProviderUnavailability, SchedulingError, worth_filling
 from waitlist.models import WaitlistEntry
 
 log = logging.getLogger("scheduling")
@@ -354,9 +353,10 @@ def slot_news(appointment):
     Read after the decline committed; the backfill job may not have run yet, and the
     decline never waits for it.
     """
-    slot = FreedSlot.objects.filter(appointment_id=appointment.pk).only("status").first()
-    if slot is None:
-        return ""
-    if slot.status in (FreedSlot.Status.BACKFILLED, FreedSlot.Status.MANUAL):
+    # In the schedule's own terms (the waitlist's slot records sit in the layer above):
+    # someone else now holds that time, or the time is still worth filling.
+    taken = Appointment.objects.active().filter(provider_id=appointment.provider_id, start=appointment.start).exclude(
+        pk=appointment.pk)
+    if taken.exists():
         return SLOT_FILLED_NEWS
-    return SLOT_OFFERED_NEWS
+    return SLOT_OFFERED_NEWS if worth_filling(appointment.provider, appointment.start) else ""

@@ -28,7 +28,7 @@ def waiting_patient(provider):
 
 def test_the_job_is_enqueued_only_when_the_cancellation_commits(provider, django_capture_on_commit_callbacks):
     appointment = AppointmentFactory(provider=provider)
-    with mock.patch("backfill.tasks.enqueue") as enqueue:
+    with mock.patch("backfill.models.enqueue") as enqueue:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             appointment.cancel("sick")
             assert enqueue.call_count == 0  # not inside the transaction
@@ -40,7 +40,7 @@ def test_the_job_is_enqueued_only_when_the_cancellation_commits(provider, django
 
 def test_a_rolled_back_cancellation_triggers_nothing(provider, django_capture_on_commit_callbacks):
     appointment = AppointmentFactory(provider=provider)
-    with mock.patch("backfill.tasks.enqueue") as enqueue, django_capture_on_commit_callbacks(execute=True):
+    with mock.patch("backfill.models.enqueue") as enqueue, django_capture_on_commit_callbacks(execute=True):
         with pytest.raises(RuntimeError), transaction.atomic():
             appointment.cancel("sick")
             raise RuntimeError("the request failed after cancelling")
@@ -54,7 +54,7 @@ def test_re_saving_a_cancelled_appointment_triggers_nothing(provider, waiting_pa
     appointment = AppointmentFactory(provider=provider)
     with django_capture_on_commit_callbacks(execute=True):
         appointment.cancel("sick")
-    with mock.patch("backfill.tasks.enqueue") as enqueue, django_capture_on_commit_callbacks(execute=True):
+    with mock.patch("backfill.models.enqueue") as enqueue, django_capture_on_commit_callbacks(execute=True):
         reloaded = Appointment.objects.get(pk=appointment.pk)
         reloaded.cancel_reason = "sick (confirmed by phone)"
         reloaded.save()
@@ -247,7 +247,7 @@ def test_the_entry_search_skips_slots_on_days_the_patient_cannot_come(provider):
 def test_a_slot_freed_while_the_broker_is_down_is_due_at_the_next_sweep(provider, waiting_patient,
                                                                        django_capture_on_commit_callbacks):
     appointment = AppointmentFactory(provider=provider)
-    with mock.patch("backfill.tasks.enqueue", side_effect=ConnectionError("Redis is restarting")):
+    with mock.patch("backfill.models.enqueue", side_effect=ConnectionError("Redis is restarting")):
         with django_capture_on_commit_callbacks(execute=True):
             appointment.cancel("sick", by="frontdesk")
     slot = FreedSlot.objects.get(appointment=appointment)

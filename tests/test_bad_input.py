@@ -10,7 +10,7 @@ import pytest
 from django.db import OperationalError
 from rest_framework.authtoken.models import Token
 
-from clinic.email import queue_email
+from scheduling.messages import queue_email
 from clinic.factories import ProviderFactory
 from clinic.log import OneLineFormatter
 from clinic.models import OutboundEmail, Patient
@@ -100,7 +100,7 @@ def test_a_page_answers_503_not_500_while_the_database_is_down(client, staff_cli
     def down(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr("scheduling.views.DaySchedule.for_day", down)
+    monkeypatch.setattr("backfill.views.DaySchedule.for_day", down)
     staff_client.raise_request_exception = False
     response = staff_client.get("/schedule/")
     assert response.status_code == 503

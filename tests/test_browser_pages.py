@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from clinic.email import queue_email
+from scheduling.messages import queue_email
 from clinic.factories import HighRiskPatientFactory, LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from clinic.models import OutboundEmail
 from scheduling.factories import AppointmentFactory

@@ -3,7 +3,8 @@ from anymail.exceptions import AnymailAPIError
 from anymail.signals import AnymailTrackingEvent, tracking
 from django.core import mail
 
-from clinic.email import queue_email, resend_stuck_emails, send_stored_email
+from clinic.email import resend_stuck_emails, send_stored_email
+from scheduling.messages import queue_email
 from clinic.models import OutboundEmail
 from scheduling.factories import AppointmentFactory
 

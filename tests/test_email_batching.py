@@ -12,7 +12,8 @@ from django.core import mail
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from clinic.email import SEND_JOB, queue_email, send_queued_emails
+from clinic.email import SEND_JOB, send_queued_emails
+from scheduling.messages import queue_email
 from clinic.models import OutboundEmail, PendingJob
 from scheduling.factories import AppointmentFactory
 from tests.processes import enqueue_to_orm

@@ -14,7 +14,9 @@ from django.utils import timezone
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 from hypothesis.extra.django import TestCase
 
-from backfill.matching import Rules, SlotFacts, rank_by_full_scan, rank_candidates
+from backfill.explanation import explain
+from backfill.matching import Rules, SlotFacts, busy_patients, rank_by_full_scan, rank_candidates
+from backfill.rules import RULES, Filter, Rule, Tier
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from clinic.fields import WEEKDAYS
 from scheduling.models import Appointment
@@ -80,6 +82,26 @@ class RankingEquivalence(TestCase):
         best = min(pool, len(full))
         assert summary(fast[:best]) == summary(full[:best])
         assert len(fast) >= best
+        assert explained_in_order(slot, rules) == bookable(rank_candidates(slot, rules, pool=100))
+
+    @hypothesis_settings(max_examples=60, deadline=None)
+    @given(waitlist=entries, day_offset=st.integers(0, 6), hour=st.sampled_from([10, 8, 15]),
+           overrides=st.sampled_from(SETTINGS_VARIANTS))
+    def test_a_rule_added_to_the_table_is_ranked_scanned_and_explained_alike(self, waitlist, day_offset, hour, overrides):
+        provider = self.providers[0]
+        start = timezone.make_aware(datetime.combine(SLOT_MONDAY + timedelta(days=day_offset), time(hour)))
+        for spec in waitlist:
+            self.add_entry(spec, provider, start)
+        slot = SlotFacts(provider.pk, provider.specialty_id, provider.location_id, start, start + timedelta(minutes=45))
+        rules = Rules({**settings.BACKFILL, **overrides})
+
+        fast = rank_candidates(slot, rules, pool=100, rule_table=WITH_NEW_RULES)
+        full = rank_by_full_scan(slot, rules, rule_table=WITH_NEW_RULES)
+
+        assert summary(fast) == summary(full)
+        assert explained_in_order(slot, rules, WITH_NEW_RULES) == bookable(full)
+        assert all(c.entry.reason != "low_match" for c in full)
+        assert all(c.breakdown["asked_themselves"] == (15 if c.entry.reason == "patient_request" else 0) for c in full)
 
     def add_entry(self, spec, provider, start):
         spoiler, day = spec["spoiler"], start.date()
@@ -110,6 +132,33 @@ class RankingEquivalence(TestCase):
                 status=Appointment.Status.CANCELLED if spec["busy"] == "cancelled" else Appointment.Status.SCHEDULED,
             )
         return patient
+
+
+# Two rules a clinic might add: only the entry and the table change, nothing else.
+NEW_RULES = (
+    Rule("not_after_low_match", Filter(
+        "e.reason <> 'low_match'", lambda case: case.entry.reason != "low_match", lambda case: "joined after a low match",
+    )),
+    Rule("asked_themselves", tiers=lambda rules: [
+        Tier("e.reason = 'patient_request'", lambda case: case.entry.reason == "patient_request", 15,
+             lambda case: "asked for an earlier time"),
+        Tier("e.reason <> 'patient_request'", lambda case: case.entry.reason != "patient_request", 0,
+             lambda case: "added by staff"),
+    ]),
+)
+WITH_NEW_RULES = RULES + NEW_RULES
+
+
+def explained_in_order(slot, rules, rule_table=RULES):
+    """The entries `explain` calls eligible, in the engine's order."""
+    busy = busy_patients(slot)
+    waiting = WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING).select_related("patient")
+    explained = [explain(entry, slot, rules, busy.get(entry.patient_id), rule_table) for entry in waiting]
+    return [(e.entry.pk, e.score, e.breakdown) for e in sorted(explained, key=lambda e: e.rank_key) if e.eligible]
+
+
+def bookable(candidates):
+    return [(c.entry.pk, c.score, c.breakdown) for c in candidates if not c.already_booked]
 
 
 def summary(candidates):

@@ -4,7 +4,7 @@ from html import unescape
 import pytest
 from django.utils import timezone
 
-from clinic.email import queue_email
+from scheduling.messages import queue_email
 from clinic.models import OutboundEmail
 from scheduling.factories import AppointmentFactory
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from clinic.email import queue_email
+from scheduling.messages import queue_email
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory
 from clinic.models import OutboundEmail
 from scheduling.factories import AppointmentFactory

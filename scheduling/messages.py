@@ -1,0 +1,23 @@
+"""Messages about an appointment, with the patient's signed links (SPEC 7).
+
+Here rather than in clinic/email.py: the outbox is the practice's, but the links name
+appointments, which are this app's.
+"""
+
+from django.utils import timezone
+
+from clinic.email import queue_patient_email
+from scheduling.links import patient_links
+
+
+def queue_email(kind, appointment, **context):
+    """Store a message about an appointment for its patient and send it once committed."""
+    context = {
+        "appointment": appointment,
+        "provider": appointment.provider,
+        "location": appointment.provider.location,
+        "start": timezone.localtime(appointment.start),
+        "links": patient_links(appointment),
+        **context,
+    }
+    return queue_patient_email(kind, appointment.patient, context, appointment=appointment)

@@ -1,0 +1,115 @@
+"""The house without circles (SPEC 14): no module imports one that imports it back, and
+each app imports only from the apps below it.
+
+Every module is parsed, imports inside functions included (an import moved into a
+function to dodge a cycle is still the cycle).
+"""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Bottom up. "top" is what wires the apps together: the project's URL confs and settings.
+LAYERS = ["clinic", "waitlist", "scheduling", "backfill", "top"]
+TOP = {"clinic.urls", "clinic.api_urls", "clinic.settings", "clinic.wsgi", "clinic.asgi", "clinic.gunicorn.conf"}
+
+
+def module_name(path):
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_modules():
+    return {module_name(path): path for app in LAYERS[:-1] for path in (ROOT / app).rglob("*.py")}
+
+
+def imported_names(module, source, is_package=False):
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            yield base
+            yield from (f"{base}.{alias.name}" for alias in node.names)
+
+
+def import_graph():
+    modules = project_modules()
+    graph = {}
+    for module, path in modules.items():
+        targets = set()
+        for name in imported_names(module, path.read_text(), path.name == "__init__.py"):
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                targets.add(name)
+        graph[module] = targets
+    return graph
+
+
+def layer(module):
+    return "top" if module in TOP else module.split(".")[0]
+
+
+def cycles(graph):
+    """Strongly connected components of more than one module (Tarjan, iteratively)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    assert cycles(import_graph()) == []
+
+
+def test_each_app_imports_only_from_the_layers_below_it():
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in import_graph().items()
+        for target in sorted(targets)
+        if LAYERS.index(layer(target)) > LAYERS.index(layer(module))
+    ]
+
+    assert upward == []
+
+
+def test_the_check_sees_a_cycle_and_imports_inside_functions():
+    source = "def run():\n    from . import tasks\n    from backfill.offers import offer_slot\n"
+
+    assert {"backfill.tasks", "backfill.offers.offer_slot"} <= set(imported_names("backfill.models", source))
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
