@@ -19,10 +19,10 @@ def snapshot():
     return {
         "providers": list(Provider.objects.order_by("email").values_list("name", "email", "specialty__name", "location__name")),
         "patients": list(Patient.objects.order_by("email").values_list("email", "first_name", "no_show_risk", "available_days")),
-        "appointments": list(Appointment.objects.order_by("start", "provider__email").values_list("provider__email", "patient__email", "start", "status")),
+        "appointments": list(Appointment.objects.order_by("start", "provider__email", "patient__email", "status").values_list("provider__email", "patient__email", "start", "status")),
         "waitlist": list(WaitlistEntry.objects.order_by("patient__email", "created_at").values_list("patient__email", "specialty__name", "reason", "status")),
-        "freed slots": list(FreedSlot.objects.order_by("start", "provider__email").values_list("provider__email", "start", "status", "filled_by__patient__email")),
-        "match logs": list(MatchLog.objects.order_by("slot__start", "slot__provider__email", "rank").values_list("patient__email", "score", "outcome")),
+        "freed slots": list(FreedSlot.objects.order_by("start", "provider__email", "status").values_list("provider__email", "start", "status", "filled_by__patient__email")),
+        "match logs": list(MatchLog.objects.order_by("slot__start", "slot__provider__email", "slot__status", "rank").values_list("patient__email", "score", "outcome")),
     }
 
 
