@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backfill.booking import book_entry_by_hand, retry_slot
-from backfill.explanation import explain_slot
+from backfill.explained_waitlist import ExplainedWaitlist
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from backfill.stats import backfill_stats
 from clinic.api import ClinicDateField, ClinicDayFilter
@@ -123,7 +123,7 @@ class FreedSlotViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"])
     def explain(self, request, pk=None):
         """Every waiting entry of the slot's specialty, eligible first in the engine's order, with why."""
-        page = self.paginate_queryset(explain_slot(self.get_object()))
+        page = self.paginate_queryset(ExplainedWaitlist(self.get_object()))
         return self.get_paginated_response(ExplanationSerializer(page, many=True).data)
 
     @extend_schema(request=None, responses={202: FreedSlotDetailSerializer})

@@ -162,7 +162,9 @@ def _release_later_appointment(entry, appointment):
     later = entry.original_appointment
     if later is None or later.status not in Appointment.CANCELLABLE or later.start <= appointment.start:
         return
-    later.cancel(f"moved earlier to appointment {appointment.pk}", by="backfill")
+    # Staff read the reason in the admin: the new time and provider, not an id.
+    earlier = f"{timezone.localtime(appointment.start):%a %-d %b %H:%M} with {appointment.provider.name}"
+    later.cancel(f"moved earlier to {earlier}", by="backfill")
 
 
 def book_entry_by_hand(slot, entry, by):

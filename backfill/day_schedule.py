@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from backfill.matching import RANK_ORDER
+from backfill.explained_waitlist import waitlist_panel
 from backfill.models import FreedSlot
 from backfill.stats import day_bounds
 from clinic.models import Provider
@@ -107,7 +107,7 @@ class DaySchedule:
     groups: list
     hours: list
     grid_height: float
-    waitlist: list
+    waitlist: object  # backfill.explained_waitlist.WaitlistPanel
     waiting_count: int
     counts: dict
     location: object = None  # None: every location
@@ -145,9 +145,8 @@ class DaySchedule:
             groups=_by_location(columns),
             hours=_hour_marks(grid_start, grid_end),
             grid_height=(grid_end - grid_start).total_seconds() / 60 * PIXELS_PER_MINUTE,
-            waitlist=list(
-                waiting.select_related("patient", "specialty", "preferred_location").order_by(*RANK_ORDER)[:WAITLIST_PANEL_SIZE]
-            ),
+            # The backfill's own rules: nobody it never books is listed first (issue 12).
+            waitlist=waitlist_panel(WAITLIST_PANEL_SIZE),
             waiting_count=waiting.count(),
             counts=_counts(appointments, open_slots),
             location=location,

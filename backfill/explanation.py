@@ -73,7 +73,7 @@ def _entries_of(slot):
     waiting = WaitlistEntry.objects.filter(specialty_id=slot.provider.specialty_id, status=WaitlistEntry.Status.WAITING)
     if slot.filled_by_id:
         waiting = waiting | WaitlistEntry.objects.filter(booked_appointment_id=slot.filled_by_id)
-    return waiting.select_related("patient", "specialty", "preferred_location", "preferred_provider")
+    return waiting.select_related("patient__insurance_plan", "specialty", "preferred_location", "preferred_provider")
 
 
 def _judged(entry, slot, facts, rules, busy_with):

@@ -83,7 +83,7 @@ class FreedSlot(models.Model):
         ]
 
     def __str__(self):
-        local = timezone.localtime(self.start)
+        local = self.provider.location.local(self.start)
         return f"{self.provider.name} {local:%a %d %b %H:%M} ({self.get_status_display()})"
 
     @property
@@ -223,7 +223,7 @@ class MatchLog(models.Model):
         indexes = [models.Index(fields=["slot", "run", "rank"])]
 
     def __str__(self):
-        return f"#{self.rank} {self.patient_id}: {self.score} ({self.outcome})"
+        return f"#{self.rank} {self.patient}: {self.score} points ({self.get_outcome_display().lower()})"
 
 
 class SlotOffer(models.Model):
@@ -256,7 +256,7 @@ class SlotOffer(models.Model):
         indexes = [models.Index(fields=["status", "expires_at"])]
 
     def __str__(self):
-        return f"Offer of slot {self.slot_id} to patient {self.patient_id} ({self.status})"
+        return f"{self.slot} offered to {self.patient} ({self.get_status_display().lower()})"
 
     def has_expired(self, now=None):
         return self.expires_at <= (now or timezone.now())

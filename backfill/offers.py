@@ -116,14 +116,17 @@ def _send_offer(slot, candidate, now, expires_at):
         breakdown=candidate.breakdown, sent_at=now, expires_at=expires_at,
     )
     events.record("offer.sent", offer, slot=slot)
-    queue_patient_email(OutboundEmail.Kind.SLOT_OFFER, entry.patient, {
-        **_slot_context(slot), "offer": offer, "links": offer_links(offer), "expires": timezone.localtime(expires_at),
-    })
+    location = slot.provider.location
+    with timezone.override(location.zone):  # the site's clock (SPEC 14)
+        queue_patient_email(OutboundEmail.Kind.SLOT_OFFER, entry.patient, {
+            **_slot_context(slot), "offer": offer, "links": offer_links(offer), "expires": location.local(expires_at),
+        })
     return offer
 
 
 def _slot_context(slot):
-    return {"slot": slot, "provider": slot.provider, "location": slot.provider.location, "start": timezone.localtime(slot.start)}
+    location = slot.provider.location
+    return {"slot": slot, "provider": slot.provider, "location": location, "start": location.local(slot.start)}
 
 
 def closed_reason(offer, now=None):
@@ -218,8 +221,9 @@ def _withdraw_pending(slot, taken=False):
     pending = list(slot.offers.filter(status=SlotOffer.Status.PENDING).select_related("patient"))
     SlotOffer.objects.filter(pk__in=[offer.pk for offer in pending]).update(status=SlotOffer.Status.WITHDRAWN)
     if taken:
-        for offer in pending:
-            queue_patient_email(OutboundEmail.Kind.SLOT_OFFER_TAKEN, offer.patient, {**_slot_context(slot), "offer": offer})
+        with timezone.override(slot.provider.location.zone):
+            for offer in pending:
+                queue_patient_email(OutboundEmail.Kind.SLOT_OFFER_TAKEN, offer.patient, {**_slot_context(slot), "offer": offer})
     if pending:
         log.info("slot_offer.withdrawn slot=%s offers=%s", slot.pk, [offer.pk for offer in pending])
 

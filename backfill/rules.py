@@ -26,9 +26,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from clinic.fields import WEEKDAYS, span_mask, weekday_bit, windows_to_mask
+from clinic.models import Provider
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 
+ACCEPTED_PLANS = Provider.accepted_insurance_plans.through
 DAY_NAMES = ["Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays"]
 
 
@@ -53,6 +55,7 @@ class SlotFacts:
             start=slot.start,
             end=slot.end,
             freed_by_patient_id=slot.appointment.patient_id if slot.appointment_id else None,
+            time_zone=slot.provider.location.time_zone,
         )
 
     @cached_property
@@ -82,6 +85,16 @@ class SlotFacts:
     @property
     def hours(self):
         return f"{self.local_start:%H:%M}–{self.local_end:%H:%M}"
+
+    @cached_property
+    def provider(self):
+        """Read only by the Python side (reference, explanation), never by the candidate query."""
+        return Provider.objects.get(pk=self.provider_id)
+
+    @cached_property
+    def accepted_plan_ids(self):
+        """The insurance plans the slot's provider takes; empty: every plan."""
+        return frozenset(ACCEPTED_PLANS.objects.filter(provider_id=self.provider_id).values_list("insuranceplan_id", flat=True))
 
     def query_params(self):
         """The values the rules' SQL refers to, by name."""
@@ -188,6 +201,11 @@ class Rule:
 
 AVAILABLE_DAYS = "(e.available_days = 0 OR (e.available_days & %(weekday)s) = %(weekday)s)"
 INSIDE_WINDOWS = "(e.time_windows <> 0 AND (e.time_windows & %(span)s) = %(span)s)"
+# SPEC 14: self-pay patients see anyone; a provider with no plans listed takes every plan.
+INSURANCE_ACCEPTED = f"""(p.insurance_plan_id IS NULL
+        OR NOT EXISTS (SELECT 1 FROM {ACCEPTED_PLANS._meta.db_table} ap WHERE ap.provider_id = %(provider)s)
+        OR EXISTS (SELECT 1 FROM {ACCEPTED_PLANS._meta.db_table} ap
+                   WHERE ap.provider_id = %(provider)s AND ap.insuranceplan_id = p.insurance_plan_id))"""
 PATIENT_FREE = f"""NOT EXISTS (
         SELECT 1 FROM {Appointment._meta.db_table} a
         WHERE a.patient_id = e.patient_id AND a.status <> %(cancelled)s AND a.start < %(end)s AND a."end" > %(start)s
@@ -319,6 +337,12 @@ RULES = (
         "e.patient_id <> %(freed_by)s",
         lambda case: case.entry.patient_id != case.slot.freed_by_patient_id,
         lambda case: "gave this time up",
+    )),
+    Rule("insurance", Filter(
+        INSURANCE_ACCEPTED,
+        lambda case: case.entry.patient.insurance_plan_id is None or not case.slot.accepted_plan_ids
+        or case.entry.patient.insurance_plan_id in case.slot.accepted_plan_ids,
+        lambda case: f"{case.slot.provider.name} does not take {case.entry.patient.insurance_plan.name}",
     )),
     Rule("declined_reassignment", tie_breaks=((1, "declined_first", True),)),
     Rule("waiting_longest", tie_breaks=((3, "created_at", False), (4, "id", False))),

@@ -53,7 +53,7 @@ def fill_slots_for_entry(entry_id, limit=20):
     slots = (
         FreedSlot.objects.fillable()
         .filter(provider__specialty_id=entry.specialty_id, provider__active=True)
-        .select_related("provider", "appointment")
+        .select_related("provider__location", "appointment")
         .order_by("start")
     )
     rules = Rules()

@@ -1,17 +1,26 @@
 from django.contrib import admin, messages
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from clinic.admin_lists import ClinicModelAdmin
 from clinic.models import (
-    DeliveryAttempt, Event, Location, OutboundEmail, Patient, Provider, Specialty, WebhookDelivery, WebhookEndpoint,
+    DeliveryAttempt, Event, InsurancePlan, Location, OutboundEmail, Patient, Provider, Specialty, WebhookDelivery, WebhookEndpoint,
 )
+from clinic.views import name_addressees
 from clinic.webhooks import new_secret, resend
 
 
 @admin.register(Location)
 class LocationAdmin(ClinicModelAdmin):
-    list_display = ["name", "address", "phone"]
+    list_display = ["name", "address", "phone", "time_zone"]
     search_fields = ["name", "address"]
+
+
+@admin.register(InsurancePlan)
+class InsurancePlanAdmin(ClinicModelAdmin):
+    list_display = ["name", "payer"]
+    list_filter = ["payer"]
+    search_fields = ["name", "payer"]
 
 
 @admin.register(Specialty)
@@ -26,6 +35,7 @@ class ProviderAdmin(ClinicModelAdmin):
     list_filter = ["active", "specialty", "location"]
     search_fields = ["name", "email"]
     list_select_related = ["specialty", "location"]
+    filter_horizontal = ["accepted_insurance_plans"]
 
 
 @admin.register(Patient)
@@ -39,7 +49,7 @@ class PatientAdmin(ClinicModelAdmin):
     readonly_fields = ["model_estimate", "model_reasons"]
     fieldsets = [
         (None, {"fields": ["first_name", "last_name", "email", "phone", "preferred_location", "available_days",
-                           "preferred_times", "email_opt_out"]}),
+                           "preferred_times", "email_opt_out", "insurance_plan"]}),
         ("No-show risk", {
             "fields": ["no_show_risk", "no_show_risk_source", "model_estimate", "model_reasons"],
             "description": "The risk matching uses. Typing a risk makes it yours: the no-show model then leaves it "
@@ -74,18 +84,30 @@ class PatientAdmin(ClinicModelAdmin):
 
 @admin.register(OutboundEmail)
 class OutboundEmailAdmin(ClinicModelAdmin):
-    list_display = ["created_at", "kind", "recipient", "subject", "status", "attempts", "appointment_link"]
+    list_display = ["created_at", "kind", "addressee", "subject", "status", "attempts", "appointment_link"]
     list_filter = ["status", "kind"]
-    search_fields = ["recipient", "subject", "esp_message_id"]
+    search_fields = ["recipient", "subject", "esp_message_id", "appointment__patient__last_name"]
     date_hierarchy = "created_at"
-    readonly_fields = [f.name for f in OutboundEmail._meta.fields]
-    list_select_related = ["appointment"]
+    readonly_fields = [f.name for f in OutboundEmail._meta.fields if f.name != "id"]
+    list_select_related = ["appointment__patient", "appointment__provider"]
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        name_addressees(changelist.result_list)
+        return changelist
+
+    @admin.display(description="To", ordering="recipient")
+    def addressee(self, email):
+        patient = getattr(email, "addressee", None)
+        return f"{patient} <{email.recipient}>" if patient else email.recipient
 
     @admin.display(description="Appointment")
     def appointment_link(self, email):
         if not email.appointment_id:
             return "-"
-        return format_html('<a href="/admin/scheduling/appointment/{}/change/">#{}</a>', email.appointment_id, email.appointment_id)
+        appointment = email.appointment
+        return format_html('<a href="/admin/scheduling/appointment/{}/change/">{} with {}</a>', appointment.pk,
+                           f"{timezone.localtime(appointment.start):%a %-d %b %H:%M}", appointment.provider.name)
 
     def has_add_permission(self, request):
         return False

@@ -22,7 +22,7 @@ from rest_framework.views import exception_handler
 
 from clinic.exceptions import DomainError
 from clinic.fields import WEEKDAYS, mask_to_weekdays, weekdays_to_mask
-from clinic.models import Location, Patient, Provider, Specialty
+from clinic.models import InsurancePlan, Location, Patient, Provider, Specialty
 
 log = logging.getLogger("clinic")
 
@@ -160,7 +160,13 @@ def external_name(field):
 class LocationSerializer(ExternalIds, serializers.ModelSerializer):
     class Meta:
         model = Location
-        fields = ["id", "name", "external_id"]
+        fields = ["id", "name", "external_id", "time_zone"]
+
+
+class InsurancePlanSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = InsurancePlan
+        fields = ["id", "name", "payer"]
 
 
 class SpecialtySerializer(serializers.ModelSerializer):
@@ -174,7 +180,8 @@ class ProviderSerializer(ExternalIds, serializers.ModelSerializer):
 
     class Meta:
         model = Provider
-        fields = ["id", "name", "email", "specialty", "location", "active", "external_id"]
+        fields = ["id", "name", "email", "specialty", "location", "active", "external_id", "accepted_insurance_plans"]
+        extra_kwargs = {"accepted_insurance_plans": {"required": False, "help_text": "Plan ids; empty: every plan."}}
 
 
 RISK_OUT_OF_RANGE = "The no-show risk must be between 0.0 and 1.0."
@@ -194,7 +201,7 @@ class PatientSerializer(ExternalIds, serializers.ModelSerializer):
         model = Patient
         fields = [
             "id", "first_name", "last_name", "email", "phone", "preferred_location",
-            "available_days", "no_show_risk", "no_show_risk_source", "email_opt_out", "external_id",
+            "available_days", "no_show_risk", "no_show_risk_source", "email_opt_out", "external_id", "insurance_plan",
         ]
         read_only_fields = ["no_show_risk_source"]
 
@@ -211,6 +218,12 @@ class LocationViewSet(RecordViewSet):
     filterset_fields = ["external_id"]
 
 
+class InsurancePlanViewSet(RecordViewSet):
+    queryset = InsurancePlan.objects.order_by("payer", "name", "id")
+    serializer_class = InsurancePlanSerializer
+    filterset_fields = ["payer"]
+
+
 class SpecialtyViewSet(RecordViewSet):
     queryset = Specialty.objects.order_by("name", "id")
     serializer_class = SpecialtySerializer
@@ -221,11 +234,14 @@ class ProviderViewSet(RecordViewSet):
     serializer_class = ProviderSerializer
     filterset_fields = ["specialty", "location", "active", "external_id"]
 
+    def get_queryset(self):
+        return super().get_queryset().prefetch_related("accepted_insurance_plans")
+
 
 class PatientViewSet(RecordViewSet):
     queryset = Patient.objects.order_by("last_name", "first_name", "id")
     serializer_class = PatientSerializer
-    filterset_fields = ["preferred_location", "email", "external_id"]
+    filterset_fields = ["preferred_location", "email", "external_id", "insurance_plan"]
 
 
 ERROR_SCHEMA = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}

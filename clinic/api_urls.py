@@ -10,7 +10,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
 from backfill.api import FreedSlotViewSet, StatsView
-from clinic.api import LocationViewSet, PatientViewSet, ProviderViewSet, SpecialtyViewSet, api_not_found
+from clinic.api import InsurancePlanViewSet, LocationViewSet, PatientViewSet, ProviderViewSet, SpecialtyViewSet, api_not_found
 from clinic.webhook_api import WebhookDeliveryViewSet, WebhookEndpointViewSet
 from scheduling.api import AppointmentViewSet, TriggerWorkflowView
 from waitlist.api import WaitlistEntryViewSet
@@ -21,6 +21,7 @@ router = SimpleRouter()
 router.trailing_slash = "/?"
 router.register("locations", LocationViewSet)
 router.register("specialties", SpecialtyViewSet)
+router.register("insurance-plans", InsurancePlanViewSet)
 router.register("providers", ProviderViewSet)
 router.register("patients", PatientViewSet)
 router.register("appointments", AppointmentViewSet)

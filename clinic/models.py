@@ -1,4 +1,5 @@
 import time
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -6,7 +7,11 @@ from django.db import models
 from django.utils import timezone
 
 from clinic.fields import TimeWindowsField, WeekdaysField
-from clinic.validators import single_line
+from clinic.validators import single_line, time_zone_name
+
+
+def default_time_zone():
+    return settings.TIME_ZONE
 
 
 class Location(models.Model):
@@ -16,6 +21,10 @@ class Location(models.Model):
     phone = models.CharField(max_length=30, blank=True, validators=[single_line])
     # The integrator's own id for it (SPEC 13), unique when set.
     external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
+    # SPEC 14: a network of sites keeps each site's own clock; a slot's weekday and time of
+    # day are its location's.
+    time_zone = models.CharField(max_length=64, default=default_time_zone, validators=[time_zone_name],
+                                 help_text='IANA name, e.g. "America/Los_Angeles".')
 
     class Meta:
         ordering = ["name"]
@@ -27,6 +36,27 @@ class Location(models.Model):
     def phone_uri(self):
         """The phone as a link a phone can dial: "tel:" and its digits."""
         return "tel:" + "".join(ch for ch in self.phone if ch.isdigit() or ch == "+")
+
+    @property
+    def zone(self):
+        return ZoneInfo(self.time_zone)
+
+    def local(self, moment):
+        """The moment on this location's clock."""
+        return moment.astimezone(self.zone)
+
+
+class InsurancePlan(models.Model):
+    """A plan patients are insured under; a provider may take only some (SPEC 14)."""
+
+    name = models.CharField(max_length=100, unique=True, validators=[single_line])
+    payer = models.CharField(max_length=100, validators=[single_line], help_text="The insurer, e.g. Aetna.")
+
+    class Meta:
+        ordering = ["payer", "name"]
+
+    def __str__(self):
+        return self.name
 
 
 class Specialty(models.Model):
@@ -40,14 +70,27 @@ class Specialty(models.Model):
         return self.name
 
 
+class ProviderQuerySet(models.QuerySet):
+    def accepting(self, plan_id):
+        """Providers who see a patient on this plan (SPEC 14: None is self-pay; no plans listed: every plan)."""
+        if plan_id is None:
+            return self
+        return self.filter(models.Q(accepted_insurance_plans=None) | models.Q(accepted_insurance_plans=plan_id))
+
+
 class Provider(models.Model):
     name = models.CharField(max_length=120, validators=[single_line])
     email = models.EmailField(unique=True)
     specialty = models.ForeignKey(Specialty, on_delete=models.PROTECT, related_name="providers")
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="providers")
     active = models.BooleanField(default=True)
+    accepted_insurance_plans = models.ManyToManyField(
+        InsurancePlan, blank=True, related_name="providers", help_text="None ticked: every plan is accepted.",
+    )
     # The integrator's own id for it (SPEC 13), unique when set.
     external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
+
+    objects = ProviderQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -101,6 +144,10 @@ class Patient(models.Model):
     no_show_risk_model = models.FloatField("model's no-show estimate", null=True, blank=True, editable=False)
     no_show_risk_reasons = models.JSONField("model's reasons", default=list, blank=True, editable=False)
     email_opt_out = models.BooleanField(default=False)
+    insurance_plan = models.ForeignKey(
+        InsurancePlan, null=True, blank=True, on_delete=models.PROTECT, related_name="patients",
+        help_text="Empty: self-pay.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = PatientQuerySet.as_manager()
@@ -150,6 +197,7 @@ class OutboundEmail(models.Model):
         DECLINE_CONFIRMATION = "decline_confirmation", "Decline confirmation"
         ACCEPT_CONFIRMATION = "accept_confirmation", "Accept confirmation"
         CANCEL_CONFIRMATION = "cancel_confirmation", "Cancellation confirmation"
+        CLINIC_CANCELLATION = "clinic_cancellation", "Cancelled by the clinic"
         SLOT_OFFER = "slot_offer", "Slot offer"
         SLOT_OFFER_TAKEN = "slot_offer_taken", "Slot offer taken"
 

@@ -8,11 +8,22 @@ times carry the zone's abbreviation.
 Every template goes through clinic/templatetags/clinic_times.py, which wraps these.
 """
 
+from datetime import timezone as dt_timezone
+from zoneinfo import ZoneInfo
+
 from django.utils import timezone
+
+UTC = ZoneInfo("UTC")
 
 
 def _local(moment):
-    return timezone.localtime(moment) if timezone.is_aware(moment) else moment
+    """A moment given on a location's clock stays on it (SPEC 14); one straight from the
+    database (UTC) is put on the clinic's."""
+    if timezone.is_naive(moment) or moment.utcoffset() is None:
+        return moment
+    if moment.tzinfo in (dt_timezone.utc, UTC):
+        return timezone.localtime(moment)
+    return moment
 
 
 def staff_time(moment):

@@ -1,5 +1,7 @@
 """Free text that ends up in emails, pages, logs and headers is one line of printable text."""
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from django.core.exceptions import ValidationError
 from django.utils.deconstruct import deconstructible
 
@@ -20,3 +22,12 @@ class SingleLine:
 
 
 single_line = SingleLine()
+
+
+def time_zone_name(value):
+    """An IANA time zone name such as "America/Los_Angeles"."""
+    try:
+        ZoneInfo(str(value))
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ValidationError(f'"{value}" is not a time zone; use an IANA name such as "America/Los_Angeles".',
+                              code="time_zone") from None

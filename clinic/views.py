@@ -5,7 +5,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 
 from clinic.access import staff_page
-from clinic.models import OutboundEmail
+from clinic.models import OutboundEmail, Patient
 
 MESSAGES_PER_PAGE = 20
 
@@ -15,7 +15,8 @@ class OutboxFilter(forms.Form):
     status = forms.ChoiceField(choices=[("", "Any status"), *OutboundEmail.Status.choices], required=False)
 
     def emails(self):
-        emails = OutboundEmail.objects.order_by("-created_at", "-id")
+        emails = OutboundEmail.objects.select_related("appointment__patient", "appointment__provider").order_by(
+            "-created_at", "-id")
         for name in ("kind", "status"):
             if self.cleaned_data[name]:
                 emails = emails.filter(**{name: self.cleaned_data[name]})
@@ -28,6 +29,16 @@ def outbox(request):
     if not form.is_valid():
         return render(request, "staff/outbox.html", {"form": form}, status=400)
     page = Paginator(form.emails(), MESSAGES_PER_PAGE).get_page(request.GET.get("page"))
+    name_addressees(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "staff/outbox.html", {"form": form, "page": page, "filter_query": query.urlencode()})
+
+
+def name_addressees(emails):
+    """Staff read who a message went to by name (issue 12): the appointment's patient, or, for
+    a message sent before any appointment existed (a slot offer), the patient at that address."""
+    unbooked = {email.recipient for email in emails if email.appointment_id is None}
+    by_address = {patient.email: patient for patient in Patient.objects.filter(email__in=unbooked)} if unbooked else {}
+    for email in emails:
+        email.addressee = email.appointment.patient if email.appointment_id else by_address.get(email.recipient)

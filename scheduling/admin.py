@@ -1,11 +1,15 @@
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
 from clinic.admin import ProviderAdmin
 from clinic.admin_lists import ClinicModelAdmin
 from clinic.models import Provider
-from scheduling.forms import ProviderUnavailableForm
+from scheduling.cancellation import cancel_for_the_clinic
+from scheduling.forms import CancelAppointmentsForm, ProviderUnavailableForm
 from scheduling.models import Appointment, NoShowModel, ProviderUnavailability, SchedulingError
 from scheduling.reassignment import WorkflowError, mark_provider_unavailable
 
@@ -18,27 +22,68 @@ class AppointmentAdmin(ClinicModelAdmin):
     date_hierarchy = "start"
     list_select_related = ["patient", "provider__specialty"]
     autocomplete_fields = ["patient", "provider"]
-    readonly_fields = ["created_at", "updated_at", "cancelled_at", "cancelled_by", "replaces"]
+    # Status and source change only through the verbs (the actions below, the patient's
+    # links, the workflow), never by editing the field: an edit would skip the freed slot,
+    # the backfill and the patient's email.
+    readonly_fields = ["status", "source", "cancel_reason", "created_at", "updated_at", "cancelled_at", "cancelled_by",
+                       "replaces"]
     actions = ["cancel_appointments", "mark_no_show"]
 
     @admin.action(permissions=["change"], description="Cancel selected appointments (frees the slot for backfill)")
     def cancel_appointments(self, request, queryset):
-        self._apply(request, queryset, lambda a: a.cancel("cancelled by front desk", by=request.user.username), "cancelled")
+        """An intermediate page asks for the reason and says what will happen; "apply" posts it back."""
+        appointments = list(queryset.select_related("patient", "provider__specialty", "provider__location"))
+        form = CancelAppointmentsForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return TemplateResponse(request, "admin/scheduling/appointment/cancel.html", {
+                **self.admin_site.each_context(request),
+                "title": "Cancel appointments",
+                "opts": self.model._meta,
+                "appointments": appointments,
+                "form": form,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }, status=400 if form.is_bound else 200)
+        for appointment in appointments:
+            try:
+                cancel_for_the_clinic(appointment, form.cleaned_data["reason"], by=request.user.get_username())
+            except SchedulingError as error:
+                self.message_user(request, f"{appointment_in_words(appointment)}: {error}", messages.WARNING)
+            else:
+                self.message_user(request, what_became_of_the_slot(appointment), messages.SUCCESS)
+        return None
 
     @admin.action(permissions=["change"], description="Mark selected appointments as no-show")
     def mark_no_show(self, request, queryset):
-        self._apply(request, queryset, lambda a: a.mark_no_show(), "marked no-show")
-
-    def _apply(self, request, queryset, verb, done):
-        count = 0
         for appointment in queryset.select_related("patient", "provider"):
             try:
-                verb(appointment)
-                count += 1
+                appointment.mark_no_show()
             except SchedulingError as error:
-                self.message_user(request, f"{appointment}: {error}", messages.WARNING)
-        if count:
-            self.message_user(request, f"{count} appointment(s) {done}.", messages.SUCCESS)
+                self.message_user(request, f"{appointment_in_words(appointment)}: {error}", messages.WARNING)
+            else:
+                self.message_user(request, f"{appointment_in_words(appointment)}: marked no-show.", messages.SUCCESS)
+
+
+def appointment_in_words(appointment):
+    return f"{appointment.patient} with {appointment.provider.name}, {timezone.localtime(appointment.start):%a %-d %b %H:%M}"
+
+
+def what_became_of_the_slot(appointment):
+    """The Cancel action's result, read once the cancellation committed (and, with an
+    in-process queue, once the backfill ran): who got the slot, or that the search runs."""
+    said = f"{appointment_in_words(appointment)}: cancelled"
+    told = "" if appointment.patient.email_opt_out else f"; {appointment.patient} is emailed"
+    # FreedSlot (the backfill's) through its reverse accessor: read without importing the layer above.
+    appointment = Appointment.objects.select_related("freed_slot__filled_by__patient").get(pk=appointment.pk)
+    if not hasattr(appointment, "freed_slot"):  # the reverse one-to-one raises when there is none
+        return f"{said}{told}. The slot was not offered to the waitlist: it starts too soon, or the provider is away then."
+    slot = appointment.freed_slot
+    url = reverse("admin:backfill_freedslot_change", args=[slot.pk])
+    if slot.filled_by_id:
+        return format_html("{}{}. The slot went to {} (<a href=\"{}\">why</a>).", said, told, slot.filled_by.patient, url)
+    if slot.status == slot.Status.NO_MATCH:
+        return format_html("{}{}. Nobody on the waitlist fits the slot: <a href=\"{}\">see why, or book a patient by hand</a>.",
+                           said, told, url)
+    return format_html("{}{}. The backfill is looking for a waiting patient: <a href=\"{}\">see the slot</a>.", said, told, url)
 
 
 @admin.register(ProviderUnavailability)

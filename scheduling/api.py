@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from clinic.api import ClinicDateField, ClinicDateTimeField, ClinicDayFilter, ExternalIds
 from clinic.models import Patient, Provider
 from clinic.validators import single_line
+from scheduling.cancellation import cancel_for_the_clinic
 from scheduling.models import Appointment, ProviderUnavailability
 from scheduling.reassignment import mark_provider_unavailable
 
@@ -87,7 +88,7 @@ class AppointmentViewSet(
         appointment = self.get_object()
         form = CancelSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        appointment.cancel(form.validated_data["reason"], by=request.user.get_username())
+        cancel_for_the_clinic(appointment, form.validated_data["reason"], by=request.user.get_username())
         return Response(CancelledAppointmentSerializer(appointment).data)
 
 

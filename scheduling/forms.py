@@ -19,3 +19,13 @@ class ProviderUnavailableForm(forms.Form):
         if start and end and end < start:
             self.add_error("end_date", "The end date must not be before the start date.")
         return cleaned
+
+
+class CancelAppointmentsForm(forms.Form):
+    """The reason the admin's Cancel action asks for: it is kept on the appointment and
+    told to the patient."""
+
+    reason = forms.CharField(
+        max_length=200, validators=[single_line],
+        help_text='Told to the patient in their email, e.g. "the clinic is closed that morning".',
+    )

@@ -12,12 +12,14 @@ from scheduling.links import patient_links
 
 def queue_email(kind, appointment, **context):
     """Store a message about an appointment for its patient and send it once committed."""
+    location = appointment.provider.location
     context = {
         "appointment": appointment,
         "provider": appointment.provider,
-        "location": appointment.provider.location,
-        "start": timezone.localtime(appointment.start),
+        "location": location,
+        "start": location.local(appointment.start),
         "links": patient_links(appointment),
         **context,
     }
-    return queue_patient_email(kind, appointment.patient, context, appointment=appointment)
+    with timezone.override(location.zone):  # every time in the message on the site's clock (SPEC 14)
+        return queue_patient_email(kind, appointment.patient, context, appointment=appointment)

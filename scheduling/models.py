@@ -46,7 +46,7 @@ def worth_filling(provider, start, now=None):
     lead = timedelta(minutes=settings.BACKFILL["MIN_LEAD_MINUTES"])
     if start <= now + lead or not provider.active:
         return False
-    return not provider.is_unavailable_on(timezone.localdate(start))
+    return not provider.is_unavailable_on(provider.location.local(start).date())  # the day at the provider's site
 
 
 class Appointment(models.Model):
@@ -111,7 +111,7 @@ class Appointment(models.Model):
         return instance
 
     def __str__(self):
-        local = timezone.localtime(self.start)
+        local = self.provider.location.local(self.start)
         return f"{self.patient} with {self.provider.name}, {local:%a %d %b %Y %H:%M} ({self.status})"
 
     @property

@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from clinic.access import throttled_per_client
-from scheduling import reassignment
+from scheduling import cancellation, reassignment
 from scheduling.links import BadLink, read_token
 from scheduling.models import Appointment, SchedulingError
 
@@ -44,7 +44,7 @@ class PatientAction:
 
 
 def cancel_from_link(appointment):
-    appointment.cancel("patient cancelled from email link", by="patient")
+    cancellation.cancel_for_the_patient(appointment)
     return "Your appointment is cancelled. Thank you for letting us know; we will offer the time to another patient."
 
 

@@ -75,9 +75,10 @@ class WorkflowSummary:
 
     @property
     def headline(self):
+        count = self.affected
         return (
-            f"{self.provider.name} is unavailable {self.start_date} to {self.end_date} "
-            f"(unavailability {self.unavailability.pk}): {self.affected} appointment(s) affected, "
+            f"{self.provider.name} is unavailable {_days(self.start_date, self.end_date)}: "
+            f"{count} appointment{'' if count == 1 else 's'} affected, "
             f"{len(self.reassigned)} reassigned, {len(self.waitlisted)} waitlisted, {len(self.skipped)} skipped."
         )
 
@@ -90,8 +91,8 @@ class WorkflowSummary:
             "provider": match.provider.pk, "score": match.score,
         })
         self.notes.append(("reassigned", (
-            f"Appointment {original.pk} (patient {original.patient_id}, {_when(original)}): offered to "
-            f"{match.provider.name} as appointment {offer.pk}, score {match.score}."
+            f"{_who_and_when(original)}: offered to {match.provider.name} at the same time "
+            f"({match.score} points: {_points_in_words(match.breakdown)})."
         )))
 
     def add_waitlisted(self, original, entry, best):
@@ -99,19 +100,42 @@ class WorkflowSummary:
         self.waitlisted.append({
             "appointment": original.pk, "patient": original.patient_id, "waitlist_entry": entry.pk, "best_score": best_score,
         })
-        why = f"best score {best_score}" if best else "no provider free then"
-        self.notes.append(("waitlisted", (
-            f"Appointment {original.pk} (patient {original.patient_id}, {_when(original)}): cancelled, "
-            f"patient on the waitlist (entry {entry.pk}); {why}."
-        )))
+        if best:
+            why = (f"the best colleague free then, {best.provider.name}, scored {best.score} points of the "
+                   f"{settings.BACKFILL['REASSIGN_MIN_SCORE']} needed ({_points_in_words(best.breakdown)})")
+        else:
+            plan = original.patient.insurance_plan
+            who_takes = f" who takes {plan.name}" if plan else ""
+            why = f"no other {original.provider.specialty.name} provider{who_takes} is free then"
+        self.notes.append(("waitlisted", f"{_who_and_when(original)}: cancelled and put on the waitlist; {why}."))
 
     def add_skipped(self, appointment, reason):
         self.skipped.append({"appointment": appointment.pk, "reason": reason})
-        self.notes.append(("skipped", f"Appointment {appointment.pk} ({_when(appointment)}): skipped, {reason}"))
+        self.notes.append(("skipped", f"{_who_and_when(appointment)}: left as it is, {reason[:1].lower()}{reason[1:]}"))
 
 
-def _when(appointment):
-    return f"{timezone.localtime(appointment.start):%Y-%m-%d %H:%M}"
+# What staff read for each of the reassignment score's rules (score_provider's keys).
+REASSIGNMENT_RULES_IN_WORDS = {
+    "same_location": "same location",
+    "preferred_location": "patient's preferred location",
+    "seen_before": "has seen the patient before",
+    "same_time": "free at the same time",
+}
+
+
+def _points_in_words(breakdown):
+    earned = [f"{REASSIGNMENT_RULES_IN_WORDS.get(rule, rule)} +{points}" for rule, points in breakdown.items() if points]
+    return " · ".join(earned) or "no points"
+
+
+def _who_and_when(appointment):
+    return f"{appointment.patient} ({appointment.provider.location.local(appointment.start):%a %-d %b %H:%M})"
+
+
+def _days(start_date, end_date):
+    if start_date == end_date:
+        return f"on {start_date:%a %-d %b %Y}"
+    return f"from {start_date:%a %-d %b} to {end_date:%a %-d %b %Y}"
 
 
 @dataclass(frozen=True)
@@ -186,8 +210,10 @@ def _record_unavailability(provider, start_date, end_date, reason):
 
 
 def _affected_appointments(provider, start_date, end_date):
-    first = _local_midnight(start_date)
-    after_last = _local_midnight(end_date + timedelta(days=1))
+    # The days are the provider's site's days (SPEC 14).
+    zone = provider.location.zone
+    first = _local_midnight(start_date, zone)
+    after_last = _local_midnight(end_date + timedelta(days=1), zone)
     return list(
         provider.appointments.filter(status__in=Appointment.CANCELLABLE, start__gte=first, start__lt=after_last)
         .select_related("patient", "provider__location")
@@ -195,8 +221,8 @@ def _affected_appointments(provider, start_date, end_date):
     )
 
 
-def _local_midnight(day):
-    return timezone.make_aware(datetime.combine(day, time.min))
+def _local_midnight(day, zone):
+    return timezone.make_aware(datetime.combine(day, time.min), zone)
 
 
 def _move(appointment, summary, by):
@@ -234,11 +260,12 @@ def _waitlist(original, best, summary, by):
 def rank_replacements(appointment):
     """Other active providers of the specialty free for the whole appointment, best first."""
     original = appointment.provider
-    day = timezone.localdate(appointment.start)
+    day = original.location.local(appointment.start).date()
     busy = Appointment.objects.overlapping(appointment.start, appointment.end).values("provider_id")
     away = ProviderUnavailability.objects.filter(start_date__lte=day, end_date__gte=day).values("provider_id")
     providers = list(
         Provider.objects.filter(specialty_id=original.specialty_id, active=True)
+        .accepting(appointment.patient.insurance_plan_id)  # SPEC 14: only a provider who takes their plan
         .exclude(pk=original.pk)
         .exclude(pk__in=busy)
         .exclude(pk__in=away)

@@ -47,7 +47,9 @@ def test_it_asks_which_patient_listing_the_ranked_ones_first(staff_client, open_
     text = page(book_by_hand(staff_client, open_slot))
 
     assert "Book a waitlisted patient by hand" in text
-    assert text.index("Ranked by the backfill rules") < text.index("Highrisk") < text.index("Everyone else") < text.index("Lowrisk")
+    assert text.index("Highrisk") < text.index("Fits, ranked 1") < text.index("Lowrisk") < text.index("Left out")
+    assert "No-show risk 0.20 is under the minimum 0.6" in text
+    assert "no-show risk 0.85: +40 · waits for Orthopedic PT: +20" in text
     assert f'name="entry" value="{ranked.pk}" id="entry-{ranked.pk}" checked' in text
     assert f'value="{unranked.pk}"' in text
     open_slot.refresh_from_db()
@@ -128,7 +130,7 @@ def test_it_marks_a_started_appointment_as_no_show(staff_client):
     response = staff_client.post(APPOINTMENTS, {"action": "mark_no_show", "_selected_action": [started.pk]}, follow=True)
 
     started.refresh_from_db()
-    assert "1 appointment(s) marked no-show." in page(response)
+    assert f"{started.patient} with {started.provider.name}" in page(response) and ": marked no-show." in page(response)
     assert started.status == Appointment.Status.NO_SHOW
 
 

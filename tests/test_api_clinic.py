@@ -113,7 +113,8 @@ def test_it_creates_and_renames_a_location(staff_client):
     renamed = patch(staff_client, f"/api/locations/{created.json()['id']}/", {"name": "Uptown Annex"})
 
     assert created.status_code == 201
-    assert renamed.json() == {"id": created.json()["id"], "name": "Uptown Annex", "external_id": None}
+    assert renamed.json() == {"id": created.json()["id"], "name": "Uptown Annex", "external_id": None,
+                              "time_zone": "America/New_York"}
     assert Location.objects.get().name == "Uptown Annex"
 
 
@@ -134,6 +135,7 @@ def test_it_shows_a_provider_with_related_ids(staff_client):
     assert response.json() == {
         "id": provider.pk, "name": "Dr. Lee", "email": "lee@clinic.example",
         "specialty": provider.specialty_id, "location": provider.location_id, "active": True, "external_id": None,
+        "accepted_insurance_plans": [],
     }
 
 
@@ -256,7 +258,7 @@ def test_it_lists_patients_in_pages(staff_client):
     assert body["next"] is None and body["previous"] is None
     assert set(body["results"][0]) == {
         "id", "first_name", "last_name", "email", "phone", "preferred_location",
-        "available_days", "no_show_risk", "no_show_risk_source", "email_opt_out", "external_id",
+        "available_days", "no_show_risk", "no_show_risk_source", "email_opt_out", "external_id", "insurance_plan",
     }
 
 
@@ -266,7 +268,7 @@ def test_it_lists_a_page_of_records_in_a_bounded_number_of_queries(staff_client,
         PatientFactory(preferred_location=LocationFactory(name=f"Site {n}"))
         ProviderFactory(specialty=SpecialtyFactory(name=f"Specialty {n}"), location=LocationFactory(name=f"Site {n}"))
 
-    with django_assert_max_num_queries(4):  # session, user, count, page
+    with django_assert_max_num_queries(5):  # session, user, count, page (and the providers' plans)
         response = staff_client.get(path)
 
     assert response.status_code == 200

@@ -113,7 +113,11 @@ def test_it_backfills_a_slot_cancelled_in_the_admin(desk, live_server):
     desk.check(f"input[name=_selected_action][value='{appointment.pk}']")
     desk.select_option("select[name=action]", "cancel_appointments")
     desk.click("button[title='Run the selected action']")
-    expect(desk.locator(".messagelist")).to_contain_text("1 appointment(s) cancelled.")
+    expect(desk.get_by_text("Chloe is emailed that the clinic cancelled")).to_be_visible()
+    desk.fill("input[name=reason]", "the clinic is closed that morning")
+    screenshot(desk, "admin-cancel-asks-why")
+    desk.click("input[name=apply]")
+    expect(desk.locator(".messagelist")).to_contain_text("The slot went to Hugo Nguyen")
     screenshot(desk, "admin-cancelled")
 
     desk.goto(f"{live_server.url}/schedule/?date={day:%Y-%m-%d}")
@@ -191,3 +195,59 @@ def test_the_content_security_policy_blocks_an_injected_script_and_lets_the_page
     desk.goto(f"{live_server.url}/api/docs/")
     expect(desk.locator(".swagger-ui .info .title")).to_contain_text("Backfill API")
     assert violations == []
+
+
+def test_a_freed_slots_page_says_why_each_waiting_patient_was_or_was_not_chosen(desk, live_server):
+    from playwright.sync_api import expect
+
+    from backfill.models import FreedSlot
+
+    provider = ProviderFactory(name="Dr. Mei Chen")
+    day = timezone.localdate() + timedelta(days=3)
+    appointment = AppointmentFactory(provider=provider, start=at(day, 10), end=at(day, 10) + timedelta(minutes=45))
+    WaitlistEntryFactory(patient=HighRiskPatientFactory(first_name="Hugo", last_name="Nguyen"), specialty=provider.specialty)
+    WaitlistEntryFactory(patient=PatientFactory(first_name="Ravi", last_name="Shah", no_show_risk=0.7), specialty=provider.specialty)
+    WaitlistEntryFactory(patient=PatientFactory(first_name="Lena", last_name="Ortiz", no_show_risk=0.56),
+                         specialty=provider.specialty, time_windows=["16:00-18:00"])
+    appointment.cancel("patient called in sick")  # committed: the in-process queue backfills it
+    slot = FreedSlot.objects.get(appointment=appointment)
+
+    desk.goto(f"{live_server.url}/admin/backfill/freedslot/{slot.pk}/change/")
+
+    why = desk.locator("#why-this-patient")
+    expect(why.locator("tr", has_text="Hugo Nguyen")).to_contain_text("Booked")
+    expect(why.locator("tr", has_text="Ravi Shah")).to_contain_text("Fits, ranked 2")
+    expect(why.locator("tr", has_text="Ravi Shah")).to_contain_text("no-show risk 0.70: +30")
+    lena = why.locator("tr", has_text="Lena Ortiz")
+    expect(lena).to_contain_text("Left out")
+    expect(lena).to_contain_text("No-show risk 0.56 is under the minimum 0.6")
+    expect(lena).to_contain_text("Only 16:00–18:00")
+    screenshot(desk, "freed-slot-why-this-patient")
+
+
+def test_the_book_by_hand_page_explains_each_choice_and_books_the_one_chosen(desk, live_server):
+    from playwright.sync_api import expect
+
+    from backfill.models import FreedSlot
+
+    provider = ProviderFactory(name="Dr. Mei Chen")
+    day = timezone.localdate() + timedelta(days=3)
+    appointment = AppointmentFactory(provider=provider, start=at(day, 10), end=at(day, 10) + timedelta(minutes=45))
+    appointment.cancel("patient called in sick")  # nobody waits yet: the slot stays open, no match
+    WaitlistEntryFactory(patient=PatientFactory(first_name="Lena", last_name="Ortiz", no_show_risk=0.78),
+                         specialty=provider.specialty, time_windows=["12:00-17:00"])
+    slot = FreedSlot.objects.get(appointment=appointment)
+
+    desk.goto(f"{live_server.url}/admin/backfill/freedslot/")
+    desk.check(f"input[name=_selected_action][value='{slot.pk}']")
+    desk.select_option("select[name=action]", "book_waitlist_entry_by_hand")
+    desk.click("button[title='Run the selected action']")
+
+    lena = desk.locator("table.explanation tr", has_text="Lena Ortiz")
+    expect(lena).to_contain_text("Left out")
+    expect(lena).to_contain_text("Only 12:00–17:00")
+    screenshot(desk, "book-by-hand-why")
+    lena.locator("input[type=radio]").check()
+    desk.click("input[name=confirm]")
+    expect(desk.locator(".messagelist")).to_contain_text("Lena Ortiz is booked into")
+    assert FreedSlot.objects.get(pk=slot.pk).status == FreedSlot.Status.MANUAL

@@ -116,3 +116,13 @@ def test_the_api_explains_a_slot_with_patients_by_name(staff_client, slot):
     assert (item["eligible"], item["score"], item["outcome"]) == (False, 70, "left_out")
     assert item["reasons"] == ["not available on Wednesdays"]
     assert item["breakdown"][2] == {"rule": "availability", "points": 0, "words": "not available Wednesdays: +0"}
+
+
+def test_the_explanation_of_a_long_waitlist_takes_a_bounded_number_of_queries(staff_client, slot, django_assert_max_num_queries):
+    for risk in (0.9, 0.8, 0.7, 0.5, 0.3) * 4:
+        waiting(slot, risk=risk, available_days=["mon", "wed"])
+
+    with django_assert_max_num_queries(9):  # session, user, slot, plans, provider, busy, entries, count
+        body = staff_client.get(f"/api/freed-slots/{slot.pk}/explain/").json()
+
+    assert body["count"] == 20

@@ -19,6 +19,7 @@ from backfill.matching import Rules, SlotFacts, busy_patients, rank_by_full_scan
 from backfill.rules import RULES, Filter, Rule, Tier
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from clinic.fields import WEEKDAYS
+from clinic.models import InsurancePlan
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 
@@ -47,6 +48,7 @@ entries = st.lists(st.fixed_dictionaries({
     "minutes_waiting": st.integers(0, 3),
     "busy": st.sampled_from([None, None, "active", "cancelled"]),
     "spoiler": st.one_of(st.none(), st.sampled_from(SPOILERS)),
+    "plan": st.sampled_from([None, 0, 1]),  # None: self-pay
 }), max_size=12)
 
 
@@ -55,8 +57,12 @@ class RankingEquivalence(TestCase):
     def setUpTestData(cls):
         cls.specialty = SpecialtyFactory(name="Orthopedic PT")
         cls.other_specialty = SpecialtyFactory(name="Pediatric PT")
-        cls.locations = [LocationFactory(name="Downtown"), LocationFactory(name="Northside")]
+        # Two clocks: New York (the clinic's) and Los Angeles, three hours behind.
+        cls.locations = [LocationFactory(name="Downtown"), LocationFactory(name="Santa Monica", time_zone="America/Los_Angeles")]
         cls.providers = [ProviderFactory(specialty=cls.specialty, location=location) for location in cls.locations]
+        cls.plans = [InsurancePlan.objects.create(name="Aetna Choice", payer="Aetna"),
+                     InsurancePlan.objects.create(name="Medicare Part B", payer="Medicare")]
+        cls.providers[1].accepted_insurance_plans.set([cls.plans[0]])  # the first takes every plan
 
     @hypothesis_settings(max_examples=200, deadline=None)
     @given(
@@ -70,10 +76,11 @@ class RankingEquivalence(TestCase):
     )
     def test_it_ranks_like_scoring_the_whole_waitlist(self, waitlist, provider, day_offset, hour, freed_by, overrides, pool):
         provider = self.providers[provider]
-        start = timezone.make_aware(datetime.combine(SLOT_MONDAY + timedelta(days=day_offset), time(hour)))
+        start = self.local(provider, SLOT_MONDAY + timedelta(days=day_offset), hour)
         patients = [self.add_entry(spec, provider, start) for spec in waitlist]
         freed_by = patients[freed_by].pk if 0 <= freed_by < len(patients) else None
-        slot = SlotFacts(provider.pk, provider.specialty_id, provider.location_id, start, start + timedelta(minutes=45), freed_by)
+        slot = SlotFacts(provider.pk, provider.specialty_id, provider.location_id, start, start + timedelta(minutes=45), freed_by,
+                         provider.location.time_zone)
         rules = Rules({**settings.BACKFILL, **overrides})
 
         fast = rank_candidates(slot, rules, pool=pool)
@@ -85,14 +92,15 @@ class RankingEquivalence(TestCase):
         assert explained_in_order(slot, rules) == bookable(rank_candidates(slot, rules, pool=100))
 
     @hypothesis_settings(max_examples=60, deadline=None)
-    @given(waitlist=entries, day_offset=st.integers(0, 6), hour=st.sampled_from([10, 8, 15]),
+    @given(waitlist=entries, provider=st.sampled_from([0, 1]), day_offset=st.integers(0, 6), hour=st.sampled_from([10, 8, 15]),
            overrides=st.sampled_from(SETTINGS_VARIANTS))
-    def test_a_rule_added_to_the_table_is_ranked_scanned_and_explained_alike(self, waitlist, day_offset, hour, overrides):
-        provider = self.providers[0]
-        start = timezone.make_aware(datetime.combine(SLOT_MONDAY + timedelta(days=day_offset), time(hour)))
+    def test_a_rule_added_to_the_table_is_ranked_scanned_and_explained_alike(self, waitlist, provider, day_offset, hour, overrides):
+        provider = self.providers[provider]
+        start = self.local(provider, SLOT_MONDAY + timedelta(days=day_offset), hour)
         for spec in waitlist:
             self.add_entry(spec, provider, start)
-        slot = SlotFacts(provider.pk, provider.specialty_id, provider.location_id, start, start + timedelta(minutes=45))
+        slot = SlotFacts(provider.pk, provider.specialty_id, provider.location_id, start, start + timedelta(minutes=45),
+                         time_zone=provider.location.time_zone)
         rules = Rules({**settings.BACKFILL, **overrides})
 
         fast = rank_candidates(slot, rules, pool=100, rule_table=WITH_NEW_RULES)
@@ -103,10 +111,15 @@ class RankingEquivalence(TestCase):
         assert all(c.entry.reason != "low_match" for c in full)
         assert all(c.breakdown["asked_themselves"] == (15 if c.entry.reason == "patient_request" else 0) for c in full)
 
+    @staticmethod
+    def local(provider, day, hour):
+        return timezone.make_aware(datetime.combine(day, time(hour)), provider.location.zone)
+
     def add_entry(self, spec, provider, start):
-        spoiler, day = spec["spoiler"], start.date()
+        spoiler, day = spec["spoiler"], provider.location.local(start).date()
         patient = PatientFactory(
             no_show_risk=spec["risk"], email_opt_out=spoiler == "opted_out",
+            insurance_plan=None if spec["plan"] is None else self.plans[spec["plan"]],
             preferred_location=None if spec["location"] is None else self.locations[spec["location"]],
         )
         preferred_provider = provider if spec["own_provider"] else None

@@ -92,5 +92,24 @@ def test_it_loads_a_full_page_of_messages_in_a_few_queries(staff_client, django_
     for number in range(30):
         stored_email(f"Message {number}")
 
-    with django_assert_max_num_queries(4):
+    # Session, user, count, page, and one for the patients the page's messages went to.
+    with django_assert_max_num_queries(5):
         staff_client.get("/emails/")
+
+
+def test_the_outbox_names_the_patient_beside_their_address_and_the_appointment_in_words(staff_client):
+    from clinic.factories import PatientFactory, ProviderFactory
+
+    appointment = AppointmentFactory(patient=PatientFactory(first_name="Rosalind", last_name="Franklin",
+                                                            email="rosalind@mail.example"),
+                                     provider=ProviderFactory(name="Dr. Ito"))
+    queue_email(OutboundEmail.Kind.CANCEL_CONFIRMATION, appointment)
+
+    page = staff_client.get("/emails/").content.decode()
+    admin_list = staff_client.get("/admin/clinic/outboundemail/").content.decode()
+    when = timezone.localtime(appointment.start)
+    assert "To Rosalind Franklin &lt;rosalind@mail.example&gt;" in page
+    assert f"Appointment {when:%a %-d %b, %H:%M} with Dr. Ito" in page
+    assert "Rosalind Franklin &lt;rosalind@mail.example&gt;" in admin_list
+    assert f"{when:%a %-d %b %H:%M} with Dr. Ito" in admin_list
+    assert f"#{appointment.pk}<" not in admin_list and "Appointment #" not in page

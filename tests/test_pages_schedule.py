@@ -184,7 +184,7 @@ def test_it_draws_a_location_of_8_providers_and_100_appointments_in_a_few_querie
         AppointmentFactory(provider=provider, patient=patient, start=start, end=start + timedelta(minutes=45))
     WaitlistEntryFactory.create_batch(10, specialty=providers[0].specialty)
 
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(14):
         response = staff_client.get(f"/schedule/?date={day:%Y-%m-%d}&location={location.pk}")
 
     assert response.text.count('class="provider-column') == 8
@@ -203,9 +203,27 @@ def test_it_draws_a_full_clinic_day_in_a_few_queries(staff_client, day, django_a
         for appointment in Appointment.objects.filter(provider=providers[1])[:5]:
             appointment.cancel("patient called in sick")
 
-    with django_assert_max_num_queries(12):
+    # The waitlist panel: its ids (both lists and a count, from the rule table) and their entries;
+    # the locations for the switcher and the session's choice.
+    with django_assert_max_num_queries(14):
         response = staff_client.get(f"/schedule/?date={day:%Y-%m-%d}&location=all")
 
     assert response.text.count('status-scheduled source-staff"') == 95
     assert response.text.count('status-scheduled source-backfill"') == 3
     assert response.text.count("Open slot · no waitlist match") == 2
+
+
+def test_the_waitlist_never_lists_first_a_patient_the_backfill_never_books(staff_client, day):
+    orthopedic = SpecialtyFactory(name="Orthopedic PT")
+    # Declined a reassignment (first on ties) but under the risk minimum: the backfill never picks her.
+    WaitlistEntryFactory(patient=PatientFactory(first_name="Lena", last_name="Ortiz", no_show_risk=0.56),
+                         specialty=orthopedic, reason="declined_reassignment")
+    WaitlistEntryFactory(patient=PatientFactory(first_name="Ravi", last_name="Shah", no_show_risk=0.7), specialty=orthopedic)
+    WaitlistEntryFactory(patient=PatientFactory(first_name="Otto", last_name="Quiet", no_show_risk=0.9, email_opt_out=True),
+                         specialty=orthopedic)
+
+    text = schedule_of(staff_client, day).text
+
+    assert text.index("Ravi Shah") < text.index("Never booked automatically") < text.index("Lena Ortiz")
+    assert "No-show risk 0.56 is under the minimum 0.6" in text
+    assert "Has opted out of email" in text

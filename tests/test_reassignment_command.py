@@ -43,13 +43,12 @@ def command(*args, capture):
 def test_it_prints_the_summary(away, appointment, day, django_capture_on_commit_callbacks):
     out = command(str(away.pk), "--start", day, "--end", day, "--reason", "sick", capture=django_capture_on_commit_callbacks)
 
-    offer = Appointment.objects.get(replaces=appointment)
     unavailability = ProviderUnavailability.objects.get()
+    when = timezone.localtime(appointment.start)
     assert out.splitlines() == [
-        f"Dr. Away is unavailable {day} to {day} (unavailability {unavailability.pk}): 1 appointment(s) affected, "
-        "1 reassigned, 0 waitlisted, 0 skipped.",
-        f"Appointment {appointment.pk} (patient {appointment.patient_id}, {day} 10:00): offered to Dr. Stand-in "
-        f"as appointment {offer.pk}, score 80.",
+        f"Dr. Away is unavailable on {when:%a %-d %b %Y}: 1 appointment affected, 1 reassigned, 0 waitlisted, 0 skipped.",
+        f"{appointment.patient} ({when:%a %-d %b} 10:00): offered to Dr. Stand-in at the same time "
+        "(80 points: same location +40 · patient's preferred location +20 · free at the same time +20).",
     ]
     assert unavailability.reason == "sick"
 
@@ -60,7 +59,7 @@ def test_a_second_run_changes_nothing(away, appointment, day, django_capture_on_
 
     out = command("away@clinic.example", "--start", day, capture=django_capture_on_commit_callbacks)
 
-    assert "0 appointment(s) affected" in out
+    assert "0 appointments affected" in out
     assert (Appointment.objects.count(), OutboundEmail.objects.count(), ProviderUnavailability.objects.count()) == before
 
 
@@ -102,7 +101,7 @@ def test_the_admin_action_runs_the_workflow_and_shows_the_summary(staff_client, 
     assert appointment.status == Appointment.Status.CANCELLED
     assert Appointment.objects.get(replaces=appointment).cancelled_by == ""
     assert appointment.cancelled_by == "frontdesk"
-    assert shown[0].startswith(f"Dr. Away is unavailable {day} to {day}")
+    assert shown[0].startswith(f"Dr. Away is unavailable on {timezone.localtime(appointment.start):%a %-d %b %Y}: ")
     assert "offered to Dr. Stand-in" in shown[1]
 
 

@@ -28,6 +28,8 @@ PAGES = {
     "/admin/clinic/outboundemail/": {FRONT_DESK, MANAGER},
     "/admin/clinic/provider/add/": {MANAGER},
     "/admin/clinic/location/add/": {MANAGER},
+    "/admin/clinic/insuranceplan/": {FRONT_DESK, MANAGER},
+    "/admin/clinic/insuranceplan/add/": {MANAGER},
     "/admin/scheduling/providerunavailability/add/": {MANAGER},
     "/admin/authtoken/tokenproxy/": set(),
     "/admin/auth/user/": set(),
@@ -35,7 +37,7 @@ PAGES = {
     "/admin/django_q/schedule/": set(),
 }
 API_READS = ["/api/patients/", "/api/providers/", "/api/appointments/", "/api/waitlist/", "/api/freed-slots/",
-             "/api/stats/", "/api/locations/", "/api/specialties/"]
+             "/api/stats/", "/api/locations/", "/api/specialties/", "/api/insurance-plans/"]
 
 
 def account(role, staff=True):
@@ -144,3 +146,58 @@ def test_the_front_desk_reads_messages_but_a_patient_account_does_not(client):
     assert logged_in(client, FRONT_DESK).get("/emails/").status_code == 200
     client.logout()
     assert logged_in(client, NOBODY).get("/emails/").status_code == 403
+
+
+def test_the_front_desk_has_no_match_log_add_and_cannot_add_one(client):
+    desk = logged_in(client, FRONT_DESK)
+    index = desk.get("/admin/").content.decode()
+    assert "Match logs" in index
+    assert 'href="/admin/backfill/matchlog/add/"' not in index
+    assert desk.get("/admin/backfill/matchlog/add/").status_code == 403
+
+
+@pytest.mark.parametrize("role", [FRONT_DESK, MANAGER])
+def test_an_appointments_status_and_source_are_not_fields_staff_can_edit(client, role):
+    appointment = AppointmentFactory()
+    staff = logged_in(client, role)
+    form = staff.get(f"/admin/scheduling/appointment/{appointment.pk}/change/").content.decode()
+    assert 'name="status"' not in form and 'name="source"' not in form
+    staff.post(f"/admin/scheduling/appointment/{appointment.pk}/change/", {
+        "patient": appointment.patient_id, "provider": appointment.provider_id,
+        "start_0": appointment.start.date(), "start_1": appointment.start.time(),
+        "end_0": appointment.end.date(), "end_1": appointment.end.time(),
+        "status": "cancelled", "source": "backfill"})
+    appointment.refresh_from_db()
+    assert (appointment.status, appointment.source) == ("scheduled", "staff")
+
+
+@pytest.mark.parametrize("role", [FRONT_DESK, MANAGER])
+def test_freed_slots_and_match_logs_are_read_only_but_keep_their_actions(client, role, django_capture_on_commit_callbacks):
+    from backfill.models import FreedSlot, MatchLog
+    from clinic.factories import HighRiskPatientFactory
+    from waitlist.factories import WaitlistEntryFactory
+
+    appointment = AppointmentFactory()
+    WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=appointment.provider.specialty)
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment.cancel("sick")
+    slot, log = FreedSlot.objects.get(), MatchLog.objects.get()
+    staff = logged_in(client, role)
+    slot_page = staff.get(f"/admin/backfill/freedslot/{slot.pk}/change/").content.decode()
+    assert 'name="_save"' not in slot_page and "Close" in slot_page
+    assert 'name="_save"' not in staff.get(f"/admin/backfill/matchlog/{log.pk}/change/").content.decode()
+    staff.post(f"/admin/backfill/freedslot/{slot.pk}/change/", {"status": "open"})
+    assert FreedSlot.objects.get().status == FreedSlot.Status.BACKFILLED
+    assert "retry_backfill" in staff.get("/admin/backfill/freedslot/").content.decode()
+
+
+@pytest.mark.parametrize("role", [FRONT_DESK, MANAGER])
+def test_a_waitlist_entry_leaves_by_the_remove_action_never_by_deletion(client, role):
+    from waitlist.factories import WaitlistEntryFactory
+
+    entry = WaitlistEntryFactory()
+    staff = logged_in(client, role)
+    changelist = staff.get("/admin/waitlist/waitlistentry/").content.decode()
+    assert "remove_entries" in changelist and "delete_selected" not in changelist
+    assert staff.get(f"/admin/waitlist/waitlistentry/{entry.pk}/delete/").status_code == 403
+    assert 'name="status"' not in staff.get(f"/admin/waitlist/waitlistentry/{entry.pk}/change/").content.decode()

@@ -12,7 +12,8 @@ class WaitlistEntryAdmin(ClinicModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["patient", "specialty", "preferred_location"]
     autocomplete_fields = ["patient", "preferred_provider"]
-    readonly_fields = ["original_appointment", "booked_appointment", "updated_at"]
+    # The status changes through the verbs (Remove below, a booking), never by editing it.
+    readonly_fields = ["status", "original_appointment", "booked_appointment", "updated_at"]
     actions = ["remove_entries"]
 
     @admin.display(description="No-show risk", ordering="no_show_risk")

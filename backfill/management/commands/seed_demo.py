@@ -16,7 +16,7 @@ from rest_framework.authtoken.models import Token
 from backfill.demo_history import add_backfill_history
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from clinic.fields import WEEKDAYS
-from clinic.models import Location, OutboundEmail, Patient, Provider, Specialty
+from clinic.models import InsurancePlan, Location, OutboundEmail, Patient, Provider, Specialty
 from scheduling.demo_history import add_demo_history
 from scheduling.models import Appointment, ProviderUnavailability
 from waitlist.models import WaitlistEntry
@@ -24,6 +24,8 @@ from waitlist.models import WaitlistEntry
 LOCATIONS = [("Downtown", "120 Main St, Springfield", "(555) 010-2000"),
              ("Northside", "48 Oak Ave, Springfield", "(555) 010-3000"),
              ("Riverside", "7 Quay Rd, Springfield", "(555) 010-4000")]
+INSURANCE_PLANS = [("Aetna Choice POS II", "Aetna"), ("Blue Cross PPO", "Blue Cross Blue Shield"),
+                   ("Medicare Part B", "Medicare"), ("UnitedHealthcare Choice Plus", "UnitedHealthcare")]
 SPECIALTIES = ["Orthopedic PT", "Sports Rehab", "Neurological PT", "Pediatric PT"]
 # Patients and providers are drawn from separate names, so nobody on the schedule can be
 # mistaken for someone else, and no two patients share a full name (up to 572 of them).
@@ -39,8 +41,8 @@ PROVIDER_LAST_NAMES = ["Abbott", "Bishop", "Castillo", "Dawson", "Ellison", "Fon
 # Share of a provider's hours booked: a busy clinic with room left for backfills and colleagues.
 FORWARD_FILL = 0.55
 TIME_WINDOWS = [[], [], [], ["08:00-12:00"], ["12:00-17:00"], ["16:00-19:00"], ["08:00-10:00", "15:00-18:00"]]
-DOMAIN_MODELS = [SlotOffer, MatchLog, FreedSlot, OutboundEmail, WaitlistEntry, Appointment, ProviderUnavailability, Patient, Provider,
-                 Specialty, Location]
+DOMAIN_MODELS = [SlotOffer, MatchLog, FreedSlot, OutboundEmail, WaitlistEntry, Appointment, ProviderUnavailability, Patient,
+                 Provider, InsurancePlan, Specialty, Location]
 # The demo's logins, one per role (SPEC 10). Their passwords are made when the demo is built,
 # and exist only in a database this command built: never a built-in password.
 DEMO_LOGINS = [("frontdesk", "Front desk"), ("manager", "Clinic manager"), ("ehr", "Integrator")]
@@ -114,16 +116,22 @@ def create_demo_logins():
 class DemoClinic:
     def __init__(self, rng):
         self.rng = rng
+        # Insurance draws from a copy, so adding it left the rest of a seed's clinic as it was.
+        self.insurance_rng = random.Random()
+        self.insurance_rng.setstate(rng.getstate())
 
     def build(self, options):
         locations = [Location.objects.create(name=name, address=address, phone=phone) for name, address, phone in LOCATIONS]
         specialties = [Specialty.objects.create(name=name) for name in SPECIALTIES]
+        plans = [InsurancePlan.objects.create(name=name, payer=payer) for name, payer in INSURANCE_PLANS]
         providers = self.providers(options["providers"], locations, specialties)
+        self.accepted_plans(providers, plans)
         patient_count = max(options["patients"], options["waitlist"])
-        patients = self.patients(patient_count, locations)
+        patients = self.patients(patient_count, locations, plans)
         appointments = self.appointments(providers, patients, options["days"])
         entries = self.waitlist(patients, specialties, providers, options["waitlist"])
-        return {"locations": len(locations), "specialties": len(specialties), "providers": len(providers),
+        return {"locations": len(locations), "specialties": len(specialties), "insurance plans": len(plans),
+                "providers": len(providers),
                 "patients": len(patients), "appointments": appointments, "waitlist entries": entries}
 
     def names(self, firsts, lasts, count):
@@ -144,7 +152,18 @@ class DemoClinic:
             ))
         return Provider.objects.bulk_create(providers)
 
-    def patients(self, count, locations):
+    def accepted_plans(self, providers, plans):
+        """A third of the providers take every plan (none listed); the others two or three of them."""
+        through = Provider.accepted_insurance_plans.through
+        rows = []
+        for index, provider in enumerate(providers):
+            if index % 3 == 0:
+                continue
+            chosen = self.insurance_rng.sample(plans, self.insurance_rng.choice([2, 3]))
+            rows += [through(provider_id=provider.pk, insuranceplan_id=plan.pk) for plan in chosen]
+        through.objects.bulk_create(rows)
+
+    def patients(self, count, locations, plans):
         rng, patients = self.rng, []
         for index, (first, last) in enumerate(self.names(FIRST_NAMES, LAST_NAMES, count)):
             days = sorted(rng.sample(range(5), rng.choice([0, 2, 3, 3, 4, 5])))
@@ -156,6 +175,8 @@ class DemoClinic:
                 preferred_times=rng.choice(TIME_WINDOWS),
                 no_show_risk=round(rng.betavariate(2, 2.5), 2),
                 email_opt_out=rng.random() < 0.02,
+                # One in six pays for themselves.
+                insurance_plan=None if self.insurance_rng.random() < 1 / 6 else self.insurance_rng.choice(plans),
             ))
         return Patient.objects.bulk_create(patients, batch_size=5000)
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clinic', '0009_external_ids'),
+        ('clinic', '0011_clinic_cancellation_email_kind'),
     ]
 
     operations = [
