@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from clinic.fields import WEEKDAYS
-from clinic.models import Patient
+from clinic.models import Patient, Provider
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 
@@ -71,6 +71,10 @@ class BackfillPast:
         self.candidates = list(
             Patient.objects.filter(no_show_risk__gte=settings.BACKFILL["MIN_NO_SHOW_RISK"], email_opt_out=False).order_by("pk")
         )
+        self.plans_taken = {}  # provider id -> the plans they take (none listed: every plan)
+        through = Provider.accepted_insurance_plans.through
+        for provider_id, plan_id in through.objects.values_list("provider_id", "insuranceplan_id"):
+            self.plans_taken.setdefault(provider_id, set()).add(plan_id)
         for appointment in cancelled:
             if appointment.cancelled_at and appointment.start - appointment.cancelled_at >= MIN_LEAD:
                 self.slot_for(appointment)
@@ -90,8 +94,10 @@ class BackfillPast:
 
     def rank(self, appointment):
         day = timezone.localdate(appointment.start)
+        taken = self.plans_taken.get(appointment.provider_id)
         free = [p for p in self.rng.sample(self.candidates, min(len(self.candidates), 12))
-                if (p.pk, day) not in self.busy and p.pk != appointment.patient_id]
+                if (p.pk, day) not in self.busy and p.pk != appointment.patient_id
+                and (not taken or p.insurance_plan_id is None or p.insurance_plan_id in taken)]  # SPEC 14: a hard rule
         scored = [(*score(p, appointment.provider, appointment.start), p) for p in free[:CANDIDATES]]
         scored = [item for item in scored if item[0] >= settings.BACKFILL["MIN_SCORE"]]
         return sorted(scored, key=lambda item: (-item[0], -item[2].no_show_risk, item[2].pk))
