@@ -78,7 +78,7 @@ def outcome(status, severity, code, text):
 def patient_resource(patient):
     telecom = [{"system": "email", "value": patient.email}]
     if patient.phone:
-        telecom.append({"system": "phone", "value": patient.phone})
+        telecom.append({"system": "phone", "value": str(patient.phone)})
     return with_identifiers({
         "resourceType": "Patient", "id": str(patient.pk), "active": True,
         "name": [{"family": patient.last_name, "given": [patient.first_name]}],

@@ -207,6 +207,8 @@ class MatchLog(models.Model):
         TAKEN = "taken", "Taken by another booking"
         NOT_TRIED = "not_tried", "Not tried"
         OFFERED = "offered", "Offered (offer mode)"
+        WEEKLY_OFFER_LIMIT = "weekly_offer_limit", "Not offered: had the most offers a week allows (MAX_OFFERS_PER_WEEK)"
+        OFFERS_PAUSED = "offers_paused", "Not offered: offers paused after several went by (PAUSE_AFTER_DECLINES)"
 
     slot = models.ForeignKey(FreedSlot, on_delete=models.CASCADE, related_name="match_logs")
     run = models.PositiveSmallIntegerField(help_text="Which backfill run of this slot (attempt number).")

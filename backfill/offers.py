@@ -19,7 +19,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from backfill import booking
+from backfill import booking, contact_rules
 from backfill.matching import Rules, SlotFacts
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from backfill.offer_links import offer_links
@@ -64,13 +64,23 @@ def offer_slot(slot, facts, rules):
     if pending:
         slot.wait_for_answers(pending.expires_at)
         return slot
-    chosen = _choose_candidates(slot, facts, rules)
+    # An answer must come while the slot is still worth booking (MIN_LEAD_MINUTES).
+    answer_by = slot.start - timedelta(minutes=rules.MIN_LEAD_MINUTES)
+    quiet_end = contact_rules.quiet_until(now, contact_rules.slot_zone(slot))
+    if quiet_end and quiet_end >= answer_by:
+        log.info("[BACKFILL] Slot %s not offered: quiet hours last until %s, too late to answer", slot.pk, quiet_end.isoformat())
+        slot.close(FreedSlot.Status.NO_MATCH)
+        return slot
+    if quiet_end:
+        log.info("[BACKFILL] Slot %s offers wait for the end of quiet hours, %s", slot.pk, quiet_end.isoformat())
+        slot.wait_for_answers(quiet_end, reopen=True)
+        return slot
+    chosen = _choose_candidates(slot, facts, rules, now)
     if not chosen:
         log.info("[BACKFILL] No waitlist matches found (slot %s)", slot.pk)
         slot.close(FreedSlot.Status.NO_MATCH)
         return slot
-    # An answer must come while the slot is still worth booking (MIN_LEAD_MINUTES).
-    expires_at = min(now + timedelta(minutes=rules.OFFER_MINUTES), slot.start - timedelta(minutes=rules.MIN_LEAD_MINUTES))
+    expires_at = min(now + timedelta(minutes=rules.OFFER_MINUTES), answer_by)
     for candidate in chosen:
         _send_offer(slot, candidate, now, expires_at)
     log.info("[BACKFILL] Offered slot %s to patient(s) %s until %s",
@@ -84,10 +94,12 @@ def _expire_lapsed(slot, now):
     for offer in slot.offers.filter(status=SlotOffer.Status.PENDING, expires_at__lte=now):
         offer.slot = slot
         _answer(offer, SlotOffer.Status.EXPIRED, responded=False)
+        contact_rules.note_offer_let_go(offer.patient_id, now)
 
 
-def _choose_candidates(slot, facts, rules):
-    """The best OFFER_TOP_N free candidates not offered this slot before; logs everyone ranked.
+def _choose_candidates(slot, facts, rules, now):
+    """The best OFFER_TOP_N free candidates not offered this slot before and not held back
+    by the contact rules; logs everyone ranked.
 
     Candidates offered in earlier rounds still rank (they stay on the waitlist), so the
     pool widens (booking.candidate_rounds) until enough new ones turn up.
@@ -95,10 +107,13 @@ def _choose_candidates(slot, facts, rules):
     seen = set(slot.offers.values_list("entry_id", flat=True))
     chosen, logs = [], []
     for candidates in booking.candidate_rounds(slot, facts, rules, seen):
+        held = contact_rules.held_back([candidate.entry.patient_id for candidate in candidates], now)
         for candidate in candidates:
             outcome = MatchLog.Outcome.RANKED_LOWER
             if candidate.already_booked:
                 outcome = MatchLog.Outcome.ALREADY_BOOKED
+            elif candidate.entry.patient_id in held:
+                outcome = held[candidate.entry.patient_id]
             elif len(chosen) < rules.OFFER_TOP_N:
                 chosen.append(candidate)
                 outcome = MatchLog.Outcome.OFFERED
@@ -246,6 +261,7 @@ def decline_offer(offer):
             _record_closed(slot, offer)
         else:
             _answer(offer, SlotOffer.Status.DECLINED)
+            contact_rules.note_offer_let_go(offer.patient_id, timezone.now())
             _next_round_if_unanswered(slot)
     if refusal:
         raise OfferError(refusal)

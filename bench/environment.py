@@ -52,6 +52,7 @@ def django_environment(database, redis=None, **extra):
         "SECRET_KEY": "benchmark-only-not-secret",
         "LOG_DIR": str(RESULTS / "logs"),
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+        "SMS_BACKEND": "locmem",
         **{name: str(value) for name, value in extra.items()},
     }
     env.pop("REDIS_URL", None)

@@ -139,7 +139,9 @@ def slot_starts(count, providers):
 def bench_patient(name, risk):
     from clinic.models import Patient
 
-    return Patient(first_name=name, last_name="Bench", email=f"{name}@bench.example", no_show_risk=risk)
+    # SPEC 9: the targets hold with texts on for every patient (email and text, locmem backend).
+    return Patient(first_name=name, last_name="Bench", email=f"{name}@bench.example", no_show_risk=risk,
+                   phone="+16175550100", preferred_channel=Patient.Channel.BOTH, sms_consent=True)
 
 
 # --- the cluster -----------------------------------------------------------------------------
@@ -291,12 +293,16 @@ def cpu_seconds(cluster_pid):
 @contextmanager
 def receiving_webhooks(wanted):
     """With --webhook 1: a receiver on loopback and one endpoint subscribed to every event."""
-    if not wanted:
-        yield None
-        return
     from clinic.models import WebhookEndpoint
     from clinic.webhooks import new_secret
     from tests.webhook_receiver import receiving
+
+    # seed_demo --reset keeps endpoints: one left by an earlier --webhook 1 run (its receiver
+    # gone) would make every run after it deliver, and fail, each event.
+    WebhookEndpoint.objects.all().delete()
+    if not wanted:
+        yield None
+        return
 
     with receiving() as receiver:
         WebhookEndpoint.objects.create(url=receiver.url, events=["*"], secret=new_secret(), description="bench receiver")

@@ -4,7 +4,8 @@ from django.utils.html import format_html, format_html_join
 
 from clinic.admin_lists import ClinicModelAdmin
 from clinic.models import (
-    DeliveryAttempt, Event, InsurancePlan, Location, OutboundEmail, Patient, Provider, Specialty, WebhookDelivery, WebhookEndpoint,
+    DeliveryAttempt, Event, InboundText, InsurancePlan, Location, OutboundEmail, Patient, Provider, Specialty,
+    WebhookDelivery, WebhookEndpoint,
 )
 from clinic.views import name_addressees
 from clinic.webhooks import new_secret, resend
@@ -46,10 +47,16 @@ class PatientAdmin(ClinicModelAdmin):
     search_fields = ["first_name", "last_name", "email", "phone"]
     list_select_related = ["preferred_location"]
     date_hierarchy = "created_at"
-    readonly_fields = ["model_estimate", "model_reasons"]
+    readonly_fields = ["model_estimate", "model_reasons", "sms_consent_at", "sms_consent_source"]
+    actions = ["resume_offers"]
     fieldsets = [
         (None, {"fields": ["first_name", "last_name", "email", "phone", "preferred_location", "available_days",
                            "preferred_times", "email_opt_out", "insurance_plan"]}),
+        ("Texts and offers", {
+            "fields": ["preferred_channel", "sms_consent", "sms_consent_at", "sms_consent_source", "offers_paused_at"],
+            "description": "Texts go only with the patient's consent. Offers pause after several in a row went "
+                           "unanswered or were declined; clear the pause (or use the action) to resume them.",
+        }),
         ("No-show risk", {
             "fields": ["no_show_risk", "no_show_risk_source", "model_estimate", "model_reasons"],
             "description": "The risk matching uses. Typing a risk makes it yours: the no-show model then leaves it "
@@ -57,7 +64,15 @@ class PatientAdmin(ClinicModelAdmin):
         }),
     ]
 
+    @admin.action(description="Resume offers for the selected patients", permissions=["change"])
+    def resume_offers(self, request, queryset):
+        for patient in queryset.exclude(offers_paused_at=None):
+            patient.resume_offers()
+        self.message_user(request, "Offers resumed.", messages.SUCCESS)
+
     def save_model(self, request, obj, form, change):
+        if "sms_consent" in form.changed_data:
+            obj.sms_consent_at, obj.sms_consent_source = timezone.now(), Patient.ConsentSource.STAFF
         # SPEC 15: a risk staff type is "manual"; handing it back to the model applies its estimate.
         if "no_show_risk" in form.changed_data:
             obj.set_no_show_risk(form.cleaned_data["no_show_risk"], Patient.RiskSource.MANUAL)
@@ -84,8 +99,8 @@ class PatientAdmin(ClinicModelAdmin):
 
 @admin.register(OutboundEmail)
 class OutboundEmailAdmin(ClinicModelAdmin):
-    list_display = ["created_at", "kind", "addressee", "subject", "status", "attempts", "appointment_link"]
-    list_filter = ["status", "kind"]
+    list_display = ["created_at", "channel", "kind", "addressee", "subject", "status", "attempts", "appointment_link"]
+    list_filter = ["channel", "status", "kind"]
     search_fields = ["recipient", "subject", "esp_message_id", "appointment__patient__last_name"]
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in OutboundEmail._meta.fields if f.name != "id"]
@@ -110,6 +125,23 @@ class OutboundEmailAdmin(ClinicModelAdmin):
                            f"{timezone.localtime(appointment.start):%a %-d %b %H:%M}", appointment.provider.name)
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(InboundText)
+class InboundTextAdmin(ClinicModelAdmin):
+    """Patients' replies to texts and what each did (backfill/sms_replies.py)."""
+
+    list_display = ["received_at", "from_number", "patient", "body", "outcome"]
+    list_filter = ["outcome"]
+    search_fields = ["from_number", "body", "message_sid"]
+    date_hierarchy = "received_at"
+    readonly_fields = [f.name for f in InboundText._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 

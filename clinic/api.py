@@ -189,6 +189,7 @@ RISK_OUT_OF_RANGE = "The no-show risk must be between 0.0 and 1.0."
 
 class PatientSerializer(ExternalIds, serializers.ModelSerializer):
     external_id_relations = {"preferred_location": Location}
+    sms_consent_source = serializers.CharField(read_only=True, help_text="Who gave or withdrew consent to texts last.")
     available_days = WeekdaysField(required=False)
     no_show_risk = serializers.FloatField(
         required=False,
@@ -202,13 +203,18 @@ class PatientSerializer(ExternalIds, serializers.ModelSerializer):
         fields = [
             "id", "first_name", "last_name", "email", "phone", "preferred_location",
             "available_days", "no_show_risk", "no_show_risk_source", "email_opt_out", "external_id", "insurance_plan",
+            "preferred_channel", "sms_consent", "sms_consent_at", "sms_consent_source", "offers_paused_at",
         ]
-        read_only_fields = ["no_show_risk_source"]
+        read_only_fields = ["no_show_risk_source", "sms_consent_at", "offers_paused_at"]
 
     def validate(self, attrs):
         # SPEC 15: a risk an integrator sends is theirs; the no-show model leaves it alone.
         if "no_show_risk" in attrs:
             attrs["no_show_risk_source"] = Patient.RiskSource.API
+        # Consent to texts is kept with when and by whom it changed.
+        if "sms_consent" in attrs and (self.instance is None or attrs["sms_consent"] != self.instance.sms_consent):
+            attrs["sms_consent_at"] = timezone.now()
+            attrs["sms_consent_source"] = Patient.ConsentSource.API
         return attrs
 
 

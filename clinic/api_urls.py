@@ -11,6 +11,7 @@ from rest_framework.routers import SimpleRouter
 
 from backfill.api import FreedSlotViewSet, StatsView
 from clinic.api import InsurancePlanViewSet, LocationViewSet, PatientViewSet, ProviderViewSet, SpecialtyViewSet, api_not_found
+from clinic.message_api import MessageViewSet
 from clinic.webhook_api import WebhookDeliveryViewSet, WebhookEndpointViewSet
 from scheduling.api import AppointmentViewSet, TriggerWorkflowView
 from waitlist.api import WaitlistEntryViewSet
@@ -28,6 +29,7 @@ router.register("appointments", AppointmentViewSet)
 router.register("waitlist", WaitlistEntryViewSet, basename="waitlist")
 router.register("webhook-endpoints", WebhookEndpointViewSet)
 router.register("webhook-deliveries", WebhookDeliveryViewSet)
+router.register("messages", MessageViewSet)
 router.register("freed-slots", FreedSlotViewSet, basename="freed-slot")
 
 # The schema and its docs page describe the API, not the clinic's data: open to read.

@@ -10,12 +10,15 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.core import signing
 from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
-from clinic.models import OutboundEmail
+from clinic import sms
+from clinic.models import OutboundEmail, Patient
 from clinic.queue import enqueue, enqueue_unless_pending, started
 
 log = logging.getLogger("clinic")
@@ -24,27 +27,57 @@ RESEND_AFTER = timedelta(minutes=2)
 SEND_JOB = "send-queued-emails"
 # Messages sent per transaction: fewer commits, and a crash mid-batch can resend at most this many.
 SEND_BATCH = 10
+UNSUBSCRIBE_SALT = "clinic.email.unsubscribe"
 
 
 def queue_patient_email(kind, patient, context, appointment=None):
     """Store a message for a patient (about an appointment, or e.g. a slot offered before
-    any appointment exists) and send it once committed."""
-    if patient.email_opt_out:
-        log.info("email.skipped kind=%s appointment=%s patient=%s reason=opted_out",
+    any appointment exists) on each channel that reaches them, and send it once committed.
+
+    Returns the email when one was stored (callers and tests read it), else the text or None.
+    """
+    channels = patient.message_channels()
+    if not channels:
+        log.info("message.skipped kind=%s appointment=%s patient=%s reason=opted_out",
                  kind, appointment.pk if appointment else None, patient.pk)
         return None
-    context = {"patient": patient, "site_url": settings.SITE_URL, **context}
+    context = {"patient": patient, "site_url": settings.SITE_URL, "clinic_phone": settings.CLINIC_PHONE, **context}
+    stored = [STORE[channel](kind, patient, context, appointment) for channel in channels]
+    transaction.on_commit(request_send, robust=True)
+    return stored[0]
+
+
+def _store_email(kind, patient, context, appointment):
     template = f"emails/{kind}"
-    email = OutboundEmail.objects.create(
+    context = {**context, "unsubscribe_url": unsubscribe_url(patient.pk)}
+    return OutboundEmail.objects.create(
         kind=kind,
+        channel=OutboundEmail.Channel.EMAIL,
+        patient=patient,
         recipient=patient.email,
         subject=subject_line(render_to_string(f"{template}_subject.txt", context)),
         text_body=render_to_string(f"{template}.txt", context),
         html_body=render_to_string(f"{template}.html", context),
         appointment=appointment,
     )
-    transaction.on_commit(request_send, robust=True)
-    return email
+
+
+def _store_text(kind, patient, context, appointment):
+    context = {**context, "short": sms.ShortLinks(context.get("links", {}))}
+    body = sms.gsm_friendly(" ".join(render_to_string(f"sms/{kind}.txt", context).split()))
+    if sms.segments(body) > sms.MAX_SEGMENTS:
+        log.warning("sms.long kind=%s patient=%s segments=%s", kind, patient.pk, sms.segments(body))
+    return OutboundEmail.objects.create(
+        kind=kind,
+        channel=OutboundEmail.Channel.SMS,
+        patient=patient,
+        recipient=str(patient.phone),
+        text_body=body,
+        appointment=appointment,
+    )
+
+
+STORE = {OutboundEmail.Channel.EMAIL: _store_email, OutboundEmail.Channel.SMS: _store_text}
 
 
 def subject_line(text):
@@ -90,13 +123,10 @@ def send_stored_email(email_id):
 
 
 def _send(email):
-    """Send a locked, queued message and record the outcome on it."""
+    """Send a locked, queued message (an email or a text) and record the outcome on it."""
     email.attempts += 1
-    message = EmailMultiAlternatives(email.subject, email.text_body, settings.DEFAULT_FROM_EMAIL, [email.recipient])
-    if email.html_body:
-        message.attach_alternative(email.html_body, "text/html")
     try:
-        message.send()
+        message_id = _send_text(email) if email.is_text else _send_email(email)
     except Exception as error:  # any ESP or network failure: keep the row, retry later
         email.last_error = f"{type(error).__name__}: {error}"[:2000]
         email.status = OutboundEmail.Status.QUEUED if email.can_retry else OutboundEmail.Status.FAILED
@@ -105,10 +135,48 @@ def _send(email):
         return email.status
     email.status = OutboundEmail.Status.SENT
     email.sent_at = timezone.now()
-    email.esp_message_id = _esp_message_id(message)
+    email.esp_message_id = message_id
     email.save(update_fields=["attempts", "status", "sent_at", "esp_message_id", "updated_at"])
-    log.info("email.sent id=%s kind=%s appointment=%s", email.pk, email.kind, email.appointment_id)
+    log.info("%s.sent id=%s kind=%s appointment=%s", "sms" if email.is_text else "email", email.pk, email.kind,
+             email.appointment_id)
     return email.status
+
+
+def _send_email(email):
+    message = EmailMultiAlternatives(email.subject, email.text_body, settings.DEFAULT_FROM_EMAIL, [email.recipient],
+                                     headers=unsubscribe_headers(email))
+    if email.html_body:
+        message.attach_alternative(email.html_body, "text/html")
+    message.send()
+    return _esp_message_id(message)
+
+
+def _send_text(email):
+    return sms.send_text(email.recipient, email.text_body)
+
+
+def unsubscribe_url(patient_id):
+    return settings.SITE_URL + reverse("unsubscribe", kwargs={"token": unsubscribe_token(patient_id)})
+
+
+def unsubscribe_token(patient_id):
+    return signing.dumps({"p": patient_id}, salt=UNSUBSCRIBE_SALT, compress=True)
+
+
+def read_unsubscribe_token(token):
+    """The patient a one-click unsubscribe link names, or None for a forged or altered one."""
+    try:
+        payload = signing.loads(token, salt=UNSUBSCRIBE_SALT)
+    except signing.BadSignature:
+        return None
+    return Patient.objects.filter(pk=payload.get("p")).first()
+
+
+def unsubscribe_headers(email):
+    """RFC 8058: a mail client's own Unsubscribe button POSTs to this link, no page shown."""
+    if email.patient_id is None:
+        return {}
+    return {"List-Unsubscribe": f"<{unsubscribe_url(email.patient_id)}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
 
 def _esp_message_id(message):

@@ -36,7 +36,7 @@ class PatientFactory(factory.django.DjangoModelFactory):
     first_name = factory.Sequence(lambda n: f"Pat{n}")
     last_name = "Example"
     email = factory.Sequence(lambda n: f"patient{n}@mail.example")
-    phone = "555-0100"
+    phone = factory.Sequence(lambda n: f"+1617555{n % 10000:04d}")
     preferred_location = factory.SubFactory(LocationFactory)
     no_show_risk = 0.3
 

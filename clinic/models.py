@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from phonenumber_field.modelfields import PhoneNumberField
 
 from clinic.fields import TimeWindowsField, WeekdaysField
 from clinic.validators import single_line, time_zone_name
@@ -109,7 +110,23 @@ class PatientQuerySet(models.QuerySet):
         return self.filter(no_show_risk_source=Patient.RiskSource.MODEL, no_show_risk_model__isnull=False)
 
 
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "Text message"
+
+
 class Patient(models.Model):
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        SMS = "sms", "Text message"
+        BOTH = "both", "Email and text"
+
+    class ConsentSource(models.TextChoices):
+        STAFF = "staff", "Staff"
+        API = "api", "Integrator"
+        PATIENT = "patient", "Patient (self-service page)"
+        SMS = "sms", "Patient (text reply)"
+
     class RiskSource(models.TextChoices):
         MANUAL = "manual", "Typed in by staff"
         API = "api", "Sent by an integrator"
@@ -120,7 +137,8 @@ class Patient(models.Model):
     email = models.EmailField(db_index=True)
     # The integrator's own id for it (SPEC 13), unique when set.
     external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
-    phone = models.CharField(max_length=30, blank=True, validators=[single_line])
+    # E.164 (+16175550123); typed numbers are read in PHONENUMBER_DEFAULT_REGION.
+    phone = PhoneNumberField(blank=True)
     preferred_location = models.ForeignKey(
         Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -148,6 +166,17 @@ class Patient(models.Model):
         InsurancePlan, null=True, blank=True, on_delete=models.PROTECT, related_name="patients",
         help_text="Empty: self-pay.",
     )
+    preferred_channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
+    # Texts need the patient's consent (TCPA), kept with when and how it was given or withdrawn.
+    sms_consent = models.BooleanField("consents to texts", default=False)
+    sms_consent_at = models.DateTimeField("consent to texts changed at", null=True, blank=True)
+    sms_consent_source = models.CharField(
+        "consent to texts given or withdrawn by", max_length=10, choices=ConsentSource.choices, blank=True
+    )
+    # Contact rules (BACKFILL["PAUSE_AFTER_DECLINES"]): no offers while paused, until staff
+    # or the patient resume them.
+    offers_paused_at = models.DateTimeField(null=True, blank=True)
+    offers_resumed_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = PatientQuerySet.as_manager()
@@ -167,6 +196,42 @@ class Patient(models.Model):
     @property
     def full_name(self):
         return str(self)
+
+    def message_channels(self):
+        """How a message reaches this patient now: by preference, consent and opt-outs.
+
+        A patient who prefers texts but cannot get one (no consent, no number) still gets
+        the email, unless they opted out of email too: nobody goes silent by accident.
+        """
+        wants_sms = self.preferred_channel in (self.Channel.SMS, self.Channel.BOTH)
+        can_sms = bool(self.phone) and self.sms_consent
+        can_email = bool(self.email) and not self.email_opt_out
+        channels = []
+        if can_email and (self.preferred_channel != self.Channel.SMS or not can_sms):
+            channels.append(Channel.EMAIL)
+        if wants_sms and can_sms:
+            channels.append(Channel.SMS)
+        return channels
+
+    def set_sms_consent(self, consent, source, now=None):
+        """Record consent to texts given or withdrawn (a STOP reply, the self-service page, staff)."""
+        self.sms_consent = consent
+        self.sms_consent_at = now or timezone.now()
+        self.sms_consent_source = source
+        self.save(update_fields=["sms_consent", "sms_consent_at", "sms_consent_source"])
+
+    def opt_out_of_email(self):
+        self.email_opt_out = True
+        self.save(update_fields=["email_opt_out"])
+
+    def pause_offers(self, now=None):
+        self.offers_paused_at = now or timezone.now()
+        self.save(update_fields=["offers_paused_at"])
+
+    def resume_offers(self, now=None):
+        self.offers_paused_at = None
+        self.offers_resumed_at = now or timezone.now()
+        self.save(update_fields=["offers_paused_at", "offers_resumed_at"])
 
     def set_no_show_risk(self, risk, source):
         """A risk typed by staff or sent by an integrator; the model leaves it alone from now on."""
@@ -188,7 +253,9 @@ class Patient(models.Model):
 
 
 class OutboundEmail(models.Model):
-    """Every message the clinic sends, kept whatever happens to it (SPEC 7)."""
+    """Every message the clinic sends, email or text, kept whatever happens to it (SPEC 7)."""
+
+    Channel = Channel
 
     class Kind(models.TextChoices):
         REASSIGNMENT_OFFER = "reassignment_offer", "Reassignment offer"
@@ -209,8 +276,11 @@ class OutboundEmail(models.Model):
         BOUNCED = "bounced"
 
     kind = models.CharField(max_length=40, choices=Kind.choices)
-    recipient = models.EmailField()
-    subject = models.CharField(max_length=200)
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
+    patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    # An email address, or a phone number in E.164 for a text.
+    recipient = models.CharField(max_length=254)
+    subject = models.CharField(max_length=200, blank=True)
     text_body = models.TextField()
     html_body = models.TextField(blank=True)
     appointment = models.ForeignKey(
@@ -227,10 +297,18 @@ class OutboundEmail(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["recipient", "channel", "-created_at"], name="message_latest_to_number"),
+        ]
+        verbose_name = "message"
 
     def __str__(self):
         return f"{self.get_kind_display()} to {self.recipient}"
+
+    @property
+    def is_text(self):
+        return self.channel == Channel.SMS
 
     @property
     def can_retry(self):
@@ -386,3 +464,37 @@ class IdempotentRequest(models.Model):
 
     def __str__(self):
         return f"{self.method} {self.path} ({self.key})"
+
+
+class ShortLink(models.Model):
+    """A code short enough for a text (`/l/<code>/`) standing for a signed patient link.
+
+    It only forwards: the signed link it leads to still decides who may do what, and
+    until when, so a guessed code gains nothing a link in an email would not.
+    """
+
+    code = models.CharField(max_length=12, unique=True)
+    url = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"/l/{self.code}/"
+
+
+class InboundText(models.Model):
+    """A text a patient sent the clinic, and what it did; Twilio retries a webhook, so
+    its MessageSid is unique and a retry is answered from here, not acted on again."""
+
+    message_sid = models.CharField(max_length=64, unique=True)
+    from_number = models.CharField(max_length=32)
+    patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound_texts")
+    body = models.TextField(blank=True)
+    outcome = models.CharField(max_length=40, blank=True)
+    reply = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self):
+        return f"{self.body[:30]!r} from {self.from_number}"

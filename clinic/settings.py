@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "anymail",
     "axes",
     "csp",
+    "phonenumber_field",
     "clinic",
     "scheduling",
     "waitlist",
@@ -303,6 +304,24 @@ for key in ("SENDGRID_API_KEY", "MAILGUN_API_KEY", "MAILGUN_SENDER_DOMAIN", "POS
     if os.environ.get(key):
         ANYMAIL[key] = os.environ[key]
 EMAIL_MAX_ATTEMPTS = int(os.environ.get("EMAIL_MAX_ATTEMPTS", "5"))
+# Where the unsubscribe link and List-Unsubscribe header point people with a question.
+CLINIC_PHONE = os.environ.get("CLINIC_PHONE", "(617) 555-0100")
+
+# --- Texts (SMS) -------------------------------------------------------------------------
+# Phone numbers are stored in E.164; a number typed without +country is read in this region.
+PHONENUMBER_DEFAULT_REGION = os.environ.get("PHONE_REGION", "US")
+PHONENUMBER_DB_FORMAT = "E164"
+# "console" (prints), "locmem" (tests: clinic.sms.outbox), "twilio", or a dotted path to a
+# class with send(to, body, status_callback) -> provider message id, as email backends do.
+SMS_BACKEND = os.environ.get("SMS_BACKEND", "console")
+TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+# Texts go from this number, or through a messaging service when its SID is set.
+TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
+TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", "")
+# Twilio signs the URL it called: behind a proxy, the public base URL (SITE_URL) is what it
+# called, not what Django sees.
+TWILIO_WEBHOOK_BASE_URL = os.environ.get("TWILIO_WEBHOOK_BASE_URL", "").rstrip("/")
 
 # --- REST API -------------------------------------------------------------------------
 
@@ -423,6 +442,15 @@ BACKFILL = {
     # visits it never saw at least this well; trained only on at least this many visits.
     "NO_SHOW_MIN_AUC": 0.6,
     "NO_SHOW_MIN_VISITS": 200,
+    # Contact rules: no offer is sent in these hours of the clinic's local time (it waits
+    # until they end; an offer that could not be answered in time by then is not sent);
+    # empty turns them off. Booking confirmations are not offers and go at once.
+    "QUIET_HOURS": "20:00-08:00",
+    # At most this many offers per patient in 7 days.
+    "MAX_OFFERS_PER_WEEK": 3,
+    # A patient who let this many offers in a row go by (declined or expired) gets no more
+    # until staff or the patient resume them; 0 turns it off.
+    "PAUSE_AFTER_DECLINES": 3,
 }
 
 

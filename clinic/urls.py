@@ -6,8 +6,11 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from backfill import appointment_views, fhir, health
+from backfill import sms_views as backfill_sms_views
 from backfill import views as backfill_views
+from clinic import patient_views as clinic_patient_views
 from clinic import views as clinic_views
+from waitlist import views as waitlist_views
 
 admin.site.site_header = "Backfill: front desk"
 admin.site.site_title = "Backfill"
@@ -29,8 +32,15 @@ urlpatterns = [
     path("schedule/appointments/<int:pk>/retry/", appointment_views.retry_backfill, name="appointment-retry-backfill"),
     path("schedule/appointments/<int:pk>/book/", appointment_views.book_by_hand, name="appointment-book-by-hand"),
     path("schedule.html", RedirectView.as_view(url="/schedule/", permanent=False, query_string=True)),
-    path("emails/", clinic_views.outbox, name="outbox"),
-    path("emails.html", RedirectView.as_view(url="/emails/", permanent=False, query_string=True)),
+    path("messages/", clinic_views.outbox, name="outbox"),
+    # The outbox became the messages page; its old path (SPEC 8) still shows it.
+    path("emails/", clinic_views.outbox),
+    path("emails.html", RedirectView.as_view(url="/messages/", permanent=False, query_string=True)),
+    path("l/<str:code>/", clinic_patient_views.short_link, name="short-link"),
+    path("unsubscribe/<str:token>/", clinic_patient_views.unsubscribe, name="unsubscribe"),
+    path("sms/twilio/status/", clinic_patient_views.twilio_status, name="twilio-status"),
+    path("sms/twilio/inbound/", backfill_sms_views.twilio_inbound, name="twilio-inbound"),
+    path("my/<str:token>/", waitlist_views.self_service, name="self-service"),
     path("dashboard/", backfill_views.dashboard, name="dashboard"),
     path("", include("scheduling.urls")),
     path("", include("backfill.urls")),

@@ -1,4 +1,4 @@
-"""The outbox page: every stored message as the patient sees it (SPEC 8)."""
+"""The messages page: every stored email and text as the patient sees it (SPEC 8)."""
 
 from django import forms
 from django.core.paginator import Paginator
@@ -11,13 +11,14 @@ MESSAGES_PER_PAGE = 20
 
 
 class OutboxFilter(forms.Form):
+    channel = forms.ChoiceField(choices=[("", "Email and text"), *OutboundEmail.Channel.choices], required=False)
     kind = forms.ChoiceField(choices=[("", "Any kind"), *OutboundEmail.Kind.choices], required=False)
     status = forms.ChoiceField(choices=[("", "Any status"), *OutboundEmail.Status.choices], required=False)
 
     def emails(self):
         emails = OutboundEmail.objects.select_related("appointment__patient", "appointment__provider").order_by(
             "-created_at", "-id")
-        for name in ("kind", "status"):
+        for name in ("channel", "kind", "status"):
             if self.cleaned_data[name]:
                 emails = emails.filter(**{name: self.cleaned_data[name]})
         return emails

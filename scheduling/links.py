@@ -12,6 +12,8 @@ from django.core import signing
 from django.urls import reverse
 from django.utils import timezone
 
+from waitlist import self_service
+
 ACTIONS = ("cancel", "accept", "decline")
 
 
@@ -47,14 +49,16 @@ def link_for(appointment, action):
 
 
 def patient_links(appointment):
-    """The links an email about this appointment may offer, by action."""
+    """The links a message about this appointment may offer, by action; "manage" is the
+    patient's own page."""
     from scheduling.models import Appointment
 
+    links = {"manage": self_service.link_for(appointment.patient)}
     if appointment.status == Appointment.Status.OFFERED:
-        return {action: link_for(appointment, action) for action in ("accept", "decline")}
-    if appointment.status in (Appointment.Status.SCHEDULED, Appointment.Status.CONFIRMED):
-        return {"cancel": link_for(appointment, "cancel")}
-    return {}
+        links.update({action: link_for(appointment, action) for action in ("accept", "decline")})
+    elif appointment.status in (Appointment.Status.SCHEDULED, Appointment.Status.CONFIRMED):
+        links["cancel"] = link_for(appointment, "cancel")
+    return links
 
 
 def read_token(token, action):

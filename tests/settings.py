@@ -26,3 +26,9 @@ SITE_URL = "http://testserver"
 # tested through bin/serve itself.
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SMS_BACKEND = "locmem"
+# Contact rules are tested on their own, with frozen time; elsewhere offers go at any hour.
+BACKFILL = {**BACKFILL, "QUIET_HOURS": ""}  # noqa: F405
+TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+TWILIO_AUTH_TOKEN = "test-auth-token"
+TWILIO_FROM_NUMBER = "+16175550199"

@@ -194,12 +194,13 @@ def test_it_creates_a_patient_with_weekday_names(staff_client):
     location = LocationFactory()
 
     response = post(staff_client, "/api/patients/", {
-        "first_name": "Maria", "last_name": "Garcia", "email": "maria@mail.example", "phone": "555-0101",
+        "first_name": "Maria", "last_name": "Garcia", "email": "maria@mail.example", "phone": "(617) 555-0101",
         "preferred_location": location.pk, "available_days": ["wed", "mon", "mon"], "no_show_risk": 0.85,
     })
 
     assert response.status_code == 201
     assert response.json()["available_days"] == ["mon", "wed"]
+    assert response.json()["phone"] == "+16175550101"
     patient = Patient.objects.get(email="maria@mail.example")
     assert patient.available_days == ["mon", "wed"]
     assert patient.no_show_risk == 0.85
@@ -259,6 +260,7 @@ def test_it_lists_patients_in_pages(staff_client):
     assert set(body["results"][0]) == {
         "id", "first_name", "last_name", "email", "phone", "preferred_location",
         "available_days", "no_show_risk", "no_show_risk_source", "email_opt_out", "external_id", "insurance_plan",
+        "preferred_channel", "sms_consent", "sms_consent_at", "sms_consent_source", "offers_paused_at",
     }
 
 

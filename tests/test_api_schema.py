@@ -16,6 +16,7 @@ def test_it_publishes_an_openapi_schema_of_the_contract(client):
     assert list(schema["components"]["schemas"]["Patient"]["properties"]) == [
         "id", "first_name", "last_name", "email", "phone", "preferred_location",
         "available_days", "no_show_risk", "no_show_risk_source", "email_opt_out", "external_id", "insurance_plan",
+        "preferred_channel", "sms_consent", "sms_consent_at", "sms_consent_source", "offers_paused_at",
     ]
 
 

@@ -27,7 +27,8 @@ def admin_form(patient, **changes):
     return {
         "first_name": patient.first_name, "last_name": patient.last_name, "email": patient.email, "phone": patient.phone,
         "preferred_location": patient.preferred_location_id or "", "preferred_times": "",
-        "no_show_risk": patient.no_show_risk, "no_show_risk_source": patient.no_show_risk_source, **changes,
+        "no_show_risk": patient.no_show_risk, "no_show_risk_source": patient.no_show_risk_source,
+        "preferred_channel": patient.preferred_channel, **changes,
     }
 
 

@@ -2,7 +2,7 @@ import pytest
 
 pytestmark = pytest.mark.django_db
 
-STAFF_PAGES = ["/schedule/", "/emails/", "/dashboard/"]
+STAFF_PAGES = ["/schedule/", "/messages/", "/dashboard/"]
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_it_shows_staff_the_page_with_the_top_bar(staff_client, url):
     assert b'action="/accounts/logout/"' in response.content
 
 
-@pytest.mark.parametrize(("old", "new"), [("/schedule.html", "/schedule/"), ("/emails.html", "/emails/")])
+@pytest.mark.parametrize(("old", "new"), [("/schedule.html", "/schedule/"), ("/emails.html", "/messages/")])
 def test_it_leads_the_seeds_page_names_to_the_staff_pages(client, old, new):
     response = client.get(old)
 

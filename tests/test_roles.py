@@ -86,7 +86,7 @@ def test_the_front_desk_sees_no_tokens_users_or_task_queue_in_the_admin(client):
 
 def test_the_top_bar_lists_only_what_the_front_desk_may_open(client):
     page = logged_in(client, FRONT_DESK).get("/schedule/").content.decode()
-    assert 'href="/emails/"' in page
+    assert 'href="/messages/"' in page
     assert 'href="/dashboard/"' not in page
 
 

@@ -48,6 +48,9 @@ DOMAIN_MODELS = [SlotOffer, MatchLog, FreedSlot, OutboundEmail, WaitlistEntry, A
 DEMO_LOGINS = [("frontdesk", "Front desk"), ("manager", "Clinic manager"), ("ehr", "Integrator")]
 
 
+TEXTS_TOO = {"preferred_channel": Patient.Channel.BOTH, "sms_consent": True, "sms_consent_source": Patient.ConsentSource.STAFF}
+
+
 class Command(BaseCommand):
     help = "Fill the database with a deterministic demo clinic (refuses if one exists unless --reset)."
 
@@ -169,7 +172,7 @@ class DemoClinic:
             days = sorted(rng.sample(range(5), rng.choice([0, 2, 3, 3, 4, 5])))
             patients.append(Patient(
                 first_name=first, last_name=last,
-                email=f"patient{index + 1}@mail.example", phone=f"555-{1000 + index % 9000:04d}",
+                email=f"patient{index + 1}@mail.example", phone=f"+1617555{index % 10000:04d}",
                 preferred_location=rng.choice(locations + [None]),
                 available_days=[WEEKDAYS[day] for day in days],
                 preferred_times=rng.choice(TIME_WINDOWS),
@@ -177,6 +180,8 @@ class DemoClinic:
                 email_opt_out=rng.random() < 0.02,
                 # One in six pays for themselves.
                 insurance_plan=None if self.insurance_rng.random() < 1 / 6 else self.insurance_rng.choice(plans),
+                # One patient in three also gets texts, so the messages page shows both kinds.
+                **(TEXTS_TOO if index % 3 == 0 else {}),
             ))
         return Patient.objects.bulk_create(patients, batch_size=5000)
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clinic', '0011_clinic_cancellation_email_kind'),
+        ('clinic', '0012_sms_channel_contact_rules'),
     ]
 
     operations = [

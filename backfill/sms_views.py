@@ -1,0 +1,24 @@
+"""Twilio's webhook for patients' replies to texts; the work is in backfill/sms_replies.py."""
+
+from django.http import HttpResponse, HttpResponseForbidden
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from twilio.twiml.messaging_response import MessagingResponse
+
+from backfill.sms_replies import handle_reply
+from clinic import sms
+
+
+@csrf_exempt  # Twilio signs the request; X-Twilio-Signature is checked instead.
+@require_POST
+def twilio_inbound(request):
+    if not sms.signature_is_valid(request):
+        return HttpResponseForbidden("Bad signature.")
+    sid = request.POST.get("MessageSid", "")
+    if not sid:
+        return HttpResponse(status=400)
+    answer = handle_reply(sid, request.POST.get("From", ""), request.POST.get("Body", ""))
+    twiml = MessagingResponse()
+    if answer.reply:
+        twiml.message(answer.reply)
+    return HttpResponse(str(twiml), content_type="text/xml")

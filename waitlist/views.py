@@ -1,0 +1,111 @@
+"""The patient's self-service page (waitlist/self_service.py): GET shows, POST acts."""
+
+from django import forms
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from clinic.access import throttled_per_client
+from clinic.models import Patient
+from waitlist.models import WaitlistEntry
+from waitlist.self_service import BadSelfServiceLink, read_token
+
+
+class EntryForm(forms.ModelForm):
+    # The masked list fields are set on the entry by hand: the model's integer validators
+    # would otherwise be run on the lists.
+    available_days = WaitlistEntry._meta.get_field("available_days").formfield()
+    time_windows = WaitlistEntry._meta.get_field("time_windows").formfield()
+
+    class Meta:
+        model = WaitlistEntry
+        fields = ["earliest_date", "latest_date", "preferred_location"]
+        widgets = {"earliest_date": forms.DateInput(attrs={"type": "date"}),
+                   "latest_date": forms.DateInput(attrs={"type": "date"})}
+        labels = {"earliest_date": "From", "latest_date": "Until", "preferred_location": "Preferred location"}
+
+    field_order = ["available_days", "time_windows", "earliest_date", "latest_date", "preferred_location"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial.update(available_days=self.instance.available_days, time_windows=self.instance.time_windows)
+        self.fields["available_days"].label, self.fields["time_windows"].label = "Days you can come", "Times you can come"
+        self.fields["available_days"].help_text = "None ticked means any day."
+        self.fields["time_windows"].help_text = 'e.g. "08:00-12:00, 16:00-18:30"; empty means any time.'
+
+    def save(self, commit=True):
+        self.instance.available_days = self.cleaned_data["available_days"]
+        self.instance.time_windows = self.cleaned_data["time_windows"]
+        return super().save(commit)
+
+
+class ContactForm(forms.ModelForm):
+    class Meta:
+        model = Patient
+        fields = ["preferred_channel", "sms_consent"]
+        labels = {"preferred_channel": "Reach me by", "sms_consent": "I agree to receive texts about my appointments"}
+
+
+def entry_forms(patient, data=None, bound_entry=None):
+    entries = patient.waitlist_entries.filter(status=WaitlistEntry.Status.WAITING).select_related("specialty")
+    return [(entry, EntryForm(data if entry == bound_entry else None, instance=entry, prefix=f"e{entry.pk}"))
+            for entry in entries]
+
+
+@require_http_methods(["GET", "POST"])
+@throttled_per_client
+def self_service(request, token):
+    try:
+        patient = read_token(token)
+    except BadSelfServiceLink as error:
+        return render(request, "patient/bad_link.html", {"message": str(error)}, status=400)
+    if request.method == "GET":
+        return _page(request, patient)
+    action = request.POST.get("action", "")
+    if action == "resume":
+        patient.resume_offers()
+        return _page(request, patient, "Offers are on again: we will tell you when a time that suits you opens up.")
+    if action == "contact":
+        return _contact(request, patient)
+    entry = patient.waitlist_entries.filter(pk=_int(request.POST.get("entry")), status=WaitlistEntry.Status.WAITING).first()
+    if entry is None or action not in ("save", "leave"):
+        return _page(request, patient, "That change could not be made: the entry is no longer on the waitlist.", status=400)
+    if action == "leave":
+        entry.remove()
+        return _page(request, patient, f"You have left the waitlist for {entry.specialty}.")
+    return _save_entry(request, patient, entry)
+
+
+def _save_entry(request, patient, entry):
+    forms_ = entry_forms(patient, request.POST, bound_entry=entry)
+    form = next(form for listed, form in forms_ if listed == entry)
+    if not form.is_valid():
+        return _page(request, patient, "Please correct the errors below.", status=400, entries=forms_)
+    form.save()
+    return _page(request, patient, f"Saved your choices for {entry.specialty}.")
+
+
+def _contact(request, patient):
+    form = ContactForm(request.POST, instance=patient)
+    if not form.is_valid():
+        return _page(request, patient, "Please correct the errors below.", status=400, contact=form)
+    if "sms_consent" in form.changed_data:
+        patient.set_sms_consent(form.cleaned_data["sms_consent"], Patient.ConsentSource.PATIENT)
+    patient.preferred_channel = form.cleaned_data["preferred_channel"]
+    patient.save(update_fields=["preferred_channel"])
+    return _page(request, patient, "Saved how we reach you.")
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _page(request, patient, message="", status=200, entries=None, contact=None):
+    patient.refresh_from_db()
+    return render(request, "patient/self_service.html", {
+        "patient": patient, "message": message, "error": status >= 400,
+        "entries": entries if entries is not None else entry_forms(patient),
+        "contact": contact or ContactForm(instance=patient),
+    }, status=status)
