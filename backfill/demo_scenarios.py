@@ -75,7 +75,7 @@ class ProviderSick:
         self.say(f"   {len(summary.waitlisted)} other patient(s) had no colleague free then and joined the waitlist.")
         if not offers:
             raise CommandError("Nobody could be offered a colleague.")
-        declined = self.decline_from_outbox(offers[-1])
+        declined = self.decline_from_outbox(offers)
         slot = self.wait_for_backfill(declined)
         if slot.filled_by_id:
             self.say(f"3. The slot went to {slot.filled_by.patient} from the waitlist "
@@ -92,9 +92,14 @@ class ProviderSick:
         WaitlistEntry.defaults_from_patient(patient, specialty=provider.specialty).save()
         return patient
 
-    def decline_from_outbox(self, offer):
-        """What the patient's Decline button does, starting from the link in the stored email."""
-        email = OutboundEmail.objects.filter(appointment=offer, kind=OutboundEmail.Kind.REASSIGNMENT_OFFER).latest("created_at")
+    def decline_from_outbox(self, offers):
+        """What the patient's Decline button does, starting from the link in the stored email
+        of the last offer sent by email (a patient who chose texts gets a short link instead)."""
+        emails = OutboundEmail.objects.filter(appointment__in=offers, kind=OutboundEmail.Kind.REASSIGNMENT_OFFER)
+        email = next((e for e in emails.order_by("-appointment__start", "-created_at") if DECLINE_LINK.search(e.text_body)), None)
+        if email is None:
+            raise CommandError("No offer was emailed with a Decline link.")
+        offer = email.appointment
         path = DECLINE_LINK.search(email.text_body).group(1)
         action = PATIENT_ACTIONS["decline"]
         appointment = read_token(resolve(path).kwargs["token"], "decline")
