@@ -1,5 +1,6 @@
-"""One clinic day as the front desk sees it: a column per provider, grouped by location,
-with the day's appointments, the freed slots still open, and who is away (SPEC 8).
+"""One clinic day as the front desk sees it: a column per provider of one location (or of
+every location, grouped), with the day's appointments, the freed slots still open, and who is
+away (SPEC 8).
 
 Everything comes from a handful of queries whatever the size of the day, so the page stays
 fast on a full clinic day.
@@ -15,6 +16,7 @@ from backfill.explained_waitlist import waitlist_panel
 from backfill.models import FreedSlot
 from backfill.stats import day_bounds
 from clinic.models import Provider
+from clinic.times import staff_time
 from scheduling.models import Appointment, ProviderUnavailability
 from waitlist.models import WaitlistEntry
 
@@ -108,6 +110,7 @@ class DaySchedule:
     waitlist: object  # backfill.explained_waitlist.WaitlistPanel
     waiting_count: int
     counts: dict
+    location: object = None  # None: every location
 
     @property
     def previous_day(self):
@@ -117,16 +120,22 @@ class DaySchedule:
     def next_day(self):
         return self.day + timedelta(days=1)
 
+    @property
+    def provider_count(self):
+        return sum(len(group.columns) for group in self.groups)
+
     @classmethod
-    def for_day(cls, day):
-        appointments, open_slots = _appointments_and_open_slots(day)
+    def for_day(cls, day, location=None):
+        """The day at one location, or at all of them when `location` is None."""
+        at_location = Q(provider__location=location) if location else Q()
+        appointments, open_slots = _appointments_and_open_slots(day, at_location)
         away = {
             absence.provider_id: absence
-            for absence in ProviderUnavailability.objects.filter(start_date__lte=day, end_date__gte=day)
+            for absence in ProviderUnavailability.objects.filter(at_location, start_date__lte=day, end_date__gte=day)
         }
         items = [ScheduleItem(_local(a.start), _local(a.end), appointment=a) for a in appointments]
         items += [ScheduleItem(_local(s.start), _local(s.end), slot=s) for s in open_slots]
-        columns = _columns(items, away)
+        columns = _columns(items, away, location)
         grid_start, grid_end = _grid_bounds(day, items)
         for column in columns:
             column.place(grid_start, PIXELS_PER_MINUTE)
@@ -140,17 +149,19 @@ class DaySchedule:
             waitlist=waitlist_panel(WAITLIST_PANEL_SIZE),
             waiting_count=waiting.count(),
             counts=_counts(appointments, open_slots),
+            location=location,
         )
 
 
-def _appointments_and_open_slots(day):
+def _appointments_and_open_slots(day, at_location):
     start, end = day_bounds(day, day)
     appointments = list(
-        Appointment.objects.active().filter(start__lt=end, end__gt=start).select_related("patient", "provider", "filled_slot")
+        Appointment.objects.active().filter(at_location, start__lt=end, end__gt=start)
+        .select_related("patient", "provider", "filled_slot")
     )
     # SPEC 8: a cancelled slot nobody fills yet stays visible as open, with its status.
     open_slots = list(
-        FreedSlot.objects.filter(start__lt=end, end__gt=start)
+        FreedSlot.objects.filter(at_location, start__lt=end, end__gt=start)
         .exclude(status__in=(FreedSlot.Status.BACKFILLED, FreedSlot.Status.MANUAL))
     )
     return appointments, open_slots
@@ -164,11 +175,12 @@ def _provider_of(item):
     return item.appointment.provider_id if item.appointment else item.slot.provider_id
 
 
-def _columns(items, away):
+def _columns(items, away, location):
     """Every active provider, plus any inactive one who still has something that day."""
     provider_ids = {_provider_of(item) for item in items} | set(away)
     providers = (
         Provider.objects.filter(Q(active=True) | Q(pk__in=provider_ids))
+        .filter(**({"location": location} if location else {}))
         .select_related("location", "specialty")
         .order_by("location__name", "specialty__name", "name")
     )
@@ -203,7 +215,7 @@ def _grid_bounds(day, items):
 def _hour_marks(grid_start, grid_end):
     marks, mark = [], grid_start
     while mark < grid_end:
-        marks.append({"label": f"{mark:%H:%M}", "top": (mark - grid_start).total_seconds() / 60 * PIXELS_PER_MINUTE})
+        marks.append({"label": staff_time(mark), "top": (mark - grid_start).total_seconds() / 60 * PIXELS_PER_MINUTE})
         mark += timedelta(hours=1)
     return marks
 

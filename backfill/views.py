@@ -3,46 +3,109 @@
 from datetime import date, timedelta
 
 import pygal
+from django import forms
+from django.conf import settings
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from pygal.style import Style
 
 from backfill.day_schedule import DaySchedule
-from backfill.stats import backfill_stats, daily_counts
+from backfill.stats import backfill_stats, by_location_and_specialty, daily_counts, days_sooner, freed_between, offer_funnel
 from clinic.access import staff_page
-from clinic.models import Patient
+from clinic.models import Location, Patient, Specialty
 from scheduling.models import NoShowModel
 
 DASHBOARD_DAYS = 30
+MAX_RANGE_DAYS = 366
 CHART_STYLE = Style(
     background="transparent", plot_background="transparent", font_family="system-ui, sans-serif",
     colors=("#4a7bb7", "#2f855a", "#e53e3e"),
 )
 
 
+# The location the front desk last chose, kept for their next visit (issue 13).
+LOCATION_KEY = "schedule_location"
+ALL_LOCATIONS = "all"
+
+
+class UnknownLocation(Exception):
+    pass
+
+
+def chosen_location(request, locations):
+    """?location=<id> or ?location=all, else the one remembered in the session, else the
+    first location: a front desk works at one site, so one site is what it sees."""
+    raw = request.GET.get("location", "").strip() or request.session.get(LOCATION_KEY, "")
+    by_id = {str(location.pk): location for location in locations}
+    if raw == ALL_LOCATIONS or raw in by_id:
+        if request.session.get(LOCATION_KEY) != raw:  # unchanged: no session write
+            request.session[LOCATION_KEY] = raw
+        return by_id.get(raw)
+    if "location" in request.GET:
+        raise UnknownLocation(f'"{raw}" is not one of the clinic\'s locations.')
+    return locations[0] if locations else None
+
+
 @staff_page("scheduling.view_appointment")
 def schedule(request):
+    today = timezone.localdate()
+    locations = list(Location.objects.order_by("name"))
     raw = request.GET.get("date", "").strip()
     try:
-        day = date.fromisoformat(raw) if raw else timezone.localdate()
+        day = date.fromisoformat(raw) if raw else today
+        location = chosen_location(request, locations)
     except ValueError:
-        error = f'"{raw}" is not a date; use YYYY-MM-DD, e.g. {timezone.localdate():%Y-%m-%d}.'
-        return render(request, "staff/schedule.html", {"error": error, "today": timezone.localdate()}, status=400)
-    return render(request, "staff/schedule.html", {"schedule": DaySchedule.for_day(day), "today": timezone.localdate()})
+        error = f'"{raw}" is not a date; use YYYY-MM-DD, e.g. {today:%Y-%m-%d}.'
+        return render(request, "staff/schedule.html", {"error": error, "today": today}, status=400)
+    except UnknownLocation as unknown:
+        return render(request, "staff/schedule.html", {"error": str(unknown), "today": today}, status=400)
+    return render(request, "staff/schedule.html", {
+        "schedule": DaySchedule.for_day(day, location), "today": today, "locations": locations,
+    })
+
+
+class DashboardFilter(forms.Form):
+    """Which slots the dashboard counts: freed between two days, at a location, of a specialty."""
+
+    start_date = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    end_date = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    location = forms.ModelChoiceField(Location.objects.order_by("name"), required=False, empty_label="All locations")
+    specialty = forms.ModelChoiceField(Specialty.objects.order_by("name"), required=False, empty_label="All specialties")
+
+    def clean(self):
+        data = super().clean()
+        last = data.get("end_date") or timezone.localdate()
+        first = data.get("start_date") or last - timedelta(days=DASHBOARD_DAYS - 1)
+        if first > last:
+            raise forms.ValidationError("The first day must not be after the last.")
+        if (last - first).days >= MAX_RANGE_DAYS:
+            raise forms.ValidationError(f"Choose at most {MAX_RANGE_DAYS} days.")
+        data["start_date"], data["end_date"] = first, last
+        return data
 
 
 @staff_page("backfill.view_dashboard")
 def dashboard(request):
-    last = timezone.localdate()
-    first = last - timedelta(days=DASHBOARD_DAYS - 1)
-    stats = backfill_stats(first, last)
+    form = DashboardFilter(request.GET)
+    if not form.is_valid():
+        return render(request, "staff/dashboard.html", {"form": form}, status=400)
+    first, last = form.cleaned_data["start_date"], form.cleaned_data["end_date"]
+    where = {"location": form.cleaned_data["location"], "specialty": form.cleaned_data["specialty"]}
+    stats = backfill_stats(first, last, **where)
+    slots = freed_between(first, last, **where)
+    funnel = offer_funnel(slots)
     return render(request, "staff/dashboard.html", {
+        "form": form,
         "stats": stats,
+        "by_site": by_location_and_specialty(slots),
+        "sooner": days_sooner(slots),
+        "funnel": funnel if settings.BACKFILL["OFFER_MODE"] or funnel["sent"] else None,
+        "funnel_acceptance_percent": round(funnel["acceptance_rate"] * 100, 1),
         "fill_rate_percent": round(stats["fill_rate"] * 100, 1),
         "median_time_to_fill": as_duration(stats["median_time_to_fill_seconds"]),
         "p95_time_to_fill": as_duration(stats["p95_time_to_fill_seconds"]),
-        "chart": freed_slots_chart(daily_counts(first, last)),
+        "chart": freed_slots_chart(daily_counts(first, last, **where)),
         "no_show": no_show_model_panel(),
     })
 
@@ -84,7 +147,7 @@ def freed_slots_chart(days):
         title=None, y_title="Slots", min_scale=1, order_min=0,
     )
     chart.x_labels = [f"{day['date']:%b %d}" for day in days]
-    chart.x_labels_major = chart.x_labels[::7]
+    chart.x_labels_major = chart.x_labels[::max(1, len(days) // 5)]
     for series, label in (("freed", "Freed"), ("backfilled", "Backfilled"), ("no_match", "No match")):
         chart.add(label, [day[series] for day in days])
     return mark_safe(chart.render(is_unicode=True))  # noqa: S308 - pygal builds the SVG from numbers and our own labels

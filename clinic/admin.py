@@ -12,7 +12,7 @@ from clinic.webhooks import new_secret, resend
 
 @admin.register(Location)
 class LocationAdmin(ClinicModelAdmin):
-    list_display = ["name", "address", "time_zone"]
+    list_display = ["name", "address", "phone", "time_zone"]
     search_fields = ["name", "address"]
 
 

@@ -18,6 +18,8 @@ def default_time_zone():
 class Location(models.Model):
     name = models.CharField(max_length=100, unique=True, validators=[single_line])
     address = models.CharField(max_length=200, blank=True, validators=[single_line])
+    # What patients read on their pages and emails to call the site (issue 13).
+    phone = models.CharField(max_length=30, blank=True, validators=[single_line])
     # The integrator's own id for it (SPEC 13), unique when set.
     external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
     # SPEC 14: a network of sites keeps each site's own clock; a slot's weekday and time of
@@ -30,6 +32,11 @@ class Location(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def phone_uri(self):
+        """The phone as a link a phone can dial: "tel:" and its digits."""
+        return "tel:" + "".join(ch for ch in self.phone if ch.isdigit() or ch == "+")
 
     @property
     def zone(self):

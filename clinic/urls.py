@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from backfill import fhir, health
+from backfill import appointment_views, fhir, health
 from backfill import sms_views as backfill_sms_views
 from backfill import views as backfill_views
 from clinic import patient_views as clinic_patient_views
@@ -27,6 +27,10 @@ urlpatterns = [
     path("metrics", health.metrics, name="metrics"),
     path("fhir/", include(fhir)),
     path("schedule/", backfill_views.schedule, name="schedule"),
+    path("schedule/appointments/<int:pk>/", appointment_views.appointment_detail, name="appointment-detail"),
+    path("schedule/appointments/<int:pk>/cancel/", appointment_views.cancel_appointment, name="appointment-cancel"),
+    path("schedule/appointments/<int:pk>/retry/", appointment_views.retry_backfill, name="appointment-retry-backfill"),
+    path("schedule/appointments/<int:pk>/book/", appointment_views.book_by_hand, name="appointment-book-by-hand"),
     path("schedule.html", RedirectView.as_view(url="/schedule/", permanent=False, query_string=True)),
     path("messages/", clinic_views.outbox, name="outbox"),
     # The outbox became the messages page; its old path (SPEC 8) still shows it.

@@ -21,6 +21,7 @@ from waitlist.models import WaitlistEntry
 SOURCES = [Appointment.Source.STAFF] * 10 + [Appointment.Source.API] * 6 + [Appointment.Source.BACKFILL] * 3 + [
     Appointment.Source.REASSIGNMENT]
 VISIT_MINUTES = 45
+DEMO_FILL = 0.5  # of each provider's past hours, with one visit a day per patient
 
 
 @dataclass
@@ -79,9 +80,10 @@ def lead_days(rng, source):
 
 
 def build_history(rng, patients, providers, first_day, days, *, no_show_chance=believable_no_show_chance,
-                  cancel_chance=believable_cancel_chance, fill=0.7, hours=range(8, 17)):
+                  cancel_chance=believable_cancel_chance, fill=0.7, hours=range(8, 17), one_visit_a_day=False):
     """Unsaved past appointments, oldest first, and each visit's true no-show chance (None
-    for a cancelled one)."""
+    for a cancelled one). The demo books a patient at most once a day (`one_visit_a_day`);
+    the no-show tests keep their denser history."""
     pasts = {patient.pk: PatientPast() for patient in patients}
     busy, made = set(), []
     for offset in range(days):
@@ -94,9 +96,10 @@ def build_history(rng, patients, providers, first_day, days, *, no_show_chance=b
                 if rng.random() > fill:
                     continue
                 patient = rng.choice(patients)
-                if (patient.pk, start) in busy:
+                key = (patient.pk, day if one_visit_a_day else start)
+                if key in busy:
                     continue
-                busy.add((patient.pk, start))
+                busy.add(key)
                 made.append(past_visit(rng, patient, provider, start, pasts[patient.pk], no_show_chance, cancel_chance))
     return made
 
@@ -132,7 +135,8 @@ def add_demo_history(rng, days=90):
     providers = list(Provider.objects.filter(active=True).order_by("pk"))
     if not patients or not providers or days <= 0:
         return 0
-    made = build_history(rng, patients, providers, timezone.localdate() - timedelta(days=days), days)
+    made = build_history(rng, patients, providers, timezone.localdate() - timedelta(days=days), days, fill=DEMO_FILL,
+                         one_visit_a_day=True)
     with transaction.atomic():
         Appointment.objects.bulk_create([appointment for appointment, _ in made], batch_size=5000)
         waiting = WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING).values("patient_id")

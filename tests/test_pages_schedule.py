@@ -44,11 +44,45 @@ def test_it_shows_each_providers_appointments_of_the_day(staff_client, day):
     assert "10:00–10:45" in response.text
 
 
-def test_it_groups_providers_by_location(staff_client, day):
+def test_it_shows_the_first_location_until_another_is_chosen(staff_client, day):
     ProviderFactory(name="Dr. North", location=LocationFactory(name="Northside"))
     ProviderFactory(name="Dr. Down", location=LocationFactory(name="Downtown"))
 
     text = schedule_of(staff_client, day).text
+
+    assert "Dr. Down" in text
+    assert "Dr. North" not in text
+
+
+def test_it_remembers_the_location_chosen(staff_client, day):
+    north = LocationFactory(name="Northside")
+    ProviderFactory(name="Dr. North", location=north)
+    ProviderFactory(name="Dr. Down", location=LocationFactory(name="Downtown"))
+    book(ProviderFactory(name="Dr. Down Two", location=LocationFactory(name="Aaa elsewhere")), day, 9)
+
+    staff_client.get(f"/schedule/?date={day:%Y-%m-%d}&location={north.pk}")
+    text = schedule_of(staff_client, day + timedelta(days=1)).text
+
+    assert "Dr. North" in text
+    assert "Dr. Down" not in text
+    assert f'location={north.pk}" aria-current="page"' in text
+
+
+def test_it_refuses_a_location_it_does_not_know(staff_client, day):
+    LocationFactory(name="Northside")
+
+    response = staff_client.get(f"/schedule/?date={day:%Y-%m-%d}&location=999999")
+
+    assert response.status_code == 400
+    assert "is not one of the clinic" in unescape(response.text)
+
+
+def test_it_groups_providers_by_location_when_all_are_shown(staff_client, day):
+    ProviderFactory(name="Dr. North", location=LocationFactory(name="Northside"))
+    ProviderFactory(name="Dr. Down", location=LocationFactory(name="Downtown"))
+
+    page = staff_client.get(f"/schedule/?date={day:%Y-%m-%d}&location=all").text
+    text = page[page.index('class="day-grid"'):]
 
     assert text.index("Downtown") < text.index("Dr. Down") < text.index("Northside") < text.index("Dr. North")
 
@@ -88,7 +122,7 @@ def test_it_shows_a_freed_slot_nobody_fills_as_open(staff_client, day, django_ca
 
     assert slot.status == FreedSlot.Status.NO_MATCH
     assert "Open slot · no waitlist match" in text
-    assert f"/admin/backfill/freedslot/{slot.pk}/change/" in text
+    assert f"/schedule/appointments/{cancelled.pk}/#freed-slot" in text
     assert "14:00–14:45" in text
 
 
@@ -138,6 +172,25 @@ def test_it_refuses_a_date_it_cannot_read(staff_client):
     assert '"31/12/2026" is not a date; use YYYY-MM-DD' in unescape(response.text)
 
 
+def test_it_draws_a_location_of_8_providers_and_100_appointments_in_a_few_queries(
+        staff_client, day, django_assert_max_num_queries):
+    location = LocationFactory(name="Downtown")
+    providers = ProviderFactory.create_batch(8, location=location)
+    ProviderFactory.create_batch(3, location=LocationFactory(name="Northside"))
+    patients = PatientFactory.create_batch(100)
+    for index, patient in enumerate(patients):
+        provider, slot = providers[index % 8], index // 8
+        start = at(day, 7) + timedelta(minutes=45 * slot)
+        AppointmentFactory(provider=provider, patient=patient, start=start, end=start + timedelta(minutes=45))
+    WaitlistEntryFactory.create_batch(10, specialty=providers[0].specialty)
+
+    with django_assert_max_num_queries(14):
+        response = staff_client.get(f"/schedule/?date={day:%Y-%m-%d}&location={location.pk}")
+
+    assert response.text.count('class="provider-column') == 8
+    assert response.text.count("status-scheduled source-staff") == 100
+
+
 def test_it_draws_a_full_clinic_day_in_a_few_queries(staff_client, day, django_assert_max_num_queries, django_capture_on_commit_callbacks):
     providers = ProviderFactory.create_batch(10)
     for provider in providers:
@@ -150,9 +203,10 @@ def test_it_draws_a_full_clinic_day_in_a_few_queries(staff_client, day, django_a
         for appointment in Appointment.objects.filter(provider=providers[1])[:5]:
             appointment.cancel("patient called in sick")
 
-    # The waitlist panel: its ids (both lists and a count, from the rule table) and their entries.
-    with django_assert_max_num_queries(9):
-        response = schedule_of(staff_client, day)
+    # The waitlist panel: its ids (both lists and a count, from the rule table) and their entries;
+    # the locations for the switcher and the session's choice.
+    with django_assert_max_num_queries(14):
+        response = staff_client.get(f"/schedule/?date={day:%Y-%m-%d}&location=all")
 
     assert response.text.count('status-scheduled source-staff"') == 95
     assert response.text.count('status-scheduled source-backfill"') == 3

@@ -1,8 +1,14 @@
+from collections import Counter
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.db.models import Count
+from django.utils import timezone
 
-from clinic.models import Patient, Provider
+from backfill.models import FreedSlot, MatchLog, SlotOffer
+from clinic.models import Location, Patient, Provider
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 
@@ -13,15 +19,17 @@ def snapshot():
     return {
         "providers": list(Provider.objects.order_by("email").values_list("name", "email", "specialty__name", "location__name")),
         "patients": list(Patient.objects.order_by("email").values_list("email", "first_name", "no_show_risk", "available_days")),
-        "appointments": list(Appointment.objects.order_by("start", "provider__email").values_list("provider__email", "patient__email", "start", "status")),
-        "waitlist": list(WaitlistEntry.objects.order_by("patient__email").values_list("patient__email", "specialty__name", "reason")),
+        "appointments": list(Appointment.objects.order_by("start", "provider__email", "patient__email", "status").values_list("provider__email", "patient__email", "start", "status")),
+        "waitlist": list(WaitlistEntry.objects.order_by("patient__email", "created_at").values_list("patient__email", "specialty__name", "reason", "status")),
+        "freed slots": list(FreedSlot.objects.order_by("start", "provider__email", "status").values_list("provider__email", "start", "status", "filled_by__patient__email")),
+        "match logs": list(MatchLog.objects.order_by("slot__start", "slot__provider__email", "slot__status", "rank").values_list("patient__email", "score", "outcome")),
     }
 
 
 def test_it_builds_a_realistic_clinic(capsys):
     call_command("seed_demo")
-    assert Provider.objects.count() == 10
-    assert Patient.objects.count() == 200
+    assert Provider.objects.count() == 24
+    assert Patient.objects.count() == 400
     assert WaitlistEntry.objects.filter(status="waiting").count() == 50
     assert Appointment.objects.count() > 300
     out = capsys.readouterr().out
@@ -79,5 +87,50 @@ def test_it_refuses_to_overwrite_a_clinic_without_reset():
 
 def test_it_scales_the_waitlist_for_benchmarks():
     call_command("seed_demo", "--waitlist", "1500", "--patients", "10", "--days", "1")
-    assert WaitlistEntry.objects.count() == 1500
+    assert WaitlistEntry.objects.filter(status="waiting").count() == 1500
     assert Patient.objects.count() == 1500
+
+
+@pytest.fixture
+def demo():
+    call_command("seed_demo", stdout=open("/dev/null", "w"))
+
+
+def test_it_has_two_providers_of_each_specialty_at_each_location_and_names_of_their_own(demo):
+    per_site = Provider.objects.values("location__name", "specialty__name").annotate(n=Count("id"))
+    assert len(per_site) == 12
+    assert {row["n"] for row in per_site} == {2}
+    patients = Counter(Patient.objects.values_list("first_name", "last_name"))
+    providers = set(Provider.objects.values_list("name", flat=True))
+    assert max(patients.values()) == 1
+    assert len(providers) == Provider.objects.count()
+    patient_words = {word for name in patients for word in name}
+    assert not any(word in patient_words for name in providers for word in name.removeprefix("Dr. ").split())
+
+
+def test_it_has_90_days_of_visits_cancellations_and_their_backfills_and_nobody_twice_a_day(demo):
+    days = Counter((a.patient_id, timezone.localdate(a.start)) for a in Appointment.objects.exclude(status="cancelled"))
+    assert max(days.values()) == 1
+    today = timezone.localdate()
+    past = Appointment.objects.filter(start__lt=timezone.now())
+    assert timezone.localdate(past.earliest("start").start) <= today - timedelta(days=88)
+    statuses = set(past.values_list("status", flat=True))
+    assert {"completed", "no_show", "cancelled"} <= statuses
+    backfilled = FreedSlot.objects.filter(status="backfilled", start__lt=timezone.now())
+    assert backfilled.count() > 100
+    assert FreedSlot.objects.filter(status="no_match").exists()
+    slot = backfilled.first()
+    assert slot.filled_by.source == "backfill"
+    assert slot.match_logs.get(outcome="booked").patient == slot.filled_by.patient
+    weeks = {timezone.localdate(start).isocalendar()[1] for start in backfilled.values_list("start", flat=True)}
+    assert len(weeks) >= 12
+
+
+def test_in_offer_mode_the_past_backfills_went_through_offers(settings):
+    settings.BACKFILL = {**settings.BACKFILL, "OFFER_MODE": True}
+    call_command("seed_demo", "--days", "1", "--history-days", "20", "--reset", stdout=open("/dev/null", "w"))
+    offers = SlotOffer.objects.all()
+    assert offers.filter(status="accepted").count() == FreedSlot.objects.filter(status="backfilled").count() > 0
+    assert offers.filter(status__in=["declined", "expired"]).exists()
+    accepted = offers.filter(status="accepted").first()
+    assert accepted.slot.filled_by.patient == accepted.patient

@@ -21,7 +21,8 @@ PROBE = (
 # The machine's environment without anything Backfill reads (tests/settings.py sets some).
 OURS = {"DATABASE_URL", "REDIS_URL", "EMAIL_BACKEND", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "POSTGRES_PREPARED_STATEMENTS",
         "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS", "DB_POOL",
-        "SECURE_PROXY_SSL_HEADER", "CSRF_TRUSTED_ORIGINS", "ANYMAIL_WEBHOOK_SECRET", "DJANGO_SETTINGS_MODULE"}
+        "SECURE_PROXY_SSL_HEADER", "CSRF_TRUSTED_ORIGINS", "ANYMAIL_WEBHOOK_SECRET", "DJANGO_SETTINGS_MODULE",
+        "SITE_URL", "PORT"}
 CLEAN = {k: v for k, v in os.environ.items() if k not in OURS and not k.startswith("BACKFILL_")}
 A_SECRET = "a-test-secret-key-that-is-long-enough-for-django-deploy-checks-x7"
 
@@ -132,3 +133,10 @@ def test_check_deploy_is_clean_with_only_the_three_production_variables():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
     assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_links_follow_the_port_unless_the_site_url_is_set():
+    code = "import clinic.settings as s; print(s.SITE_URL)"
+    assert run_settings(code, SECRET_KEY=A_SECRET, PORT="8123").stdout.strip() == "http://127.0.0.1:8123"
+    assert run_settings(code, SECRET_KEY=A_SECRET).stdout.strip() == "http://127.0.0.1:8000"
+    assert run_settings(code, SECRET_KEY=A_SECRET, PORT="8123", SITE_URL="https://clinic.example/").stdout.strip() == "https://clinic.example"

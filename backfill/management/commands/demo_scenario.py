@@ -1,7 +1,8 @@
 """Plays the seed's two test scenarios against the running product (README walkthrough).
 
-    manage.py demo_scenario high-risk   # a high-risk waitlisted patient gets a cancelled slot
-    manage.py demo_scenario no-match    # a slot nobody on the waitlist fits stays open
+    manage.py demo_scenario high-risk      # a high-risk waitlisted patient gets a cancelled slot
+    manage.py demo_scenario no-match       # a slot nobody on the waitlist fits stays open
+    manage.py demo_scenario provider-sick  # a provider out sick: colleagues offered, a decline, its backfill
 
 The cancellation goes through the real door (Appointment.cancel), so the backfill runs in
 whatever qcluster is serving the queue; the command waits for its outcome.
@@ -9,6 +10,8 @@ whatever qcluster is serving the queue; the command waits for its outcome.
 
 import time
 from datetime import datetime, timedelta
+
+from backfill.demo_scenarios import ProviderSick
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -20,13 +23,16 @@ from waitlist.models import WaitlistEntry
 
 
 class Command(BaseCommand):
-    help = "Run one of the seed's scenarios: high-risk or no-match."
+    help = "Run a scenario: high-risk, no-match (the seed's) or provider-sick (the reassignment story)."
 
     def add_arguments(self, parser):
-        parser.add_argument("scenario", choices=["high-risk", "no-match"])
+        parser.add_argument("scenario", choices=["high-risk", "no-match", "provider-sick"])
         parser.add_argument("--wait", type=float, default=15, help="seconds to wait for the worker")
 
     def handle(self, *args, scenario, wait, **options):
+        if scenario == "provider-sick":
+            ProviderSick(self.stdout, self.style, wait).play()
+            return
         appointment = self.high_risk() if scenario == "high-risk" else self.no_match()
         self.stdout.write(f"Cancelling appointment {appointment.pk}: {appointment}")
         appointment.cancel("demo: patient called in sick", by="demo_scenario")

@@ -13,24 +13,36 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from backfill.models import FreedSlot, MatchLog
+from backfill.demo_history import add_backfill_history
+from backfill.models import FreedSlot, MatchLog, SlotOffer
 from clinic.fields import WEEKDAYS
 from clinic.models import InsurancePlan, Location, OutboundEmail, Patient, Provider, Specialty
 from scheduling.demo_history import add_demo_history
 from scheduling.models import Appointment, ProviderUnavailability
 from waitlist.models import WaitlistEntry
 
-LOCATIONS = [("Downtown", "120 Main St"), ("Northside", "48 Oak Ave"), ("Riverside", "7 Quay Rd")]
+LOCATIONS = [("Downtown", "120 Main St, Springfield", "(555) 010-2000"),
+             ("Northside", "48 Oak Ave, Springfield", "(555) 010-3000"),
+             ("Riverside", "7 Quay Rd, Springfield", "(555) 010-4000")]
 INSURANCE_PLANS = [("Aetna Choice POS II", "Aetna"), ("Blue Cross PPO", "Blue Cross Blue Shield"),
                    ("Medicare Part B", "Medicare"), ("UnitedHealthcare Choice Plus", "UnitedHealthcare")]
 SPECIALTIES = ["Orthopedic PT", "Sports Rehab", "Neurological PT", "Pediatric PT"]
+# Patients and providers are drawn from separate names, so nobody on the schedule can be
+# mistaken for someone else, and no two patients share a full name (up to 572 of them).
 FIRST_NAMES = ["Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Isla", "Jon", "Kira", "Liam", "Maya",
                "Noah", "Olga", "Priya", "Quinn", "Rosa", "Sam", "Tara", "Umar", "Vera", "Will", "Xin", "Yara", "Zane"]
 LAST_NAMES = ["Adams", "Brown", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "Hughes", "Ito", "Jensen", "Khan",
               "Lopez", "Miller", "Nguyen", "Okafor", "Patel", "Quinn", "Rossi", "Smith", "Tanaka", "Usman", "Vargas"]
+PROVIDER_FIRST_NAMES = ["Alice", "Bruno", "Carmen", "Daniel", "Esther", "Felix", "Gloria", "Henry", "Irene", "Julian",
+                        "Karen", "Louis", "Monica", "Nathan", "Ophelia", "Peter", "Rachel", "Simon", "Teresa", "Victor"]
+PROVIDER_LAST_NAMES = ["Abbott", "Bishop", "Castillo", "Dawson", "Ellison", "Fontaine", "Gallagher", "Holloway",
+                       "Iverson", "Jablonski", "Kowalski", "Lindqvist", "Moreau", "Novak", "Ortega", "Pritchard",
+                       "Quintero", "Sorensen", "Thornton", "Whitaker"]
+# Share of a provider's hours booked: a busy clinic with room left for backfills and colleagues.
+FORWARD_FILL = 0.55
 TIME_WINDOWS = [[], [], [], ["08:00-12:00"], ["12:00-17:00"], ["16:00-19:00"], ["08:00-10:00", "15:00-18:00"]]
-DOMAIN_MODELS = [MatchLog, FreedSlot, OutboundEmail, WaitlistEntry, Appointment, ProviderUnavailability, Patient, Provider,
-                 InsurancePlan, Specialty, Location]
+DOMAIN_MODELS = [SlotOffer, MatchLog, FreedSlot, OutboundEmail, WaitlistEntry, Appointment, ProviderUnavailability, Patient,
+                 Provider, InsurancePlan, Specialty, Location]
 # The demo's logins, one per role (SPEC 10). Their passwords are made when the demo is built,
 # and exist only in a database this command built: never a built-in password.
 DEMO_LOGINS = [("frontdesk", "Front desk"), ("manager", "Clinic manager"), ("ehr", "Integrator")]
@@ -44,8 +56,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--seed", type=int, default=42)
-        parser.add_argument("--providers", type=int, default=10)
-        parser.add_argument("--patients", type=int, default=200)
+        parser.add_argument("--providers", type=int, default=24,
+                            help="spread over every location and specialty; 24 gives two of each specialty at each site")
+        parser.add_argument("--patients", type=int, default=400)
         parser.add_argument("--waitlist", type=int, default=50, help="waiting entries (needs as many patients; more are made)")
         parser.add_argument("--days", type=int, default=14, help="days of appointments from today")
         parser.add_argument("--history-days", type=int, default=90, help="days of past visits, for the no-show model")
@@ -70,6 +83,7 @@ class Command(BaseCommand):
                     model.objects.all().delete()
             counts = DemoClinic(random.Random(options["seed"])).build(options)
             counts["past appointments"] = add_demo_history(random.Random(options["seed"]), options["history_days"])
+            counts.update(add_backfill_history(random.Random(options["seed"]), options["history_days"]))
             logins = create_demo_logins()
         for name, count in counts.items():
             self.stdout.write(f"{count:>8} {name}")
@@ -110,7 +124,7 @@ class DemoClinic:
         self.insurance_rng.setstate(rng.getstate())
 
     def build(self, options):
-        locations = [Location.objects.create(name=name, address=address) for name, address in LOCATIONS]
+        locations = [Location.objects.create(name=name, address=address, phone=phone) for name, address, phone in LOCATIONS]
         specialties = [Specialty.objects.create(name=name) for name in SPECIALTIES]
         plans = [InsurancePlan.objects.create(name=name, payer=payer) for name, payer in INSURANCE_PLANS]
         providers = self.providers(options["providers"], locations, specialties)
@@ -123,13 +137,21 @@ class DemoClinic:
                 "providers": len(providers),
                 "patients": len(patients), "appointments": appointments, "waitlist entries": entries}
 
+    def names(self, firsts, lasts, count):
+        """`count` full names, all different while the lists allow, in a seeded order."""
+        pool = [(first, last) for first in firsts for last in lasts]
+        self.rng.shuffle(pool)
+        return [pool[index % len(pool)] for index in range(count)]
+
     def providers(self, count, locations, specialties):
+        """Every specialty at every location in turn, so the first 24 give two of each at
+        each site: a provider out sick always has a colleague to hand patients to."""
+        pairs = [(location, specialty) for location in locations for specialty in specialties]
         providers = []
-        for index in range(count):
-            name = f"Dr. {self.rng.choice(FIRST_NAMES)} {self.rng.choice(LAST_NAMES)}"
+        for index, (first, last) in enumerate(self.names(PROVIDER_FIRST_NAMES, PROVIDER_LAST_NAMES, count)):
+            location, specialty = pairs[index % len(pairs)]
             providers.append(Provider(
-                name=name, email=f"provider{index + 1}@clinic.example",
-                specialty=specialties[index % len(specialties)], location=locations[index % len(locations)],
+                name=f"Dr. {first} {last}", email=f"provider{index + 1}@clinic.example", specialty=specialty, location=location,
             ))
         return Provider.objects.bulk_create(providers)
 
@@ -146,10 +168,10 @@ class DemoClinic:
 
     def patients(self, count, locations, plans):
         rng, patients = self.rng, []
-        for index in range(count):
+        for index, (first, last) in enumerate(self.names(FIRST_NAMES, LAST_NAMES, count)):
             days = sorted(rng.sample(range(5), rng.choice([0, 2, 3, 3, 4, 5])))
             patients.append(Patient(
-                first_name=rng.choice(FIRST_NAMES), last_name=rng.choice(LAST_NAMES),
+                first_name=first, last_name=last,
                 email=f"patient{index + 1}@mail.example", phone=f"+1617555{index % 10000:04d}",
                 preferred_location=rng.choice(locations + [None]),
                 available_days=[WEEKDAYS[day] for day in days],
@@ -172,12 +194,12 @@ class DemoClinic:
                 continue
             for provider in providers:
                 for hour in range(9, 17):
-                    if rng.random() > 0.7:
+                    if rng.random() > FORWARD_FILL:
                         continue
                     patient = rng.choice(patients)
-                    if (patient.pk, day, hour) in busy:
+                    if (patient.pk, day) in busy:  # one visit a day per patient
                         continue
-                    busy.add((patient.pk, day, hour))
+                    busy.add((patient.pk, day))
                     start = timezone.make_aware(datetime.combine(day, time(hour)))
                     appointments.append(Appointment(
                         patient=patient, provider=provider, start=start, end=start + timedelta(minutes=45),

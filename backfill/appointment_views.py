@@ -1,0 +1,81 @@
+"""The appointment page the day schedule's cards open, and its three actions (issue 13).
+
+Plain forms: each action is a POST that calls the verb and comes back to the page, or
+shows the page again with the error (400 for bad input, 409 when the state forbids it).
+"""
+
+from django import forms
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from backfill.appointment_history import AppointmentHistory
+from backfill.booking import BackfillError, book_entry_by_hand, retry_slot
+from backfill.models import FreedSlot
+from clinic.access import staff_page
+from scheduling.models import Appointment, SchedulingError
+from waitlist.models import WaitlistEntry
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(max_length=200, strip=True, error_messages={"required": "Say why it is cancelled."})
+
+
+class BookByHandForm(forms.Form):
+    entry = forms.ModelChoiceField(
+        queryset=WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING),
+        error_messages={"required": "Choose a waitlisted patient.", "invalid_choice": "That patient is no longer waiting."},
+    )
+
+
+def _page(request, appointment_id, status=200, **forms_):
+    history = AppointmentHistory.of(appointment_id)
+    context = {"history": history, "appointment": history.appointment, "cancel_form": CancelForm(), **forms_}
+    return render(request, "staff/appointment.html", context, status=status)
+
+
+@staff_page("scheduling.view_appointment")
+def appointment_detail(request, pk):
+    return _page(request, pk)
+
+
+@require_POST
+@staff_page("scheduling.change_appointment")
+def cancel_appointment(request, pk):
+    appointment = get_object_or_404(Appointment, pk=pk)
+    form = CancelForm(request.POST)
+    if not form.is_valid():
+        return _page(request, pk, status=400, cancel_form=form)
+    try:
+        appointment.cancel(form.cleaned_data["reason"], by=request.user.get_username())
+    except SchedulingError as error:
+        return _page(request, pk, status=409, action_error=str(error))
+    messages.success(request, "Cancelled. The freed slot, if still bookable, goes to the waitlist now.")
+    return redirect("appointment-detail", pk=pk)
+
+
+@require_POST
+@staff_page("backfill.change_freedslot")
+def retry_backfill(request, pk):
+    slot = get_object_or_404(FreedSlot, appointment_id=pk)
+    try:
+        retry_slot(slot, by=request.user.get_username())
+    except BackfillError as error:
+        return _page(request, pk, status=409, action_error=str(error))
+    messages.success(request, "Backfill queued again for this slot.")
+    return redirect("appointment-detail", pk=pk)
+
+
+@require_POST
+@staff_page("backfill.change_freedslot")
+def book_by_hand(request, pk):
+    slot = get_object_or_404(FreedSlot.objects.select_related("provider"), appointment_id=pk)
+    form = BookByHandForm(request.POST)
+    if not form.is_valid():
+        return _page(request, pk, status=400, book_form=form)
+    try:
+        booked = book_entry_by_hand(slot, form.cleaned_data["entry"], by=request.user.get_username())
+    except BackfillError as error:
+        return _page(request, pk, status=409, action_error=str(error))
+    messages.success(request, f"{booked.patient} is booked into this slot.")
+    return redirect("appointment-detail", pk=booked.pk)

@@ -1,0 +1,29 @@
+"""Template filters for times (clinic/times.py says which way each reader gets)."""
+
+from django import template
+
+from clinic import times
+
+register = template.Library()
+
+
+
+def _blank_for_none(format_):
+    def filter_(value):
+        return "" if value in (None, "") else format_(value)
+
+    return filter_
+
+
+for name in ("staff_time", "staff_date", "staff_datetime", "patient_date", "patient_time", "patient_datetime", "patient_short"):
+    register.filter(name, _blank_for_none(getattr(times, name)))
+
+
+@register.simple_tag
+def staff_range(start, end):
+    return times.staff_range(start, end)
+
+
+@register.simple_tag
+def zone_note():
+    return times.zone_note()

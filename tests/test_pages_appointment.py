@@ -1,0 +1,165 @@
+"""The appointment page the day schedule's cards open (issue 13)."""
+
+import re
+from datetime import datetime, time, timedelta
+from html import unescape
+
+import pytest
+from django.utils import timezone
+
+from backfill.models import FreedSlot
+from clinic.factories import HighRiskPatientFactory, PatientFactory, ProviderFactory
+from scheduling.factories import AppointmentFactory
+from scheduling.models import Appointment
+from waitlist.factories import WaitlistEntryFactory
+from waitlist.models import WaitlistEntry
+
+pytestmark = pytest.mark.django_db
+
+
+def at(day, hour):
+    return timezone.make_aware(datetime.combine(day, time(hour)))
+
+
+@pytest.fixture
+def appointment():
+    day = timezone.localdate() + timedelta(days=2)
+    return AppointmentFactory(
+        provider=ProviderFactory(name="Dr. Elena Diaz"), patient=PatientFactory(first_name="Maya", last_name="Patel"),
+        start=at(day, 10), end=at(day, 10) + timedelta(minutes=45),
+    )
+
+
+def page_of(client, appointment):
+    """The page as read: tags dropped, so a test asserts the words."""
+    return unescape(re.sub(r"<[^>]+>", "", client.get(f"/schedule/appointments/{appointment.pk}/").text))
+
+
+def cancel_backfilled(appointment, captured):
+    waiting = WaitlistEntryFactory(patient=HighRiskPatientFactory(first_name="Hugo", last_name="Nguyen"),
+                                   specialty=appointment.provider.specialty)
+    with captured(execute=True):
+        appointment.cancel("patient called in sick")
+    return waiting.patient.appointments.get()
+
+
+def test_it_shows_who_when_and_status(staff_client, appointment):
+    text = page_of(staff_client, appointment)
+
+    assert "Maya Patel" in text
+    assert "Dr. Elena Diaz" in text
+    assert f"{timezone.localtime(appointment.start):%a} " in text and ", 10:00–10:45" in text
+    assert "Scheduled" in text
+
+
+def test_it_cancels_with_the_reason_given(staff_client, appointment):
+    response = staff_client.post(f"/schedule/appointments/{appointment.pk}/cancel/", {"reason": "patient moved away"})
+
+    appointment.refresh_from_db()
+    assert response.status_code == 302
+    assert appointment.status == Appointment.Status.CANCELLED
+    assert appointment.cancel_reason == "patient moved away"
+    assert appointment.cancelled_by == "frontdesk"
+
+
+def test_it_refuses_to_cancel_without_a_reason(staff_client, appointment):
+    response = staff_client.post(f"/schedule/appointments/{appointment.pk}/cancel/", {"reason": "  "})
+
+    appointment.refresh_from_db()
+    assert response.status_code == 400
+    assert "Say why it is cancelled." in response.text
+    assert appointment.status == Appointment.Status.SCHEDULED
+
+
+def test_it_refuses_to_cancel_twice(staff_client, appointment):
+    appointment.cancel("first time")
+
+    response = staff_client.post(f"/schedule/appointments/{appointment.pk}/cancel/", {"reason": "again"})
+
+    assert response.status_code == 409
+    assert "cancelled and cannot be cancelled" in response.text
+
+
+def test_the_freed_slot_says_who_was_chosen_and_why(staff_client, appointment, django_capture_on_commit_callbacks):
+    WaitlistEntryFactory(patient=PatientFactory(first_name="Low", last_name="Score", no_show_risk=0.65),
+                         specialty=appointment.provider.specialty)
+    booked = cancel_backfilled(appointment, django_capture_on_commit_callbacks)
+
+    text = page_of(staff_client, appointment)
+
+    assert "The slot this cancellation freed" in text
+    assert "Hugo Nguyen was chosen: score" in text
+    assert "Low Score" in text and "Ranked lower" in text
+    assert "Open Hugo Nguyen's appointment" in text
+
+
+def test_the_backfilled_appointment_tells_its_story_and_its_messages(staff_client, appointment, django_capture_on_commit_callbacks):
+    booked = cancel_backfilled(appointment, django_capture_on_commit_callbacks)
+
+    text = page_of(staff_client, booked)
+
+    assert "Booked from the waitlist" in text
+    assert "by cancelling Maya Patel's appointment (patient called in sick)" in text
+    assert "Backfill confirmation" in text
+    assert "An earlier appointment opened up" in text
+
+
+def test_it_books_a_waiting_patient_by_hand(staff_client, appointment, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment.cancel("patient called in sick")
+    entry = WaitlistEntryFactory(patient=PatientFactory(first_name="Rosa", last_name="Lopez", no_show_risk=0.1),
+                                 specialty=appointment.provider.specialty)
+    assert "Rosa Lopez" in page_of(staff_client, appointment)  # offered as a choice
+
+    response = staff_client.post(f"/schedule/appointments/{appointment.pk}/book/", {"entry": entry.pk})
+
+    entry.refresh_from_db()
+    assert response.status_code == 302
+    assert entry.status == WaitlistEntry.Status.BOOKED
+    assert FreedSlot.objects.get(appointment=appointment).status == FreedSlot.Status.MANUAL
+
+
+def test_it_refuses_to_book_nobody(staff_client, appointment, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment.cancel("patient called in sick")
+
+    response = staff_client.post(f"/schedule/appointments/{appointment.pk}/book/", {"entry": ""})
+
+    assert response.status_code == 400
+    assert "Choose a waitlisted patient." in response.text
+    assert FreedSlot.objects.get(appointment=appointment).status == FreedSlot.Status.NO_MATCH
+
+
+def test_it_retries_a_slot_nobody_filled(staff_client, appointment, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment.cancel("patient called in sick")
+    WaitlistEntryFactory(patient=HighRiskPatientFactory(first_name="Late", last_name="Comer"), specialty=appointment.provider.specialty)
+    FreedSlot.objects.update(status=FreedSlot.Status.NO_MATCH)  # as if the entry came after the run
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(f"/schedule/appointments/{appointment.pk}/retry/")
+
+    assert response.status_code == 302
+    assert FreedSlot.objects.get(appointment=appointment).filled_by.patient.last_name == "Comer"
+
+
+def test_it_draws_a_long_history_in_a_few_queries(staff_client, appointment, django_capture_on_commit_callbacks,
+                                                  django_assert_max_num_queries):
+    WaitlistEntryFactory.create_batch(20, specialty=appointment.provider.specialty)
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment.cancel("patient called in sick")
+
+    with django_assert_max_num_queries(16):
+        response = staff_client.get(f"/schedule/appointments/{appointment.pk}/")
+
+    assert response.status_code == 200
+
+
+def test_an_account_without_the_permission_cannot_cancel(client, django_user_model, appointment):
+    client.force_login(django_user_model.objects.create_user("nobody", is_staff=True))
+
+    response = client.post(f"/schedule/appointments/{appointment.pk}/cancel/", {"reason": "x"})
+
+    assert response.status_code == 403
+    appointment.refresh_from_db()
+    assert appointment.status == Appointment.Status.SCHEDULED
