@@ -168,7 +168,7 @@ def test_the_readme_tour(browser, live_server, settings, roles):  # noqa: F811
     check(page, "tour-2-why-this-patient")
 
     page.goto(f"{live_server.url}/emails/?kind=reassignment_offer")
-    expect(page.locator("article.message").first).to_contain_text("has moved to")
+    expect(page.locator("article.message", has_text="has moved to").first).to_be_visible()
     check(page, "tour-3-outbox")
 
     page.context.close()
