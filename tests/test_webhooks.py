@@ -211,3 +211,15 @@ def test_a_long_backlog_is_sent_in_short_runs_each_asking_for_the_next(monkeypat
         received = verified(endpoint, receiver.received)
     assert [body["data"]["appointment"]["id"] for body in received] == [a.pk for a in appointments]
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"delivered"}
+
+
+def test_one_run_keeps_one_connection_open_to_a_receiver_that_allows_it(django_capture_on_commit_callbacks):
+    appointments = [AppointmentFactory() for _ in range(3)]
+    with receiving(keep_alive=True) as receiver:
+        endpoint = subscribe(receiver.url, events=["appointment.cancelled"])
+        with django_capture_on_commit_callbacks(execute=False):
+            for appointment in appointments:
+                appointment.cancel("sick", by="frontdesk")
+        assert webhooks.deliver() == 3
+        assert len(verified(endpoint, receiver.received)) == 3
+        assert len(receiver.connections) == 1

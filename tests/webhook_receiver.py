@@ -7,9 +7,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Receiver:
-    def __init__(self, answers=()):
+    def __init__(self, answers=(), keep_alive=False):
         self.answers = list(answers)
+        self.keep_alive = keep_alive  # HTTP/1.1: one connection serves many POSTs
         self.received = []  # (headers dict, body str)
+        self.connections = set()  # the clients' (address, port): one per connection
         self.server = None
 
     @property
@@ -20,13 +22,18 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if self.keep_alive else "HTTP/1.0"
+
             def do_POST(self):
+                receiver.connections.add(self.client_address)
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode()
                 receiver.received.append(({name.lower(): value for name, value in self.headers.items()}, body))
                 code = receiver.answers.pop(0) if receiver.answers else 200
+                answer = b"ok" if code < 300 else b"receiver says no"
                 self.send_response(code)
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b"ok" if code < 300 else b"receiver says no")
+                self.wfile.write(answer)
 
             def log_message(self, *args):
                 pass
@@ -42,8 +49,8 @@ class Receiver:
 
 
 @contextmanager
-def receiving(answers=()):
-    receiver = Receiver(answers).start()
+def receiving(answers=(), keep_alive=False):
+    receiver = Receiver(answers, keep_alive).start()
     try:
         yield receiver
     finally:
