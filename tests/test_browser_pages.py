@@ -109,20 +109,28 @@ def check(page, name):
     screenshot(page, name)
 
 
+ROLE_MIGRATIONS = ["0006_roles", "0008_managers_read_no_show_models", "0009_webhook_permissions",
+                   "0010_insurance_plan_permissions", "0011_front_desk_keeps_to_its_verbs", "0012_texts_and_contact_rules"]
+
+
 @pytest.fixture
 def roles():
     """The three roles, made again if an earlier transactional test's flush emptied them
-    (seed_demo gives its logins these groups): the role migrations' own steps, in order."""
-    from importlib import import_module
-
-    from django.apps import apps
+    (seed_demo gives its logins these groups): the role migrations' own steps, in order,
+    each on the models as they were at that migration."""
     from django.contrib.auth.models import Group
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.db.migrations.operations import RunPython
 
     if Group.objects.exists():
         return
-    import_module("backfill.migrations.0006_roles").create_roles(apps, None)
-    for name in ("0008_managers_read_no_show_models", "0009_webhook_permissions"):
-        import_module(f"backfill.migrations.{name}").grant(apps, None)
+    loader = MigrationExecutor(connection).loader
+    for name in ROLE_MIGRATIONS:
+        state_apps = loader.project_state(("backfill", name)).apps
+        for operation in loader.get_migration("backfill", name).operations:
+            if isinstance(operation, RunPython):
+                operation.code(state_apps, None)
 
 
 def test_the_readme_tour(browser, live_server, settings, roles):  # noqa: F811
