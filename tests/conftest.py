@@ -50,3 +50,28 @@ def on_postgres():
 
 def pytest_report_header(config):
     return f"database: {os.environ.get('DATABASE_URL') or 'SQLite (embedded default)'}"
+
+
+ROLE_MIGRATIONS = ["0006_roles", "0008_managers_read_no_show_models", "0009_webhook_permissions",
+                   "0010_insurance_plan_permissions", "0011_front_desk_keeps_to_its_verbs", "0012_texts_and_contact_rules"]
+
+
+@pytest.fixture
+def roles():
+    """The three roles, made again if an earlier transactional test's flush emptied them
+    (pytest-django runs transactional tests last; seed_demo gives its logins these groups):
+    the role migrations' own steps, in order, each on the models as they were at that
+    migration. (serialized_rollback instead clashes with the content types a flush remakes.)"""
+    from django.contrib.auth.models import Group
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.db.migrations.operations import RunPython
+
+    if Group.objects.exists():
+        return
+    loader = MigrationExecutor(connection).loader
+    for name in ROLE_MIGRATIONS:
+        state_apps = loader.project_state(("backfill", name)).apps
+        for operation in loader.get_migration("backfill", name).operations:
+            if isinstance(operation, RunPython):
+                operation.code(state_apps, None)

@@ -32,8 +32,8 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
                        reason="needs Debian's chromium at /usr/bin/chromium (bin/test installs it)"),
-    # serialized_rollback: the roles come from a migration, and a flush would empty them.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("roles"),  # made again after earlier flushes (tests/conftest.py)
 ]
 
 
@@ -109,31 +109,7 @@ def check(page, name):
     screenshot(page, name)
 
 
-ROLE_MIGRATIONS = ["0006_roles", "0008_managers_read_no_show_models", "0009_webhook_permissions",
-                   "0010_insurance_plan_permissions", "0011_front_desk_keeps_to_its_verbs", "0012_texts_and_contact_rules"]
-
-
-@pytest.fixture
-def roles():
-    """The three roles, made again if an earlier transactional test's flush emptied them
-    (seed_demo gives its logins these groups): the role migrations' own steps, in order,
-    each on the models as they were at that migration."""
-    from django.contrib.auth.models import Group
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-    from django.db.migrations.operations import RunPython
-
-    if Group.objects.exists():
-        return
-    loader = MigrationExecutor(connection).loader
-    for name in ROLE_MIGRATIONS:
-        state_apps = loader.project_state(("backfill", name)).apps
-        for operation in loader.get_migration("backfill", name).operations:
-            if isinstance(operation, RunPython):
-                operation.code(state_apps, None)
-
-
-def test_the_readme_tour(browser, live_server, settings, roles):  # noqa: F811
+def test_the_readme_tour(browser, live_server, settings):  # noqa: F811
     """The five-minute tour on the demo clinic, as the README tells it; its screenshots are
     the README's (docs/screenshots/tour-*.png with BACKFILL_DOC_SCREENSHOTS=1)."""
     import io

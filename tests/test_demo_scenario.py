@@ -15,9 +15,9 @@ from scheduling.models import Appointment, ProviderUnavailability
 from scheduling.reassignment import DECLINE_REASON
 from waitlist.models import WaitlistEntry
 
-# serialized_rollback: the roles seed_demo gives its logins come from a migration, and a
-# transactional test's flush would empty them for the tests after.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# The roles seed_demo gives its logins come from migrations, which an earlier transactional
+# test's flush emptied: the roles fixture makes them again.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("roles")]
 
 
 def play():
