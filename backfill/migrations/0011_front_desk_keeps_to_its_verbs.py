@@ -3,8 +3,9 @@ the admin's verbs (issue 12): nothing in a slot offer is staff's to edit, and a 
 entry leaves the list by the Remove action, which keeps its history and match logs, never
 by deletion."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from backfill.migrations._grants import make_permissions
 
 REVOKED = {
     "Front desk": [("backfill", "change_slotoffer"), ("waitlist", "delete_waitlistentry")],
@@ -18,10 +19,7 @@ def _permissions(apps, pairs):
 
 
 def revoke(apps, schema_editor):
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+    make_permissions(apps)
     Group = apps.get_model("auth", "Group")
     for name, pairs in REVOKED.items():
         Group.objects.get(name=name).permissions.remove(*_permissions(apps, pairs))
