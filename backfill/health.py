@@ -118,8 +118,9 @@ class BackfillCollector:
         yield self.time_to_fill()
         yield from self.slots()
         yield self.messages()
-        queue = GaugeMetricFamily("backfill_queue_depth", "Jobs waiting on the django-q2 broker.")
-        queue.add_metric([], shared_broker().queue_size())
+        queue = GaugeMetricFamily("backfill_queue_depth", "Jobs waiting on the django-q2 broker, by queue.", labels=["queue"])
+        for name in (settings.Q_CLUSTER["name"], settings.WEBHOOK_QUEUE):
+            queue.add_metric([name], shared_broker(name).queue_size())
         yield queue
 
     def time_to_fill(self):

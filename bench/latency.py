@@ -70,9 +70,13 @@ def show(result):
     print_table(result["rows"], COLUMNS, title=f"Cancellation to replacement booking, {result['config']['count']} "
                                                f"cancellations at {result['config']['rate']:g}/s")
     print_table([{"broker": row["broker"], "workers": row["workers"], "poll_s": row["poll_s"], "webhook": row.get("webhook"),
-                  **detail["cpu_ms_per_cancellation"], "emails": detail["emails"], "webhooks": detail.get("webhooks") or "-"}
+                  "webhook_cluster": "-", "receiver": "-", **detail["cpu_ms_per_cancellation"],
+                  "backfill": round(detail["cpu_ms_per_cancellation"]["machine"]
+                                    - detail["cpu_ms_per_cancellation"].get("receiver", 0), 1),
+                  "emails": detail["emails"], "webhooks": detail.get("webhooks") or "-"}
                  for row, detail in zip(result["rows"], result["details"])], CPU_COLUMNS,
-                title="CPU ms per cancellation, by process (postgres+other: the machine's CPU beyond the others)")
+                title="CPU ms per cancellation, by process (postgres+other: the machine's CPU beyond the others; "
+                      "the receiver stands in for the EHR's machine)")
     for detail in result["details"]:
         print_machine({}, broker=detail["broker"], load_average_at_end=detail["load_average_at_end"])
     print_machine(result["machine"], waitlist=result["config"]["waitlist"])
@@ -85,8 +89,9 @@ COLUMNS = [("broker", "broker"), ("workers", "workers"), ("poll_s", "poll s"), (
            ("patients_booked_twice", "booked twice"),
            ("target_p95_ms", "target p95"), ("meets_target", "ok")]
 CPU_COLUMNS = [("broker", "broker"), ("workers", "workers"), ("poll_s", "poll s"), ("webhook", "webhook"), ("driver", "driver"),
-               ("qcluster", "qcluster"), ("redis", "redis"), ("postgres_and_other", "postgres+other"),
-               ("machine", "machine"),
+               ("qcluster", "qcluster"), ("webhook_cluster", "webhooks' cluster"), ("redis", "redis"),
+               ("postgres_and_other", "postgres+other"), ("receiver", "receiver"), ("machine", "machine"),
+               ("backfill", "machine - receiver"),
                ("emails", "emails by status"), ("webhooks", "webhook deliveries")]
 
 if __name__ == "__main__":

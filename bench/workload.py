@@ -61,15 +61,18 @@ def run(args):
     machine = machine_facts()
     appointments = build_clinic(args.count, args.waitlist)
     clear_broker(redis)
-    with receiving_webhooks(args.webhook) as receiver, qcluster(args, redis) as cluster:
-        before = cpu_seconds(cluster.process.pid)
+    with receiving_webhooks(args.webhook) as receiver, qcluster(args, redis) as cluster, \
+            webhook_cluster(args, redis) as senders:
+        processes = {"receiver": receiver.pid if receiver else None, "webhook_cluster": senders.pid if senders else None}
+        before = cpu_seconds(cluster.process.pid, processes)
         with profiled(args.profile, cluster.process.pid):
             driven = drive(appointments, args.rate, args.threads)
         settled = wait_for_slots([a.pk for a in appointments], timeout=60 + args.count / 50)
         webhooks = wait_for_deliveries(receiver, timeout=60 + args.count / 50)
         cpu = {name: round((used - before.get(name, 0.0)) * 1000 / args.count, 1)
-               for name, used in cpu_seconds(cluster.process.pid).items()}
-        cpu["postgres_and_other"] = round(cpu["machine"] - cpu["driver"] - cpu["qcluster"] - cpu["redis"], 1)
+               for name, used in cpu_seconds(cluster.process.pid, processes).items()}
+        cpu["postgres_and_other"] = round(cpu["machine"] - cpu["driver"] - cpu["qcluster"] - cpu["redis"]
+                                          - cpu.get("webhook_cluster", 0) - cpu.get("receiver", 0), 1)
         emails = email_backlog()
     latencies, statuses = measure([a.pk for a in appointments])
     stats = percentiles(latencies)
@@ -96,11 +99,12 @@ def build_clinic(count, waitlist):
     from django.db import connection
     from django_q.models import OrmQ, Task
 
-    from clinic.models import Patient, Provider
+    from clinic.models import Patient, Provider, WebhookEndpoint
     from scheduling.models import Appointment
     from waitlist.models import WaitlistEntry
 
     call_command("seed_demo", reset=True, waitlist=waitlist, patients=waitlist, verbosity=0)
+    WebhookEndpoint.objects.all().delete()  # an endpoint a broken run left would cost every stage its requests
     OrmQ.objects.all().delete()
     Task.objects.all().delete()
     providers = list(Provider.objects.order_by("id"))
@@ -195,6 +199,32 @@ class qcluster:
             self.process.wait()
 
 
+@contextmanager
+def webhook_cluster(args, redis):
+    """With --webhook 1: the webhooks' own qcluster, as bin/serve runs it (niced, Q_CLUSTER_NAME=webhooks)."""
+    if not args.webhook:
+        yield None
+        return
+    env = {**django_environment(DATABASE, redis, Q_WORKERS=args.workers, Q_POLL=args.poll), "Q_CLUSTER_NAME": "webhooks"}
+    log = RESULTS / "logs" / f"qcluster-webhooks-{args.broker}-{int(args.rate)}.log"
+    process = subprocess.Popen(["nice", "-n", "10", PYTHON, "manage.py", "qcluster"], cwd=ROOT, env=env,
+                               start_new_session=True, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while " running." not in log.read_text():
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise SystemExit(f"the webhooks' qcluster did not start; see {log}")
+        time.sleep(0.2)
+    try:
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 class profiled:
     """py-spy sampling the driver and the whole qcluster while they work, when asked to."""
 
@@ -256,14 +286,17 @@ def drive(appointments, rate, threads):
             "cancel_p95_ms": percentiles(durations)["p95"]}
 
 
-def cpu_seconds(cluster_pid):
-    """CPU time used so far by the driver (this process), the qcluster, Redis and the whole machine.
+def cpu_seconds(cluster_pid, others=None):
+    """CPU time used so far by the driver (this process), the qcluster, Redis and the whole machine,
+    and by `others` ({name: pid}, each with its children: the webhooks' cluster, the receiver).
 
     PostgreSQL is what the machine used beyond those (its backends come and go with
     connections, so they cannot be followed), plus whatever else ran on the machine.
     """
     tick = os.sysconf("SC_CLK_TCK")
     used = {"driver": sum(os.times()[:2]), "qcluster": 0.0, "redis": 0.0}
+    others = {pid: name for name, pid in (others or {}).items() if pid}
+    used.update({name: 0.0 for name in others.values()})
     cluster = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -278,6 +311,8 @@ def cpu_seconds(cluster_pid):
             cluster.append((int(fields[19]), int(stat.parent.name), seconds))
         elif name.startswith("redis-server"):
             used["redis"] += seconds
+        elif int(stat.parent.name) in others or int(fields[2]) in others:  # the process, or its group
+            used[others.get(int(stat.parent.name)) or others[int(fields[2])]] += seconds
     # django-q2 starts, in order: the command, the sentinel, the workers, the monitor, the
     # pusher (Sentinel.spawn_cluster). A recycled worker would upset this; the bench's don't recycle.
     cluster.sort()

@@ -54,5 +54,33 @@ def record(event_type, obj, **related):
     for key, other in related.items():
         payload[key] = shown(other)[1] if other is not None else None
     event = Event.objects.create(type=event_type, subject=f"{name}:{obj.pk}", payload=payload)
-    transaction.on_commit(request_delivery, robust=True)
+    _ask_for_delivery_after_commit()
     return event
+
+
+class _DeliveryRequest:
+    """Asks for the webhook job once the transaction commits, unless a later request of
+    the same transaction has taken over: a backfill writes three events, and each asking
+    is a statement on the booking's worker."""
+
+    def __init__(self, savepoints):
+        self.savepoints = savepoints
+        self.superseded = False
+
+    def __call__(self):
+        if not self.superseded:
+            request_delivery()
+
+
+def _ask_for_delivery_after_commit():
+    connection = transaction.get_connection()
+    savepoints = frozenset(connection.savepoint_ids)
+    previous = getattr(connection, "backfill_delivery_request", None)
+    # Django drops a commit callback with any savepoint it was registered under that rolls
+    # back. When this request's savepoints are among the previous one's, this one is never
+    # dropped without the previous one, so the previous one may stand down. (A previous one
+    # from a transaction already over has run or been dropped: standing it down is moot.)
+    if previous is not None and savepoints <= previous.savepoints:
+        previous.superseded = True
+    connection.backfill_delivery_request = request = _DeliveryRequest(savepoints)
+    transaction.on_commit(request, robust=True)

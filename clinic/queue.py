@@ -9,6 +9,7 @@ so one broker per process is safe for the web server and the cluster's workers a
 import functools
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from django_q.brokers import get_broker
@@ -18,12 +19,17 @@ from clinic.models import PendingJob
 
 
 @functools.cache
-def shared_broker():
-    return get_broker()
+def shared_broker(queue=None):
+    return get_broker(queue or settings.Q_CLUSTER["name"])
 
 
-def enqueue(func, *args, **options):
-    return async_task(func, *args, broker=shared_broker(), **options)
+def enqueue(func, *args, queue=None, **options):
+    """Put a job on `queue`: the main cluster's unless named (settings.WEBHOOK_QUEUE).
+
+    Named always, never django-q2's default: in the webhooks' own cluster that default is
+    the webhooks queue, and a job enqueued there would wait behind deliveries.
+    """
+    return async_task(func, *args, broker=shared_broker(queue), **options)
 
 
 def enqueue_unless_pending(name, func, expires_after, **options):

@@ -273,6 +273,18 @@ Q_CLUSTER = {
     "sync": env_bool("Q_SYNC", False),
     "label": "Task queue",
 }
+# Webhook deliveries run in a cluster of their own (bin/serve starts it at a lower CPU
+# priority, `Q_CLUSTER_NAME=webhooks manage.py qcluster`), so sending to a slow or busy
+# receiver never takes a worker or CPU from a booking (SPEC 13, "not on the hot path").
+WEBHOOK_QUEUE = "webhooks"
+Q_CLUSTER["ALT_CLUSTERS"] = {
+    WEBHOOK_QUEUE: {
+        "workers": env_int("WEBHOOK_WORKERS", 1),
+        # A delivery may wait on a receiver for WEBHOOK_TIMEOUT_SECONDS; one run sends for a
+        # second, then queues its continuation.
+        "poll": float(os.environ.get("WEBHOOK_POLL", "0.2")),
+    },
+}
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
@@ -354,6 +366,9 @@ REST_FRAMEWORK["NUM_PROXIES"] = env_int("PROXY_COUNT", 0) or None
 # every delivery failed for this long is disabled.
 WEBHOOK_RETRY_HOURS = env_int("WEBHOOK_RETRY_HOURS", 24)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+# While events keep coming, a run waits this long between its passes, to send a burst's
+# events in one pass (bench/latency.py --webhook 1).
+WEBHOOK_BATCH_SECONDS = float(os.environ.get("WEBHOOK_BATCH_SECONDS", "0.5"))
 # The identifier system under which integrators' external ids appear in the FHIR view.
 FHIR_IDENTIFIER_SYSTEM = os.environ.get("FHIR_IDENTIFIER_SYSTEM", "urn:backfill:external-id")
 # An Idempotency-Key is remembered this long.

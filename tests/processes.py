@@ -91,7 +91,7 @@ def free_port():
 class QCluster:
     """One `manage.py qcluster` process group, its output kept in a log file for failures."""
 
-    def __init__(self, database_url, redis_url=None, workers=2):
+    def __init__(self, database_url, redis_url=None, workers=2, name=None):
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "clinic.settings",
@@ -105,6 +105,8 @@ class QCluster:
         self.env.pop("REDIS_URL", None)
         if redis_url:
             self.env["REDIS_URL"] = redis_url
+        if name:  # one of settings.Q_CLUSTER's ALT_CLUSTERS, e.g. the webhooks' cluster
+            self.env["Q_CLUSTER_NAME"] = name
         self.log_path = Path(self.env["LOG_DIR"]) / "qcluster.out"
         self.process = None
 
@@ -155,8 +157,8 @@ class QCluster:
 
 
 @contextmanager
-def running_qcluster(redis_url=None, workers=2):
-    cluster = QCluster(current_database_url(), redis_url=redis_url, workers=workers).start()
+def running_qcluster(redis_url=None, workers=2, name=None):
+    cluster = QCluster(current_database_url(), redis_url=redis_url, workers=workers, name=name).start()
     try:
         yield cluster
     finally:

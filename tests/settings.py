@@ -32,3 +32,4 @@ BACKFILL = {**BACKFILL, "QUIET_HOURS": ""}  # noqa: F405
 TWILIO_ACCOUNT_SID = "AC" + "0" * 32
 TWILIO_AUTH_TOKEN = "test-auth-token"
 TWILIO_FROM_NUMBER = "+16175550199"
+WEBHOOK_BATCH_SECONDS = 0.01  # a run's pause between passes; the tests' receivers answer at once

@@ -150,6 +150,18 @@ def command_line(pid):
         return ""
 
 
+def environment_of(pid):
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""
+
+
+def niceness(pid):
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[16])
+
+
 def alive_in(groups):
     """Processes still running in these process groups (a zombie has stopped already)."""
     return [pid for pid, _, group, state in processes() if group in groups and state != "Z"]
@@ -226,6 +238,11 @@ def test_sigterm_stops_gunicorn_and_the_qcluster_with_all_their_processes_within
     commands = [command for _, _, command in descendants(server.process.pid)]
     assert sum("gunicorn" in command for command in commands) >= 3, commands  # a master and its 2 workers
     assert sum("qcluster" in command for command in commands) >= 4, commands  # sentinel, workers, monitor, pusher
+    # The webhooks' own cluster runs beside it, below the bookings' CPU priority.
+    senders = [pid for pid, _, command in descendants(server.process.pid)
+               if "qcluster" in command and b"Q_CLUSTER_NAME=webhooks" in environment_of(pid)]
+    assert senders, commands
+    assert all(niceness(pid) == 10 for pid in senders)
     groups = server.groups
 
     began = time.monotonic()

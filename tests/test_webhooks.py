@@ -12,10 +12,12 @@ from rest_framework.authtoken.models import Token
 from standardwebhooks.webhooks import Webhook
 
 from backfill import tasks
-from clinic import webhooks
+from clinic import events, webhooks
 from clinic.models import Event, WebhookDelivery, WebhookEndpoint
 from clinic.webhooks import new_secret
+from clinic.factories import HighRiskPatientFactory, ProviderFactory
 from scheduling.factories import AppointmentFactory
+from waitlist.factories import WaitlistEntryFactory
 from scheduling.models import Appointment
 from tests.webhook_receiver import Receiver, receiving
 
@@ -223,3 +225,34 @@ def test_one_run_keeps_one_connection_open_to_a_receiver_that_allows_it(django_c
         assert webhooks.deliver() == 3
         assert len(verified(endpoint, receiver.received)) == 3
         assert len(receiver.connections) == 1
+
+
+def test_a_cancellation_and_its_backfill_ask_for_one_run_each(monkeypatch, django_capture_on_commit_callbacks):
+    # Each asking is a statement on the booking's worker; the backfill writes three events.
+    asked = []
+    monkeypatch.setattr(events, "request_delivery", lambda: asked.append(1))
+    provider = ProviderFactory()
+    WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=provider.specialty)
+    appointment = AppointmentFactory(provider=provider)
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment.cancel("sick", by="frontdesk")
+    assert set(Event.objects.values_list("type", flat=True)) >= {
+        "appointment.cancelled", "slot.freed", "appointment.created", "waitlist_entry.booked", "slot.backfilled"}
+    assert len(asked) == 2
+
+
+def test_events_of_a_rolled_back_savepoint_do_not_take_the_others_run_with_them(django_capture_on_commit_callbacks):
+    kept, undone = AppointmentFactory(), AppointmentFactory()
+    with receiving() as receiver:
+        endpoint = subscribe(receiver.url, events=["appointment.cancelled"])
+        with django_capture_on_commit_callbacks(execute=True):
+            with transaction.atomic():
+                kept.cancel("sick", by="frontdesk")
+                try:
+                    with transaction.atomic():
+                        undone.cancel("sick", by="frontdesk")
+                        raise RuntimeError("the front desk's change is undone")
+                except RuntimeError:
+                    pass
+        received = verified(endpoint, receiver.received)
+    assert [body["data"]["appointment"]["id"] for body in received] == [kept.pk]
