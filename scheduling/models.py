@@ -210,8 +210,9 @@ class Appointment(models.Model):
         and hands it to the backfill job after commit (backfill/signals.py).
         """
         with transaction.atomic():
-            # The provider comes in the same query: the freed slot needs it.
-            locked = Appointment.objects.select_for_update(no_key=True, of=("self",)).select_related("provider")
+            # The provider and its site come in the same query: the freed slot needs both
+            # (the site's clock says which day the provider may be away).
+            locked = Appointment.objects.select_for_update(no_key=True, of=("self",)).select_related("provider__location")
             self.refresh_from_db(from_queryset=locked)
             if self.status not in self.CANCELLABLE:
                 raise CannotCancel(f"This appointment is {self.get_status_display().lower()} and cannot be cancelled.")
