@@ -24,7 +24,7 @@ import time
 
 from environment import REDIS_URL, database_url, machine_facts, setup_django
 from report import compare, load, print_machine, print_table, save
-from workload import build_clinic, clear_broker
+from workload import build_clinic, clear_broker, receiving_webhooks
 
 DATABASE = database_url("load")
 
@@ -34,26 +34,31 @@ def main():
     parser.add_argument("--count", type=int, default=500, help="cancellations")
     parser.add_argument("--waitlist", type=int, default=10_000, help="background waitlist entries")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions per stage")
+    parser.add_argument("--webhook", action="store_true",
+                        help="one endpoint subscribed to every event, and a last stage sending them to a receiver on loopback")
     parser.add_argument("--baseline", help="a previous bench/results/stages-*.json to compare with")
     args = parser.parse_args()
     setup_django(DATABASE, REDIS_URL)
     machine = machine_facts()
     appointments = build_clinic(args.count, args.waitlist)
     clear_broker(REDIS_URL)
-    rows = run_stages(appointments, args.profile)
+    with receiving_webhooks(args.webhook) as receiver:
+        rows = run_stages(appointments, args.profile, receiver)
     clear_broker(REDIS_URL)
     result = {"benchmark": "stages", "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine,
-              "config": {"count": args.count, "waitlist": args.waitlist}, "key": ["stage"], "rows": rows}
-    print_table(rows, COLUMNS, title=f"CPU per cancellation by stage, {args.count} cancellations, no queue")
+              "config": {"count": args.count, "waitlist": args.waitlist, "webhook": args.webhook}, "key": ["stage"], "rows": rows}
+    print_table(rows, COLUMNS, title=f"CPU per cancellation by stage, {args.count} cancellations, no queue"
+                                     + (", one webhook endpoint" if args.webhook else ""))
     print_machine(machine, waitlist=args.waitlist)
     save(result)
     if args.baseline:
         compare(load(args.baseline), result)
 
 
-def run_stages(appointments, profile):
+def run_stages(appointments, profile, receiver=None):
     from backfill.models import FreedSlot
     from backfill.tasks import backfill_slot
+    from clinic import webhooks
     from clinic.email import send_queued_emails
     from clinic.models import OutboundEmail
 
@@ -64,6 +69,11 @@ def run_stages(appointments, profile):
                                   FreedSlot.objects.filter(appointment__in=appointments).order_by("pk").values_list("pk", flat=True)]),
         ("send job", send_queued_emails),
     ]
+    if receiver:
+        # The job as the webhooks' cluster runs it, over the whole backlog at once (the
+        # latency run's passes are smaller, so each costs a little more per delivery).
+        webhooks.SEND_SECONDS = 600
+        stages.append(("webhook deliveries", webhooks.deliver))
     rows = []
     for name, stage in stages:
         rows.append(measure(name, stage, count, profile))
