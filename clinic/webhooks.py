@@ -321,6 +321,8 @@ def request_delivery_now():
 
 def retries_due(now):
     """For the sweep: ask for the job when a retry is due or events wait to fan out."""
+    if not WebhookEndpoint.objects.filter(active=True).exists():
+        return 0  # nobody listens: the events stay recorded, and no run is asked for
     due = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now,
                                          endpoint__active=True).exists()
     if due or Event.objects.filter(fanned_out=False, occurred_at__lte=now - timedelta(seconds=30)).exists():

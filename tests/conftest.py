@@ -30,6 +30,15 @@ def fresh_limits():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def no_remembered_endpoints():
+    """Whether any webhook endpoint is active is remembered for a few seconds per process;
+    an earlier test's endpoint, rolled back, must not make this one ask for deliveries."""
+    from clinic.models import WebhookEndpoint
+
+    WebhookEndpoint.forget_whether_any_active()
+
+
 @pytest.fixture
 def staff_user(django_user_model):
     return django_user_model.objects.create_user(
