@@ -17,7 +17,7 @@ from functools import cached_property
 from django.db import connection
 
 from backfill import rules as table
-from backfill.explanation import _judged, explain
+from backfill.explanation import explain, judge_for_slot
 from backfill.matching import busy_patients
 from backfill.models import FreedSlot
 from backfill.rules import Case, Rules, SlotFacts
@@ -118,7 +118,7 @@ class ExplainedWaitlist(Sequence):
         return busy
 
     def _judge(self, entry, busy):
-        return _judged(entry, self.slot, self.facts, self.rules, busy.get(entry.patient_id))
+        return judge_for_slot(entry, self.slot, self.facts, self.rules, busy.get(entry.patient_id))
 
     def _explained(self, ids):
         if not ids:

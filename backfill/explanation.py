@@ -64,7 +64,7 @@ def explain_slot(slot, rules: Rules | None = None):
     if slot.filled_by_id:
         busy = {patient: appointment for patient, appointment in busy.items() if appointment.pk != slot.filled_by_id}
     explanations = [
-        _judged(entry, slot, facts, rules, busy.get(entry.patient_id)) for entry in _entries_of(slot)
+        judge_for_slot(entry, slot, facts, rules, busy.get(entry.patient_id)) for entry in _entries_of(slot)
     ]
     return sorted(explanations, key=lambda explanation: (not explanation.eligible, explanation.rank_key))
 
@@ -76,7 +76,8 @@ def _entries_of(slot):
     return waiting.select_related("patient__insurance_plan", "specialty", "preferred_location", "preferred_provider")
 
 
-def _judged(entry, slot, facts, rules, busy_with):
+def judge_for_slot(entry, slot, facts, rules, busy_with):
+    """One entry's explanation for one freed slot (the slot's page and its paged waitlist)."""
     booked = slot.filled_by_id is not None and entry.booked_appointment_id == slot.filled_by_id
     # The booked entry is judged as it stood when it was chosen: still waiting.
     judged = replace_status(entry, WaitlistEntry.Status.WAITING) if booked else entry
