@@ -93,7 +93,7 @@ class BookEntrySerializer(serializers.Serializer):
 
 
 class FreedSlotFilter(filters.FilterSet):
-    date = ClinicDayFilter(field_name="start", help_text="Slots starting on this day (clinic time).")
+    date = ClinicDayFilter(field_name="start", help_text="Slots starting on this day at their location (its time zone).")
 
     class Meta:
         model = FreedSlot
