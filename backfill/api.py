@@ -146,7 +146,7 @@ class FreedSlotViewSet(viewsets.ReadOnlyModelViewSet):
 
 class StatsQuerySerializer(serializers.Serializer):
     start_date = ClinicDateField(required=False, help_text=f"Default: {STATS_DEFAULT_DAYS - 1} days before end_date.")
-    end_date = ClinicDateField(required=False, help_text="Default: today (clinic time).")
+    end_date = ClinicDateField(required=False, help_text="Default: today. Days are counted on the clinic's TIME_ZONE, for every location.")
 
     def validate(self, data):
         data.setdefault("end_date", timezone.localdate())
