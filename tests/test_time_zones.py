@@ -15,6 +15,7 @@ from freezegun import freeze_time
 
 from backfill.matching import Rules, SlotFacts, rank_by_full_scan, rank_candidates
 from backfill.models import FreedSlot
+from backfill.tasks import sweep
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory
 from clinic.models import Location
 from scheduling.factories import AppointmentFactory
@@ -259,3 +260,15 @@ def test_a_9am_slot_the_day_after_the_change_books_the_patient_available_8_to_12
 
     assert slot.filled_by.patient == morning.patient
     assert "9:00 AM" in mail.outbox[-1].subject
+
+
+def test_the_sweep_keeps_an_entry_whose_last_day_is_not_over_in_los_angeles(dr_reyes):
+    entry = waiting(dr_reyes, 0.7, latest_date=NOV_23)
+
+    sweep(now=at(NOV_23, 22))  # Tuesday already in New York
+    entry.refresh_from_db()
+    assert entry.status == "waiting"
+
+    sweep(now=at(NOV_23 + timedelta(days=1), 0) + timedelta(minutes=1))
+    entry.refresh_from_db()
+    assert entry.status == "expired"
