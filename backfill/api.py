@@ -93,7 +93,7 @@ class BookEntrySerializer(serializers.Serializer):
 
 
 class FreedSlotFilter(filters.FilterSet):
-    date = ClinicDayFilter(field_name="start", help_text="Slots starting on this day (clinic time).")
+    date = ClinicDayFilter(field_name="start", help_text="Slots starting on this day at their location (its time zone).")
 
     class Meta:
         model = FreedSlot
@@ -146,7 +146,7 @@ class FreedSlotViewSet(viewsets.ReadOnlyModelViewSet):
 
 class StatsQuerySerializer(serializers.Serializer):
     start_date = ClinicDateField(required=False, help_text=f"Default: {STATS_DEFAULT_DAYS - 1} days before end_date.")
-    end_date = ClinicDateField(required=False, help_text="Default: today (clinic time).")
+    end_date = ClinicDateField(required=False, help_text="Default: today. Days are counted on the clinic's TIME_ZONE, for every location.")
 
     def validate(self, data):
         data.setdefault("end_date", timezone.localdate())

@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from django.db.models import Q
-from django.utils import timezone
 
 from backfill.explained_waitlist import waitlist_panel
 from backfill.models import FreedSlot
-from backfill.stats import day_bounds
-from clinic.models import Provider
+from clinic.models import Location, Provider, day_bounds, on_their_clocks
 from clinic.times import staff_time
 from scheduling.models import Appointment, ProviderUnavailability
 from waitlist.models import WaitlistEntry
@@ -37,7 +35,7 @@ OPEN_SLOT_LABELS = {
 class ScheduleItem:
     """An appointment, or a freed slot nobody fills yet, placed on the day's grid."""
 
-    start: datetime
+    start: datetime  # on its location's clock
     end: datetime
     appointment: Appointment | None = None
     slot: FreedSlot | None = None
@@ -78,15 +76,16 @@ class ProviderColumn:
     lanes: int = 1
 
     def place(self, grid_start, pixels_per_minute):
-        """Position items on the grid; overlapping ones share the width side by side."""
+        """Position items on the grid (its hours are each location's wall clock, `grid_start`
+        naive); overlapping ones share the width side by side."""
         lane_ends = []
         for item in sorted(self.items, key=lambda i: (i.start, i.end)):
             item.lane = next((lane for lane, end in enumerate(lane_ends) if end <= item.start), len(lane_ends))
             if item.lane == len(lane_ends):
                 lane_ends.append(item.end)
             lane_ends[item.lane] = item.end
-            item.top = (item.start - grid_start).total_seconds() / 60 * pixels_per_minute
-            item.height = max(18, (item.end - item.start).total_seconds() / 60 * pixels_per_minute - 2)
+            item.top = (_wall(item.start) - grid_start).total_seconds() / 60 * pixels_per_minute
+            item.height = max(18, (_wall(item.end) - _wall(item.start)).total_seconds() / 60 * pixels_per_minute - 2)
         self.items.sort(key=lambda i: (i.start, i.lane))
         self.lanes = max(1, len(lane_ends))
 
@@ -111,6 +110,7 @@ class DaySchedule:
     waiting_count: int
     counts: dict
     location: object = None  # None: every location
+    locations: list = field(default_factory=list)  # whose clocks the page shows
 
     @property
     def previous_day(self):
@@ -125,16 +125,19 @@ class DaySchedule:
         return sum(len(group.columns) for group in self.groups)
 
     @classmethod
-    def for_day(cls, day, location=None):
-        """The day at one location, or at all of them when `location` is None."""
+    def for_day(cls, day, location=None, locations=None):
+        """The day at one location, or at all of them when `location` is None: each location's
+        own calendar day, midnight to midnight on its clock (SPEC 14). `locations`: all of
+        them, when the caller has them already."""
+        locations = [location] if location else locations if locations is not None else list(Location.objects.all())
         at_location = Q(provider__location=location) if location else Q()
-        appointments, open_slots = _appointments_and_open_slots(day, at_location)
+        appointments, open_slots = _appointments_and_open_slots(day, location, locations)
         away = {
             absence.provider_id: absence
             for absence in ProviderUnavailability.objects.filter(at_location, start_date__lte=day, end_date__gte=day)
         }
-        items = [ScheduleItem(_local(a.start), _local(a.end), appointment=a) for a in appointments]
-        items += [ScheduleItem(_local(s.start), _local(s.end), slot=s) for s in open_slots]
+        items = [ScheduleItem(*_on_its_clock(a), appointment=a) for a in appointments]
+        items += [ScheduleItem(*_on_its_clock(s), slot=s) for s in open_slots]
         columns = _columns(items, away, location)
         grid_start, grid_end = _grid_bounds(day, items)
         for column in columns:
@@ -150,25 +153,43 @@ class DaySchedule:
             waiting_count=waiting.count(),
             counts=_counts(appointments, open_slots),
             location=location,
+            locations=locations,
         )
 
 
-def _appointments_and_open_slots(day, at_location):
-    start, end = day_bounds(day, day)
+def _on_the_day(day, location, locations):
+    """What overlaps the day at the location, or at each location on its own clock."""
+    def during(zone):
+        start, end = day_bounds(day, day, zone)
+        return Q(start__lt=end, end__gt=start)
+
+    if location is not None:
+        return Q(provider__location=location) & during(location.zone)
+    return on_their_clocks("provider__location", during, [site.zone for site in locations])
+
+
+def _appointments_and_open_slots(day, location, locations):
+    on_the_day = _on_the_day(day, location, locations)
     appointments = list(
-        Appointment.objects.active().filter(at_location, start__lt=end, end__gt=start)
-        .select_related("patient", "provider", "filled_slot")
+        Appointment.objects.active().filter(on_the_day)
+        .select_related("patient", "provider__location", "filled_slot")
     )
     # SPEC 8: a cancelled slot nobody fills yet stays visible as open, with its status.
     open_slots = list(
-        FreedSlot.objects.filter(at_location, start__lt=end, end__gt=start)
+        FreedSlot.objects.filter(on_the_day).select_related("provider__location")
         .exclude(status__in=(FreedSlot.Status.BACKFILLED, FreedSlot.Status.MANUAL))
     )
     return appointments, open_slots
 
 
-def _local(moment):
-    return timezone.localtime(moment)
+def _on_its_clock(booking):
+    location = booking.provider.location
+    return location.local(booking.start), location.local(booking.end)
+
+
+def _wall(moment):
+    """The time on the wall clock where it happens: the grid's hours are each site's."""
+    return moment.replace(tzinfo=None)
 
 
 def _provider_of(item):
@@ -200,14 +221,14 @@ def _by_location(columns):
 
 
 def _grid_bounds(day, items):
-    first = timezone.make_aware(datetime.combine(day, time(FIRST_HOUR)))
-    last = timezone.make_aware(datetime.combine(day, time(LAST_HOUR)))
+    first = datetime.combine(day, time(FIRST_HOUR))
+    last = datetime.combine(day, time(LAST_HOUR))
     if items:
-        earliest = min(item.start for item in items)
-        latest = max(item.end for item in items)
+        earliest = min(_wall(item.start) for item in items)
+        latest = max(_wall(item.end) for item in items)
         first = min(first, earliest.replace(minute=0, second=0, microsecond=0))
         last = max(last, latest)
-    midnight = timezone.make_aware(datetime.combine(day, time.min))
+    midnight = datetime.combine(day, time.min)
     # An appointment running past midnight still ends the grid on this day.
     return max(first, midnight), min(last, midnight + timedelta(days=1))
 

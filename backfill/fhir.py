@@ -8,7 +8,8 @@ identifier. Resources are plain dicts in FHIR's JSON; the tests validate every o
 the fhir.resources library.
 """
 
-from datetime import date, datetime, time, timedelta
+from datetime import date
+from functools import partial
 
 from django.conf import settings
 from django.db.models import Q
@@ -22,7 +23,7 @@ from rest_framework.views import APIView
 
 from backfill.models import FreedSlot
 from clinic.access import ModelPermissions
-from clinic.models import Location, Patient, Provider
+from clinic.models import Location, Patient, Provider, day_bounds
 from scheduling.models import Appointment, ProviderUnavailability
 
 FHIR_VERSION = "4.0.1"
@@ -54,8 +55,9 @@ class SearchError(Exception):
     pass
 
 
-def instant(value):
-    return timezone.localtime(value).isoformat()
+def instant(value, location):
+    """FHIR instant: ISO 8601 with the offset of the location's clock then (SPEC 14)."""
+    return location.local(value).isoformat()
 
 
 def identifiers(obj):
@@ -115,17 +117,18 @@ def free_slot_resource(slot):
     return {
         "resourceType": "Slot", "id": f"freed-{slot.pk}", "status": "free",
         "schedule": {"reference": f"Schedule/{slot.provider_id}"},
-        "start": instant(slot.start), "end": instant(slot.end),
+        "start": instant(slot.start, slot.provider.location), "end": instant(slot.end, slot.provider.location),
         "comment": "Freed by a cancellation; Backfill offers it to the waitlist.",
     }
 
 
 def absence_slot_resource(absence):
-    start, end = day_bounds(absence.start_date, absence.end_date)
+    location = absence.provider.location
+    start, end = location.day_bounds(absence.start_date, absence.end_date)  # whole days at the provider's site
     return {
         "resourceType": "Slot", "id": f"absence-{absence.pk}", "status": "busy-unavailable",
         "schedule": {"reference": f"Schedule/{absence.provider_id}"},
-        "start": instant(start), "end": instant(end),
+        "start": instant(start, location), "end": instant(end, location),
         **({"comment": absence.reason} if absence.reason else {}),
     }
 
@@ -135,7 +138,8 @@ def appointment_resource(appointment):
     resource = {
         "resourceType": "Appointment", "id": str(appointment.pk),
         "status": APPOINTMENT_STATUS[appointment.status],
-        "start": instant(appointment.start), "end": instant(appointment.end),
+        "start": instant(appointment.start, appointment.provider.location),
+        "end": instant(appointment.end, appointment.provider.location),
         "serviceType": [{"text": appointment.provider.specialty.name}],
         "participant": [
             {"actor": {"reference": f"Patient/{appointment.patient_id}", "display": str(appointment.patient)},
@@ -164,18 +168,23 @@ def reference_id(value, resource_type):
 PREFIXES = {"eq", "ge", "le", "gt", "lt"}
 
 
-def date_filters(values, field):
-    """FHIR date search: 2026-12-03 (that day) or ge2026-12-01 / lt2026-12-08 ..."""
+def date_filters(values, field, location="provider__location"):
+    """FHIR date search: 2026-12-03 (that day) or ge2026-12-01 / lt2026-12-08 ..., each day
+    the one at the row's own location (SPEC 14)."""
     query = Q()
     for value in values:
         prefix, day = parse_date_search(value)
-        start, end = day_bounds(day, day)
-        query &= {
-            "eq": Q(**{f"{field}__gte": start, f"{field}__lt": end}),
-            "ge": Q(**{f"{field}__gte": start}), "gt": Q(**{f"{field}__gte": end}),
-            "le": Q(**{f"{field}__lt": end}), "lt": Q(**{f"{field}__lt": start}),
-        }[prefix]
+        query &= Location.objects.on_their_clocks(location, partial(day_search, prefix, day, field))
     return query
+
+
+def day_search(prefix, day, field, zone):
+    start, end = day_bounds(day, day, zone)
+    return {
+        "eq": Q(**{f"{field}__gte": start, f"{field}__lt": end}),
+        "ge": Q(**{f"{field}__gte": start}), "gt": Q(**{f"{field}__gte": end}),
+        "le": Q(**{f"{field}__lt": end}), "lt": Q(**{f"{field}__lt": start}),
+    }[prefix]
 
 
 def absence_filters(values):
@@ -195,11 +204,6 @@ def parse_date_search(value):
         return prefix, date.fromisoformat(raw[:10])
     except ValueError:
         raise SearchError(f"'{value}' is not a date such as 2026-12-03 or ge2026-12-01.") from None
-
-
-def day_bounds(first, last):
-    start = timezone.make_aware(datetime.combine(first, time.min))
-    return start, timezone.make_aware(datetime.combine(last + timedelta(days=1), time.min))
 
 
 def identifier_filter(values):
@@ -312,12 +316,13 @@ class SlotFhir(FhirView):
             slot = self.free_slots().filter(pk=int(number)).first()
             return free_slot_resource(slot) if slot else None
         if kind == "absence":
-            absence = ProviderUnavailability.objects.filter(pk=int(number)).first()
+            absence = ProviderUnavailability.objects.select_related("provider__location").filter(pk=int(number)).first()
             return absence_slot_resource(absence) if absence else None
         return None
 
     def free_slots(self):
-        return FreedSlot.objects.filter(status__in=FreedSlot.FILLABLE, start__gt=timezone.now()).order_by("start", "pk")
+        return (FreedSlot.objects.filter(status__in=FreedSlot.FILLABLE, start__gt=timezone.now())
+                .select_related("provider__location").order_by("start", "pk"))
 
     def search(self, params):
         statuses = set(params.getlist("status")) or {"free", "busy-unavailable"}
@@ -331,7 +336,8 @@ class SlotFhir(FhirView):
                 slots = slots.filter(provider_id__in=providers)
             found += [free_slot_resource(slot) for slot in slots]
         if "busy-unavailable" in statuses:
-            absences = ProviderUnavailability.objects.filter(absence_filters(params.getlist("start"))).order_by("start_date", "pk")
+            absences = (ProviderUnavailability.objects.filter(absence_filters(params.getlist("start")))
+                        .select_related("provider__location").order_by("start_date", "pk"))
             if providers:
                 absences = absences.filter(provider_id__in=providers)
             found += [absence_slot_resource(absence) for absence in absences]

@@ -154,4 +154,4 @@ def _cancel_last(patients, number):
 
 
 def _when(appointment):
-    return f"{timezone.localtime(appointment.start):%a %-d %b, %-I:%M %p}"
+    return f"{appointment.provider.location.local(appointment.start):%a %-d %b, %-I:%M %p}"  # the site's clock (SPEC 14)

@@ -1,7 +1,7 @@
 """How well the schedule is kept full: the numbers behind the dashboard, the API's stats
 and `backfill_report`."""
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from statistics import median
 
 from django.conf import settings
@@ -10,15 +10,16 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from backfill.models import FreedSlot, SlotOffer
+from clinic.models import day_bounds
 from waitlist.models import WaitlistEntry
 
 FILLED = (FreedSlot.Status.BACKFILLED, FreedSlot.Status.MANUAL)
 
 
-def day_bounds(first: date, last: date):
-    start = timezone.make_aware(datetime.combine(first, time.min))
-    end = timezone.make_aware(datetime.combine(last + timedelta(days=1), time.min))
-    return start, end
+def counting_zone(location=None):
+    """The clock the days are counted on: the location's (SPEC 14), or with every location
+    the clinic's TIME_ZONE, so a day is one span of time and each slot is counted once."""
+    return location.zone if location is not None else timezone.get_default_timezone()
 
 
 def percentile(sorted_values, fraction):
@@ -29,9 +30,9 @@ def percentile(sorted_values, fraction):
 
 
 def freed_between(first: date, last: date, location=None, specialty=None):
-    """Slots freed between the two dates (inclusive, clinic time), at one location and of one
-    specialty when given: what every figure below counts."""
-    start, end = day_bounds(first, last)
+    """Slots freed between the two dates (inclusive, on the location's clock, else the
+    clinic's), at one location and of one specialty when given: what every figure below counts."""
+    start, end = day_bounds(first, last, counting_zone(location))
     slots = FreedSlot.objects.filter(freed_at__gte=start, freed_at__lt=end)
     if location is not None:
         slots = slots.filter(provider__location=location)
@@ -41,7 +42,7 @@ def freed_between(first: date, last: date, location=None, specialty=None):
 
 
 def backfill_stats(first: date, last: date, location=None, specialty=None):
-    """Slots freed between the two dates (inclusive, clinic time), and what became of them."""
+    """Slots freed between the two dates (inclusive, as `freed_between` counts), and what became of them."""
     slots = freed_between(first, last, location, specialty)
     by_status = dict(slots.values_list("status").annotate(n=Count("id")).order_by())
     freed = sum(by_status.values())
@@ -71,7 +72,7 @@ def daily_counts(first: date, last: date, location=None, specialty=None):
     """Per day: freed, backfilled (auto or by hand) and no-match slots, for the chart."""
     rows = (
         freed_between(first, last, location, specialty)
-        .annotate(day=TruncDate("freed_at", tzinfo=timezone.get_current_timezone()))
+        .annotate(day=TruncDate("freed_at", tzinfo=counting_zone(location)))
         .values_list("day", "status")
         .annotate(n=Count("id"))
         .order_by()

@@ -13,6 +13,7 @@ from backfill.models import FreedSlot, enqueue_backfill
 from clinic import webhooks
 from clinic.email import resend_stuck_emails
 from clinic.idempotency import forget_old_keys
+from clinic.models import Location
 from clinic.queue import enqueue
 from waitlist.models import WaitlistEntry
 
@@ -94,7 +95,8 @@ def sweep(now=None):
     for slot_id in due:
         enqueue_backfill(slot_id)
     expired_entries = WaitlistEntry.objects.filter(
-        status=WaitlistEntry.Status.WAITING, latest_date__lt=timezone.localdate(now)
+        # SPEC 14: a latest date is a day at the slot's site, so it has passed once it is over at every site.
+        status=WaitlistEntry.Status.WAITING, latest_date__lt=Location.objects.earliest_date(now)
     ).update(status=WaitlistEntry.Status.EXPIRED)
     emails = resend_stuck_emails(now)
     result = {"expired_slots": expired, "requeued_slots": len(due), "expired_entries": expired_entries, "requeued_emails": emails,

@@ -1,6 +1,7 @@
 """The staff pages of the backfill: the front desk's day schedule and the dashboard (SPEC 8)."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
 
 import pygal
 from django import forms
@@ -11,7 +12,9 @@ from django.utils.safestring import mark_safe
 from pygal.style import Style
 
 from backfill.day_schedule import DaySchedule
-from backfill.stats import backfill_stats, by_location_and_specialty, daily_counts, days_sooner, freed_between, offer_funnel
+from backfill.stats import (
+    backfill_stats, by_location_and_specialty, counting_zone, daily_counts, days_sooner, freed_between, offer_funnel,
+)
 from clinic.access import staff_page
 from clinic.models import Location, Patient, Specialty
 from scheduling.models import NoShowModel
@@ -53,15 +56,18 @@ def schedule(request):
     locations = list(Location.objects.order_by("name"))
     raw = request.GET.get("date", "").strip()
     try:
-        day = date.fromisoformat(raw) if raw else today
         location = chosen_location(request, locations)
+        today = location.today() if location else today  # the site's today (SPEC 14)
+        day = date.fromisoformat(raw) if raw else today
     except ValueError:
         error = f'"{raw}" is not a date; use YYYY-MM-DD, e.g. {today:%Y-%m-%d}.'
         return render(request, "staff/schedule.html", {"error": error, "today": today}, status=400)
     except UnknownLocation as unknown:
         return render(request, "staff/schedule.html", {"error": str(unknown), "today": today}, status=400)
+    schedule = DaySchedule.for_day(day, location, locations)
     return render(request, "staff/schedule.html", {
-        "schedule": DaySchedule.for_day(day, location), "today": today, "locations": locations,
+        "schedule": schedule, "today": today, "locations": locations,
+        "clock_locations": schedule.locations, "clock_at": datetime.combine(day, time(12), tzinfo=dt_timezone.utc),
     })
 
 
@@ -75,7 +81,8 @@ class DashboardFilter(forms.Form):
 
     def clean(self):
         data = super().clean()
-        last = data.get("end_date") or timezone.localdate()
+        location = data.get("location")
+        last = data.get("end_date") or (location.today() if location else timezone.localdate())
         first = data.get("start_date") or last - timedelta(days=DASHBOARD_DAYS - 1)
         if first > last:
             raise forms.ValidationError("The first day must not be after the last.")
@@ -98,6 +105,8 @@ def dashboard(request):
     return render(request, "staff/dashboard.html", {
         "form": form,
         "stats": stats,
+        "days_on": counting_zone(where["location"]).key,
+        "clock_locations": [where["location"]] if where["location"] else (),
         "by_site": by_location_and_specialty(slots),
         "sooner": days_sooner(slots),
         "funnel": funnel if settings.BACKFILL["OFFER_MODE"] or funnel["sent"] else None,

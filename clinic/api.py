@@ -7,11 +7,12 @@ refusal into a 409 so no endpoint answers 500 for a conflict.
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, time, timedelta
 from datetime import timezone as dt_timezone
+from functools import partial
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
+from django.db.models import Q
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -22,7 +23,7 @@ from rest_framework.views import exception_handler
 
 from clinic.exceptions import DomainError
 from clinic.fields import WEEKDAYS, mask_to_weekdays, weekdays_to_mask
-from clinic.models import InsurancePlan, Location, Patient, Provider, Specialty
+from clinic.models import InsurancePlan, Location, Patient, Provider, Specialty, day_bounds
 
 log = logging.getLogger("clinic")
 
@@ -87,17 +88,26 @@ class ClinicDateField(serializers.DateField):
 
 
 class ClinicDayFilter(filters.DateFilter):
-    """Datetimes falling on one day of the clinic's calendar (its time zone, not UTC)."""
+    """Datetimes falling on one calendar day of their own location (SPEC 14): `?date=` at a
+    Los Angeles site is midnight to midnight there, at a New York one in New York, so one
+    filter across the network gives each site's day. `location_field` leads to the location."""
+
+    def __init__(self, *args, location_field="provider__location", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.location_field = location_field
 
     def filter(self, queryset, value):
         if value is None:
             return queryset
         try:
-            start = timezone.make_aware(datetime.combine(value, time.min)).astimezone(dt_timezone.utc)
-            end = start + timedelta(days=1)
+            on_the_day = Location.objects.on_their_clocks(self.location_field, partial(self.during, value))
         except OverflowError:  # a day at the very edge of the calendar holds no appointments
             return queryset.none()
-        return queryset.filter(**{f"{self.field_name}__gte": start, f"{self.field_name}__lt": end})
+        return queryset.filter(on_the_day)
+
+    def during(self, day, zone):
+        start, end = (moment.astimezone(dt_timezone.utc) for moment in day_bounds(day, day, zone))
+        return Q(**{f"{self.field_name}__gte": start, f"{self.field_name}__lt": end})
 
 
 # Integrators list, read, create and update the practice's records; nothing is deleted

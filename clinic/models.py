@@ -1,4 +1,6 @@
 import time
+from datetime import datetime, timedelta
+from datetime import time as clock_time
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -15,6 +17,37 @@ def default_time_zone():
     return settings.TIME_ZONE
 
 
+class LocationQuerySet(models.QuerySet):
+    def zones(self):
+        return [ZoneInfo(name) for name in self.order_by().values_list("time_zone", flat=True).distinct()]
+
+    def on_their_clocks(self, location_path, on_clock):
+        return on_their_clocks(location_path, on_clock, self.zones())
+
+    def earliest_date(self, now=None):
+        """The date at the location whose day began last: a day before it is over everywhere."""
+        zones = self.zones() or [timezone.get_default_timezone()]
+        return min(timezone.localdate(now, zone) for zone in zones)
+
+
+def on_their_clocks(location_path, on_clock, zones):
+    """A filter for rows judged on their own location's clock (SPEC 14): `on_clock(zone)`
+    gives the condition on one clock, and each row gets the one of its location's zone
+    (`location_path` leads from the row to its location, e.g. "provider__location";
+    `zones`: every zone the locations are in)."""
+    query = models.Q(pk__in=[])  # no location: no row
+    for zone in sorted(set(zones), key=str):
+        query |= models.Q(**{f"{location_path}__time_zone": zone.key}) & on_clock(zone)
+    return query
+
+
+def day_bounds(first, last, zone):
+    """From midnight starting `first` to midnight ending `last` on `zone`'s clock; 23 or
+    25 hours on a day the clocks change."""
+    return (datetime.combine(first, clock_time.min, tzinfo=zone),
+            datetime.combine(last + timedelta(days=1), clock_time.min, tzinfo=zone))
+
+
 class Location(models.Model):
     name = models.CharField(max_length=100, unique=True, validators=[single_line])
     address = models.CharField(max_length=200, blank=True, validators=[single_line])
@@ -26,6 +59,8 @@ class Location(models.Model):
     # day are its location's.
     time_zone = models.CharField(max_length=64, default=default_time_zone, validators=[time_zone_name],
                                  help_text='IANA name, e.g. "America/Los_Angeles".')
+
+    objects = LocationQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -45,6 +80,13 @@ class Location(models.Model):
     def local(self, moment):
         """The moment on this location's clock."""
         return moment.astimezone(self.zone)
+
+    def today(self, now=None):
+        return timezone.localdate(now, self.zone)
+
+    def day_bounds(self, first, last=None):
+        """The days from `first` to `last` (inclusive; default one day) as this site lives them."""
+        return day_bounds(first, last or first, self.zone)
 
 
 class InsurancePlan(models.Model):

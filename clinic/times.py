@@ -43,10 +43,23 @@ def staff_range(start, end):
     return f"{staff_time(start)}–{staff_time(end)}"
 
 
-def zone_note():
-    """The sentence a staff page shows once: which clock its times are on."""
-    now = timezone.localtime()
-    return f"Times are {timezone.get_current_timezone_name()} ({now:%Z})"
+def zone_note(locations=(), at=None):
+    """The sentence a staff page shows once: which clock its times are on. A page of one
+    location's, or of several, names their clocks (SPEC 14); any other the clinic's.
+    `at` (default now) picks the abbreviation: PST or PDT."""
+    at = at or timezone.now()
+    sites = {}
+    for location in locations:
+        sites.setdefault(location.time_zone, []).append(location.name)
+    if len(sites) <= 1:
+        name = next(iter(sites), timezone.get_current_timezone_name())
+        return f"Times are {_zone_name(name, at)}"
+    clocks = "; ".join(f"{_zone_name(name, at)} at {', '.join(names)}" for name, names in sites.items())
+    return f"Times are each location's own: {clocks}"
+
+
+def _zone_name(name, at):
+    return f"{name} ({at.astimezone(ZoneInfo(name)):%Z})"
 
 
 def _clock(local):

@@ -187,7 +187,7 @@ def _check_request(provider, start_date, end_date, reason):
         raise WorkflowError(f"{provider.name} is inactive; only an active provider's patients can be reassigned.")
     if end_date < start_date:
         raise WorkflowError("The end date must not be before the start date.")
-    if end_date < timezone.localdate():
+    if end_date < provider.location.today():  # the provider's site's today (SPEC 14)
         raise WorkflowError("The end date has passed; there are no appointments left to reassign.")
     if len(reason) > REASON_MAX_LENGTH:
         raise WorkflowError(f"The reason must be at most {REASON_MAX_LENGTH} characters.")

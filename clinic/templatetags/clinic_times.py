@@ -24,6 +24,8 @@ def staff_range(start, end):
     return times.staff_range(start, end)
 
 
-@register.simple_tag
-def zone_note():
-    return times.zone_note()
+@register.simple_tag(takes_context=True)
+def zone_note(context):
+    """A page showing locations' own times says whose (`clock_locations`, and `clock_at` for
+    the day they are read on); others the clinic's."""
+    return times.zone_note(context.get("clock_locations") or (), context.get("clock_at"))
