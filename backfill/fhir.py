@@ -201,9 +201,12 @@ def absence_filters(values):
 def parse_date_search(value):
     prefix, raw = (value[:2], value[2:]) if value[:2] in PREFIXES else ("eq", value)
     try:
-        return prefix, date.fromisoformat(raw[:10])
+        day = date.fromisoformat(raw[:10])
     except ValueError:
         raise SearchError(f"'{value}' is not a date such as 2026-12-03 or ge2026-12-01.") from None
+    if not 1 < day.year < 9999:  # a day's bounds on a site's clock must stay within the calendar
+        raise SearchError(f"'{value}' is out of range: give a date between the years 2 and 9998.")
+    return prefix, day
 
 
 def identifier_filter(values):

@@ -107,6 +107,10 @@ def test_bad_searches_and_unknown_ids_answer_an_operation_outcome(ehr):
     assert bad.status_code == 400
     assert "is not a date" in bad.json()["issue"][0]["diagnostics"]
     assert ehr.get("/fhir/Appointment?colour=blue").status_code == 400
+    for edge in ("9999-12-31", "0001-01-01"):
+        far = ehr.get(f"/fhir/Appointment?date={edge}")
+        assert far.status_code == 400
+        assert "out of range" in far.json()["issue"][0]["diagnostics"]
 
 
 def test_the_fhir_view_needs_the_same_credentials_as_the_api(client):
