@@ -30,7 +30,10 @@ class BookByHandForm(forms.Form):
 
 def _page(request, appointment_id, status=200, **forms_):
     history = AppointmentHistory.of(appointment_id)
-    context = {"history": history, "appointment": history.appointment, "cancel_form": CancelForm(), **forms_}
+    appointment = history.appointment
+    site = appointment.provider.location  # every time on the page is on the site's clock, and the footer says whose
+    context = {"history": history, "appointment": appointment, "cancel_form": CancelForm(), "site": site,
+               "site_day": site.local(appointment.start).date(), "clock_locations": [site], "clock_at": appointment.start, **forms_}
     return render(request, "staff/appointment.html", context, status=status)
 
 

@@ -272,3 +272,14 @@ def test_the_sweep_keeps_an_entry_whose_last_day_is_not_over_in_los_angeles(dr_r
     sweep(now=at(NOV_23 + timedelta(days=1), 0) + timedelta(minutes=1))
     entry.refresh_from_db()
     assert entry.status == "expired"
+
+
+@freeze_time("2026-11-20 12:00:00")
+def test_an_appointments_page_is_on_its_sites_clock_and_links_back_to_its_day(staff_client, dr_reyes):
+    evening = book(dr_reyes, at(NOV_23, 21) + timedelta(minutes=30), "Evening")  # Tuesday already in UTC and New York
+
+    page = unescape(staff_client.get(f"/schedule/appointments/{evening.pk}/").text)
+
+    assert "Mon 23 Nov 2026, 21:30–22:15" in page
+    assert f"?date={NOV_23}&location={dr_reyes.location_id}" in page
+    assert "Times are America/Los_Angeles (PST)" in page

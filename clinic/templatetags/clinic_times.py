@@ -19,6 +19,12 @@ for name in ("staff_time", "staff_date", "staff_datetime", "patient_date", "pati
     register.filter(name, _blank_for_none(getattr(times, name)))
 
 
+@register.filter
+def on_clock(moment, location):
+    """The moment on a location's clock, for the time filters after it: `start|on_clock:site|staff_datetime`."""
+    return location.local(moment) if moment and location else moment
+
+
 @register.simple_tag
 def staff_range(start, end):
     return times.staff_range(start, end)
