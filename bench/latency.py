@@ -31,12 +31,13 @@ def main():
     parser.add_argument("--waitlist", type=int, default=10_000, help="background waitlist entries")
     parser.add_argument("--webhook", default="0",
                         help="1: one webhook endpoint subscribed to every event (a receiver on loopback); 0,1 compares")
+    parser.add_argument("--warmup", type=int, default=50, help="cancellations before the measured ones, not counted")
     parser.add_argument("--baseline", help="a previous bench/results/latency-*.json to compare with")
     args = parser.parse_args()
     rows, details = [], []
     for broker, workers, poll, webhook in configurations(args):
         child = run_child(broker=broker, rate=args.rate, count=args.count, workers=workers, poll=poll,
-                          waitlist=args.waitlist, webhook=webhook)
+                          waitlist=args.waitlist, webhook=webhook, warmup=args.warmup)
         target = TARGET_P95_MS[broker]
         rows.append({**child["row"], "target_p95_ms": target, "meets_target": child["row"]["p95_ms"] < target
                      and clean(child["row"])})
@@ -45,7 +46,7 @@ def main():
         print(f"{broker} workers={workers} poll={poll} webhook={webhook}: p95 {child['row']['p95_ms']:.0f} ms", flush=True)
     result = {
         "benchmark": "latency", "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": child["machine"],
-        "config": {"count": args.count, "rate": args.rate, "waitlist": args.waitlist},
+        "config": {"count": args.count, "rate": args.rate, "waitlist": args.waitlist, "warmup": args.warmup},
         "key": ["broker", "workers", "poll_s", "webhook"], "rows": rows, "details": details,
     }
     show(result)

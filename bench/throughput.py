@@ -26,12 +26,13 @@ def main():
     parser.add_argument("--duration", type=float, default=60, help="seconds at each rate")
     parser.add_argument("--workers", type=int, default=2, help="Q_WORKERS")
     parser.add_argument("--waitlist", type=int, default=10_000, help="background waitlist entries")
+    parser.add_argument("--warmup", type=float, default=1, help="seconds at the rate before the measured ones, not counted")
     parser.add_argument("--baseline", help="a previous bench/results/throughput-*.json to compare with")
     args = parser.parse_args()
     rows, details = [], []
     for rate in [float(rate) for rate in args.rates.split(",")]:
         child = run_child(broker="redis", rate=rate, count=int(rate * args.duration), workers=args.workers,
-                          waitlist=args.waitlist)
+                          waitlist=args.waitlist, warmup=int(rate * args.warmup))
         row = child["row"]
         row["sustained"] = row["p95_ms"] < TARGET_P95_MS and clean(row) and row["achieved_rate"] >= 0.98 * rate
         rows.append(row)
