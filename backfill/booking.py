@@ -30,7 +30,7 @@ class BackfillError(DomainError):
 
 def book_best_candidate(slot_id):
     """Run one backfill of the slot: rank the waitlist, book the best free candidate."""
-    with transaction.atomic():
+    with transaction.atomic(), events.written_together():
         slot = lock_slot(slot_id)
         if slot is None or not begin_run(slot):
             return slot

@@ -16,4 +16,6 @@ class OneLineFormatter(logging.Formatter):
 
 
 def escape_controls(text):
+    if text.isprintable():  # nearly every line: no need to look at each character
+        return text
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)

@@ -209,7 +209,7 @@ class Appointment(models.Model):
         Saving the status change fires post_save, whose receiver records the freed slot
         and hands it to the backfill job after commit (backfill/signals.py).
         """
-        with transaction.atomic():
+        with transaction.atomic(), events.written_together():  # the cancellation's and the freed slot's
             # The provider and its site come in the same query: the freed slot needs both
             # (the site's clock says which day the provider may be away).
             locked = Appointment.objects.select_for_update(no_key=True, of=("self",)).select_related("provider__location")

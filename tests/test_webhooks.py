@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core import mail
 from django.db import transaction
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from standardwebhooks.webhooks import Webhook
@@ -150,6 +151,39 @@ def test_no_event_is_written_for_a_change_that_rolled_back():
         raise RuntimeError("the request failed after the cancel")
     assert Event.objects.count() == before
     assert Appointment.objects.get(pk=appointment.pk).status == "scheduled"
+
+
+def test_events_written_together_leave_out_those_of_an_undone_savepoint_and_keep_their_order():
+    first, undone = AppointmentFactory(), AppointmentFactory()
+    with transaction.atomic(), events.written_together():
+        events.record("appointment.confirmed", first)
+        try:
+            with transaction.atomic():
+                events.record("appointment.no_show", undone)
+                raise RuntimeError("this part is undone")
+        except RuntimeError:
+            pass
+        events.record("appointment.no_show", first)
+        assert not Event.objects.exclude(type="appointment.created").exists()  # written as the block ends
+    written = Event.objects.exclude(type="appointment.created").order_by("pk")
+    assert [(event.type, event.subject) for event in written] == [
+        ("appointment.confirmed", f"appointment:{first.pk}"), ("appointment.no_show", f"appointment:{first.pk}")]
+
+
+def test_an_error_leaving_events_written_together_lets_nothing_of_the_transaction_commit():
+    appointment = AppointmentFactory()
+    with transaction.atomic():
+        try:
+            with events.written_together():
+                Appointment.objects.filter(pk=appointment.pk).update(status="confirmed")
+                events.record("appointment.confirmed", appointment)
+                raise RuntimeError("the change failed half-way")
+        except RuntimeError:
+            pass
+        with pytest.raises(TransactionManagementError):  # the change cannot commit without its event
+            Appointment.objects.filter(pk=appointment.pk).update(status="no_show")
+    assert Appointment.objects.get(pk=appointment.pk).status == "scheduled"
+    assert not Event.objects.exclude(type="appointment.created").exists()
 
 
 def test_a_failed_delivery_can_be_sent_again_from_the_api(integrator, django_capture_on_commit_callbacks):
