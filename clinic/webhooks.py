@@ -95,7 +95,9 @@ def fan_out():
     """One delivery per new event and endpoint that wants it; each event only once."""
     while True:
         with transaction.atomic():
-            events = list(Event.objects.select_for_update(skip_locked=True).filter(fanned_out=False).order_by("pk")[:FAN_OUT_BATCH])
+            # Not the payload: sending reads it; fanning out only needs who wants the event.
+            events = list(Event.objects.select_for_update(skip_locked=True).filter(fanned_out=False)
+                          .only("type", "occurred_at").order_by("pk")[:FAN_OUT_BATCH])
             if not events:
                 return
             endpoints = list(WebhookEndpoint.objects.filter(active=True))
