@@ -7,6 +7,7 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count
 from django.utils import timezone
 
+from backfill.management.commands import seed_demo
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from clinic.models import Location, Patient, Provider
 from scheduling.models import Appointment
@@ -83,6 +84,17 @@ def test_it_refuses_to_overwrite_a_clinic_without_reset():
     call_command("seed_demo")
     with pytest.raises(CommandError, match="already has a clinic"):
         call_command("seed_demo")
+
+
+def test_reset_deletes_a_clinic_in_chunks_and_what_refers_to_it(monkeypatch):
+    call_command("seed_demo", "--waitlist", "300", "--patients", "10", "--days", "1", stdout=open("/dev/null", "w"))
+    chunks = []
+    real = seed_demo.delete_all
+    monkeypatch.setattr(seed_demo, "delete_all", lambda model: chunks.append(model) or real(model, chunk=40))
+    call_command("seed_demo", "--reset", "--waitlist", "100", "--patients", "10", "--days", "1", stdout=open("/dev/null", "w"))
+    assert Patient in chunks
+    assert Patient.objects.count() == 100  # the first clinic's 300 are gone, cascades and all
+    assert WaitlistEntry.objects.filter(status="waiting").count() == 100
 
 
 def test_it_scales_the_waitlist_for_benchmarks():

@@ -80,7 +80,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             if options["reset"]:
                 for model in DOMAIN_MODELS:
-                    model.objects.all().delete()
+                    delete_all(model)
             counts = DemoClinic(random.Random(options["seed"])).build(options)
             counts["past appointments"] = add_demo_history(random.Random(options["seed"]), options["history_days"])
             counts.update(add_backfill_history(random.Random(options["seed"]), options["history_days"]))
@@ -94,6 +94,13 @@ class Command(BaseCommand):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text + "\n")
             path.chmod(0o600)
+
+
+def delete_all(model, chunk=10_000):
+    # In chunks: Django looks up the rows that refer to the deleted ones with one IN list,
+    # and PostgreSQL takes at most 65,535 parameters (100,000 patients failed to reset).
+    while pks := list(model.objects.values_list("pk", flat=True)[:chunk]):
+        model.objects.filter(pk__in=pks).delete()
 
 
 def create_demo_logins():
