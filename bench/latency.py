@@ -92,7 +92,7 @@ COLUMNS = [("broker", "broker"), ("workers", "workers"), ("poll_s", "poll s"), (
 CPU_COLUMNS = [("broker", "broker"), ("workers", "workers"), ("poll_s", "poll s"), ("webhook", "webhook"), ("driver", "driver"),
                ("qcluster", "qcluster"), ("webhook_cluster", "webhooks' cluster"), ("redis", "redis"),
                ("postgres_and_other", "postgres+other"), ("receiver", "receiver"), ("machine", "machine"),
-               ("backfill", "machine - receiver"),
+               ("backfill", "machine - receiver"), ("stolen", "stolen by the host"),
                ("emails", "emails by status"), ("webhooks", "webhook deliveries")]
 
 if __name__ == "__main__":

@@ -339,8 +339,11 @@ def cpu_seconds(cluster_pid, others=None):
         roles = ["cluster_command", "cluster_sentinel"] + ["cluster_workers"] * (len(cluster) - 4) + ["cluster_monitor", "cluster_pusher"]
         for role, (_, _, seconds) in zip(roles, cluster):
             used[role] = used.get(role, 0.0) + seconds
-    busy = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    used["machine"] = (sum(int(value) for value in busy) - int(busy[3]) - int(busy[4])) / tick
+    # user nice system idle iowait irq softirq steal (guest time is already in user): steal is
+    # the host running its other guests on our virtual cores, not work of ours.
+    times = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    used["machine"] = (times[0] + times[1] + times[2] + times[5] + times[6]) / tick
+    used["stolen"] = times[7] / tick
     return used
 
 
