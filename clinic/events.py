@@ -49,7 +49,8 @@ def _serializer(serializer_class):
 
 def record(event_type, obj, **related):
     """Write the event `event_type` about `obj`; `related` objects (e.g. the booked
-    appointment of a backfilled slot) are shown beside it under their names."""
+    appointment of a backfilled slot) are shown beside it under their names. Inside
+    `written_together()` the returned event has its id once the block has ended."""
     assert event_type in EVENT_TYPES, event_type
     name, data = shown(obj)
     payload = {name: data}
@@ -70,7 +71,7 @@ def record(event_type, obj, **related):
 @contextmanager
 def written_together():
     """Events recorded inside the block are inserted in one statement as it ends, still in
-    the caller's transaction: a backfill records four, and each INSERT through the ORM
+    the caller's transaction: a backfill records three, and each INSERT through the ORM
     costs the booking's worker more CPU than the database spends on it (bench/stages.py).
 
     The block joins the caller's atomic block without a savepoint of its own: should an
