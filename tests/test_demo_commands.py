@@ -1,0 +1,27 @@
+"""The README's demo commands (`bin/manage …`) run with the settings bin/run serves the demo
+with, where a bare manage.py, in production mode, refuses to start without a SECRET_KEY."""
+
+import os
+import subprocess
+
+from tests.processes import ROOT
+
+
+def run(command, tmp_path):
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS", "DEBUG")}
+    env.update(DJANGO_SETTINGS_MODULE="clinic.settings", SQLITE_PATH=str(tmp_path / "demo.sqlite3"), LOG_DIR=str(tmp_path))
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_bare_manage_py_refuses_to_start_without_a_secret_key(tmp_path):
+    done = run([str(ROOT / ".venv/bin/python"), "manage.py", "check"], tmp_path)
+    assert done.returncode != 0
+    assert "SECRET_KEY must be set" in done.stderr + done.stdout
+
+
+def test_bin_manage_runs_a_command_with_the_demos_settings(tmp_path):
+    done = run([str(ROOT / "bin/manage"), "check"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "no issues" in done.stdout
+    assert (ROOT / ".demo" / "secret_key").stat().st_size > 0  # made once, as bin/run makes it
