@@ -2,6 +2,7 @@
 with, where a bare manage.py, in production mode, refuses to start without a SECRET_KEY."""
 
 import os
+import socket
 import subprocess
 
 from tests.processes import ROOT
@@ -25,3 +26,14 @@ def test_bin_manage_runs_a_command_with_the_demos_settings(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "no issues" in done.stdout
     assert (ROOT / ".demo" / "secret_key").stat().st_size > 0  # made once, as bin/run makes it
+
+
+def test_bin_run_refuses_a_port_something_already_answers_on(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([str(ROOT / "bin/run")], cwd=ROOT, env={**os.environ, "PORT": str(port)},
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"port {port} is already in use" in done.stderr
