@@ -61,10 +61,9 @@ def record(event_type, obj, **related):
     batch = getattr(connection, "backfill_event_batch", None)
     if batch is None:
         event.save()
-    else:
-        batch.append((event, _Kept()))
-        transaction.on_commit(batch[-1][1])
-    _ask_for_delivery_after_commit()
+    request = _ask_for_delivery_after_commit()
+    if batch is not None:
+        batch.append((event, request))
     return event
 
 
@@ -77,7 +76,8 @@ def written_together():
     The block joins the caller's atomic block without a savepoint of its own: should an
     exception leave it, that transaction can only roll back, so no change commits without
     its events. An event recorded under a savepoint that rolled back is not written: Django
-    drops the commit callbacks of a rolled-back savepoint, and each event waits on one.
+    drops the commit callbacks of a rolled-back savepoint, so an event whose delivery request
+    (registered as one, superseded or not) is gone was undone.
     """
     connection = transaction.get_connection()
     if getattr(connection, "backfill_event_batch", None) is not None:
@@ -90,14 +90,7 @@ def written_together():
         finally:
             connection.backfill_event_batch = None
         still_kept = {id(callback) for _, callback, _ in connection.run_on_commit}
-        Event.objects.bulk_create([event for event, kept in batch if id(kept) in still_kept])
-
-
-class _Kept:
-    """Stands in the commit callbacks for an event of a written_together block; does nothing itself."""
-
-    def __call__(self):
-        pass
+        Event.objects.bulk_create([event for event, request in batch if id(request) in still_kept])
 
 
 class _DeliveryRequest:
@@ -126,3 +119,4 @@ def _ask_for_delivery_after_commit():
         previous.superseded = True
     connection.backfill_delivery_request = request = _DeliveryRequest(savepoints)
     transaction.on_commit(request, robust=True)
+    return request
