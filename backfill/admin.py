@@ -87,7 +87,9 @@ class FreedSlotAdmin(ClinicModelAdmin):
             except BackfillError as error:
                 self.message_user(request, f"{slot}: {error}", messages.WARNING)
 
-    @admin.action(permissions=["change"], description="Book a waitlisted patient of your choice into the selected slot")
+    @admin.action(
+        permissions=["change"], description="Book a waitlisted patient of your choice into the selected slot"
+    )
     def book_waitlist_entry_by_hand(self, request, queryset):
         """SPEC 8: staff override. An intermediate page lists the candidates; staff pick and confirm."""
         slots = list(queryset.select_related("provider__specialty", "provider__location", "appointment")[:2])
@@ -96,7 +98,11 @@ class FreedSlotAdmin(ClinicModelAdmin):
             return None
         slot = slots[0]
         if not slot.is_fillable:
-            self.message_user(request, f"{slot}: this slot is {slot.get_status_display().lower()}; only open slots can be booked.", messages.WARNING)
+            self.message_user(
+                request,
+                f"{slot}: this slot is {slot.get_status_display().lower()}; only open slots can be booked.",
+                messages.WARNING,
+            )
             return None
         if "confirm" in request.POST:
             entry = _chosen_entry(request.POST.get("entry", ""))
@@ -110,13 +116,17 @@ class FreedSlotAdmin(ClinicModelAdmin):
                 else:
                     self.message_user(request, f"{appointment.patient} is booked into {slot}.", messages.SUCCESS)
                     return None
-        return TemplateResponse(request, "admin/backfill/freedslot/book_by_hand.html", {
-            **self.admin_site.each_context(request),
-            "title": "Book a waitlisted patient by hand",
-            "opts": self.model._meta,
-            **explanation_context(slot),
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        })
+        return TemplateResponse(
+            request,
+            "admin/backfill/freedslot/book_by_hand.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Book a waitlisted patient by hand",
+                "opts": self.model._meta,
+                **explanation_context(slot),
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
 
 
 def _chosen_entry(raw):
@@ -188,7 +198,9 @@ class WaitlistEntryWithOpenSlotsAdmin(WaitlistEntryAdmin):
     def open_slots(self, entry):
         if entry.pk is None or entry.status != WaitlistEntry.Status.WAITING:
             return "Only a waiting patient is matched to open slots."
-        return render_to_string("admin/backfill/open_slots_for_entry.html", {"entry": entry, "judged": explain_entry(entry)})
+        return render_to_string(
+            "admin/backfill/open_slots_for_entry.html", {"entry": entry, "judged": explain_entry(entry)}
+        )
 
 
 admin.site.unregister(WaitlistEntry)

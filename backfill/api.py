@@ -36,7 +36,18 @@ class MatchLogSerializer(serializers.ModelSerializer):
 class FreedSlotSerializer(serializers.ModelSerializer):
     class Meta:
         model = FreedSlot
-        fields = ["id", "provider", "start", "end", "appointment", "reason", "status", "freed_at", "filled_at", "filled_by"]
+        fields = [
+            "id",
+            "provider",
+            "start",
+            "end",
+            "appointment",
+            "reason",
+            "status",
+            "freed_at",
+            "filled_at",
+            "filled_by",
+        ]
         read_only_fields = fields
 
 
@@ -47,13 +58,27 @@ class SlotOfferSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SlotOffer
-        fields = ["id", "slot", "waitlist_entry", "patient", "score", "status", "sent_at", "expires_at", "responded_at"]
+        fields = [
+            "id",
+            "slot",
+            "waitlist_entry",
+            "patient",
+            "score",
+            "status",
+            "sent_at",
+            "expires_at",
+            "responded_at",
+        ]
         read_only_fields = fields
 
 
 class FreedSlotDetailSerializer(FreedSlotSerializer):
-    match_log = MatchLogSerializer(source="match_logs", many=True, read_only=True,
-                                   help_text="Every candidate considered: latest run first, then rank.")
+    match_log = MatchLogSerializer(
+        source="match_logs",
+        many=True,
+        read_only=True,
+        help_text="Every candidate considered: latest run first, then rank.",
+    )
 
     class Meta(FreedSlotSerializer.Meta):
         fields = [*FreedSlotSerializer.Meta.fields, "match_log"]
@@ -78,14 +103,22 @@ class ExplanationSerializer(serializers.Serializer):
     eligible = serializers.BooleanField()
     score = serializers.IntegerField()
     breakdown = serializers.SerializerMethodField()
-    summary = serializers.CharField(help_text='The breakdown in one line: "no-show risk 0.85: +40 · available Wednesdays: +20".')
+    summary = serializers.CharField(
+        help_text='The breakdown in one line: "no-show risk 0.85: +40 · available Wednesdays: +20".'
+    )
     outcome = serializers.ChoiceField(choices=["booked", "ranked_lower", "left_out"])
-    reasons = serializers.ListField(child=serializers.CharField(), help_text="Why the entry cannot be booked here, one sentence per rule.")
+    reasons = serializers.ListField(
+        child=serializers.CharField(), help_text="Why the entry cannot be booked here, one sentence per rule."
+    )
 
     def get_breakdown(self, explanation) -> list[dict]:
-        return RulePointsSerializer([
-            {"rule": rule, "points": points, "words": explanation.words[rule]} for rule, points in explanation.breakdown.items()
-        ], many=True).data
+        return RulePointsSerializer(
+            [
+                {"rule": rule, "points": points, "words": explanation.words[rule]}
+                for rule, points in explanation.breakdown.items()
+            ],
+            many=True,
+        ).data
 
 
 class BookEntrySerializer(serializers.Serializer):
@@ -93,7 +126,9 @@ class BookEntrySerializer(serializers.Serializer):
 
 
 class FreedSlotFilter(filters.FilterSet):
-    date = ClinicDayFilter(field_name="start", help_text="Slots starting on this day at their location (its time zone).")
+    date = ClinicDayFilter(
+        field_name="start", help_text="Slots starting on this day at their location (its time zone)."
+    )
 
     class Meta:
         model = FreedSlot
@@ -146,7 +181,9 @@ class FreedSlotViewSet(viewsets.ReadOnlyModelViewSet):
 
 class StatsQuerySerializer(serializers.Serializer):
     start_date = ClinicDateField(required=False, help_text=f"Default: {STATS_DEFAULT_DAYS - 1} days before end_date.")
-    end_date = ClinicDateField(required=False, help_text="Default: today. Days are counted on the clinic's TIME_ZONE, for every location.")
+    end_date = ClinicDateField(
+        required=False, help_text="Default: today. Days are counted on the clinic's TIME_ZONE, for every location."
+    )
 
     def validate(self, data):
         data.setdefault("end_date", timezone.localdate())

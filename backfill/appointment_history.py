@@ -62,7 +62,10 @@ class AppointmentHistory:
         )
         appointment = get_object_or_404(
             Appointment.objects.select_related(
-                "patient", "provider__location", "provider__specialty", "replaces__provider",
+                "patient",
+                "provider__location",
+                "provider__specialty",
+                "replaces__provider",
             ),
             pk=appointment_id,
         )
@@ -86,4 +89,7 @@ class AppointmentHistory:
     @property
     def can_retry(self):
         return self.freed is not None and self.freed.slot.status in (
-            FreedSlot.Status.OPEN, FreedSlot.Status.NO_MATCH, FreedSlot.Status.FAILED)
+            FreedSlot.Status.OPEN,
+            FreedSlot.Status.NO_MATCH,
+            FreedSlot.Status.FAILED,
+        )

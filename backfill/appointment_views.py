@@ -24,7 +24,10 @@ class CancelForm(forms.Form):
 class BookByHandForm(forms.Form):
     entry = forms.ModelChoiceField(
         queryset=WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING),
-        error_messages={"required": "Choose a waitlisted patient.", "invalid_choice": "That patient is no longer waiting."},
+        error_messages={
+            "required": "Choose a waitlisted patient.",
+            "invalid_choice": "That patient is no longer waiting.",
+        },
     )
 
 
@@ -32,8 +35,16 @@ def _page(request, appointment_id, status=200, **forms_):
     history = AppointmentHistory.of(appointment_id)
     appointment = history.appointment
     site = appointment.provider.location  # every time on the page is on the site's clock, and the footer says whose
-    context = {"history": history, "appointment": appointment, "cancel_form": CancelForm(), "site": site,
-               "site_day": site.local(appointment.start).date(), "clock_locations": [site], "clock_at": appointment.start, **forms_}
+    context = {
+        "history": history,
+        "appointment": appointment,
+        "cancel_form": CancelForm(),
+        "site": site,
+        "site_day": site.local(appointment.start).date(),
+        "clock_locations": [site],
+        "clock_at": appointment.start,
+        **forms_,
+    }
     return render(request, "staff/appointment.html", context, status=status)
 
 

@@ -40,7 +40,9 @@ def fill_batch(slot_id):
             else:
                 slot.close(FreedSlot.Status.EXPIRED)
         log.info("[BACKFILL] Handling %s freed slot(s) together: %s", len(live), [slot.pk for slot in live])
-        ranked = {slot.pk: rank_candidates(SlotFacts.of(slot), rules, pool=rules.CANDIDATE_POOL * len(live)) for slot in live}
+        ranked = {
+            slot.pk: rank_candidates(SlotFacts.of(slot), rules, pool=rules.CANDIDATE_POOL * len(live)) for slot in live
+        }
         chosen = best_assignment(live, ranked)
         for slot in sorted(live, key=lambda slot: slot.start):
             _fill(slot, ranked[slot.pk], chosen, rules)
@@ -65,8 +67,10 @@ def _lock_siblings(first):
 
 def best_assignment(slots, ranked):
     """{slot id: candidate} maximising the total score; each waitlist entry used once."""
-    entries = sorted({c.entry.pk: c for cs in ranked.values() for c in cs if not c.already_booked}.values(),
-                     key=lambda c: c.rank_key)
+    entries = sorted(
+        {c.entry.pk: c for cs in ranked.values() for c in cs if not c.already_booked}.values(),
+        key=lambda c: c.rank_key,
+    )
     if not entries:
         return {}
     column = {candidate.entry.pk: index for index, candidate in enumerate(entries)}
@@ -79,7 +83,7 @@ def best_assignment(slots, ranked):
                 weights[row, column[candidate.entry.pk]] = candidate.score * scale - column[candidate.entry.pk]
     rows, columns = linear_sum_assignment(weights, maximize=True)
     chosen = {}
-    for row, col in zip(rows, columns):
+    for row, col in zip(rows, columns, strict=False):
         if weights[row, col] > 0:
             slot = slots[row]
             chosen[slot.pk] = next(c for c in ranked[slot.pk] if c.entry.pk == entries[col].entry.pk)
@@ -109,5 +113,9 @@ def _fill(slot, candidates, chosen, rules):
         slot.close(FreedSlot.Status.NO_MATCH)
         return
     slot.mark_backfilled(booked)
-    log.info("[BACKFILL] Auto-backfilled with patient %s (slot %s, appointment %s, batch)", booked.patient_id, slot.pk, booked.pk)
-
+    log.info(
+        "[BACKFILL] Auto-backfilled with patient %s (slot %s, appointment %s, batch)",
+        booked.patient_id,
+        slot.pk,
+        booked.pk,
+    )

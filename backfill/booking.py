@@ -41,8 +41,13 @@ def book_best_candidate(slot_id):
             slot.close(FreedSlot.Status.NO_MATCH)
             return slot
         slot.mark_backfilled(booked)
-        log.info("[BACKFILL] Auto-backfilled with patient %s (slot %s, appointment %s, %s ms)",
-                 booked.patient_id, slot.pk, booked.pk, slot.fill_ms)
+        log.info(
+            "[BACKFILL] Auto-backfilled with patient %s (slot %s, appointment %s, %s ms)",
+            booked.patient_id,
+            slot.pk,
+            booked.pk,
+            slot.fill_ms,
+        )
         return slot
 
 
@@ -51,7 +56,12 @@ def begin_run(slot):
     if not slot.is_fillable:
         return False
     slot.attempts += 1
-    log.info("[BACKFILL] Handling freed slot from appointment %s (slot %s, run %s)", slot.appointment_id, slot.pk, slot.attempts)
+    log.info(
+        "[BACKFILL] Handling freed slot from appointment %s (slot %s, run %s)",
+        slot.appointment_id,
+        slot.pk,
+        slot.attempts,
+    )
     if not slot.is_bookable():
         slot.close(FreedSlot.Status.EXPIRED)
         return False
@@ -109,8 +119,14 @@ def book_first_free(slot, facts, rules):
 
 def match_log(slot, rank, candidate, outcome):
     return MatchLog(
-        slot=slot, run=slot.attempts, rank=rank, entry=candidate.entry, patient_id=candidate.entry.patient_id,
-        score=candidate.score, breakdown=candidate.breakdown, outcome=outcome,
+        slot=slot,
+        run=slot.attempts,
+        rank=rank,
+        entry=candidate.entry,
+        patient_id=candidate.entry.patient_id,
+        score=candidate.score,
+        breakdown=candidate.breakdown,
+        outcome=outcome,
     )
 
 
@@ -143,8 +159,12 @@ def _lock_waiting_entry(entry_id):
 def book_entry(slot, entry):
     """Book the entry's patient into the slot; raises AppointmentConflict if they are busy."""
     appointment = Appointment.book(
-        patient=entry.patient, provider=slot.provider, start=slot.start, end=slot.end,
-        source=Appointment.Source.BACKFILL, status=Appointment.Status.SCHEDULED,
+        patient=entry.patient,
+        provider=slot.provider,
+        start=slot.start,
+        end=slot.end,
+        source=Appointment.Source.BACKFILL,
+        status=Appointment.Status.SCHEDULED,
         precheck=False,  # the overlap constraint refuses a busy patient; the error names them
     )
     entry.status = WaitlistEntry.Status.BOOKED
@@ -163,7 +183,9 @@ def _release_later_appointment(entry, appointment):
     if later is None or later.status not in Appointment.CANCELLABLE or later.start <= appointment.start:
         return
     # Staff read the reason in the admin: the new time and provider, not an id.
-    earlier = f"{appointment.provider.location.local(appointment.start):%a %-d %b %H:%M} with {appointment.provider.name}"
+    earlier = (
+        f"{appointment.provider.location.local(appointment.start):%a %-d %b %H:%M} with {appointment.provider.name}"
+    )
     later.cancel(f"moved earlier to {earlier}", by="backfill")
 
 
@@ -185,7 +207,13 @@ def book_entry_by_hand(slot, entry, by):
         except AppointmentConflict as conflict:
             raise BackfillError(str(conflict)) from conflict
         slot.mark_booked_by_hand(appointment)
-    log.info("slot.booked_by_hand slot=%s patient=%s appointment=%s by=%s", slot.pk, appointment.patient_id, appointment.pk, by)
+    log.info(
+        "slot.booked_by_hand slot=%s patient=%s appointment=%s by=%s",
+        slot.pk,
+        appointment.patient_id,
+        appointment.pk,
+        by,
+    )
     return appointment
 
 

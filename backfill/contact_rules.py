@@ -55,12 +55,20 @@ def quiet_until(now, zone):
 
 def held_back(patient_ids, now):
     """{patient id: MatchLog outcome} for those the weekly cap or a pause keeps from an offer."""
-    held = {pk: MatchLog.Outcome.OFFERS_PAUSED
-            for pk in Patient.objects.filter(pk__in=patient_ids, offers_paused_at__isnull=False).values_list("pk", flat=True)}
+    held = {
+        pk: MatchLog.Outcome.OFFERS_PAUSED
+        for pk in Patient.objects.filter(pk__in=patient_ids, offers_paused_at__isnull=False).values_list(
+            "pk", flat=True
+        )
+    }
     cap = rules().get("MAX_OFFERS_PER_WEEK", 0)
     if cap:
-        counts = (SlotOffer.objects.filter(patient_id__in=patient_ids, sent_at__gt=now - timedelta(days=7))
-                  .values("patient_id").annotate(n=Count("pk")).filter(n__gte=cap))
+        counts = (
+            SlotOffer.objects.filter(patient_id__in=patient_ids, sent_at__gt=now - timedelta(days=7))
+            .values("patient_id")
+            .annotate(n=Count("pk"))
+            .filter(n__gte=cap)
+        )
         for row in counts:
             held.setdefault(row["patient_id"], MatchLog.Outcome.WEEKLY_OFFER_LIMIT)
     return held
@@ -84,4 +92,3 @@ def note_offer_let_go(patient_id, now):
     patient.pause_offers(now)
     log.info("patient.offers_paused patient=%s after=%s", patient_id, limit)
     return True
-

@@ -159,6 +159,7 @@ class DaySchedule:
 
 def _on_the_day(day, location, locations):
     """What overlaps the day at the location, or at each location on its own clock."""
+
     def during(zone):
         start, end = day_bounds(day, day, zone)
         return Q(start__lt=end, end__gt=start)
@@ -171,12 +172,12 @@ def _on_the_day(day, location, locations):
 def _appointments_and_open_slots(day, location, locations):
     on_the_day = _on_the_day(day, location, locations)
     appointments = list(
-        Appointment.objects.active().filter(on_the_day)
-        .select_related("patient", "provider__location", "filled_slot")
+        Appointment.objects.active().filter(on_the_day).select_related("patient", "provider__location", "filled_slot")
     )
     # SPEC 8: a cancelled slot nobody fills yet stays visible as open, with its status.
     open_slots = list(
-        FreedSlot.objects.filter(on_the_day).select_related("provider__location")
+        FreedSlot.objects.filter(on_the_day)
+        .select_related("provider__location")
         .exclude(status__in=(FreedSlot.Status.BACKFILLED, FreedSlot.Status.MANUAL))
     )
     return appointments, open_slots

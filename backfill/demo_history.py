@@ -43,9 +43,15 @@ def score(patient, provider, start):
     risk = patient.no_show_risk
     weekday = WEEKDAYS[timezone.localtime(start).weekday()]
     breakdown = {
-        "no_show_risk": rules["HIGH_RISK_POINTS"] if risk >= 0.8 else rules["MEDIUM_RISK_POINTS"] if risk >= 0.6 else 0,
+        "no_show_risk": rules["HIGH_RISK_POINTS"]
+        if risk >= 0.8
+        else rules["MEDIUM_RISK_POINTS"]
+        if risk >= 0.6
+        else 0,
         "specialty": rules["SPECIALTY_POINTS"],
-        "availability": rules["AVAILABILITY_POINTS"] if not patient.available_days or weekday in patient.available_days else 0,
+        "availability": rules["AVAILABILITY_POINTS"]
+        if not patient.available_days or weekday in patient.available_days
+        else 0,
         "location": rules["LOCATION_POINTS"] if patient.preferred_location_id == provider.location_id else 0,
     }
     return sum(breakdown.values()), breakdown
@@ -61,15 +67,19 @@ class BackfillPast:
         now = timezone.now()
         cancelled = list(
             Appointment.objects.filter(status=Appointment.Status.CANCELLED, start__gte=since, start__lt=now)
-            .select_related("provider").order_by("start", "pk")
+            .select_related("provider")
+            .order_by("start", "pk")
         )
         self.busy = {
             (patient_id, timezone.localdate(start))
             for patient_id, start in Appointment.objects.filter(start__gte=since)
-            .exclude(status=Appointment.Status.CANCELLED).values_list("patient_id", "start")
+            .exclude(status=Appointment.Status.CANCELLED)
+            .values_list("patient_id", "start")
         }
         self.candidates = list(
-            Patient.objects.filter(no_show_risk__gte=settings.BACKFILL["MIN_NO_SHOW_RISK"], email_opt_out=False).order_by("pk")
+            Patient.objects.filter(
+                no_show_risk__gte=settings.BACKFILL["MIN_NO_SHOW_RISK"], email_opt_out=False
+            ).order_by("pk")
         )
         self.plans_taken = {}  # provider id -> the plans they take (none listed: every plan)
         through = Provider.accepted_insurance_plans.through
@@ -81,8 +91,15 @@ class BackfillPast:
         return self.save()
 
     def slot_for(self, appointment):
-        slot = FreedSlot(provider=appointment.provider, start=appointment.start, end=appointment.end, appointment=appointment,
-                         reason=appointment.cancel_reason, freed_at=appointment.cancelled_at, attempts=1)
+        slot = FreedSlot(
+            provider=appointment.provider,
+            start=appointment.start,
+            end=appointment.end,
+            appointment=appointment,
+            reason=appointment.cancel_reason,
+            freed_at=appointment.cancelled_at,
+            attempts=1,
+        )
         self.made.slots.append(slot)
         ranked = self.rank(appointment)
         if not ranked or self.rng.random() > BACKFILLED_SHARE:
@@ -95,16 +112,20 @@ class BackfillPast:
     def rank(self, appointment):
         day = timezone.localdate(appointment.start)
         taken = self.plans_taken.get(appointment.provider_id)
-        free = [p for p in self.rng.sample(self.candidates, min(len(self.candidates), 12))
-                if (p.pk, day) not in self.busy and p.pk != appointment.patient_id
-                and (not taken or p.insurance_plan_id is None or p.insurance_plan_id in taken)]  # SPEC 14: a hard rule
+        free = [
+            p
+            for p in self.rng.sample(self.candidates, min(len(self.candidates), 12))
+            if (p.pk, day) not in self.busy
+            and p.pk != appointment.patient_id
+            and (not taken or p.insurance_plan_id is None or p.insurance_plan_id in taken)
+        ]  # SPEC 14: a hard rule
         scored = [(*score(p, appointment.provider, appointment.start), p) for p in free[:CANDIDATES]]
         scored = [item for item in scored if item[0] >= settings.BACKFILL["MIN_SCORE"]]
         return sorted(scored, key=lambda item: (-item[0], -item[2].no_show_risk, item[2].pk))
 
     def fill(self, slot, ranked):
         rng, (_, _, winner) = self.rng, ranked[0]
-        offered = ranked[:settings.BACKFILL["OFFER_TOP_N"]] if self.offer_mode else ranked[:1]
+        offered = ranked[: settings.BACKFILL["OFFER_TOP_N"]] if self.offer_mode else ranked[:1]
         if self.offer_mode:
             # The first patient to answer yes wins; here the best ranked, after some minutes.
             slot.fill_ms = int(rng.uniform(3, 25) * 60_000)
@@ -113,7 +134,11 @@ class BackfillPast:
         slot.status = FreedSlot.Status.BACKFILLED
         slot.filled_at = slot.freed_at + timedelta(milliseconds=slot.fill_ms)
         booked = Appointment(
-            patient=winner, provider=slot.provider, start=slot.start, end=slot.end, source=Appointment.Source.BACKFILL,
+            patient=winner,
+            provider=slot.provider,
+            start=slot.start,
+            end=slot.end,
+            source=Appointment.Source.BACKFILL,
             created_at=slot.filled_at,
             status=Appointment.Status.NO_SHOW if rng.random() < 0.08 else Appointment.Status.COMPLETED,
         )
@@ -122,20 +147,29 @@ class BackfillPast:
         self.busy.add((winner.pk, timezone.localdate(slot.start)))
         offered_ids = {patient.pk for _, _, patient in offered}
         for rank, (points, breakdown, patient) in enumerate(ranked, 1):
-            entry = self.entry(slot, patient, booked if patient is winner else None) if patient.pk in offered_ids else None
-            outcome = MatchLog.Outcome.BOOKED if patient is winner else (
-                MatchLog.Outcome.OFFERED if entry else MatchLog.Outcome.RANKED_LOWER)
+            entry = (
+                self.entry(slot, patient, booked if patient is winner else None) if patient.pk in offered_ids else None
+            )
+            outcome = (
+                MatchLog.Outcome.BOOKED
+                if patient is winner
+                else (MatchLog.Outcome.OFFERED if entry else MatchLog.Outcome.RANKED_LOWER)
+            )
             self.log(slot, rank, patient, points, breakdown, outcome, entry)
             if self.offer_mode and entry:
                 self.offer(slot, entry, points, breakdown, won=patient is winner)
 
     def entry(self, slot, patient, booked):
         entry = WaitlistEntry(
-            patient=patient, specialty_id=slot.provider.specialty_id, preferred_location_id=patient.preferred_location_id,
-            available_days=patient.available_days, time_windows=patient.preferred_times,
+            patient=patient,
+            specialty_id=slot.provider.specialty_id,
+            preferred_location_id=patient.preferred_location_id,
+            available_days=patient.available_days,
+            time_windows=patient.preferred_times,
             reason=self.rng.choice([WaitlistEntry.Reason.STAFF, WaitlistEntry.Reason.PATIENT_REQUEST]),
             status=WaitlistEntry.Status.BOOKED if booked else WaitlistEntry.Status.EXPIRED,
-            created_at=slot.freed_at - timedelta(days=self.rng.uniform(1, 20)), no_show_risk=patient.no_show_risk,
+            created_at=slot.freed_at - timedelta(days=self.rng.uniform(1, 20)),
+            no_show_risk=patient.no_show_risk,
             booked_appointment=booked,
         )
         if booked and self.rng.random() < CHAIN_SHARE:
@@ -147,25 +181,60 @@ class BackfillPast:
         """The appointment the patient held before the earlier slot came up, given up for it."""
         later = slot.start + timedelta(days=self.rng.randint(3, 35))
         appointment = Appointment(
-            patient=patient, provider=slot.provider, start=later, end=later + (slot.end - slot.start),
-            source=Appointment.Source.STAFF, status=Appointment.Status.CANCELLED, created_at=booked.created_at - timedelta(days=5),
-            cancelled_at=slot.filled_at, cancelled_by="backfill", cancel_reason="moved earlier from the waitlist",
+            patient=patient,
+            provider=slot.provider,
+            start=later,
+            end=later + (slot.end - slot.start),
+            source=Appointment.Source.STAFF,
+            status=Appointment.Status.CANCELLED,
+            created_at=booked.created_at - timedelta(days=5),
+            cancelled_at=slot.filled_at,
+            cancelled_by="backfill",
+            cancel_reason="moved earlier from the waitlist",
         )
         self.made.appointments.append(appointment)
         return appointment
 
     def offer(self, slot, entry, points, breakdown, won):
-        status = SlotOffer.Status.ACCEPTED if won else self.rng.choice(
-            [SlotOffer.Status.DECLINED, SlotOffer.Status.EXPIRED, SlotOffer.Status.WITHDRAWN])
+        status = (
+            SlotOffer.Status.ACCEPTED
+            if won
+            else self.rng.choice([SlotOffer.Status.DECLINED, SlotOffer.Status.EXPIRED, SlotOffer.Status.WITHDRAWN])
+        )
         expires = slot.freed_at + timedelta(minutes=settings.BACKFILL["OFFER_MINUTES"])
-        responded = {SlotOffer.Status.ACCEPTED: slot.filled_at, SlotOffer.Status.EXPIRED: None,
-                     SlotOffer.Status.WITHDRAWN: slot.filled_at}.get(status, slot.freed_at + timedelta(minutes=self.rng.uniform(1, 20)))
-        self.made.offers.append(SlotOffer(slot=slot, entry=entry, patient=entry.patient, score=points, breakdown=breakdown,
-                                          status=status, sent_at=slot.freed_at, expires_at=expires, responded_at=responded))
+        responded = {
+            SlotOffer.Status.ACCEPTED: slot.filled_at,
+            SlotOffer.Status.EXPIRED: None,
+            SlotOffer.Status.WITHDRAWN: slot.filled_at,
+        }.get(status, slot.freed_at + timedelta(minutes=self.rng.uniform(1, 20)))
+        self.made.offers.append(
+            SlotOffer(
+                slot=slot,
+                entry=entry,
+                patient=entry.patient,
+                score=points,
+                breakdown=breakdown,
+                status=status,
+                sent_at=slot.freed_at,
+                expires_at=expires,
+                responded_at=responded,
+            )
+        )
 
     def log(self, slot, rank, patient, points, breakdown, outcome, entry):
-        self.made.logs.append(MatchLog(slot=slot, run=1, rank=rank, entry=entry, patient=patient, score=points,
-                                       breakdown=breakdown, outcome=outcome, created_at=slot.freed_at))
+        self.made.logs.append(
+            MatchLog(
+                slot=slot,
+                run=1,
+                rank=rank,
+                entry=entry,
+                patient=patient,
+                score=points,
+                breakdown=breakdown,
+                outcome=outcome,
+                created_at=slot.freed_at,
+            )
+        )
 
     def save(self):
         made = self.made
@@ -176,8 +245,11 @@ class BackfillPast:
             WaitlistEntry.objects.bulk_create(made.entries, batch_size=2000)
             MatchLog.objects.bulk_create(made.logs, batch_size=5000)
             SlotOffer.objects.bulk_create(made.offers, batch_size=2000)
-        return {"past freed slots": len(made.slots), "past backfills": sum(s.filled_by is not None for s in made.slots),
-                "past offers": len(made.offers)}
+        return {
+            "past freed slots": len(made.slots),
+            "past backfills": sum(s.filled_by is not None for s in made.slots),
+            "past offers": len(made.offers),
+        }
 
 
 def add_backfill_history(rng, days=90, offer_mode=None):

@@ -44,8 +44,14 @@ def story_day_and_provider():
         if day.weekday() >= 5:
             continue
         for provider in providers:
-            colleagues = [p for p in providers if p.pk != provider.pk and p.specialty_id == provider.specialty_id
-                          and p.location_id == provider.location_id and not p.is_unavailable_on(day)]
+            colleagues = [
+                p
+                for p in providers
+                if p.pk != provider.pk
+                and p.specialty_id == provider.specialty_id
+                and p.location_id == provider.location_id
+                and not p.is_unavailable_on(day)
+            ]
             if not colleagues or provider.is_unavailable_on(day):
                 continue
             booked = Appointment.objects.active().filter(provider=provider, start__date=day)
@@ -66,27 +72,41 @@ class ProviderSick:
         day, provider = story_day_and_provider()
         keen = self.keen_patient(provider)
         self.say(f"{keen} is on the waitlist for {provider.specialty.name}, any day.")
-        self.say(f"1. {provider.name} ({provider.specialty.name}, {provider.location.name}) calls in sick for {day:%A %-d %B}.")
+        self.say(
+            f"1. {provider.name} ({provider.specialty.name}, {provider.location.name}) calls in sick for {day:%A %-d %B}."
+        )
         summary = mark_provider_unavailable(provider, day, day, "out sick", by="demo_scenario")
-        offers = list(Appointment.objects.filter(pk__in=[r["new_appointment"] for r in summary.reassigned])
-                      .select_related("patient", "provider").order_by("start"))
+        offers = list(
+            Appointment.objects.filter(pk__in=[r["new_appointment"] for r in summary.reassigned])
+            .select_related("patient", "provider")
+            .order_by("start")
+        )
         for offer in offers:
-            self.say(f"   {offer.patient} moved to {offer.provider.name} at {staff_datetime(offer.start)}: offer emailed")
+            self.say(
+                f"   {offer.patient} moved to {offer.provider.name} at {staff_datetime(offer.start)}: offer emailed"
+            )
         self.say(f"   {len(summary.waitlisted)} other patient(s) had no colleague free then and joined the waitlist.")
         if not offers:
             raise CommandError("Nobody could be offered a colleague.")
         declined = self.decline_from_outbox(offers)
         slot = self.wait_for_backfill(declined)
         if slot.filled_by_id:
-            self.say(f"3. The slot went to {slot.filled_by.patient} from the waitlist "
-                     f"({slot.fill_ms} ms after the decline).", self.style.SUCCESS)
+            self.say(
+                f"3. The slot went to {slot.filled_by.patient} from the waitlist "
+                f"({slot.fill_ms} ms after the decline).",
+                self.style.SUCCESS,
+            )
         self.say(f"See it on /schedule/?date={day:%Y-%m-%d} at {provider.location.name}, and in the outbox, /emails/.")
 
     def keen_patient(self, provider):
         patient, _ = Patient.objects.update_or_create(
             email=KEEN_PATIENT["email"],
-            defaults={**KEEN_PATIENT, "preferred_location": provider.location, "available_days": [],
-                      "no_show_risk_source": Patient.RiskSource.MANUAL},
+            defaults={
+                **KEEN_PATIENT,
+                "preferred_location": provider.location,
+                "available_days": [],
+                "no_show_risk_source": Patient.RiskSource.MANUAL,
+            },
         )
         WaitlistEntry.objects.filter(patient=patient, status=WaitlistEntry.Status.WAITING).delete()
         WaitlistEntry.defaults_from_patient(patient, specialty=provider.specialty).save()
@@ -96,7 +116,10 @@ class ProviderSick:
         """What the patient's Decline button does, starting from the link in the stored email
         of the last offer sent by email (a patient who chose texts gets a short link instead)."""
         emails = OutboundEmail.objects.filter(appointment__in=offers, kind=OutboundEmail.Kind.REASSIGNMENT_OFFER)
-        email = next((e for e in emails.order_by("-appointment__start", "-created_at") if DECLINE_LINK.search(e.text_body)), None)
+        email = next(
+            (e for e in emails.order_by("-appointment__start", "-created_at") if DECLINE_LINK.search(e.text_body)),
+            None,
+        )
         if email is None:
             raise CommandError("No offer was emailed with a Decline link.")
         offer = email.appointment
@@ -104,8 +127,10 @@ class ProviderSick:
         action = PATIENT_ACTIONS["decline"]
         appointment = read_token(resolve(path).kwargs["token"], "decline")
         action.perform(appointment)
-        self.say(f"2. {offer.patient} opens \"{email.subject}\" and clicks Decline: "
-                 f"they go first in line on the waitlist and the {staff_datetime(offer.start)} slot is freed.")
+        self.say(
+            f'2. {offer.patient} opens "{email.subject}" and clicks Decline: '
+            f"they go first in line on the waitlist and the {staff_datetime(offer.start)} slot is freed."
+        )
         return appointment
 
     def wait_for_backfill(self, appointment):

@@ -60,7 +60,7 @@ class ExplainedWaitlist(Sequence):
 
     def __getitem__(self, index):
         if not isinstance(index, slice):
-            return self[index:index + 1][0]
+            return self[index : index + 1][0]
         start, stop, step = index.indices(len(self))
         if step != 1:
             raise ValueError("ExplainedWaitlist slices have no step")
@@ -76,28 +76,36 @@ class ExplainedWaitlist(Sequence):
         """Ids in explain_slot's order: eligible first, then by score and the table's tie-breaks."""
         if not limit:
             return []
-        tie_breaks = ", ".join(f"e.{name}" + (" DESC" if descending else "")
-                               for name, descending in table.tie_breaks(self.rule_table))
+        tie_breaks = ", ".join(
+            f"e.{name}" + (" DESC" if descending else "") for name, descending in table.tie_breaks(self.rule_table)
+        )
         # The entry booked into the slot is judged as when it was chosen (in Python, one
         # entry): its status and its own booking would otherwise fail it.
-        eligible = f"CASE WHEN e.id = %(booked_entry)s THEN %(booked_eligible)s " \
-                   f"WHEN {eligible_sql(self.rules, self.rule_table)} THEN 1 ELSE 0 END"
-        sql = (f"SELECT e.id, {eligible} AS eligible, {score_sql(self.rules, self.rule_table)} AS score "
-               f"{self._from_where} ORDER BY eligible DESC, score DESC, {tie_breaks} LIMIT {int(limit)} OFFSET {int(offset)}")
+        eligible = (
+            f"CASE WHEN e.id = %(booked_entry)s THEN %(booked_eligible)s "
+            f"WHEN {eligible_sql(self.rules, self.rule_table)} THEN 1 ELSE 0 END"
+        )
+        sql = (
+            f"SELECT e.id, {eligible} AS eligible, {score_sql(self.rules, self.rule_table)} AS score "
+            f"{self._from_where} ORDER BY eligible DESC, score DESC, {tie_breaks} LIMIT {int(limit)} OFFSET {int(offset)}"
+        )
         with connection.cursor() as cursor:
             cursor.execute(sql, self._params)
             return [pk for pk, _, _ in cursor.fetchall()]
 
     @property
     def _from_where(self):
-        return (f"FROM {WaitlistEntry._meta.db_table} e JOIN {Patient._meta.db_table} p ON p.id = e.patient_id "
-                "WHERE (e.specialty_id = %(specialty)s AND e.status = %(waiting)s) OR e.id = %(booked_entry)s")
+        return (
+            f"FROM {WaitlistEntry._meta.db_table} e JOIN {Patient._meta.db_table} p ON p.id = e.patient_id "
+            "WHERE (e.specialty_id = %(specialty)s AND e.status = %(waiting)s) OR e.id = %(booked_entry)s"
+        )
 
     @cached_property
     def _params(self):
         booked = self._booked_entry
         values = {
-            **self.facts.query_params(), "booked_entry": booked.pk if booked else 0,
+            **self.facts.query_params(),
+            "booked_entry": booked.pk if booked else 0,
             "booked_eligible": int(bool(booked) and self._judge(booked, self._busy).eligible),
         }
         # Adapted as Django adapts a raw query's values (SQLite keeps datetimes as UTC text).
@@ -107,8 +115,11 @@ class ExplainedWaitlist(Sequence):
     def _booked_entry(self):
         if not self.slot.filled_by_id:
             return None
-        return (WaitlistEntry.objects.filter(booked_appointment_id=self.slot.filled_by_id)
-                .select_related("patient__insurance_plan", "specialty", "preferred_location", "preferred_provider").first())
+        return (
+            WaitlistEntry.objects.filter(booked_appointment_id=self.slot.filled_by_id)
+            .select_related("patient__insurance_plan", "specialty", "preferred_location", "preferred_provider")
+            .first()
+        )
 
     @cached_property
     def _busy(self):
@@ -124,7 +135,8 @@ class ExplainedWaitlist(Sequence):
         if not ids:
             return []
         entries = WaitlistEntry.objects.filter(pk__in=ids).select_related(
-            "patient__insurance_plan", "specialty", "preferred_location", "preferred_provider")
+            "patient__insurance_plan", "specialty", "preferred_location", "preferred_provider"
+        )
         by_id = {entry.pk: entry for entry in entries}
         return [self._judge(by_id[pk], self._busy) for pk in ids]
 
@@ -137,17 +149,26 @@ def explain_entry(entry, rules: Rules | None = None):
     """The open freed slots of the entry's specialty and how the entry fares in each, by the
     same `explain`: those that fit first (best score, then soonest), then the others with why."""
     rules = rules or Rules()
-    slots = list(FreedSlot.objects.fillable().filter(provider__specialty_id=entry.specialty_id)
-                 .select_related("provider__location", "appointment").order_by("start", "pk")[:OPEN_SLOTS_JUDGED])
+    slots = list(
+        FreedSlot.objects.fillable()
+        .filter(provider__specialty_id=entry.specialty_id)
+        .select_related("provider__location", "appointment")
+        .order_by("start", "pk")[:OPEN_SLOTS_JUDGED]
+    )
     if not slots:
         return []
-    busy = list(entry.patient.appointments.overlapping(slots[0].start, max(slot.end for slot in slots))
-                .select_related("provider"))
+    busy = list(
+        entry.patient.appointments.overlapping(slots[0].start, max(slot.end for slot in slots)).select_related(
+            "provider"
+        )
+    )
     judged = []
     for slot in slots:
         busy_with = next((a for a in busy if a.start < slot.end and a.end > slot.start), None)
         judged.append((slot, explain(entry, SlotFacts.of(slot), rules, busy_with)))
-    return sorted(judged, key=lambda pair: (not pair[1].eligible, -pair[1].score if pair[1].eligible else 0, pair[0].start))
+    return sorted(
+        judged, key=lambda pair: (not pair[1].eligible, -pair[1].score if pair[1].eligible else 0, pair[0].start)
+    )
 
 
 # Values of the rules' SQL that no slot supplies: a filter reading only these judges an entry alone.
@@ -157,8 +178,11 @@ SLOT_FREE_PARAMS = {"waiting", "cancelled"}
 def slot_free_filters(rules, rule_table=table.RULES):
     """The active hard filters that depend on the patient alone (risk floor, opted out, still
     waiting): an entry failing one is never booked into any slot."""
-    return [rule for rule in table.active_filters(rules, rule_table)
-            if set(re.findall(r"%\((\w+)\)s", rule.filter.sql_for(rules))) <= SLOT_FREE_PARAMS]
+    return [
+        rule
+        for rule in table.active_filters(rules, rule_table)
+        if set(re.findall(r"%\((\w+)\)s", rule.filter.sql_for(rules))) <= SLOT_FREE_PARAMS
+    ]
 
 
 @dataclass
@@ -179,28 +203,46 @@ def waitlist_panel(size, rules: Rules | None = None, rule_table=table.RULES):
     rules = rules or Rules()
     filters = slot_free_filters(rules, rule_table)
     condition = " AND ".join(f"({rule.filter.sql_for(rules)})" for rule in filters) or "1 = 1"
-    order = ", ".join(f"e.{name}" + (" DESC" if descending else "") for name, descending in table.tie_breaks(rule_table))
+    order = ", ".join(
+        f"e.{name}" + (" DESC" if descending else "") for name, descending in table.tie_breaks(rule_table)
+    )
     bookable, kept_out, kept_out_count = _panel_entries(condition, order, size)
-    reasons = [(entry, [rule.filter.refusal(Case(entry, None, rules)) for rule in filters
-                        if not rule.filter.holds(Case(entry, None, rules))]) for entry in kept_out]
+    reasons = [
+        (
+            entry,
+            [
+                rule.filter.refusal(Case(entry, None, rules))
+                for rule in filters
+                if not rule.filter.holds(Case(entry, None, rules))
+            ],
+        )
+        for entry in kept_out
+    ]
     return WaitlistPanel(bookable, reasons, kept_out_count)
 
 
 def _panel_entries(condition, order, size):
     """Both lists' ids and how many are kept out, in one query; then their entries in one more."""
-    waiting = (f"FROM {WaitlistEntry._meta.db_table} e JOIN {Patient._meta.db_table} p ON p.id = e.patient_id "
-               "WHERE e.status = %(waiting)s AND ")
-    sql = (f"SELECT * FROM (SELECT 1 AS part, e.id {waiting}{condition} ORDER BY {order} LIMIT {int(size)}) bookable "
-           f"UNION ALL SELECT * FROM (SELECT 2, e.id {waiting}NOT ({condition}) ORDER BY {order} LIMIT {int(size)}) kept_out "
-           f"UNION ALL SELECT 3, COUNT(*) {waiting}NOT ({condition})")
+    waiting = (
+        f"FROM {WaitlistEntry._meta.db_table} e JOIN {Patient._meta.db_table} p ON p.id = e.patient_id "
+        "WHERE e.status = %(waiting)s AND "
+    )
+    sql = (
+        f"SELECT * FROM (SELECT 1 AS part, e.id {waiting}{condition} ORDER BY {order} LIMIT {int(size)}) bookable "
+        f"UNION ALL SELECT * FROM (SELECT 2, e.id {waiting}NOT ({condition}) ORDER BY {order} LIMIT {int(size)}) kept_out "
+        f"UNION ALL SELECT 3, COUNT(*) {waiting}NOT ({condition})"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, _slot_free_values())
         rows = cursor.fetchall()
     ids = [pk for part, pk in rows if part != 3]
     entries = WaitlistEntry.objects.filter(pk__in=ids).select_related("patient", "specialty", "preferred_location")
     by_id = {entry.pk: entry for entry in entries} if ids else {}
-    return ([by_id[pk] for part, pk in rows if part == 1], [by_id[pk] for part, pk in rows if part == 2],
-            next(count for part, count in rows if part == 3))
+    return (
+        [by_id[pk] for part, pk in rows if part == 1],
+        [by_id[pk] for part, pk in rows if part == 2],
+        next(count for part, count in rows if part == 3),
+    )
 
 
 def _slot_free_values():

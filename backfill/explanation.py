@@ -70,7 +70,9 @@ def explain_slot(slot, rules: Rules | None = None):
 
 
 def _entries_of(slot):
-    waiting = WaitlistEntry.objects.filter(specialty_id=slot.provider.specialty_id, status=WaitlistEntry.Status.WAITING)
+    waiting = WaitlistEntry.objects.filter(
+        specialty_id=slot.provider.specialty_id, status=WaitlistEntry.Status.WAITING
+    )
     if slot.filled_by_id:
         waiting = waiting | WaitlistEntry.objects.filter(booked_appointment_id=slot.filled_by_id)
     return waiting.select_related("patient__insurance_plan", "specialty", "preferred_location", "preferred_provider")

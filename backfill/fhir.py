@@ -77,23 +77,34 @@ def outcome(status, severity, code, text):
 
 # --- Resources -----------------------------------------------------------------------------
 
+
 def patient_resource(patient):
     telecom = [{"system": "email", "value": patient.email}]
     if patient.phone:
         telecom.append({"system": "phone", "value": str(patient.phone)})
-    return with_identifiers({
-        "resourceType": "Patient", "id": str(patient.pk), "active": True,
-        "name": [{"family": patient.last_name, "given": [patient.first_name]}],
-        "telecom": telecom,
-    }, patient)
+    return with_identifiers(
+        {
+            "resourceType": "Patient",
+            "id": str(patient.pk),
+            "active": True,
+            "name": [{"family": patient.last_name, "given": [patient.first_name]}],
+            "telecom": telecom,
+        },
+        patient,
+    )
 
 
 def practitioner_resource(provider):
-    return with_identifiers({
-        "resourceType": "Practitioner", "id": str(provider.pk), "active": provider.active,
-        "name": [{"text": provider.name}],
-        "telecom": [{"system": "email", "value": provider.email}],
-    }, provider)
+    return with_identifiers(
+        {
+            "resourceType": "Practitioner",
+            "id": str(provider.pk),
+            "active": provider.active,
+            "name": [{"text": provider.name}],
+            "telecom": [{"system": "email", "value": provider.email}],
+        },
+        provider,
+    )
 
 
 def location_resource(location):
@@ -106,18 +117,25 @@ def location_resource(location):
 def schedule_resource(provider):
     """One Schedule per provider: their bookable time at their location."""
     return {
-        "resourceType": "Schedule", "id": str(provider.pk), "active": provider.active,
+        "resourceType": "Schedule",
+        "id": str(provider.pk),
+        "active": provider.active,
         "serviceType": [{"text": provider.specialty.name}],
-        "actor": [{"reference": f"Practitioner/{provider.pk}", "display": provider.name},
-                  {"reference": f"Location/{provider.location_id}", "display": provider.location.name}],
+        "actor": [
+            {"reference": f"Practitioner/{provider.pk}", "display": provider.name},
+            {"reference": f"Location/{provider.location_id}", "display": provider.location.name},
+        ],
     }
 
 
 def free_slot_resource(slot):
     return {
-        "resourceType": "Slot", "id": f"freed-{slot.pk}", "status": "free",
+        "resourceType": "Slot",
+        "id": f"freed-{slot.pk}",
+        "status": "free",
         "schedule": {"reference": f"Schedule/{slot.provider_id}"},
-        "start": instant(slot.start, slot.provider.location), "end": instant(slot.end, slot.provider.location),
+        "start": instant(slot.start, slot.provider.location),
+        "end": instant(slot.end, slot.provider.location),
         "comment": "Freed by a cancellation; Backfill offers it to the waitlist.",
     }
 
@@ -126,9 +144,12 @@ def absence_slot_resource(absence):
     location = absence.provider.location
     start, end = location.day_bounds(absence.start_date, absence.end_date)  # whole days at the provider's site
     return {
-        "resourceType": "Slot", "id": f"absence-{absence.pk}", "status": "busy-unavailable",
+        "resourceType": "Slot",
+        "id": f"absence-{absence.pk}",
+        "status": "busy-unavailable",
         "schedule": {"reference": f"Schedule/{absence.provider_id}"},
-        "start": instant(start, location), "end": instant(end, location),
+        "start": instant(start, location),
+        "end": instant(end, location),
         **({"comment": absence.reason} if absence.reason else {}),
     }
 
@@ -136,18 +157,31 @@ def absence_slot_resource(absence):
 def appointment_resource(appointment):
     participant_status = "needs-action" if appointment.status == Appointment.Status.OFFERED else "accepted"
     resource = {
-        "resourceType": "Appointment", "id": str(appointment.pk),
+        "resourceType": "Appointment",
+        "id": str(appointment.pk),
         "status": APPOINTMENT_STATUS[appointment.status],
         "start": instant(appointment.start, appointment.provider.location),
         "end": instant(appointment.end, appointment.provider.location),
         "serviceType": [{"text": appointment.provider.specialty.name}],
         "participant": [
-            {"actor": {"reference": f"Patient/{appointment.patient_id}", "display": str(appointment.patient)},
-             "status": participant_status},
-            {"actor": {"reference": f"Practitioner/{appointment.provider_id}", "display": appointment.provider.name},
-             "status": "accepted"},
-            {"actor": {"reference": f"Location/{appointment.provider.location_id}",
-                       "display": appointment.provider.location.name}, "status": "accepted"},
+            {
+                "actor": {"reference": f"Patient/{appointment.patient_id}", "display": str(appointment.patient)},
+                "status": participant_status,
+            },
+            {
+                "actor": {
+                    "reference": f"Practitioner/{appointment.provider_id}",
+                    "display": appointment.provider.name,
+                },
+                "status": "accepted",
+            },
+            {
+                "actor": {
+                    "reference": f"Location/{appointment.provider.location_id}",
+                    "display": appointment.provider.location.name,
+                },
+                "status": "accepted",
+            },
         ],
     }
     if appointment.status == Appointment.Status.CANCELLED and appointment.cancel_reason:
@@ -156,6 +190,7 @@ def appointment_resource(appointment):
 
 
 # --- Search parameters -----------------------------------------------------------------------
+
 
 def reference_id(value, resource_type):
     """'Patient/12' or '12' -> 12."""
@@ -182,8 +217,10 @@ def day_search(prefix, day, field, zone):
     start, end = day_bounds(day, day, zone)
     return {
         "eq": Q(**{f"{field}__gte": start, f"{field}__lt": end}),
-        "ge": Q(**{f"{field}__gte": start}), "gt": Q(**{f"{field}__gte": end}),
-        "le": Q(**{f"{field}__lt": end}), "lt": Q(**{f"{field}__lt": start}),
+        "ge": Q(**{f"{field}__gte": start}),
+        "gt": Q(**{f"{field}__gte": end}),
+        "le": Q(**{f"{field}__lt": end}),
+        "lt": Q(**{f"{field}__lt": start}),
     }[prefix]
 
 
@@ -193,8 +230,13 @@ def absence_filters(values):
     query = Q()
     for value in values:
         prefix, day = parse_date_search(value)
-        query &= {"eq": Q(start_date__lte=day, end_date__gte=day), "ge": Q(end_date__gte=day),
-                  "gt": Q(end_date__gt=day), "le": Q(start_date__lte=day), "lt": Q(start_date__lt=day)}[prefix]
+        query &= {
+            "eq": Q(start_date__lte=day, end_date__gte=day),
+            "ge": Q(end_date__gte=day),
+            "gt": Q(end_date__gt=day),
+            "le": Q(start_date__lte=day),
+            "lt": Q(start_date__lt=day),
+        }[prefix]
     return query
 
 
@@ -215,6 +257,7 @@ def identifier_filter(values):
 
 
 # --- Views -----------------------------------------------------------------------------------
+
 
 class FhirView(APIView):
     renderer_classes = [FhirRenderer, JSONRenderer]
@@ -263,13 +306,21 @@ def bundle(request, resources):
         page = max(1, int(request.query_params.get("page", 1)))
     except ValueError:
         count, page = PAGE_SIZE, 1
-    shown = resources[(page - 1) * count: page * count]
+    shown = resources[(page - 1) * count : page * count]
     base = request.build_absolute_uri(request.path)
     result = {
-        "resourceType": "Bundle", "type": "searchset", "total": len(resources),
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
         "link": [{"relation": "self", "url": request.build_absolute_uri()}],
-        "entry": [{"fullUrl": f"{request.build_absolute_uri('/fhir/')}{resource['resourceType']}/{resource['id']}",
-                   "resource": resource, "search": {"mode": "match"}} for resource in shown],
+        "entry": [
+            {
+                "fullUrl": f"{request.build_absolute_uri('/fhir/')}{resource['resourceType']}/{resource['id']}",
+                "resource": resource,
+                "search": {"mode": "match"},
+            }
+            for resource in shown
+        ],
     }
     if page * count < len(resources):
         query = request.query_params.copy()
@@ -300,8 +351,11 @@ class ScheduleFhir(FhirView):
     def filters(self, params):
         query = Q()
         for actor in params.getlist("actor"):
-            query &= Q(pk=reference_id(actor, "Practitioner")) if not actor.startswith("Location/") else Q(
-                location_id=reference_id(actor, "Location"))
+            query &= (
+                Q(pk=reference_id(actor, "Practitioner"))
+                if not actor.startswith("Location/")
+                else Q(location_id=reference_id(actor, "Location"))
+            )
         return query
 
 
@@ -319,13 +373,18 @@ class SlotFhir(FhirView):
             slot = self.free_slots().filter(pk=int(number)).first()
             return free_slot_resource(slot) if slot else None
         if kind == "absence":
-            absence = ProviderUnavailability.objects.select_related("provider__location").filter(pk=int(number)).first()
+            absence = (
+                ProviderUnavailability.objects.select_related("provider__location").filter(pk=int(number)).first()
+            )
             return absence_slot_resource(absence) if absence else None
         return None
 
     def free_slots(self):
-        return (FreedSlot.objects.filter(status__in=FreedSlot.FILLABLE, start__gt=timezone.now())
-                .select_related("provider__location").order_by("start", "pk"))
+        return (
+            FreedSlot.objects.filter(status__in=FreedSlot.FILLABLE, start__gt=timezone.now())
+            .select_related("provider__location")
+            .order_by("start", "pk")
+        )
 
     def search(self, params):
         statuses = set(params.getlist("status")) or {"free", "busy-unavailable"}
@@ -339,8 +398,11 @@ class SlotFhir(FhirView):
                 slots = slots.filter(provider_id__in=providers)
             found += [free_slot_resource(slot) for slot in slots]
         if "busy-unavailable" in statuses:
-            absences = (ProviderUnavailability.objects.filter(absence_filters(params.getlist("start")))
-                        .select_related("provider__location").order_by("start_date", "pk"))
+            absences = (
+                ProviderUnavailability.objects.filter(absence_filters(params.getlist("start")))
+                .select_related("provider__location")
+                .order_by("start_date", "pk")
+            )
             if providers:
                 absences = absences.filter(provider_id__in=providers)
             found += [absence_slot_resource(absence) for absence in absences]
@@ -349,7 +411,9 @@ class SlotFhir(FhirView):
 
 class AppointmentFhir(FhirView):
     resource_type, to_resource = "Appointment", appointment_resource
-    queryset = Appointment.objects.select_related("patient", "provider__specialty", "provider__location").order_by("start", "pk")
+    queryset = Appointment.objects.select_related("patient", "provider__specialty", "provider__location").order_by(
+        "start", "pk"
+    )
 
     def filters(self, params):
         query = super().filters(params)
@@ -361,7 +425,9 @@ class AppointmentFhir(FhirView):
         for value in params.getlist("status"):
             ours = [status for status, code in APPOINTMENT_STATUS.items() if code in value.split(",")]
             if not ours:
-                raise SearchError(f"'{value}' is not an appointment status: use {', '.join(sorted(set(APPOINTMENT_STATUS.values())))}.")
+                raise SearchError(
+                    f"'{value}' is not an appointment status: use {', '.join(sorted(set(APPOINTMENT_STATUS.values())))}."
+                )
             query &= Q(status__in=ours)
         return query
 
@@ -373,24 +439,51 @@ class CapabilityStatementView(APIView):
 
     @extend_schema(exclude=True)
     def get(self, request):
-        return Response({
-            "resourceType": "CapabilityStatement", "status": "active", "kind": "instance",
-            "date": timezone.localdate().isoformat(), "fhirVersion": FHIR_VERSION,
-            "format": ["json"], "software": {"name": "Backfill"},
-            "implementation": {"description": "Backfill: a clinic's schedule kept full", "url": request.build_absolute_uri("/fhir/")},
-            "rest": [{"mode": "server", "resource": [
-                {"type": name, "interaction": [{"code": "read"}, {"code": "search-type"}],
-                 "searchParam": [{"name": param, "type": "date" if param in ("date", "start") else
-                                  "reference" if param in ("patient", "practitioner", "schedule", "actor") else "token"}
-                                 for param in params]}
-                for name, params in SEARCH_PARAMETERS.items()
-            ]}],
-        })
+        return Response(
+            {
+                "resourceType": "CapabilityStatement",
+                "status": "active",
+                "kind": "instance",
+                "date": timezone.localdate().isoformat(),
+                "fhirVersion": FHIR_VERSION,
+                "format": ["json"],
+                "software": {"name": "Backfill"},
+                "implementation": {
+                    "description": "Backfill: a clinic's schedule kept full",
+                    "url": request.build_absolute_uri("/fhir/"),
+                },
+                "rest": [
+                    {
+                        "mode": "server",
+                        "resource": [
+                            {
+                                "type": name,
+                                "interaction": [{"code": "read"}, {"code": "search-type"}],
+                                "searchParam": [
+                                    {
+                                        "name": param,
+                                        "type": "date"
+                                        if param in ("date", "start")
+                                        else "reference"
+                                        if param in ("patient", "practitioner", "schedule", "actor")
+                                        else "token",
+                                    }
+                                    for param in params
+                                ],
+                            }
+                            for name, params in SEARCH_PARAMETERS.items()
+                        ],
+                    }
+                ],
+            }
+        )
 
 
 def resource_paths(name, view):
-    return [path(f"{name}", view.as_view(), name=f"fhir-{name.lower()}-search"),
-            path(f"{name}/<str:pk>", view.as_view(), name=f"fhir-{name.lower()}-read")]
+    return [
+        path(f"{name}", view.as_view(), name=f"fhir-{name.lower()}-search"),
+        path(f"{name}/<str:pk>", view.as_view(), name=f"fhir-{name.lower()}-read"),
+    ]
 
 
 urlpatterns = [

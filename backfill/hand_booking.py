@@ -14,9 +14,8 @@ def hand_booking_choices(slot):
     """The slot's candidates as the backfill ranks them, then everyone else waiting for its specialty."""
     ranked = rank_candidates(SlotFacts.of(slot))
     prefetch_related_objects([candidate.entry for candidate in ranked], "patient", "preferred_location")
-    waiting = (
-        WaitlistEntry.objects.filter(specialty_id=slot.provider.specialty_id, status=WaitlistEntry.Status.WAITING)
-        .exclude(pk__in=[candidate.entry.pk for candidate in ranked])
-    )
+    waiting = WaitlistEntry.objects.filter(
+        specialty_id=slot.provider.specialty_id, status=WaitlistEntry.Status.WAITING
+    ).exclude(pk__in=[candidate.entry.pk for candidate in ranked])
     others = list(waiting.select_related("patient", "preferred_location").order_by(*RANK_ORDER)[:HAND_BOOKING_OTHERS])
     return ranked, others, waiting.count()

@@ -8,6 +8,7 @@ the same whatever process did the work.
 """
 
 import hmac
+
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Max, Min, Q, Sum
@@ -41,8 +42,12 @@ def healthz(request):
 @require_GET
 def readyz(request):
     checks = {}
-    for name, check in (("database", database_check), ("broker", broker_check), ("sweep", sweep_check),
-                        ("open_slots", open_slots_check)):
+    for name, check in (
+        ("database", database_check),
+        ("broker", broker_check),
+        ("sweep", sweep_check),
+        ("open_slots", open_slots_check),
+    ):
         try:
             checks[name] = check()
         except Exception as error:  # an unreachable service raises; that is the answer
@@ -50,7 +55,9 @@ def readyz(request):
         if not checks[name]["ok"] and name == "database":
             break  # the remaining checks read the database too
     ready = len(checks) == 4 and all(check["ok"] for check in checks.values())
-    return JsonResponse({"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+    return JsonResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+    )
 
 
 def database_check():
@@ -78,9 +85,9 @@ def sweep_check():
 def open_slots_check():
     """An open slot is handled in milliseconds; one waiting minutes is stuck."""
     now = timezone.now()
-    waiting_since = (
-        FreedSlot.objects.filter(status=FreedSlot.Status.OPEN, start__gt=now).aggregate(oldest=Min("freed_at"))["oldest"]
-    )
+    waiting_since = FreedSlot.objects.filter(status=FreedSlot.Status.OPEN, start__gt=now).aggregate(
+        oldest=Min("freed_at")
+    )["oldest"]
     if waiting_since is None:
         return {"ok": True, "detail": "none open"}
     age = (now - waiting_since).total_seconds()
@@ -91,8 +98,11 @@ def open_slots_check():
 @require_GET
 def metrics(request):
     if not may_read_metrics(request):
-        response = HttpResponse("Metrics need a staff token with the view_metrics permission, or the scrape secret.\n",
-                                status=401, content_type="text/plain")
+        response = HttpResponse(
+            "Metrics need a staff token with the view_metrics permission, or the scrape secret.\n",
+            status=401,
+            content_type="text/plain",
+        )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     registry = CollectorRegistry(auto_describe=False)
@@ -118,7 +128,9 @@ class BackfillCollector:
         yield self.time_to_fill()
         yield from self.slots()
         yield self.messages()
-        queue = GaugeMetricFamily("backfill_queue_depth", "Jobs waiting on the django-q2 broker, by queue.", labels=["queue"])
+        queue = GaugeMetricFamily(
+            "backfill_queue_depth", "Jobs waiting on the django-q2 broker, by queue.", labels=["queue"]
+        )
         for name in (settings.Q_CLUSTER["name"], settings.WEBHOOK_QUEUE):
             queue.add_metric([name], shared_broker(name).queue_size())
         yield queue
@@ -126,8 +138,12 @@ class BackfillCollector:
     def time_to_fill(self):
         filled = FreedSlot.objects.filter(status=FreedSlot.Status.BACKFILLED, fill_ms__isnull=False)
         counts = filled.aggregate(
-            total=Count("pk"), sum_ms=Sum("fill_ms"),
-            **{f"le_{index}": Count("pk", filter=Q(fill_ms__lte=bound * 1000)) for index, bound in enumerate(TIME_TO_FILL_BUCKETS)},
+            total=Count("pk"),
+            sum_ms=Sum("fill_ms"),
+            **{
+                f"le_{index}": Count("pk", filter=Q(fill_ms__lte=bound * 1000))
+                for index, bound in enumerate(TIME_TO_FILL_BUCKETS)
+            },
         )
         buckets = [(str(bound), counts[f"le_{index}"]) for index, bound in enumerate(TIME_TO_FILL_BUCKETS)]
         buckets.append(("+Inf", counts["total"]))

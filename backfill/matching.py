@@ -76,7 +76,9 @@ GROUP_ARM = """SELECT * FROM (
 
 
 def _tie_break_sql(rule_table):
-    return ", ".join(f"e.{name}" + (" DESC" if descending else "") for name, descending in table.tie_breaks(rule_table))
+    return ", ".join(
+        f"e.{name}" + (" DESC" if descending else "") for name, descending in table.tie_breaks(rule_table)
+    )
 
 
 def _columns(rule_table):
@@ -105,7 +107,7 @@ def _groups(rules: Rules, rule_table=table.RULES):
     groups = []
     for combination in product(*(tiers for _, tiers in scoring)):
         where = " AND ".join(f"({tier.sql})" for tier in combination if tier.sql)
-        group = Group(where or "1 = 1", tuple(zip(names, (tier.points for tier in combination))))
+        group = Group(where or "1 = 1", tuple(zip(names, (tier.points for tier in combination), strict=False)))
         if group.score >= rules.MIN_SCORE:
             groups.append(group)
     return sorted(groups, key=lambda group: -group.score)
@@ -135,11 +137,15 @@ def _candidate_query(matching_settings, vendor, rule_table):
     )
     columns = _columns(rule_table)
     sql = CANDIDATES.format(
-        inline=_inline_hint(vendor), eligible=eligible, arms=arms,
+        inline=_inline_hint(vendor),
+        eligible=eligible,
+        arms=arms,
         entry_columns=", ".join(f"e.{column}" for column in columns),
-        candidate_columns=", ".join(f"e.{column}" for column in columns), candidate_order=_tie_break_sql(rule_table),
+        candidate_columns=", ".join(f"e.{column}" for column in columns),
+        candidate_order=_tie_break_sql(rule_table),
         flags="".join(f", {rule.filter.sql_for(rules)} AS flag_{rule.name}" for rule in table.flags(rule_table)),
-        entries=WaitlistEntry._meta.db_table, patients=Patient._meta.db_table,
+        entries=WaitlistEntry._meta.db_table,
+        patients=Patient._meta.db_table,
     )
     return CandidateQuery(sql, groups, columns, flags)
 
@@ -189,7 +195,10 @@ def _candidate_rows(query, params):
         cursor.execute(query.sql, params)
         rows = cursor.fetchall()
     width = len(query.columns)  # in the model's field order, as from_db takes positional values
-    return [(WaitlistEntry.from_db(connection.alias, query.columns, row[:width]), row[width], row[width + 1:]) for row in rows]
+    return [
+        (WaitlistEntry.from_db(connection.alias, query.columns, row[:width]), row[width], row[width + 1 :])
+        for row in rows
+    ]
 
 
 class PreparingCursor(psycopg.Cursor):

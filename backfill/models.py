@@ -7,8 +7,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clinic import events
-from clinic.queue import enqueue
 from clinic.models import Patient, Provider
+from clinic.queue import enqueue
 from scheduling.models import Appointment, worth_filling
 from waitlist.models import WaitlistEntry
 
@@ -55,7 +55,9 @@ class FreedSlot(models.Model):
         Appointment, null=True, blank=True, on_delete=models.SET_NULL, related_name="filled_slot"
     )
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Backfill runs of this slot.")
-    failures = models.PositiveSmallIntegerField(default=0, help_text="Runs that raised; MAX_ATTEMPTS of them fail the slot.")
+    failures = models.PositiveSmallIntegerField(
+        default=0, help_text="Runs that raised; MAX_ATTEMPTS of them fail the slot."
+    )
     # When the sweep should enqueue this slot's job again if it is still open: soon after
     # freeing (a lost job), or after a failure's backoff.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -163,7 +165,9 @@ class FreedSlot(models.Model):
     def _record_filled(self):
         # The EHR learns the whole move at once: the freed slot, who was booked into it and
         # which cancelled appointment it replaced.
-        events.record("slot.backfilled", self, booked_appointment=self.filled_by, replaced_appointment=self.appointment)
+        events.record(
+            "slot.backfilled", self, booked_appointment=self.filled_by, replaced_appointment=self.appointment
+        )
 
     def record_failure(self, error):
         """A run raised: the slot stays open and the sweep retries it with backoff, up to MAX_ATTEMPTS."""
@@ -178,7 +182,13 @@ class FreedSlot(models.Model):
         else:
             backoff = settings.BACKFILL["RETRY_BACKOFF_SECONDS"] * 2 ** (self.failures - 1)
             self.next_attempt_at = timezone.now() + timedelta(seconds=backoff)
-            log.warning("[BACKFILL] Slot %s run %s failed, retrying in %ss: %s", self.pk, self.attempts, backoff, self.last_error)
+            log.warning(
+                "[BACKFILL] Slot %s run %s failed, retrying in %ss: %s",
+                self.pk,
+                self.attempts,
+                backoff,
+                self.last_error,
+            )
         self.save(update_fields=["attempts", "failures", "last_error", "status", "next_attempt_at"])
 
     def reopen(self):
@@ -207,7 +217,10 @@ class MatchLog(models.Model):
         TAKEN = "taken", "Taken by another booking"
         NOT_TRIED = "not_tried", "Not tried"
         OFFERED = "offered", "Offered (offer mode)"
-        WEEKLY_OFFER_LIMIT = "weekly_offer_limit", "Not offered: had the most offers a week allows (MAX_OFFERS_PER_WEEK)"
+        WEEKLY_OFFER_LIMIT = (
+            "weekly_offer_limit",
+            "Not offered: had the most offers a week allows (MAX_OFFERS_PER_WEEK)",
+        )
         OFFERS_PAUSED = "offers_paused", "Not offered: offers paused after several went by (PAUSE_AFTER_DECLINES)"
 
     slot = models.ForeignKey(FreedSlot, on_delete=models.CASCADE, related_name="match_logs")

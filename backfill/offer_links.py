@@ -23,7 +23,9 @@ def make_token(offer, action):
 
 
 def link_for(offer, action):
-    return settings.SITE_URL + reverse("slot-offer-action", kwargs={"action": action, "token": make_token(offer, action)})
+    return settings.SITE_URL + reverse(
+        "slot-offer-action", kwargs={"action": action, "token": make_token(offer, action)}
+    )
 
 
 def offer_links(offer):
@@ -44,4 +46,3 @@ def read_token(token, action):
     if not answered and timezone.now() >= offer.expires_at:
         raise BadLink("This offer has expired: its time to answer is up. You stay on our waitlist.")
     return offer
-

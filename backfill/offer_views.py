@@ -4,8 +4,8 @@ The same shape as scheduling/patient_views.py: mail scanners open every link, so
 never changes anything; a used link shows its outcome again.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from django.shortcuts import render
 from django.utils import timezone
@@ -18,7 +18,9 @@ from clinic.access import throttled_per_client
 from scheduling.links import BadLink
 
 ACCEPTED = "Thank you: the time is yours and your appointment is booked. We have emailed you the details."
-DECLINED = "You declined this time. You stay on our waitlist: we will email you when another time that suits you opens up."
+DECLINED = (
+    "You declined this time. You stay on our waitlist: we will email you when another time that suits you opens up."
+)
 
 
 @dataclass(frozen=True)
@@ -81,13 +83,17 @@ def _answer(request, offer, offer_action):
         return render(request, "patient/slot_offer_outcome.html", {**context, "message": offer_action.done_message})
     refusal = offer_action.refusal_of(offer)
     if refusal:
-        return render(request, "patient/slot_offer_outcome.html", {**context, "message": refusal, "refused": True}, status=409)
+        return render(
+            request, "patient/slot_offer_outcome.html", {**context, "message": refusal, "refused": True}, status=409
+        )
     if request.method == "GET":
         return render(request, "patient/slot_offer_confirm.html", context)
     try:
         offer_action.perform(offer)
     except offers.OfferError as error:
         offer.refresh_from_db()
-        return render(request, "patient/slot_offer_outcome.html", {**context, "message": str(error), "refused": True}, status=409)
+        return render(
+            request, "patient/slot_offer_outcome.html", {**context, "message": str(error), "refused": True}, status=409
+        )
     offer.refresh_from_db()
     return render(request, "patient/slot_offer_outcome.html", {**context, "message": offer_action.done_message})

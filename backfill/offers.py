@@ -36,11 +36,16 @@ TAKEN = "Sorry, someone else accepted this time first. You stay on the waitlist.
 GONE = "Sorry, this time is no longer available. You stay on the waitlist."
 EXPIRED = "Sorry, this offer has expired. You stay on the waitlist."
 ALREADY_DECLINED = "You declined this time, so it can no longer be accepted. You stay on the waitlist."
-ALREADY_ACCEPTED = "You accepted this time, so it can no longer be declined. If you can't come, " \
+ALREADY_ACCEPTED = (
+    "You accepted this time, so it can no longer be declined. If you can't come, "
     "use the cancel link in your confirmation email or contact the clinic."
-NOT_WAITING = "You are no longer on our waitlist for this, so this time can no longer be accepted. " \
-    "Please contact the clinic."
-CLASHES = "Sorry, this time now clashes with another appointment, so it can no longer be booked. You stay on the waitlist."
+)
+NOT_WAITING = (
+    "You are no longer on our waitlist for this, so this time can no longer be accepted. Please contact the clinic."
+)
+CLASHES = (
+    "Sorry, this time now clashes with another appointment, so it can no longer be booked. You stay on the waitlist."
+)
 
 
 class OfferError(DomainError):
@@ -68,7 +73,11 @@ def offer_slot(slot, facts, rules):
     answer_by = slot.start - timedelta(minutes=rules.MIN_LEAD_MINUTES)
     quiet_end = contact_rules.quiet_until(now, contact_rules.slot_zone(slot))
     if quiet_end and quiet_end >= answer_by:
-        log.info("[BACKFILL] Slot %s not offered: quiet hours last until %s, too late to answer", slot.pk, quiet_end.isoformat())
+        log.info(
+            "[BACKFILL] Slot %s not offered: quiet hours last until %s, too late to answer",
+            slot.pk,
+            quiet_end.isoformat(),
+        )
         slot.close(FreedSlot.Status.NO_MATCH)
         return slot
     if quiet_end:
@@ -83,8 +92,12 @@ def offer_slot(slot, facts, rules):
     expires_at = min(now + timedelta(minutes=rules.OFFER_MINUTES), answer_by)
     for candidate in chosen:
         _send_offer(slot, candidate, now, expires_at)
-    log.info("[BACKFILL] Offered slot %s to patient(s) %s until %s",
-             slot.pk, [candidate.entry.patient_id for candidate in chosen], expires_at.isoformat())
+    log.info(
+        "[BACKFILL] Offered slot %s to patient(s) %s until %s",
+        slot.pk,
+        [candidate.entry.patient_id for candidate in chosen],
+        expires_at.isoformat(),
+    )
     slot.wait_for_answers(expires_at, reopen=True)  # reopen: a no_match slot retried by a new waitlist entry
     return slot
 
@@ -127,15 +140,27 @@ def _choose_candidates(slot, facts, rules, now):
 def _send_offer(slot, candidate, now, expires_at):
     entry = candidate.entry
     offer = SlotOffer.objects.create(
-        slot=slot, entry_id=entry.pk, patient_id=entry.patient_id, score=candidate.score,
-        breakdown=candidate.breakdown, sent_at=now, expires_at=expires_at,
+        slot=slot,
+        entry_id=entry.pk,
+        patient_id=entry.patient_id,
+        score=candidate.score,
+        breakdown=candidate.breakdown,
+        sent_at=now,
+        expires_at=expires_at,
     )
     events.record("offer.sent", offer, slot=slot)
     location = slot.provider.location
     with timezone.override(location.zone):  # the site's clock (SPEC 14)
-        queue_patient_email(OutboundEmail.Kind.SLOT_OFFER, entry.patient, {
-            **_slot_context(slot), "offer": offer, "links": offer_links(offer), "expires": location.local(expires_at),
-        })
+        queue_patient_email(
+            OutboundEmail.Kind.SLOT_OFFER,
+            entry.patient,
+            {
+                **_slot_context(slot),
+                "offer": offer,
+                "links": offer_links(offer),
+                "expires": location.local(expires_at),
+            },
+        )
     return offer
 
 
@@ -150,7 +175,9 @@ def closed_reason(offer, now=None):
     Offers the patient already answered (accepted, declined) are the caller's to describe.
     """
     slot = offer.slot
-    if offer.status == SlotOffer.Status.EXPIRED or (offer.status == SlotOffer.Status.PENDING and offer.has_expired(now)):
+    if offer.status == SlotOffer.Status.EXPIRED or (
+        offer.status == SlotOffer.Status.PENDING and offer.has_expired(now)
+    ):
         return EXPIRED
     if offer.status == SlotOffer.Status.WITHDRAWN or slot.status != FreedSlot.Status.OPEN or not slot.is_bookable(now):
         return TAKEN if slot.filled_by_id else GONE
@@ -175,8 +202,14 @@ def accept_offer(offer):
             appointment, refusal = _book(slot, offer)
     if refusal:
         raise OfferError(refusal)
-    log.info("[BACKFILL] Backfilled slot %s with patient %s, who accepted offer %s (appointment %s, %s ms)",
-             slot.pk, offer.patient_id, offer.pk, appointment.pk, slot.fill_ms)
+    log.info(
+        "[BACKFILL] Backfilled slot %s with patient %s, who accepted offer %s (appointment %s, %s ms)",
+        slot.pk,
+        offer.patient_id,
+        offer.pk,
+        appointment.pk,
+        slot.fill_ms,
+    )
     return appointment
 
 
@@ -238,7 +271,9 @@ def _withdraw_pending(slot, taken=False):
     if taken:
         with timezone.override(slot.provider.location.zone):
             for offer in pending:
-                queue_patient_email(OutboundEmail.Kind.SLOT_OFFER_TAKEN, offer.patient, {**_slot_context(slot), "offer": offer})
+                queue_patient_email(
+                    OutboundEmail.Kind.SLOT_OFFER_TAKEN, offer.patient, {**_slot_context(slot), "offer": offer}
+                )
     if pending:
         log.info("slot_offer.withdrawn slot=%s offers=%s", slot.pk, [offer.pk for offer in pending])
 

@@ -16,10 +16,10 @@ Everything that reads rules (backfill/matching.py, backfill/explanation.py) read
 adding a rule is one entry here, its settings and its tests.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Callable
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -94,16 +94,24 @@ class SlotFacts:
     @cached_property
     def accepted_plan_ids(self):
         """The insurance plans the slot's provider takes; empty: every plan."""
-        return frozenset(ACCEPTED_PLANS.objects.filter(provider_id=self.provider_id).values_list("insuranceplan_id", flat=True))
+        return frozenset(
+            ACCEPTED_PLANS.objects.filter(provider_id=self.provider_id).values_list("insuranceplan_id", flat=True)
+        )
 
     def query_params(self):
         """The values the rules' SQL refers to, by name."""
         return {
-            "specialty": self.specialty_id, "provider": self.provider_id, "location": self.location_id,
-            "day": self.local_start.date(), "weekday": self.weekday_bit, "span": self.time_span_mask,
-            "start": self.start, "end": self.end,
+            "specialty": self.specialty_id,
+            "provider": self.provider_id,
+            "location": self.location_id,
+            "day": self.local_start.date(),
+            "weekday": self.weekday_bit,
+            "span": self.time_span_mask,
+            "start": self.start,
+            "end": self.end,
             "freed_by": self.freed_by_patient_id or 0,  # ids start at 1: 0 excludes nobody
-            "waiting": WaitlistEntry.Status.WAITING, "cancelled": Appointment.Status.CANCELLED,
+            "waiting": WaitlistEntry.Status.WAITING,
+            "cancelled": Appointment.Status.CANCELLED,
         }
 
 
@@ -122,7 +130,9 @@ class Rules:
     @property
     def matching_settings(self):
         """The settings the candidate query's text depends on (it is built once per value)."""
-        return tuple(sorted((name, value) for name, value in self.config.items() if isinstance(value, (int, float, str))))
+        return tuple(
+            sorted((name, value) for name, value in self.config.items() if isinstance(value, (int, float, str)))
+        )
 
 
 @dataclass(frozen=True)
@@ -230,6 +240,7 @@ def _on_off(setting, sql, holds, words, otherwise_sql=None, otherwise_words=None
 
     `optional`: with the setting at 0 the rule gives no points at all (not even a 0).
     """
+
     def tiers(rules):
         points = rules.config[setting]
         if optional and not points:
@@ -238,23 +249,31 @@ def _on_off(setting, sql, holds, words, otherwise_sql=None, otherwise_words=None
             Tier(sql, holds, points, words),
             Tier(otherwise_sql or f"NOT {sql}", lambda case: not holds(case), 0, otherwise_words or words),
         ]
+
     return tiers
+
+
+def _risk_between(low, high):
+    return lambda case: case.entry.no_show_risk >= low and (high is None or case.entry.no_show_risk < high)
 
 
 def _risk_tiers(rules):
     """High, medium and low risk, from the floor MIN_NO_SHOW_RISK up (lower tiers cannot match)."""
     floor = rules.MIN_NO_SHOW_RISK
-    bounds = [(rules.HIGH_RISK_THRESHOLD, None, rules.HIGH_RISK_POINTS),
-              (rules.MEDIUM_RISK_THRESHOLD, rules.HIGH_RISK_THRESHOLD, rules.MEDIUM_RISK_POINTS),
-              (0.0, rules.MEDIUM_RISK_THRESHOLD, 0)]
+    bounds = [
+        (rules.HIGH_RISK_THRESHOLD, None, rules.HIGH_RISK_POINTS),
+        (rules.MEDIUM_RISK_THRESHOLD, rules.HIGH_RISK_THRESHOLD, rules.MEDIUM_RISK_POINTS),
+        (0.0, rules.MEDIUM_RISK_THRESHOLD, 0),
+    ]
     tiers = []
     for low, high, points in bounds:
         if high is not None and high <= floor:
             continue
         low = max(low, floor)
         sql = f"e.no_show_risk >= {float(low)!r}" + ("" if high is None else f" AND e.no_show_risk < {float(high)!r}")
-        holds = (lambda low, high: lambda case: case.entry.no_show_risk >= low and (high is None or case.entry.no_show_risk < high))(low, high)
-        tiers.append(Tier(sql, holds, points, lambda case: f"no-show risk {case.entry.no_show_risk:.2f}"))
+        tiers.append(
+            Tier(sql, _risk_between(low, high), points, lambda case: f"no-show risk {case.entry.no_show_risk:.2f}")
+        )
     return tiers
 
 
@@ -267,90 +286,152 @@ def _location_name(location):
 
 
 RULES = (
-    Rule("waiting", Filter(
-        "e.status = %(waiting)s",
-        lambda case: case.entry.status == WaitlistEntry.Status.WAITING,
-        lambda case: f"no longer waiting ({case.entry.get_status_display().lower()})",
-    )),
-    Rule("no_show_risk", Filter(
-        lambda rules: f"e.no_show_risk >= {float(rules.MIN_NO_SHOW_RISK)!r}",
-        lambda case: case.entry.no_show_risk >= case.rules.MIN_NO_SHOW_RISK,
-        lambda case: f"no-show risk {case.entry.no_show_risk:.2f} is under the minimum {case.rules.MIN_NO_SHOW_RISK}",
-        active=lambda rules: rules.MIN_NO_SHOW_RISK > 0,  # SPEC 5: 0 turns the filter off
-    ), tiers=_risk_tiers, tie_breaks=((2, "no_show_risk", True),)),
-    Rule("specialty", Filter(
-        "e.specialty_id = %(specialty)s",
-        lambda case: case.entry.specialty_id == case.slot.specialty_id,
-        lambda case: f"waits for {case.entry.specialty.name}",
-    ), tiers=_on_off(
-        "SPECIALTY_POINTS", "e.specialty_id = %(specialty)s", lambda case: case.entry.specialty_id == case.slot.specialty_id,
-        lambda case: f"waits for {case.entry.specialty.name}",
-    ), first_tier_when_filtered=True),
-    Rule("availability", Filter(
-        AVAILABLE_DAYS, _available_days,
-        lambda case: f"not available on {DAY_NAMES[case.slot.local_start.weekday()]}",
-        active=lambda rules: rules.REQUIRE_AVAILABILITY,  # SPEC 5: availability is required, not only scored
-    ), tiers=_on_off(
-        "AVAILABILITY_POINTS", AVAILABLE_DAYS, _available_days,
-        lambda case: f"available {DAY_NAMES[case.slot.local_start.weekday()]}",
-        otherwise_words=lambda case: f"not available {DAY_NAMES[case.slot.local_start.weekday()]}",
-    ), first_tier_when_filtered=True),
-    Rule("location", tiers=_on_off(
-        "LOCATION_POINTS", "e.preferred_location_id = %(location)s",
-        lambda case: case.entry.preferred_location_id == case.slot.location_id,
-        lambda case: f"prefers {_location_name(case.entry.preferred_location)}",
-        # NULL-safe, and the first condition left as is so it reads the waitlist_rank_by_location index
-        otherwise_sql="(e.preferred_location_id IS NULL OR e.preferred_location_id <> %(location)s)",
-    )),
-    Rule("time_of_day", Filter(
-        "(e.time_windows = 0 OR (e.time_windows & %(span)s) = %(span)s)",
-        lambda case: not case.entry.time_windows or _inside_windows(case),
-        lambda case: f"only {_windows_words(case.entry)}",
-        active=lambda rules: rules.REQUIRE_AVAILABILITY,
-    ), tiers=_on_off(
-        "TIME_OF_DAY_POINTS", INSIDE_WINDOWS, _inside_windows,
-        lambda case: f"prefers {_windows_words(case.entry)}",
-        otherwise_words=lambda case: f"prefers {_windows_words(case.entry) or 'no time of day'}",
-        optional=True,
-    )),
-    Rule("contact", Filter(
-        "NOT p.email_opt_out",
-        lambda case: not case.entry.patient.email_opt_out,
-        lambda case: "has opted out of email",
-    )),
-    Rule("earliest_date", Filter(
-        "(e.earliest_date IS NULL OR e.earliest_date <= %(day)s)",
-        lambda case: case.entry.earliest_date is None or case.entry.earliest_date <= case.slot.local_start.date(),
-        lambda case: f"only from {case.entry.earliest_date:%a %d %b}",
-    )),
-    Rule("latest_date", Filter(
-        "(e.latest_date IS NULL OR e.latest_date >= %(day)s)",
-        lambda case: case.entry.latest_date is None or case.entry.latest_date >= case.slot.local_start.date(),
-        lambda case: f"only until {case.entry.latest_date:%a %d %b}",
-    )),
-    Rule("preferred_provider", Filter(
-        "(e.preferred_provider_id IS NULL OR e.preferred_provider_id = %(provider)s)",
-        lambda case: case.entry.preferred_provider_id in (None, case.slot.provider_id),
-        lambda case: f"waits for {case.entry.preferred_provider.name} only",
-    )),
-    Rule("gave_up_slot", Filter(
-        "e.patient_id <> %(freed_by)s",
-        lambda case: case.entry.patient_id != case.slot.freed_by_patient_id,
-        lambda case: "gave this time up",
-    )),
-    Rule("insurance", Filter(
-        INSURANCE_ACCEPTED,
-        lambda case: case.entry.insurance_plan_id is None or not case.slot.accepted_plan_ids
-        or case.entry.insurance_plan_id in case.slot.accepted_plan_ids,
-        lambda case: f"{case.slot.provider.name} does not take {case.entry.patient.insurance_plan.name}",
-    )),
+    Rule(
+        "waiting",
+        Filter(
+            "e.status = %(waiting)s",
+            lambda case: case.entry.status == WaitlistEntry.Status.WAITING,
+            lambda case: f"no longer waiting ({case.entry.get_status_display().lower()})",
+        ),
+    ),
+    Rule(
+        "no_show_risk",
+        Filter(
+            lambda rules: f"e.no_show_risk >= {float(rules.MIN_NO_SHOW_RISK)!r}",
+            lambda case: case.entry.no_show_risk >= case.rules.MIN_NO_SHOW_RISK,
+            lambda case: (
+                f"no-show risk {case.entry.no_show_risk:.2f} is under the minimum {case.rules.MIN_NO_SHOW_RISK}"
+            ),
+            active=lambda rules: rules.MIN_NO_SHOW_RISK > 0,  # SPEC 5: 0 turns the filter off
+        ),
+        tiers=_risk_tiers,
+        tie_breaks=((2, "no_show_risk", True),),
+    ),
+    Rule(
+        "specialty",
+        Filter(
+            "e.specialty_id = %(specialty)s",
+            lambda case: case.entry.specialty_id == case.slot.specialty_id,
+            lambda case: f"waits for {case.entry.specialty.name}",
+        ),
+        tiers=_on_off(
+            "SPECIALTY_POINTS",
+            "e.specialty_id = %(specialty)s",
+            lambda case: case.entry.specialty_id == case.slot.specialty_id,
+            lambda case: f"waits for {case.entry.specialty.name}",
+        ),
+        first_tier_when_filtered=True,
+    ),
+    Rule(
+        "availability",
+        Filter(
+            AVAILABLE_DAYS,
+            _available_days,
+            lambda case: f"not available on {DAY_NAMES[case.slot.local_start.weekday()]}",
+            active=lambda rules: rules.REQUIRE_AVAILABILITY,  # SPEC 5: availability is required, not only scored
+        ),
+        tiers=_on_off(
+            "AVAILABILITY_POINTS",
+            AVAILABLE_DAYS,
+            _available_days,
+            lambda case: f"available {DAY_NAMES[case.slot.local_start.weekday()]}",
+            otherwise_words=lambda case: f"not available {DAY_NAMES[case.slot.local_start.weekday()]}",
+        ),
+        first_tier_when_filtered=True,
+    ),
+    Rule(
+        "location",
+        tiers=_on_off(
+            "LOCATION_POINTS",
+            "e.preferred_location_id = %(location)s",
+            lambda case: case.entry.preferred_location_id == case.slot.location_id,
+            lambda case: f"prefers {_location_name(case.entry.preferred_location)}",
+            # NULL-safe, and the first condition left as is so it reads the waitlist_rank_by_location index
+            otherwise_sql="(e.preferred_location_id IS NULL OR e.preferred_location_id <> %(location)s)",
+        ),
+    ),
+    Rule(
+        "time_of_day",
+        Filter(
+            "(e.time_windows = 0 OR (e.time_windows & %(span)s) = %(span)s)",
+            lambda case: not case.entry.time_windows or _inside_windows(case),
+            lambda case: f"only {_windows_words(case.entry)}",
+            active=lambda rules: rules.REQUIRE_AVAILABILITY,
+        ),
+        tiers=_on_off(
+            "TIME_OF_DAY_POINTS",
+            INSIDE_WINDOWS,
+            _inside_windows,
+            lambda case: f"prefers {_windows_words(case.entry)}",
+            otherwise_words=lambda case: f"prefers {_windows_words(case.entry) or 'no time of day'}",
+            optional=True,
+        ),
+    ),
+    Rule(
+        "contact",
+        Filter(
+            "NOT p.email_opt_out",
+            lambda case: not case.entry.patient.email_opt_out,
+            lambda case: "has opted out of email",
+        ),
+    ),
+    Rule(
+        "earliest_date",
+        Filter(
+            "(e.earliest_date IS NULL OR e.earliest_date <= %(day)s)",
+            lambda case: case.entry.earliest_date is None or case.entry.earliest_date <= case.slot.local_start.date(),
+            lambda case: f"only from {case.entry.earliest_date:%a %d %b}",
+        ),
+    ),
+    Rule(
+        "latest_date",
+        Filter(
+            "(e.latest_date IS NULL OR e.latest_date >= %(day)s)",
+            lambda case: case.entry.latest_date is None or case.entry.latest_date >= case.slot.local_start.date(),
+            lambda case: f"only until {case.entry.latest_date:%a %d %b}",
+        ),
+    ),
+    Rule(
+        "preferred_provider",
+        Filter(
+            "(e.preferred_provider_id IS NULL OR e.preferred_provider_id = %(provider)s)",
+            lambda case: case.entry.preferred_provider_id in (None, case.slot.provider_id),
+            lambda case: f"waits for {case.entry.preferred_provider.name} only",
+        ),
+    ),
+    Rule(
+        "gave_up_slot",
+        Filter(
+            "e.patient_id <> %(freed_by)s",
+            lambda case: case.entry.patient_id != case.slot.freed_by_patient_id,
+            lambda case: "gave this time up",
+        ),
+    ),
+    Rule(
+        "insurance",
+        Filter(
+            INSURANCE_ACCEPTED,
+            lambda case: (
+                case.entry.insurance_plan_id is None
+                or not case.slot.accepted_plan_ids
+                or case.entry.insurance_plan_id in case.slot.accepted_plan_ids
+            ),
+            lambda case: f"{case.slot.provider.name} does not take {case.entry.patient.insurance_plan.name}",
+        ),
+    ),
     Rule("declined_reassignment", tie_breaks=((1, "declined_first", True),)),
     Rule("waiting_longest", tie_breaks=((3, "created_at", False), (4, "id", False))),
-    Rule("patient_free", Filter(
-        PATIENT_FREE,
-        lambda case: case.busy_with is None,
-        lambda case: f"already booked {_hours(case.busy_with, case.slot.zone)} with {case.busy_with.provider.name}",
-    ), flag=True),
+    Rule(
+        "patient_free",
+        Filter(
+            PATIENT_FREE,
+            lambda case: case.busy_with is None,
+            lambda case: (
+                f"already booked {_hours(case.busy_with, case.slot.zone)} with {case.busy_with.provider.name}"
+            ),
+        ),
+        flag=True,
+    ),
 )
 
 
@@ -387,8 +468,9 @@ def passes_filters(case, table=RULES):
 
 def refusals(case, table=RULES):
     """The sentence of every hard filter and flag the entry fails, in table order."""
-    return [rule.filter.refusal(case) for rule in table
-            if rule.filter_active(case.rules) and not rule.filter.holds(case)]
+    return [
+        rule.filter.refusal(case) for rule in table if rule.filter_active(case.rules) and not rule.filter.holds(case)
+    ]
 
 
 def score(case, table=RULES):

@@ -29,16 +29,24 @@ STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "REVOKE", "OPTOUT"}
 START = {"START", "UNSTOP"}
 HELP = {"HELP", "INFO"}
 
-UNKNOWN = "Backfill Clinic: sorry, we didn't understand. Reply YES or NO to an offer, CANCEL to cancel your visit, " \
+UNKNOWN = (
+    "Backfill Clinic: sorry, we didn't understand. Reply YES or NO to an offer, CANCEL to cancel your visit, "
     "HELP for help, STOP to end texts."
+)
 NOTHING_OPEN = "Backfill Clinic: there is no offer waiting for your answer right now. Questions? Call {phone}."
-TWO_OPEN = "Backfill Clinic: you have more than one offer open, so we can't tell which you mean. " \
+TWO_OPEN = (
+    "Backfill Clinic: you have more than one offer open, so we can't tell which you mean. "
     "Please use the link in the text you're answering, or call {phone}."
-NOTHING_TO_CANCEL = "Backfill Clinic: we found no upcoming visit to cancel from your last text. Questions? Call {phone}."
+)
+NOTHING_TO_CANCEL = (
+    "Backfill Clinic: we found no upcoming visit to cancel from your last text. Questions? Call {phone}."
+)
 NOT_KNOWN = "Backfill Clinic: we don't have this number on file. Please call {phone}."
 STOPPED = "Backfill Clinic: you won't get any more texts from us. Reply START to get them again."
 STARTED = "Backfill Clinic: texts are on again. Reply STOP to end them, HELP for help."
-HELP_REPLY = "Backfill Clinic: for help call {phone}. Reply YES/NO to an offer, CANCEL to cancel a visit, STOP to end texts."
+HELP_REPLY = (
+    "Backfill Clinic: for help call {phone}. Reply YES/NO to an offer, CANCEL to cancel a visit, STOP to end texts."
+)
 
 
 @dataclass
@@ -52,7 +60,9 @@ def handle_reply(message_sid, from_number, body):
     with transaction.atomic():
         try:
             with transaction.atomic():
-                inbound = InboundText.objects.create(message_sid=message_sid, from_number=from_number, body=body[:1600])
+                inbound = InboundText.objects.create(
+                    message_sid=message_sid, from_number=from_number, body=body[:1600]
+                )
         except IntegrityError:  # Twilio's retry, or the same request twice at once: answered already
             earlier = InboundText.objects.get(message_sid=message_sid)
             return Answer("repeat", earlier.reply)
@@ -97,8 +107,9 @@ def open_questions(patients, now=None):
     now = now or timezone.now()
     ids = [patient.pk for patient in patients]
     slot_offers = list(
-        SlotOffer.objects.filter(patient_id__in=ids, status=SlotOffer.Status.PENDING, expires_at__gt=now,
-                                 slot__status=FreedSlot.Status.OPEN).select_related("slot__provider")
+        SlotOffer.objects.filter(
+            patient_id__in=ids, status=SlotOffer.Status.PENDING, expires_at__gt=now, slot__status=FreedSlot.Status.OPEN
+        ).select_related("slot__provider")
     )
     moved = list(Appointment.objects.filter(patient_id__in=ids, status=Appointment.Status.OFFERED, start__gt=now))
     return slot_offers + moved
@@ -124,34 +135,47 @@ def _answer_slot_offer(offer, accept):
         offers.decline_offer(offer)
         return Answer("declined", "Backfill Clinic: you passed on this time. You stay on our waitlist.")
     appointment = offers.accept_offer(offer)
-    return Answer("accepted", f"Backfill Clinic: it's yours. You're booked {_when(appointment)} with "
-                              f"{appointment.provider.name}. Reply CANCEL if you can't come.")
+    return Answer(
+        "accepted",
+        f"Backfill Clinic: it's yours. You're booked {_when(appointment)} with "
+        f"{appointment.provider.name}. Reply CANCEL if you can't come.",
+    )
 
 
 def _answer_reassignment(appointment, accept):
     if not accept:
         reassignment.decline_offer(appointment, by="patient")
-        return Answer("declined", "Backfill Clinic: you declined the new time, so it is cancelled. "
-                                  "You're first on our waitlist.")
+        return Answer(
+            "declined", "Backfill Clinic: you declined the new time, so it is cancelled. You're first on our waitlist."
+        )
     reassignment.accept_offer(appointment)
-    return Answer("accepted", f"Backfill Clinic: thank you, you're confirmed {_when(appointment)} with "
-                              f"{appointment.provider.name}.")
+    return Answer(
+        "accepted",
+        f"Backfill Clinic: thank you, you're confirmed {_when(appointment)} with {appointment.provider.name}.",
+    )
 
 
 def _cancel_last(patients, number):
     """Cancel the visit the last text to this number was about, if it is still to come."""
     last = (
         OutboundEmail.objects.filter(channel=OutboundEmail.Channel.SMS, recipient=number)
-        .order_by("-created_at", "-id").select_related("appointment__provider").first()
+        .order_by("-created_at", "-id")
+        .select_related("appointment__provider")
+        .first()
     )
     appointment = last.appointment if last else None
     active = (Appointment.Status.SCHEDULED, Appointment.Status.CONFIRMED, Appointment.Status.OFFERED)
     if appointment is None or appointment.status not in active or appointment.start <= timezone.now():
         return Answer("nothing_to_cancel", NOTHING_TO_CANCEL)
     appointment.cancel("patient cancelled by text reply", by="patient")
-    return Answer("cancelled", f"Backfill Clinic: your visit {_when(appointment)} with {appointment.provider.name} "
-                               "is cancelled. Thank you for telling us.")
+    return Answer(
+        "cancelled",
+        f"Backfill Clinic: your visit {_when(appointment)} with {appointment.provider.name} "
+        "is cancelled. Thank you for telling us.",
+    )
 
 
 def _when(appointment):
-    return f"{appointment.provider.location.local(appointment.start):%a %-d %b, %-I:%M %p}"  # the site's clock (SPEC 14)
+    return (
+        f"{appointment.provider.location.local(appointment.start):%a %-d %b, %-I:%M %p}"  # the site's clock (SPEC 14)
+    )

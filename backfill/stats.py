@@ -48,7 +48,9 @@ def backfill_stats(first: date, last: date, location=None, specialty=None):
     freed = sum(by_status.values())
     backfilled = by_status.get(FreedSlot.Status.BACKFILLED, 0)
     filled = backfilled + by_status.get(FreedSlot.Status.MANUAL, 0)
-    fill_ms = sorted(slots.filter(status=FreedSlot.Status.BACKFILLED, fill_ms__isnull=False).values_list("fill_ms", flat=True))
+    fill_ms = sorted(
+        slots.filter(status=FreedSlot.Status.BACKFILLED, fill_ms__isnull=False).values_list("fill_ms", flat=True)
+    )
     median, p95 = percentile(fill_ms, 0.5), percentile(fill_ms, 0.95)
     return {
         "start_date": first,
@@ -77,7 +79,9 @@ def daily_counts(first: date, last: date, location=None, specialty=None):
         .annotate(n=Count("id"))
         .order_by()
     )
-    days = {first + timedelta(days=i): {"freed": 0, "backfilled": 0, "no_match": 0} for i in range((last - first).days + 1)}
+    days = {
+        first + timedelta(days=i): {"freed": 0, "backfilled": 0, "no_match": 0} for i in range((last - first).days + 1)
+    }
     for day, status, count in rows:
         counts = days.setdefault(day, {"freed": 0, "backfilled": 0, "no_match": 0})
         counts["freed"] += count
@@ -91,9 +95,13 @@ def daily_counts(first: date, last: date, location=None, specialty=None):
 def by_location_and_specialty(slots):
     """Freed and filled slots, and the fill rate, per location and specialty."""
     rows = {}
-    counted = slots.values_list("provider__location__name", "provider__specialty__name", "status").annotate(n=Count("id"))
+    counted = slots.values_list("provider__location__name", "provider__specialty__name", "status").annotate(
+        n=Count("id")
+    )
     for location, specialty, status, count in counted.order_by():
-        row = rows.setdefault((location, specialty), {"location": location, "specialty": specialty, "freed": 0, "filled": 0})
+        row = rows.setdefault(
+            (location, specialty), {"location": location, "specialty": specialty, "freed": 0, "filled": 0}
+        )
         row["freed"] += count
         row["filled"] += count if status in FILLED else 0
     for row in rows.values():
@@ -106,7 +114,8 @@ def days_sooner(slots):
     (the one their waitlist entry came from, when it was later): the median in days, and
     how many patients that is. Epic's Fast Pass reports a median of 14 days."""
     pairs = WaitlistEntry.objects.filter(
-        booked_appointment__filled_slot__in=slots.filter(status__in=FILLED), original_appointment__isnull=False,
+        booked_appointment__filled_slot__in=slots.filter(status__in=FILLED),
+        original_appointment__isnull=False,
     ).values_list("booked_appointment__start", "original_appointment__start")
     days = [(later - booked).total_seconds() / 86400 for booked, later in pairs if later > booked]
     return {"median_days": round(median(days), 1) if days else None, "patients": len(days)}

@@ -36,7 +36,9 @@ def backfill_slot(slot_id):
 
 def record_failure(slot_id, error):
     with transaction.atomic():
-        slot = FreedSlot.objects.select_for_update(no_key=True).filter(pk=slot_id, status=FreedSlot.Status.OPEN).first()
+        slot = (
+            FreedSlot.objects.select_for_update(no_key=True).filter(pk=slot_id, status=FreedSlot.Status.OPEN).first()
+        )
         if slot is not None:
             slot.record_failure(error)
         return slot
@@ -48,7 +50,11 @@ def enqueue_entry_search(entry_id):
 
 def fill_slots_for_entry(entry_id, limit=20):
     """Trigger 3: a new waitlist entry looks for open slots it fits, soonest first."""
-    entry = WaitlistEntry.objects.select_related("patient").filter(pk=entry_id, status=WaitlistEntry.Status.WAITING).first()
+    entry = (
+        WaitlistEntry.objects.select_related("patient")
+        .filter(pk=entry_id, status=WaitlistEntry.Status.WAITING)
+        .first()
+    )
     if entry is None:
         return None
     slots = (
@@ -71,8 +77,11 @@ def fill_slots_for_entry(entry_id, limit=20):
 def _expire_slots(too_soon):
     """Slots nobody filled before their lead time: one by one, each its own slot.expired event."""
     with transaction.atomic():
-        slots = FreedSlot.objects.select_for_update(skip_locked=True, no_key=True).filter(
-            status__in=FreedSlot.FILLABLE, start__lte=too_soon).order_by("start")[:1000]
+        slots = (
+            FreedSlot.objects.select_for_update(skip_locked=True, no_key=True)
+            .filter(status__in=FreedSlot.FILLABLE, start__lte=too_soon)
+            .order_by("start")[:1000]
+        )
         for slot in slots:
             slot.close(FreedSlot.Status.EXPIRED)
     return len(slots)
@@ -87,7 +96,9 @@ def sweep(now=None):
     lead = timedelta(minutes=settings.BACKFILL["MIN_LEAD_MINUTES"])
     expired = _expire_slots(now + lead)
     due = list(
-        FreedSlot.objects.filter(status=FreedSlot.Status.OPEN, next_attempt_at__lte=now).values_list("pk", flat=True)[:1000]
+        FreedSlot.objects.filter(status=FreedSlot.Status.OPEN, next_attempt_at__lte=now).values_list("pk", flat=True)[
+            :1000
+        ]
     )
     FreedSlot.objects.filter(pk__in=due).update(
         next_attempt_at=now + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"])
@@ -96,11 +107,18 @@ def sweep(now=None):
         enqueue_backfill(slot_id)
     expired_entries = WaitlistEntry.objects.filter(
         # SPEC 14: a latest date is a day at the slot's site, so it has passed once it is over at every site.
-        status=WaitlistEntry.Status.WAITING, latest_date__lt=Location.objects.earliest_date(now)
+        status=WaitlistEntry.Status.WAITING,
+        latest_date__lt=Location.objects.earliest_date(now),
     ).update(status=WaitlistEntry.Status.EXPIRED)
     emails = resend_stuck_emails(now)
-    result = {"expired_slots": expired, "requeued_slots": len(due), "expired_entries": expired_entries, "requeued_emails": emails,
-              "webhook_jobs": webhooks.retries_due(now), "forgotten_idempotency_keys": forget_old_keys(now)}
+    result = {
+        "expired_slots": expired,
+        "requeued_slots": len(due),
+        "expired_entries": expired_entries,
+        "requeued_emails": emails,
+        "webhook_jobs": webhooks.retries_due(now),
+        "forgotten_idempotency_keys": forget_old_keys(now),
+    }
     if any(result.values()):
         log.info("[BACKFILL] Sweep: %s", result)
     return result

@@ -1,7 +1,6 @@
 """The staff pages of the backfill: the front desk's day schedule and the dashboard (SPEC 8)."""
 
-from datetime import date, datetime, time, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pygal
 from django import forms
@@ -13,7 +12,13 @@ from pygal.style import Style
 
 from backfill.day_schedule import DaySchedule
 from backfill.stats import (
-    backfill_stats, by_location_and_specialty, counting_zone, daily_counts, days_sooner, freed_between, offer_funnel,
+    backfill_stats,
+    by_location_and_specialty,
+    counting_zone,
+    daily_counts,
+    days_sooner,
+    freed_between,
+    offer_funnel,
 )
 from clinic.access import staff_page
 from clinic.models import Location, Patient, Specialty
@@ -22,7 +27,9 @@ from scheduling.models import NoShowModel
 DASHBOARD_DAYS = 30
 MAX_RANGE_DAYS = 366
 CHART_STYLE = Style(
-    background="transparent", plot_background="transparent", font_family="system-ui, sans-serif",
+    background="transparent",
+    plot_background="transparent",
+    font_family="system-ui, sans-serif",
     colors=("#4a7bb7", "#2f855a", "#e53e3e"),
 )
 
@@ -65,19 +72,32 @@ def schedule(request):
     except UnknownLocation as unknown:
         return render(request, "staff/schedule.html", {"error": str(unknown), "today": today}, status=400)
     schedule = DaySchedule.for_day(day, location, locations)
-    return render(request, "staff/schedule.html", {
-        "schedule": schedule, "today": today, "locations": locations,
-        "clock_locations": schedule.locations, "clock_at": datetime.combine(day, time(12), tzinfo=dt_timezone.utc),
-    })
+    return render(
+        request,
+        "staff/schedule.html",
+        {
+            "schedule": schedule,
+            "today": today,
+            "locations": locations,
+            "clock_locations": schedule.locations,
+            "clock_at": datetime.combine(day, time(12), tzinfo=UTC),
+        },
+    )
 
 
 class DashboardFilter(forms.Form):
     """Which slots the dashboard counts: freed between two days, at a location, of a specialty."""
 
-    start_date = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
-    end_date = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    start_date = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    end_date = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     location = forms.ModelChoiceField(Location.objects.order_by("name"), required=False, empty_label="All locations")
-    specialty = forms.ModelChoiceField(Specialty.objects.order_by("name"), required=False, empty_label="All specialties")
+    specialty = forms.ModelChoiceField(
+        Specialty.objects.order_by("name"), required=False, empty_label="All specialties"
+    )
 
     def clean(self):
         data = super().clean()
@@ -102,21 +122,25 @@ def dashboard(request):
     stats = backfill_stats(first, last, **where)
     slots = freed_between(first, last, **where)
     funnel = offer_funnel(slots)
-    return render(request, "staff/dashboard.html", {
-        "form": form,
-        "stats": stats,
-        "days_on": counting_zone(where["location"]).key,
-        "clock_locations": [where["location"]] if where["location"] else (),
-        "by_site": by_location_and_specialty(slots),
-        "sooner": days_sooner(slots),
-        "funnel": funnel if settings.BACKFILL["OFFER_MODE"] or funnel["sent"] else None,
-        "funnel_acceptance_percent": round(funnel["acceptance_rate"] * 100, 1),
-        "fill_rate_percent": round(stats["fill_rate"] * 100, 1),
-        "median_time_to_fill": as_duration(stats["median_time_to_fill_seconds"]),
-        "p95_time_to_fill": as_duration(stats["p95_time_to_fill_seconds"]),
-        "chart": freed_slots_chart(daily_counts(first, last, **where)),
-        "no_show": no_show_model_panel(),
-    })
+    return render(
+        request,
+        "staff/dashboard.html",
+        {
+            "form": form,
+            "stats": stats,
+            "days_on": counting_zone(where["location"]).key,
+            "clock_locations": [where["location"]] if where["location"] else (),
+            "by_site": by_location_and_specialty(slots),
+            "sooner": days_sooner(slots),
+            "funnel": funnel if settings.BACKFILL["OFFER_MODE"] or funnel["sent"] else None,
+            "funnel_acceptance_percent": round(funnel["acceptance_rate"] * 100, 1),
+            "fill_rate_percent": round(stats["fill_rate"] * 100, 1),
+            "median_time_to_fill": as_duration(stats["median_time_to_fill_seconds"]),
+            "p95_time_to_fill": as_duration(stats["p95_time_to_fill_seconds"]),
+            "chart": freed_slots_chart(daily_counts(first, last, **where)),
+            "no_show": no_show_model_panel(),
+        },
+    )
 
 
 def no_show_model_panel():
@@ -135,9 +159,18 @@ def no_show_model_panel():
 def calibration_chart(deciles):
     """Predicted risk against the no-show rate observed, per tenth of the held-out visits."""
     chart = pygal.XY(
-        js=[], disable_xml_declaration=True, style=CHART_STYLE, height=420, width=960, legend_at_bottom=True,
-        truncate_legend=-1, x_title="Predicted no-show risk", y_title="Observed no-show rate", range=(0, 1),
-        xrange=(0, 1), dots_size=5,
+        js=[],
+        disable_xml_declaration=True,
+        style=CHART_STYLE,
+        height=420,
+        width=960,
+        legend_at_bottom=True,
+        truncate_legend=-1,
+        x_title="Predicted no-show risk",
+        y_title="Observed no-show rate",
+        range=(0, 1),
+        xrange=(0, 1),
+        dots_size=5,
     )
     chart.add("Held-out visits, by tenth of predicted risk", [(d["predicted"], d["observed"]) for d in deciles])
     chart.add("Perfectly calibrated", [(0, 0), (1, 1)], show_dots=False, stroke_style={"dasharray": "4, 4"})
@@ -151,12 +184,22 @@ def freed_slots_chart(days):
     from outside the clinic's server.
     """
     chart = pygal.Bar(
-        js=[], disable_xml_declaration=True, style=CHART_STYLE, height=320, width=960,
-        x_label_rotation=-45, show_minor_x_labels=False, legend_at_bottom=True, print_zeroes=False,
-        title=None, y_title="Slots", min_scale=1, order_min=0,
+        js=[],
+        disable_xml_declaration=True,
+        style=CHART_STYLE,
+        height=320,
+        width=960,
+        x_label_rotation=-45,
+        show_minor_x_labels=False,
+        legend_at_bottom=True,
+        print_zeroes=False,
+        title=None,
+        y_title="Slots",
+        min_scale=1,
+        order_min=0,
     )
     chart.x_labels = [f"{day['date']:%b %d}" for day in days]
-    chart.x_labels_major = chart.x_labels[::max(1, len(days) // 5)]
+    chart.x_labels_major = chart.x_labels[:: max(1, len(days) // 5)]
     for series, label in (("freed", "Freed"), ("backfilled", "Backfilled"), ("no_match", "No match")):
         chart.add(label, [day[series] for day in days])
     return mark_safe(chart.render(is_unicode=True))  # noqa: S308 - pygal builds the SVG from numbers and our own labels

@@ -30,8 +30,12 @@ def main():
     parser.add_argument("--rounds", type=int, default=5, help="timed passes over the slots")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the clinic even if it exists")
     args = parser.parse_args()
-    setup_django(database_url(f"explain_{args.size}"), ALLOWED_HOSTS="testserver", SECURE_SSL_REDIRECT="0",
-                 API_THROTTLE_RATE="1000000/minute")
+    setup_django(
+        database_url(f"explain_{args.size}"),
+        ALLOWED_HOSTS="testserver",
+        SECURE_SSL_REDIRECT="0",
+        API_THROTTLE_RATE="1000000/minute",
+    )
     machine = machine_facts()
     specialty = build_clinic(args.size, args.rebuild)
     slots = open_slots(specialty, args.slots)
@@ -39,17 +43,44 @@ def main():
     stats = percentiles(timings)
     target = TARGET_MS.get(args.size)
     row = {
-        "size": args.size, "slots": len(slots), "p50_ms": stats["p50"], "p95_ms": stats["p95"], "p99_ms": stats["p99"],
-        "max_ms": stats["max"], "samples": stats["n"], "page_items": first_page, "items_in_all": total,
-        "queries": queries, "target_ms": target, "meets_target": None if target is None else stats["p95"] < target,
+        "size": args.size,
+        "slots": len(slots),
+        "p50_ms": stats["p50"],
+        "p95_ms": stats["p95"],
+        "p99_ms": stats["p99"],
+        "max_ms": stats["max"],
+        "samples": stats["n"],
+        "page_items": first_page,
+        "items_in_all": total,
+        "queries": queries,
+        "target_ms": target,
+        "meets_target": None if target is None else stats["p95"] < target,
     }
-    result = {"benchmark": "explain", "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine,
-              "config": {"rounds": args.rounds}, "key": ["size"], "rows": [row]}
-    columns = [("size", "waiting"), ("slots", "slots"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"),
-               ("p99_ms", "p99 ms"), ("max_ms", "max ms"), ("samples", "samples"), ("page_items", "items/page"),
-               ("items_in_all", "items in all"), ("queries", "queries/page"), ("target_ms", "target p95"),
-               ("meets_target", "ok")]
-    print_table([row], columns, title="GET /api/freed-slots/{id}/explain/, first page (PostgreSQL, in-process client, warm)")
+    result = {
+        "benchmark": "explain",
+        "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine,
+        "config": {"rounds": args.rounds},
+        "key": ["size"],
+        "rows": [row],
+    }
+    columns = [
+        ("size", "waiting"),
+        ("slots", "slots"),
+        ("p50_ms", "p50 ms"),
+        ("p95_ms", "p95 ms"),
+        ("p99_ms", "p99 ms"),
+        ("max_ms", "max ms"),
+        ("samples", "samples"),
+        ("page_items", "items/page"),
+        ("items_in_all", "items in all"),
+        ("queries", "queries/page"),
+        ("target_ms", "target p95"),
+        ("meets_target", "ok"),
+    ]
+    print_table(
+        [row], columns, title="GET /api/freed-slots/{id}/explain/, first page (PostgreSQL, in-process client, warm)"
+    )
     print_machine(machine, load_average_at_end=load_average())
     save(result)
 
@@ -78,17 +109,27 @@ def build_clinic(size, rebuild):
     entries = []
     for patient in Patient.objects.exclude(pk__in=have).order_by("pk")[: size - len(have)]:
         reason = rng.choice(reasons)
-        entries.append(WaitlistEntry(
-            patient=patient, specialty=specialty, preferred_location=patient.preferred_location,
-            available_days=patient.available_days, time_windows=patient.preferred_times, reason=reason,
-            created_at=patient.created_at - timedelta(minutes=rng.randint(0, 60 * 24 * 30)),
-            no_show_risk=patient.no_show_risk, declined_first=reason == WaitlistEntry.Reason.DECLINED_REASSIGNMENT,
-        ))
+        entries.append(
+            WaitlistEntry(
+                patient=patient,
+                specialty=specialty,
+                preferred_location=patient.preferred_location,
+                available_days=patient.available_days,
+                time_windows=patient.preferred_times,
+                reason=reason,
+                created_at=patient.created_at - timedelta(minutes=rng.randint(0, 60 * 24 * 30)),
+                no_show_risk=patient.no_show_risk,
+                declined_first=reason == WaitlistEntry.Reason.DECLINED_REASSIGNMENT,
+            )
+        )
     WaitlistEntry.objects.bulk_create(entries, batch_size=5000)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
-    print(f"[{size:,}] built in {time.monotonic() - started:.0f} s; {specialty.name}: "
-          f"{waiting.filter(specialty=specialty).count():,} waiting", flush=True)
+    print(
+        f"[{size:,}] built in {time.monotonic() - started:.0f} s; {specialty.name}: "
+        f"{waiting.filter(specialty=specialty).count():,} waiting",
+        flush=True,
+    )
     return specialty
 
 
@@ -100,15 +141,23 @@ def open_slots(specialty, count):
     from backfill.models import FreedSlot
     from scheduling.models import Appointment
 
-    future = list(Appointment.objects.filter(provider__specialty=specialty, start__gt=timezone.now() + timedelta(hours=2))
-                  .order_by("start", "id"))
+    future = list(
+        Appointment.objects.filter(
+            provider__specialty=specialty, start__gt=timezone.now() + timedelta(hours=2)
+        ).order_by("start", "id")
+    )
     chosen = future[:: max(1, len(future) // count)][:count]
     slots = []
     for appointment in chosen:
         slot, _ = FreedSlot.objects.get_or_create(
             appointment=appointment,
-            defaults={"provider_id": appointment.provider_id, "start": appointment.start, "end": appointment.end,
-                      "reason": "benchmark"})
+            defaults={
+                "provider_id": appointment.provider_id,
+                "start": appointment.start,
+                "end": appointment.end,
+                "reason": "benchmark",
+            },
+        )
         slots.append(slot)
     return slots
 
@@ -118,8 +167,9 @@ def time_explanations(slots, rounds):
     from django.db import connection
     from django.test import Client
 
-    user, _ = get_user_model().objects.get_or_create(username="bench-explain", defaults={"is_staff": True,
-                                                                                        "is_superuser": True})
+    user, _ = get_user_model().objects.get_or_create(
+        username="bench-explain", defaults={"is_staff": True, "is_superuser": True}
+    )
     client = Client()
     client.force_login(user)
     urls = [f"/api/freed-slots/{slot.pk}/explain/" for slot in slots]
@@ -128,8 +178,9 @@ def time_explanations(slots, rounds):
         assert response.status_code == 200, (url, response.status_code, response.content[:300])
     body = client.get(urls[0]).json()
     statements = []  # counted by a wrapper: a request resets Django's own query log when it starts
-    with connection.execute_wrapper(lambda execute, sql, params, many, context: statements.append(sql) or execute(
-            sql, params, many, context)):
+    with connection.execute_wrapper(
+        lambda execute, sql, params, many, context: statements.append(sql) or execute(sql, params, many, context)
+    ):
         client.get(urls[0])
     gc.collect()
     timings = []

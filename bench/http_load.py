@@ -45,10 +45,20 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, time as clock, timedelta
+from datetime import datetime, timedelta
+from datetime import time as clock
 from pathlib import Path
 
-from environment import RESULTS, ROOT, database_url, django_environment, load_average, machine_facts, redis_version, setup_django
+from environment import (
+    RESULTS,
+    ROOT,
+    database_url,
+    django_environment,
+    load_average,
+    machine_facts,
+    redis_version,
+    setup_django,
+)
 from report import percentiles, print_machine, print_table, save
 from workload import bench_patient, integrity, slot_starts, wait_for_slots
 
@@ -60,8 +70,12 @@ STOP_WITHIN_S = 30  # SPEC 10
 # This script's own PostgreSQL sessions carry this name, so the count leaves them out.
 DRIVER_APPLICATION = "backfill-bench-driver"
 # Plain HTTP on the loopback, said explicitly as bin/run does (production mode is the default).
-LOOPBACK_HTTP = {"SECURE_SSL_REDIRECT": 0, "SESSION_COOKIE_SECURE": 0, "CSRF_COOKIE_SECURE": 0,
-                 "SECURE_HSTS_SECONDS": 0}
+LOOPBACK_HTTP = {
+    "SECURE_SSL_REDIRECT": 0,
+    "SESSION_COOKIE_SECURE": 0,
+    "CSRF_COOKIE_SECURE": 0,
+    "SECURE_HSTS_SECONDS": 0,
+}
 MAX_REQUESTS_PER_CLIENT = 100_000  # a bound besides --seconds
 REQUEST_TIMEOUT_S = 30
 FAR_FUTURE_DAYS = 365  # Part A's appointments: clear of seed_demo's 14 days and Part B's slots
@@ -96,23 +110,39 @@ def run(args):
     sessions = SessionCounter().start()
     server = Server().start()
     try:
-        print(f"bin/serve answering after {server.startup_s:.1f} s on port {server.port}; bound "
-              f"{server.connection_bound} PostgreSQL connections", flush=True)
+        print(
+            f"bin/serve answering after {server.startup_s:.1f} s on port {server.port}; bound "
+            f"{server.connection_bound} PostgreSQL connections",
+            flush=True,
+        )
         api = Api(server.port, token)
         lanes = Lanes()  # one for the whole run: no time is handed out twice
         run_clients(api, clients=4, seconds=args.warmup, lanes=lanes)
-        rows = [load_row(api, clients, args.seconds, lanes, sessions, server)
-                for clients in [int(n) for n in args.clients.split(",")]]
+        rows = [
+            load_row(api, clients, args.seconds, lanes, sessions, server)
+            for clients in [int(n) for n in args.clients.split(",")]
+        ]
         wait_for_open_slots(timeout=60)
         end_to_end = end_to_end_row(api, args, sessions, server)
     finally:
         shutdown = server.stop()
         sessions.stop()
     return {
-        "benchmark": "http", "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine,
-        "config": {"seconds": args.seconds, "count": args.count, "rate": args.rate, "drivers": args.drivers,
-                   "waitlist": args.waitlist, **server.config()},
-        "key": ["clients"], "rows": rows, "end_to_end": end_to_end, "shutdown": shutdown,
+        "benchmark": "http",
+        "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine,
+        "config": {
+            "seconds": args.seconds,
+            "count": args.count,
+            "rate": args.rate,
+            "drivers": args.drivers,
+            "waitlist": args.waitlist,
+            **server.config(),
+        },
+        "key": ["clients"],
+        "rows": rows,
+        "end_to_end": end_to_end,
+        "shutdown": shutdown,
         "broker": redis_version(REDIS_URL) + f" (db {REDIS_URL.rsplit('/', 1)[1]})",
         "load_average_at_end": load_average(),
     }
@@ -150,17 +180,30 @@ def add_cancellable_appointments(count):
 
     providers = list(Provider.objects.order_by("id"))
     leaving = Patient.objects.bulk_create([bench_patient(f"leaving{i}", risk=0.2) for i in range(count)])
-    appointments = Appointment.objects.bulk_create([
-        Appointment(patient=patient, provider=providers[index % len(providers)], start=start,
-                    end=start + timedelta(minutes=45), status=Appointment.Status.SCHEDULED)
-        for index, (patient, start) in enumerate(zip(leaving, slot_starts(count, len(providers))))
-    ])
+    appointments = Appointment.objects.bulk_create(
+        [
+            Appointment(
+                patient=patient,
+                provider=providers[index % len(providers)],
+                start=start,
+                end=start + timedelta(minutes=45),
+                status=Appointment.Status.SCHEDULED,
+            )
+            for index, (patient, start) in enumerate(zip(leaving, slot_starts(count, len(providers)), strict=False))
+        ]
+    )
     waiting = Patient.objects.bulk_create([bench_patient(f"waiting{i}", risk=0.9) for i in range(count)])
-    WaitlistEntry.objects.bulk_create([
-        WaitlistEntry(patient=patient, specialty_id=appointment.provider.specialty_id,
-                      preferred_location_id=appointment.provider.location_id, no_show_risk=patient.no_show_risk)
-        for patient, appointment in zip(waiting, appointments)
-    ])
+    WaitlistEntry.objects.bulk_create(
+        [
+            WaitlistEntry(
+                patient=patient,
+                specialty_id=appointment.provider.specialty_id,
+                preferred_location_id=appointment.provider.location_id,
+                no_show_risk=patient.no_show_risk,
+            )
+            for patient, appointment in zip(waiting, appointments, strict=False)
+        ]
+    )
     random.Random(7).shuffle(appointments)
     return [appointment.pk for appointment in appointments]
 
@@ -189,8 +232,13 @@ class Server:
     def __init__(self):
         self.port = free_port()
         self.env = django_environment(
-            DATABASE, REDIS_URL, ALLOWED_HOSTS="127.0.0.1,localhost", BIND=f"127.0.0.1:{self.port}",
-            API_THROTTLE_RATE="100000/minute", STATIC_ROOT=RESULTS / "static-http", PYTHONUNBUFFERED=1,
+            DATABASE,
+            REDIS_URL,
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            BIND=f"127.0.0.1:{self.port}",
+            API_THROTTLE_RATE="100000/minute",
+            STATIC_ROOT=RESULTS / "static-http",
+            PYTHONUNBUFFERED=1,
             **LOOPBACK_HTTP,
         )
         for name in ("DB_POOL", "PGAPPNAME"):  # this script's own, not the server's
@@ -201,8 +249,14 @@ class Server:
     def start(self, timeout=120):
         self.log.parent.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
-        self.process = subprocess.Popen([str(ROOT / "bin" / "serve")], cwd=ROOT, env=self.env, start_new_session=True,
-                                        stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [str(ROOT / "bin" / "serve")],
+            cwd=ROOT,
+            env=self.env,
+            start_new_session=True,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
         while not (self._answers() and " running." in self.log.read_text()):
             if self.process.poll() is not None or time.monotonic() - began > timeout:
                 self.stop()
@@ -235,9 +289,13 @@ class Server:
         return self.web_workers * int(self.env.get("DB_POOL_MAX_SIZE", 4)) + self.cluster_processes
 
     def config(self):
-        return {"web_workers": self.web_workers, "web_threads": int(self.env.get("WEB_THREADS", 4)),
-                "db_pool_max_size": int(self.env.get("DB_POOL_MAX_SIZE", 4)),
-                "qcluster_processes": self.cluster_processes, "connection_bound": self.connection_bound}
+        return {
+            "web_workers": self.web_workers,
+            "web_threads": int(self.env.get("WEB_THREADS", 4)),
+            "db_pool_max_size": int(self.env.get("DB_POOL_MAX_SIZE", 4)),
+            "qcluster_processes": self.cluster_processes,
+            "connection_bound": self.connection_bound,
+        }
 
     def stop(self):
         """SIGTERM, as a process manager stops it; how long until it, then all it started, exited."""
@@ -262,8 +320,13 @@ class Server:
                 pass
         if self.process.poll() is None:
             self.process.wait(timeout=10)
-        return {"serve_exit_s": round(exited, 2), "all_processes_gone_s": round(all_gone, 2), "returncode": returncode,
-                "left_behind": left, "ok": returncode == 0 and not left and all_gone < STOP_WITHIN_S}
+        return {
+            "serve_exit_s": round(exited, 2),
+            "all_processes_gone_s": round(all_gone, 2),
+            "returncode": returncode,
+            "left_behind": left,
+            "ok": returncode == 0 and not left and all_gone < STOP_WITHIN_S,
+        }
 
 
 def free_port():
@@ -282,7 +345,7 @@ def processes():
             text = stat.read_text()
         except OSError:
             continue
-        fields = text[text.rindex(")") + 2:].split()
+        fields = text[text.rindex(")") + 2 :].split()
         found.append((int(stat.parent.name), int(fields[1]), int(fields[2]), fields[0]))
     return found
 
@@ -357,8 +420,11 @@ class ApiClient:
 
     def __init__(self, port, token):
         self.port = port
-        self.headers = {"Authorization": f"Token {token}", "Accept": "application/json",
-                        "Content-Type": "application/json"}
+        self.headers = {
+            "Authorization": f"Token {token}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
         self.connection = None
 
     def call(self, method, path, payload=None):
@@ -474,17 +540,31 @@ def read(call, rng, days):
 
 
 def create(call, lanes, index, number):
-    status, patient = call("create patient", "POST", "/api/patients/", {
-        "first_name": "Http", "last_name": f"Client{index}", "email": f"http{index}-{number}@bench.example",
-        "no_show_risk": 0.1,
-    })
+    status, patient = call(
+        "create patient",
+        "POST",
+        "/api/patients/",
+        {
+            "first_name": "Http",
+            "last_name": f"Client{index}",
+            "email": f"http{index}-{number}@bench.example",
+            "no_show_risk": 0.1,
+        },
+    )
     if status != 201:
         return None
     provider, start = lanes.take()
-    status, appointment = call("create appointment", "POST", "/api/appointments/", {
-        "patient": patient["id"], "provider": provider, "start": start.isoformat(),
-        "end": (start + timedelta(minutes=APPOINTMENT_MINUTES)).isoformat(),
-    })
+    status, appointment = call(
+        "create appointment",
+        "POST",
+        "/api/appointments/",
+        {
+            "patient": patient["id"],
+            "provider": provider,
+            "start": start.isoformat(),
+            "end": (start + timedelta(minutes=APPOINTMENT_MINUTES)).isoformat(),
+        },
+    )
     return appointment["id"] if status == 201 else None
 
 
@@ -495,8 +575,10 @@ def run_clients(api, clients, seconds, lanes):
     days = [(today + timedelta(days=offset)).isoformat() for offset in range(14)]  # seed_demo's days
     tally, deadline = Tally(), time.monotonic() + seconds
     began = time.monotonic()
-    threads = [threading.Thread(target=client_loop, args=(api, lanes, index, deadline, tally, days))
-               for index in range(clients)]
+    threads = [
+        threading.Thread(target=client_loop, args=(api, lanes, index, deadline, tally, days))
+        for index in range(clients)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -509,19 +591,35 @@ def load_row(api, clients, seconds, lanes, sessions, server):
     tally, elapsed = run_clients(api, clients, seconds, lanes)
     stats = percentiles(tally.all_ms())
     peak = sessions.take_peak()
-    print(f"{clients} clients: {stats['n'] / elapsed:.0f} requests/s, p95 {stats['p95']:.0f} ms, "
-          f"{tally.errors} errors, peak {peak} connections", flush=True)
+    print(
+        f"{clients} clients: {stats['n'] / elapsed:.0f} requests/s, p95 {stats['p95']:.0f} ms, "
+        f"{tally.errors} errors, peak {peak} connections",
+        flush=True,
+    )
     for sample in tally.error_samples:
         print(f"  answered: {sample}", flush=True)
     return {
-        "clients": clients, "seconds": round(elapsed, 1), "requests": stats["n"],
-        "requests_per_s": stats["n"] / elapsed, "p50_ms": stats["p50"], "p95_ms": stats["p95"],
-        "p99_ms": stats["p99"], "max_ms": stats["max"], "errors": tally.errors, "conflicts_409": tally.conflicts,
-        "peak_connections": peak, "connection_bound": server.connection_bound,
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "requests": stats["n"],
+        "requests_per_s": stats["n"] / elapsed,
+        "p50_ms": stats["p50"],
+        "p95_ms": stats["p95"],
+        "p99_ms": stats["p99"],
+        "max_ms": stats["max"],
+        "errors": tally.errors,
+        "conflicts_409": tally.conflicts,
+        "peak_connections": peak,
+        "connection_bound": server.connection_bound,
         "ok": tally.errors == 0 and peak <= server.connection_bound,
-        "by_kind": {kind: {**percentiles(samples), "count": len(samples),
-                           "conflicts_409": tally.conflicts_by_kind.get(kind, 0)}
-                    for kind, samples in tally.samples.items()},
+        "by_kind": {
+            kind: {
+                **percentiles(samples),
+                "count": len(samples),
+                "conflicts_409": tally.conflicts_by_kind.get(kind, 0),
+            }
+            for kind, samples in tally.samples.items()
+        },
         "statuses": {str(status): count for status, count in tally.statuses.items()},
         "error_samples": tally.error_samples,
     }
@@ -537,23 +635,40 @@ def end_to_end_row(api, args, sessions, server):
     settled = wait_for_slots(appointment_ids, timeout=60 + args.count / 50)
     peak = sessions.take_peak()
     from_request, from_answer, from_commit, statuses = measure(appointment_ids, sent, answered)
-    stats = {name: percentiles(samples) for name, samples in
-             (("request", from_request), ("answer", from_answer), ("commit", from_commit))}
+    stats = {
+        name: percentiles(samples)
+        for name, samples in (("request", from_request), ("answer", from_answer), ("commit", from_commit))
+    }
     failed = sum(1 for status, _, _ in answered.values() if status != 200)
     cancel_ms = percentiles([ms for _, ms, _ in answered.values()])
     filled = statuses.get("backfilled", 0)
     checks = integrity()
     clean = not any(checks.values()) and filled == args.count and failed == 0
     return {
-        "rate": args.rate, "count": args.count, "achieved_rate": args.count / elapsed,
-        "request_p50_ms": stats["request"]["p50"], "request_p95_ms": stats["request"]["p95"],
-        "request_p99_ms": stats["request"]["p99"], "request_max_ms": stats["request"]["max"],
-        "answer_p95_ms": stats["answer"]["p95"], "commit_p50_ms": stats["commit"]["p50"],
-        "commit_p95_ms": stats["commit"]["p95"], "cancel_p50_ms": cancel_ms["p50"], "cancel_p95_ms": cancel_ms["p95"],
-        "cancel_errors": failed, "backfilled": filled, "not_backfilled": args.count - filled, "settled_s": settled,
-        "peak_connections": peak, "connection_bound": server.connection_bound, **checks,
-        "target_p95_ms": TARGET_P95_MS, "statuses": statuses,
-        "ok": stats["request"]["p95"] is not None and stats["request"]["p95"] < TARGET_P95_MS and clean
+        "rate": args.rate,
+        "count": args.count,
+        "achieved_rate": args.count / elapsed,
+        "request_p50_ms": stats["request"]["p50"],
+        "request_p95_ms": stats["request"]["p95"],
+        "request_p99_ms": stats["request"]["p99"],
+        "request_max_ms": stats["request"]["max"],
+        "answer_p95_ms": stats["answer"]["p95"],
+        "commit_p50_ms": stats["commit"]["p50"],
+        "commit_p95_ms": stats["commit"]["p95"],
+        "cancel_p50_ms": cancel_ms["p50"],
+        "cancel_p95_ms": cancel_ms["p95"],
+        "cancel_errors": failed,
+        "backfilled": filled,
+        "not_backfilled": args.count - filled,
+        "settled_s": settled,
+        "peak_connections": peak,
+        "connection_bound": server.connection_bound,
+        **checks,
+        "target_p95_ms": TARGET_P95_MS,
+        "statuses": statuses,
+        "ok": stats["request"]["p95"] is not None
+        and stats["request"]["p95"] < TARGET_P95_MS
+        and clean
         and peak <= server.connection_bound,
     }
 
@@ -575,8 +690,9 @@ def cancel_through_api(api, appointment_ids, rate, drivers):
             time.sleep(max(0.0, began + index / rate - time.monotonic()))
             appointment_id = appointment_ids[index]
             sent[appointment_id] = time.time()
-            status, _, ms = client.call("POST", f"/api/appointments/{appointment_id}/cancel/",
-                                        {"reason": "benchmark cancellation"})
+            status, _, ms = client.call(
+                "POST", f"/api/appointments/{appointment_id}/cancel/", {"reason": "benchmark cancellation"}
+            )
             answered[appointment_id] = (status, ms, time.time())
         client.close()
 
@@ -612,37 +728,95 @@ def measure(appointment_ids, sent, answered):
 
 def show(result):
     config = result["config"]
-    print_table(result["rows"], LOAD_COLUMNS, title=(
-        f"Part A: API clients for {config['seconds']:g} s each through bin/serve ({config['web_workers']} gunicorn "
-        f"workers x {config['web_threads']} threads, pool {config['db_pool_max_size']} per worker, "
-        f"{config['qcluster_processes']} qcluster processes)"))
-    print_table([{"clients": row["clients"], "kind": kind, **stats} for row in result["rows"]
-                 for kind, stats in sorted(row["by_kind"].items())], KIND_COLUMNS, title="Part A by request")
+    print_table(
+        result["rows"],
+        LOAD_COLUMNS,
+        title=(
+            f"Part A: API clients for {config['seconds']:g} s each through bin/serve ({config['web_workers']} gunicorn "
+            f"workers x {config['web_threads']} threads, pool {config['db_pool_max_size']} per worker, "
+            f"{config['qcluster_processes']} qcluster processes)"
+        ),
+    )
+    print_table(
+        [
+            {"clients": row["clients"], "kind": kind, **stats}
+            for row in result["rows"]
+            for kind, stats in sorted(row["by_kind"].items())
+        ],
+        KIND_COLUMNS,
+        title="Part A by request",
+    )
     row = result["end_to_end"]
-    print_table([row], END_TO_END_COLUMNS, title=(
-        f"Part B: {row['count']} cancellations through POST /api/appointments/{{id}}/cancel/ at {row['rate']:g}/s, "
-        f"ms to the replacement booked"))
+    print_table(
+        [row],
+        END_TO_END_COLUMNS,
+        title=(
+            f"Part B: {row['count']} cancellations through POST /api/appointments/{{id}}/cancel/ at {row['rate']:g}/s, "
+            f"ms to the replacement booked"
+        ),
+    )
     print_table([result["shutdown"]], SHUTDOWN_COLUMNS, title="SIGTERM to bin/serve")
-    print_machine(result["machine"], broker=result["broker"], waitlist=config["waitlist"],
-                  load_average_at_end=result["load_average_at_end"])
+    print_machine(
+        result["machine"],
+        broker=result["broker"],
+        waitlist=config["waitlist"],
+        load_average_at_end=result["load_average_at_end"],
+    )
 
 
-LOAD_COLUMNS = [("clients", "clients"), ("seconds", "s"), ("requests", "requests"), ("requests_per_s", "requests/s"),
-                ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms"),
-                ("errors", "errors"), ("conflicts_409", "409s"), ("peak_connections", "peak PG conns"),
-                ("connection_bound", "bound"), ("ok", "ok")]
-KIND_COLUMNS = [("clients", "clients"), ("kind", "request"), ("count", "count"), ("p50", "p50 ms"),
-                ("p95", "p95 ms"), ("p99", "p99 ms"), ("max", "max ms"), ("conflicts_409", "409s")]
-END_TO_END_COLUMNS = [("achieved_rate", "rate/s"), ("request_p50_ms", "sent p50"), ("request_p95_ms", "sent p95"),
-                      ("request_p99_ms", "sent p99"), ("request_max_ms", "sent max"), ("answer_p95_ms", "answer p95"),
-                      ("commit_p50_ms", "commit p50"), ("commit_p95_ms", "commit p95"),
-                      ("cancel_p95_ms", "cancel call p95"), ("cancel_errors", "errors"), ("backfilled", "filled"),
-                      ("not_backfilled", "unfilled"), ("provider_overlaps", "provider overlaps"),
-                      ("patient_overlaps", "patient overlaps"), ("patients_booked_twice", "booked twice"),
-                      ("peak_connections", "peak PG conns"), ("connection_bound", "bound"),
-                      ("target_p95_ms", "target sent p95"), ("ok", "ok")]
-SHUTDOWN_COLUMNS = [("serve_exit_s", "bin/serve exited s"), ("all_processes_gone_s", "all processes gone s"),
-                    ("returncode", "exit status"), ("left_behind", "left behind"), ("ok", "ok (< 30 s)")]
+LOAD_COLUMNS = [
+    ("clients", "clients"),
+    ("seconds", "s"),
+    ("requests", "requests"),
+    ("requests_per_s", "requests/s"),
+    ("p50_ms", "p50 ms"),
+    ("p95_ms", "p95 ms"),
+    ("p99_ms", "p99 ms"),
+    ("max_ms", "max ms"),
+    ("errors", "errors"),
+    ("conflicts_409", "409s"),
+    ("peak_connections", "peak PG conns"),
+    ("connection_bound", "bound"),
+    ("ok", "ok"),
+]
+KIND_COLUMNS = [
+    ("clients", "clients"),
+    ("kind", "request"),
+    ("count", "count"),
+    ("p50", "p50 ms"),
+    ("p95", "p95 ms"),
+    ("p99", "p99 ms"),
+    ("max", "max ms"),
+    ("conflicts_409", "409s"),
+]
+END_TO_END_COLUMNS = [
+    ("achieved_rate", "rate/s"),
+    ("request_p50_ms", "sent p50"),
+    ("request_p95_ms", "sent p95"),
+    ("request_p99_ms", "sent p99"),
+    ("request_max_ms", "sent max"),
+    ("answer_p95_ms", "answer p95"),
+    ("commit_p50_ms", "commit p50"),
+    ("commit_p95_ms", "commit p95"),
+    ("cancel_p95_ms", "cancel call p95"),
+    ("cancel_errors", "errors"),
+    ("backfilled", "filled"),
+    ("not_backfilled", "unfilled"),
+    ("provider_overlaps", "provider overlaps"),
+    ("patient_overlaps", "patient overlaps"),
+    ("patients_booked_twice", "booked twice"),
+    ("peak_connections", "peak PG conns"),
+    ("connection_bound", "bound"),
+    ("target_p95_ms", "target sent p95"),
+    ("ok", "ok"),
+]
+SHUTDOWN_COLUMNS = [
+    ("serve_exit_s", "bin/serve exited s"),
+    ("all_processes_gone_s", "all processes gone s"),
+    ("returncode", "exit status"),
+    ("left_behind", "left behind"),
+    ("ok", "ok (< 30 s)"),
+]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -29,25 +29,59 @@ def main():
     parser.add_argument("--workers", default="2", help="Q_WORKERS, or a comma-separated list to compare")
     parser.add_argument("--poll", default="0.05", help="ORM broker Q_POLL in s, or a comma-separated list")
     parser.add_argument("--waitlist", type=int, default=10_000, help="background waitlist entries")
-    parser.add_argument("--webhook", default="0",
-                        help="1: one webhook endpoint subscribed to every event (a receiver on loopback); 0,1 compares")
+    parser.add_argument(
+        "--webhook",
+        default="0",
+        help="1: one webhook endpoint subscribed to every event (a receiver on loopback); 0,1 compares",
+    )
     parser.add_argument("--warmup", type=int, default=50, help="cancellations before the measured ones, not counted")
     parser.add_argument("--baseline", help="a previous bench/results/latency-*.json to compare with")
     args = parser.parse_args()
     rows, details = [], []
     for broker, workers, poll, webhook in configurations(args):
-        child = run_child(broker=broker, rate=args.rate, count=args.count, workers=workers, poll=poll,
-                          waitlist=args.waitlist, webhook=webhook, warmup=args.warmup)
+        child = run_child(
+            broker=broker,
+            rate=args.rate,
+            count=args.count,
+            workers=workers,
+            poll=poll,
+            waitlist=args.waitlist,
+            webhook=webhook,
+            warmup=args.warmup,
+        )
         target = TARGET_P95_MS[broker]
-        rows.append({**child["row"], "target_p95_ms": target, "meets_target": child["row"]["p95_ms"] < target
-                     and clean(child["row"])})
-        details.append({key: child[key] for key in ("broker", "statuses", "emails", "webhooks", "cpu_ms_per_cancellation",
-                                                     "load_average_at_end")})
-        print(f"{broker} workers={workers} poll={poll} webhook={webhook}: p95 {child['row']['p95_ms']:.0f} ms", flush=True)
+        rows.append(
+            {
+                **child["row"],
+                "target_p95_ms": target,
+                "meets_target": child["row"]["p95_ms"] < target and clean(child["row"]),
+            }
+        )
+        details.append(
+            {
+                key: child[key]
+                for key in (
+                    "broker",
+                    "statuses",
+                    "emails",
+                    "webhooks",
+                    "cpu_ms_per_cancellation",
+                    "load_average_at_end",
+                )
+            }
+        )
+        print(
+            f"{broker} workers={workers} poll={poll} webhook={webhook}: p95 {child['row']['p95_ms']:.0f} ms",
+            flush=True,
+        )
     result = {
-        "benchmark": "latency", "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": child["machine"],
+        "benchmark": "latency",
+        "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": child["machine"],
         "config": {"count": args.count, "rate": args.rate, "waitlist": args.waitlist, "warmup": args.warmup},
-        "key": ["broker", "workers", "poll_s", "webhook"], "rows": rows, "details": details,
+        "key": ["broker", "workers", "poll_s", "webhook"],
+        "rows": rows,
+        "details": details,
     }
     show(result)
     save(result)
@@ -63,37 +97,87 @@ def configurations(args):
 
 
 def clean(row):
-    return not (row["provider_overlaps"] or row["patient_overlaps"] or row["patients_booked_twice"]
-                or row["entries_vs_slots_mismatch"] or row["not_backfilled"])
+    return not (
+        row["provider_overlaps"]
+        or row["patient_overlaps"]
+        or row["patients_booked_twice"]
+        or row["entries_vs_slots_mismatch"]
+        or row["not_backfilled"]
+    )
 
 
 def show(result):
-    print_table(result["rows"], COLUMNS, title=f"Cancellation to replacement booking, {result['config']['count']} "
-                                               f"cancellations at {result['config']['rate']:g}/s")
-    print_table([{"broker": row["broker"], "workers": row["workers"], "poll_s": row["poll_s"], "webhook": row.get("webhook"),
-                  "webhook_cluster": "-", "receiver": "-", **detail["cpu_ms_per_cancellation"],
-                  "backfill": round(detail["cpu_ms_per_cancellation"]["machine"]
-                                    - detail["cpu_ms_per_cancellation"].get("receiver", 0), 1),
-                  "emails": detail["emails"], "webhooks": detail.get("webhooks") or "-"}
-                 for row, detail in zip(result["rows"], result["details"])], CPU_COLUMNS,
-                title="CPU ms per cancellation, by process (postgres+other: the machine's CPU beyond the others; "
-                      "the receiver stands in for the EHR's machine)")
+    print_table(
+        result["rows"],
+        COLUMNS,
+        title=f"Cancellation to replacement booking, {result['config']['count']} "
+        f"cancellations at {result['config']['rate']:g}/s",
+    )
+    print_table(
+        [
+            {
+                "broker": row["broker"],
+                "workers": row["workers"],
+                "poll_s": row["poll_s"],
+                "webhook": row.get("webhook"),
+                "webhook_cluster": "-",
+                "receiver": "-",
+                **detail["cpu_ms_per_cancellation"],
+                "backfill": round(
+                    detail["cpu_ms_per_cancellation"]["machine"]
+                    - detail["cpu_ms_per_cancellation"].get("receiver", 0),
+                    1,
+                ),
+                "emails": detail["emails"],
+                "webhooks": detail.get("webhooks") or "-",
+            }
+            for row, detail in zip(result["rows"], result["details"], strict=False)
+        ],
+        CPU_COLUMNS,
+        title="CPU ms per cancellation, by process (postgres+other: the machine's CPU beyond the others; "
+        "the receiver stands in for the EHR's machine)",
+    )
     for detail in result["details"]:
         print_machine({}, broker=detail["broker"], load_average_at_end=detail["load_average_at_end"])
     print_machine(result["machine"], waitlist=result["config"]["waitlist"])
 
 
-COLUMNS = [("broker", "broker"), ("workers", "workers"), ("poll_s", "poll s"), ("webhook", "webhook"), ("achieved_rate", "rate/s"),
-           ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms"),
-           ("backfilled", "filled"), ("not_backfilled", "unfilled"), ("cancel_p95_ms", "cancel p95 ms"),
-           ("provider_overlaps", "provider overlaps"), ("patient_overlaps", "patient overlaps"),
-           ("patients_booked_twice", "booked twice"),
-           ("target_p95_ms", "target p95"), ("meets_target", "ok")]
-CPU_COLUMNS = [("broker", "broker"), ("workers", "workers"), ("poll_s", "poll s"), ("webhook", "webhook"), ("driver", "driver"),
-               ("qcluster", "qcluster"), ("webhook_cluster", "webhooks' cluster"), ("redis", "redis"),
-               ("postgres_and_other", "postgres+other"), ("receiver", "receiver"), ("machine", "machine"),
-               ("backfill", "machine - receiver"), ("stolen", "stolen by the host"),
-               ("emails", "emails by status"), ("webhooks", "webhook deliveries")]
+COLUMNS = [
+    ("broker", "broker"),
+    ("workers", "workers"),
+    ("poll_s", "poll s"),
+    ("webhook", "webhook"),
+    ("achieved_rate", "rate/s"),
+    ("p50_ms", "p50 ms"),
+    ("p95_ms", "p95 ms"),
+    ("p99_ms", "p99 ms"),
+    ("max_ms", "max ms"),
+    ("backfilled", "filled"),
+    ("not_backfilled", "unfilled"),
+    ("cancel_p95_ms", "cancel p95 ms"),
+    ("provider_overlaps", "provider overlaps"),
+    ("patient_overlaps", "patient overlaps"),
+    ("patients_booked_twice", "booked twice"),
+    ("target_p95_ms", "target p95"),
+    ("meets_target", "ok"),
+]
+CPU_COLUMNS = [
+    ("broker", "broker"),
+    ("workers", "workers"),
+    ("poll_s", "poll s"),
+    ("webhook", "webhook"),
+    ("driver", "driver"),
+    ("qcluster", "qcluster"),
+    ("webhook_cluster", "webhooks' cluster"),
+    ("redis", "redis"),
+    ("postgres_and_other", "postgres+other"),
+    ("receiver", "receiver"),
+    ("machine", "machine"),
+    ("backfill", "machine - receiver"),
+    ("stolen", "stolen by the host"),
+    ("emails", "emails by status"),
+    ("webhooks", "webhook deliveries"),
+]
 
 if __name__ == "__main__":
     sys.exit(main())

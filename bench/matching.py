@@ -34,7 +34,9 @@ TARGETS = {100_000: (2.0, 200), 1_000_000: (10.0, 200)}
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,100000", help="waitlist sizes, comma-separated")
-    parser.add_argument("--slots", type=int, default=200, help="freed slots timed per size (at least 200 for the target)")
+    parser.add_argument(
+        "--slots", type=int, default=200, help="freed slots timed per size (at least 200 for the target)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the slots")
     parser.add_argument("--baseline-slots", type=int, help="slots the naive full scan is timed on (default: by size)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the clinics even if they exist")
@@ -51,9 +53,13 @@ def main():
         details[size] = child["details"]
         machine = child["machine"]
     result = {
-        "benchmark": "matching", "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine,
+        "benchmark": "matching",
+        "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine,
         "config": {"slots": args.slots, "rounds": args.rounds, "broker": "none (in-process)"},
-        "key": ["size"], "rows": rows, "details": details,
+        "key": ["size"],
+        "rows": rows,
+        "details": details,
     }
     show(result)
     save(result)
@@ -63,8 +69,18 @@ def main():
 
 def run_child(size, args):
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        command = [PYTHON, __file__, "--one-size", str(size), "--slots", str(args.slots), "--rounds", str(args.rounds),
-                   "--out", out.name]
+        command = [
+            PYTHON,
+            __file__,
+            "--one-size",
+            str(size),
+            "--slots",
+            str(args.slots),
+            "--rounds",
+            str(args.rounds),
+            "--out",
+            out.name,
+        ]
         if args.baseline_slots:
             command += ["--baseline-slots", str(args.baseline_slots)]
         if args.rebuild:
@@ -74,20 +90,36 @@ def run_child(size, args):
 
 
 def show(result):
-    columns = [("size", "waitlist"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"),
-               ("max_ms", "max ms"), ("samples", "samples"), ("queries_per_slot", "queries/slot"),
-               ("naive_p50_ms", "naive p50 ms"), ("naive_slots", "naive slots"), ("ratio_p50", "ratio"),
-               ("same_best", "same best"), ("target_p95_ms", "target p95"), ("target_ratio", "target ratio"),
-               ("meets_target", "ok")]
+    columns = [
+        ("size", "waitlist"),
+        ("p50_ms", "p50 ms"),
+        ("p95_ms", "p95 ms"),
+        ("p99_ms", "p99 ms"),
+        ("max_ms", "max ms"),
+        ("samples", "samples"),
+        ("queries_per_slot", "queries/slot"),
+        ("naive_p50_ms", "naive p50 ms"),
+        ("naive_slots", "naive slots"),
+        ("ratio_p50", "ratio"),
+        ("same_best", "same best"),
+        ("target_p95_ms", "target p95"),
+        ("target_ratio", "target ratio"),
+        ("meets_target", "ok"),
+    ]
     print_table(result["rows"], columns, title="rank_candidates per freed slot (PostgreSQL, prepared statement, warm)")
     largest = result["rows"][-1]["size"]
     explain = result["details"][largest]["explain"]
-    print(f"\nEXPLAIN ANALYZE of the candidate query at {largest:,} entries (custom plan; the prepared statement "
-          f"ran {explain['prepared_plans']}):\n")
+    print(
+        f"\nEXPLAIN ANALYZE of the candidate query at {largest:,} entries (custom plan; the prepared statement "
+        f"ran {explain['prepared_plans']}):\n"
+    )
     print(explain["plan"])
     print(f"\nindexes used: {', '.join(explain['indexes'])}")
-    print_machine(result["machine"], broker="none (matching runs in-process)",
-                  load_average_at_end=result["details"][largest]["load_average_at_end"])
+    print_machine(
+        result["machine"],
+        broker="none (matching runs in-process)",
+        load_average_at_end=result["details"][largest]["load_average_at_end"],
+    )
 
 
 # --- one size, in a child process ---------------------------------------------------------
@@ -105,10 +137,20 @@ def measure_one_size(args):
     target_p95, target_ratio = TARGETS.get(size, (None, None))
     ratio = slow["p50"] / fast["p50"]
     row = {
-        "size": size, "p50_ms": fast["p50"], "p95_ms": fast["p95"], "p99_ms": fast["p99"], "max_ms": fast["max"],
-        "samples": fast["n"], "queries_per_slot": max(queries), "naive_p50_ms": slow["p50"], "naive_p95_ms": slow["p95"],
-        "naive_slots": slow["n"], "ratio_p50": ratio, "same_best": f"{same_best}/{slow['n']}",
-        "target_p95_ms": target_p95, "target_ratio": target_ratio,
+        "size": size,
+        "p50_ms": fast["p50"],
+        "p95_ms": fast["p95"],
+        "p99_ms": fast["p99"],
+        "max_ms": fast["max"],
+        "samples": fast["n"],
+        "queries_per_slot": max(queries),
+        "naive_p50_ms": slow["p50"],
+        "naive_p95_ms": slow["p95"],
+        "naive_slots": slow["n"],
+        "ratio_p50": ratio,
+        "same_best": f"{same_best}/{slow['n']}",
+        "target_p95_ms": target_p95,
+        "target_ratio": target_ratio,
         "meets_target": None if target_p95 is None else fast["p95"] < target_p95 and ratio >= target_ratio,
     }
     details = {"explain": explain_candidate_query(facts[0]), "load_average_at_end": load_average()}
@@ -151,7 +193,9 @@ def freed_slots(count):
     from backfill.matching import SlotFacts
     from scheduling.models import Appointment
 
-    future = list(Appointment.objects.filter(start__gt=timezone.now()).select_related("provider").order_by("start", "id"))
+    future = list(
+        Appointment.objects.filter(start__gt=timezone.now()).select_related("provider").order_by("start", "id")
+    )
     step = max(1, len(future) // count)
     chosen = future[::step][:count]
     return [
@@ -215,9 +259,15 @@ def explain_candidate_query(slot):
         plan = "\n".join(line for (line,) in cursor.fetchall())
         cursor.execute("SELECT sum(generic_plans), sum(custom_plans) FROM pg_prepared_statements")
         generic, custom = cursor.fetchone()
-    indexes = sorted(set(re.findall(r"(?:Index Scan|Index Only Scan|Bitmap Index Scan) (?:Backward )?(?:using|on) (\w+)", plan)))
-    return {"sql": sql, "plan": plan, "indexes": indexes,
-            "prepared_plans": f"{generic or 0} times on a generic plan, {custom or 0} on custom plans"}
+    indexes = sorted(
+        set(re.findall(r"(?:Index Scan|Index Only Scan|Bitmap Index Scan) (?:Backward )?(?:using|on) (\w+)", plan))
+    )
+    return {
+        "sql": sql,
+        "plan": plan,
+        "indexes": indexes,
+        "prepared_plans": f"{generic or 0} times on a generic plan, {custom or 0} on custom plans",
+    }
 
 
 if __name__ == "__main__":

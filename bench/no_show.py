@@ -23,9 +23,17 @@ PROVIDERS = 100
 VISITS_PER_PROVIDER_DAY = 9 * 0.7 * 0.92  # seed history: hours 8-16, 70% booked, ~8% cancelled
 TARGETS = {"train_s": 30.0, "score_s": 10.0}
 COLUMNS = [
-    ("visits", "visits"), ("patients", "patients"), ("train_s", "train s"), ("score_s", "score s"),
-    ("algorithm", "chosen"), ("auc", "held-out AUC"), ("brier", "Brier"), ("base_rate", "no-show rate"),
-    ("calibration_error", "calib. error"), ("risks_set", "risks set"), ("ok", "ok"),
+    ("visits", "visits"),
+    ("patients", "patients"),
+    ("train_s", "train s"),
+    ("score_s", "score s"),
+    ("algorithm", "chosen"),
+    ("auc", "held-out AUC"),
+    ("brier", "Brier"),
+    ("base_rate", "no-show rate"),
+    ("calibration_error", "calib. error"),
+    ("risks_set", "risks set"),
+    ("ok", "ok"),
 ]
 
 
@@ -43,8 +51,16 @@ def main():
     machine["load_average_at_end"] = load_average()
     print_table(rows, COLUMNS, title="No-show model: train on every visit, then score every patient")
     print_machine(machine, targets="train < 30 s, score < 10 s")
-    save({"benchmark": "no_show", "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine,
-          "config": vars(args), "key": ["visits"], "rows": rows})
+    save(
+        {
+            "benchmark": "no_show",
+            "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "machine": machine,
+            "config": vars(args),
+            "key": ["visits"],
+            "rows": rows,
+        }
+    )
 
 
 def build_clinic(visits, patients, rebuild):
@@ -61,7 +77,10 @@ def build_clinic(visits, patients, rebuild):
         return
     # Weekends have no visits: 5 clinic days in 7.
     days = round(visits / (PROVIDERS * VISITS_PER_PROVIDER_DAY) * 7 / 5)
-    print(f"building seed_demo with {PROVIDERS} providers, {patients:,} patients and {days} days of history...", flush=True)
+    print(
+        f"building seed_demo with {PROVIDERS} providers, {patients:,} patients and {days} days of history...",
+        flush=True,
+    )
     started = time.monotonic()
     call_command("seed_demo", reset=True, providers=PROVIDERS, patients=patients, history_days=days, verbosity=0)
     with connection.cursor() as cursor:
@@ -80,11 +99,18 @@ def measure():
     risks_set = score_patients(model)
     scored = time.perf_counter()
     row = {
-        "visits": model.training_rows + model.heldout_rows, "patients": Patient.objects.count(),
-        "train_s": round(trained - started, 2), "score_s": round(scored - trained, 2), "algorithm": model.algorithm,
-        "auc": round(model.auc, 3), "brier": round(model.brier, 4), "base_rate": round(model.base_rate, 3),
-        "calibration_error": model.metrics["calibration_error"], "risks_set": risks_set,
-        "validation_log_loss": model.metrics["validation_log_loss"], "load_average": load_average(),
+        "visits": model.training_rows + model.heldout_rows,
+        "patients": Patient.objects.count(),
+        "train_s": round(trained - started, 2),
+        "score_s": round(scored - trained, 2),
+        "algorithm": model.algorithm,
+        "auc": round(model.auc, 3),
+        "brier": round(model.brier, 4),
+        "base_rate": round(model.base_rate, 3),
+        "calibration_error": model.metrics["calibration_error"],
+        "risks_set": risks_set,
+        "validation_log_loss": model.metrics["validation_log_loss"],
+        "load_average": load_average(),
     }
     row["ok"] = row["train_s"] < TARGETS["train_s"] and row["score_s"] < TARGETS["score_s"] and model.is_usable
     return row

@@ -31,9 +31,11 @@ def main():
         backfill_and_roll_back(appointment)
     timings = [backfill_and_roll_back(appointment) for appointment in appointments]
     stats = percentiles(timings)
-    print_table([{"size": args.size, **stats}], [("size", "waitlist"), ("n", "backfills"), ("p50", "p50 ms"),
-                                                 ("p95", "p95 ms"), ("max", "max ms")],
-                title="book_best_candidate (cancel + backfill in a rolled-back transaction; the cancel is not timed)")
+    print_table(
+        [{"size": args.size, **stats}],
+        [("size", "waitlist"), ("n", "backfills"), ("p50", "p50 ms"), ("p95", "p95 ms"), ("max", "max ms")],
+        title="book_best_candidate (cancel + backfill in a rolled-back transaction; the cancel is not timed)",
+    )
     profile(appointments, args.size)
 
 

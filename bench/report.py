@@ -23,7 +23,11 @@ def percentiles(samples_ms):
         return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
     return {
-        "n": len(ordered), "p50": rank(50), "p95": rank(95), "p99": rank(99), "max": ordered[-1],
+        "n": len(ordered),
+        "p50": rank(50),
+        "p95": rank(95),
+        "p99": rank(99),
+        "max": ordered[-1],
         "mean": sum(ordered) / len(ordered),
     }
 
@@ -36,7 +40,7 @@ def print_table(rows, columns, title=None):
     cells += [[_cell(row.get(key)) for key, _ in columns] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     for index, line in enumerate(cells):
-        print("  ".join(text.rjust(width) for text, width in zip(line, widths)))
+        print("  ".join(text.rjust(width) for text, width in zip(line, widths, strict=False)))
         if index == 0:
             print("  ".join("-" * width for width in widths))
 
@@ -77,12 +81,27 @@ def compare(baseline, current):
             if metric in key or not _is_number(value) or not _is_number(old.get(metric)):
                 continue
             change = (value - old[metric]) / old[metric] * 100 if old[metric] else None
-            lines.append({**{k: row[k] for k in key}, "metric": metric, "baseline": old[metric], "current": value,
-                          "change": None if change is None else f"{change:+.0f}%"})
-    columns = [(k, k) for k in key] + [("metric", "metric"), ("baseline", "baseline"), ("current", "current"),
-                                        ("change", "change")]
-    print_table(lines, columns, title=f"Compared with {baseline['started_at']} (commit {baseline['machine'].get('commit')}, "
-                                      f"load {baseline['machine'].get('load_average_at_start')})")
+            lines.append(
+                {
+                    **{k: row[k] for k in key},
+                    "metric": metric,
+                    "baseline": old[metric],
+                    "current": value,
+                    "change": None if change is None else f"{change:+.0f}%",
+                }
+            )
+    columns = [(k, k) for k in key] + [
+        ("metric", "metric"),
+        ("baseline", "baseline"),
+        ("current", "current"),
+        ("change", "change"),
+    ]
+    print_table(
+        lines,
+        columns,
+        title=f"Compared with {baseline['started_at']} (commit {baseline['machine'].get('commit')}, "
+        f"load {baseline['machine'].get('load_average_at_start')})",
+    )
 
 
 def _is_number(value):

@@ -34,8 +34,11 @@ def main():
     parser.add_argument("--count", type=int, default=500, help="cancellations")
     parser.add_argument("--waitlist", type=int, default=10_000, help="background waitlist entries")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions per stage")
-    parser.add_argument("--webhook", action="store_true",
-                        help="one endpoint subscribed to every event, and a last stage sending them to a receiver on loopback")
+    parser.add_argument(
+        "--webhook",
+        action="store_true",
+        help="one endpoint subscribed to every event, and a last stage sending them to a receiver on loopback",
+    )
     parser.add_argument("--baseline", help="a previous bench/results/stages-*.json to compare with")
     args = parser.parse_args()
     setup_django(DATABASE, REDIS_URL)
@@ -45,10 +48,20 @@ def main():
     with receiving_webhooks(args.webhook) as receiver:
         rows = run_stages(appointments, args.profile, receiver)
     clear_broker(REDIS_URL)
-    result = {"benchmark": "stages", "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine,
-              "config": {"count": args.count, "waitlist": args.waitlist, "webhook": args.webhook}, "key": ["stage"], "rows": rows}
-    print_table(rows, COLUMNS, title=f"CPU per cancellation by stage, {args.count} cancellations, no queue"
-                                     + (", one webhook endpoint" if args.webhook else ""))
+    result = {
+        "benchmark": "stages",
+        "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine,
+        "config": {"count": args.count, "waitlist": args.waitlist, "webhook": args.webhook},
+        "key": ["stage"],
+        "rows": rows,
+    }
+    print_table(
+        rows,
+        COLUMNS,
+        title=f"CPU per cancellation by stage, {args.count} cancellations, no queue"
+        + (", one webhook endpoint" if args.webhook else ""),
+    )
     print_machine(machine, waitlist=args.waitlist)
     save(result)
     if args.baseline:
@@ -65,8 +78,15 @@ def run_stages(appointments, profile, receiver=None):
     count = len(appointments)
     stages = [
         ("cancel", lambda: [appointment.cancel("benchmark cancellation", by="bench") for appointment in appointments]),
-        ("backfill job", lambda: [backfill_slot(slot_id) for slot_id in
-                                  FreedSlot.objects.filter(appointment__in=appointments).order_by("pk").values_list("pk", flat=True)]),
+        (
+            "backfill job",
+            lambda: [
+                backfill_slot(slot_id)
+                for slot_id in FreedSlot.objects.filter(appointment__in=appointments)
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            ],
+        ),
         ("send job", send_queued_emails),
     ]
     if receiver:
@@ -106,16 +126,26 @@ def measure(name, stage, count, profile):
             profiler.runcall(stage)
         else:
             stage()
-    wall, own, database = time.perf_counter() - wall, thread_seconds(os.getpid()) - own, thread_seconds(backend) - database
+    wall, own, database = (
+        time.perf_counter() - wall,
+        thread_seconds(os.getpid()) - own,
+        thread_seconds(backend) - database,
+    )
     if profiler:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(
-            os.environ.get("BENCH_PROFILE_FILTER", ""), 30)
+            os.environ.get("BENCH_PROFILE_FILTER", ""), 30
+        )
         print(f"\n--- {name}: cProfile, CPU time of this thread (profiling inflates it)\n{out.getvalue()}")
     # Prepared statements run on psycopg's own cursor, which Django's wrapper does not see.
-    return {"stage": name, "python_ms": round(own * 1000 / count, 2), "postgres_ms": round(database * 1000 / count, 2),
-            "cpu_ms": round((own + database) * 1000 / count, 2), "wall_ms": round(wall * 1000 / count, 2),
-            "statements": round(len(statements) / count, 2)}
+    return {
+        "stage": name,
+        "python_ms": round(own * 1000 / count, 2),
+        "postgres_ms": round(database * 1000 / count, 2),
+        "cpu_ms": round((own + database) * 1000 / count, 2),
+        "wall_ms": round(wall * 1000 / count, 2),
+        "statements": round(len(statements) / count, 2),
+    }
 
 
 def thread_seconds(pid):
@@ -130,8 +160,14 @@ def thread_seconds(pid):
     return total / 1e9
 
 
-COLUMNS = [("stage", "stage"), ("python_ms", "python ms"), ("postgres_ms", "postgres ms"), ("cpu_ms", "cpu ms"),
-           ("wall_ms", "wall ms"), ("statements", "statements")]
+COLUMNS = [
+    ("stage", "stage"),
+    ("python_ms", "python ms"),
+    ("postgres_ms", "postgres ms"),
+    ("cpu_ms", "cpu ms"),
+    ("wall_ms", "wall ms"),
+    ("statements", "statements"),
+]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -26,23 +26,43 @@ def main():
     parser.add_argument("--duration", type=float, default=60, help="seconds at each rate")
     parser.add_argument("--workers", type=int, default=2, help="Q_WORKERS")
     parser.add_argument("--waitlist", type=int, default=10_000, help="background waitlist entries")
-    parser.add_argument("--warmup", type=float, default=1, help="seconds at the rate before the measured ones, not counted")
+    parser.add_argument(
+        "--warmup", type=float, default=1, help="seconds at the rate before the measured ones, not counted"
+    )
     parser.add_argument("--baseline", help="a previous bench/results/throughput-*.json to compare with")
     args = parser.parse_args()
     rows, details = [], []
     for rate in [float(rate) for rate in args.rates.split(",")]:
-        child = run_child(broker="redis", rate=rate, count=int(rate * args.duration), workers=args.workers,
-                          waitlist=args.waitlist, warmup=int(rate * args.warmup))
+        child = run_child(
+            broker="redis",
+            rate=rate,
+            count=int(rate * args.duration),
+            workers=args.workers,
+            waitlist=args.waitlist,
+            warmup=int(rate * args.warmup),
+        )
         row = child["row"]
         row["sustained"] = row["p95_ms"] < TARGET_P95_MS and clean(row) and row["achieved_rate"] >= 0.98 * rate
         rows.append(row)
-        details.append({key: child[key] for key in ("statuses", "emails", "cpu_ms_per_cancellation", "load_average_at_end")})
+        details.append(
+            {key: child[key] for key in ("statuses", "emails", "cpu_ms_per_cancellation", "load_average_at_end")}
+        )
         print(f"{rate:g}/s: p95 {row['p95_ms']:.0f} ms, sustained: {row['sustained']}", flush=True)
     best = max((row["rate"] for row in rows if row["sustained"]), default=None)
     result = {
-        "benchmark": "throughput", "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": child["machine"],
-        "config": {"duration_s": args.duration, "workers": args.workers, "waitlist": args.waitlist, "broker": child["broker"]},
-        "key": ["rate"], "rows": rows, "details": details, "highest_sustained_rate": best,
+        "benchmark": "throughput",
+        "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": child["machine"],
+        "config": {
+            "duration_s": args.duration,
+            "workers": args.workers,
+            "waitlist": args.waitlist,
+            "broker": child["broker"],
+        },
+        "key": ["rate"],
+        "rows": rows,
+        "details": details,
+        "highest_sustained_rate": best,
     }
     show(result)
     save(result)
@@ -51,24 +71,51 @@ def main():
 
 
 def show(result):
-    print_table(result["rows"], COLUMNS, title=f"Sustained cancellations, {result['config']['duration_s']:g} s per rate, "
-                                               f"{result['config']['broker']}, {result['config']['workers']} workers")
-    print_table([{"rate": row["rate"], **detail["cpu_ms_per_cancellation"]}
-                 for row, detail in zip(result["rows"], result["details"])], CPU_COLUMNS,
-                title="CPU ms per cancellation, by process (postgres+other: the machine's CPU beyond the others)")
+    print_table(
+        result["rows"],
+        COLUMNS,
+        title=f"Sustained cancellations, {result['config']['duration_s']:g} s per rate, "
+        f"{result['config']['broker']}, {result['config']['workers']} workers",
+    )
+    print_table(
+        [
+            {"rate": row["rate"], **detail["cpu_ms_per_cancellation"]}
+            for row, detail in zip(result["rows"], result["details"], strict=False)
+        ],
+        CPU_COLUMNS,
+        title="CPU ms per cancellation, by process (postgres+other: the machine's CPU beyond the others)",
+    )
     best = result["highest_sustained_rate"]
     print(f"\nhighest sustained rate: {best or 'none'}/s (target {TARGET_RATE}/s with p95 < {TARGET_P95_MS} ms)")
-    for row, detail in zip(result["rows"], result["details"]):
+    for row, detail in zip(result["rows"], result["details"], strict=False):
         print_machine({}, rate=row["rate"], load_average_at_end=detail["load_average_at_end"])
     print_machine(result["machine"], waitlist=result["config"]["waitlist"])
 
 
-COLUMNS = [("rate", "target/s"), ("achieved_rate", "achieved/s"), ("count", "cancellations"), ("p50_ms", "p50 ms"),
-           ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms"), ("backfilled", "filled"),
-           ("not_backfilled", "unfilled"), ("settled_s", "drain s"), ("provider_overlaps", "provider overlaps"),
-           ("patient_overlaps", "patient overlaps"), ("patients_booked_twice", "booked twice"), ("sustained", "ok")]
-CPU_COLUMNS = [("rate", "rate/s"), ("driver", "driver"), ("qcluster", "qcluster"), ("redis", "redis"),
-               ("postgres_and_other", "postgres+other"), ("machine", "machine")]
+COLUMNS = [
+    ("rate", "target/s"),
+    ("achieved_rate", "achieved/s"),
+    ("count", "cancellations"),
+    ("p50_ms", "p50 ms"),
+    ("p95_ms", "p95 ms"),
+    ("p99_ms", "p99 ms"),
+    ("max_ms", "max ms"),
+    ("backfilled", "filled"),
+    ("not_backfilled", "unfilled"),
+    ("settled_s", "drain s"),
+    ("provider_overlaps", "provider overlaps"),
+    ("patient_overlaps", "patient overlaps"),
+    ("patients_booked_twice", "booked twice"),
+    ("sustained", "ok"),
+]
+CPU_COLUMNS = [
+    ("rate", "rate/s"),
+    ("driver", "driver"),
+    ("qcluster", "qcluster"),
+    ("redis", "redis"),
+    ("postgres_and_other", "postgres+other"),
+    ("machine", "machine"),
+]
 
 if __name__ == "__main__":
     sys.exit(main())

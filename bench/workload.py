@@ -27,10 +27,22 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from datetime import datetime, time as clock, timedelta
+from datetime import datetime, timedelta
+from datetime import time as clock
 from pathlib import Path
 
-from environment import PYTHON, REDIS_URL, RESULTS, ROOT, database_url, django_environment, load_average, machine_facts, redis_version, setup_django
+from environment import (
+    PYTHON,
+    REDIS_URL,
+    RESULTS,
+    ROOT,
+    database_url,
+    django_environment,
+    load_average,
+    machine_facts,
+    redis_version,
+    setup_django,
+)
 from report import percentiles
 
 DATABASE = database_url("load")
@@ -47,11 +59,21 @@ def main():
     parser.add_argument("--poll", type=float, default=0.05, help="ORM broker poll interval in s (Q_POLL)")
     parser.add_argument("--waitlist", type=int, default=10_000, help="background waitlist entries")
     parser.add_argument("--threads", type=int, default=4, help="driver threads issuing cancellations")
-    parser.add_argument("--warmup", type=int, default=50,
-                        help="cancellations before the measured ones, at the same rate, not counted (0: none)")
-    parser.add_argument("--webhook", type=int, default=0,
-                        help="1: one webhook endpoint subscribed to every event, a receiver on loopback (SPEC 13)")
-    parser.add_argument("--profile", help="directory for py-spy profiles (collapsed stacks) of the driver and the qcluster")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=50,
+        help="cancellations before the measured ones, at the same rate, not counted (0: none)",
+    )
+    parser.add_argument(
+        "--webhook",
+        type=int,
+        default=0,
+        help="1: one webhook endpoint subscribed to every event, a receiver on loopback (SPEC 13)",
+    )
+    parser.add_argument(
+        "--profile", help="directory for py-spy profiles (collapsed stacks) of the driver and the qcluster"
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     Path(args.out).write_text(json.dumps(run(args), default=str))
@@ -62,11 +84,17 @@ def run(args):
     setup_django(DATABASE, redis, Q_WORKERS=args.workers, Q_POLL=args.poll)
     machine = machine_facts()
     appointments = build_clinic(args.count + args.warmup, args.waitlist)
-    warmup, appointments = appointments[:args.warmup], appointments[args.warmup:]
+    warmup, appointments = appointments[: args.warmup], appointments[args.warmup :]
     clear_broker(redis)
-    with receiving_webhooks(args.webhook) as receiver, qcluster(args, redis) as cluster, \
-            webhook_cluster(args, redis) as senders:
-        processes = {"receiver": receiver.pid if receiver else None, "webhook_cluster": senders.pid if senders else None}
+    with (
+        receiving_webhooks(args.webhook) as receiver,
+        qcluster(args, redis) as cluster,
+        webhook_cluster(args, redis) as senders,
+    ):
+        processes = {
+            "receiver": receiver.pid if receiver else None,
+            "webhook_cluster": senders.pid if senders else None,
+        }
         if warmup:
             warm_up(warmup, args, receiver)
         before = cpu_seconds(cluster.process.pid, processes)
@@ -74,26 +102,54 @@ def run(args):
             driven = drive(appointments, args.rate, args.threads)
         settled = wait_for_slots([a.pk for a in appointments], timeout=60 + args.count / 50)
         webhooks = wait_for_deliveries(receiver, timeout=60 + args.count / 50)
-        cpu = {name: round((used - before.get(name, 0.0)) * 1000 / args.count, 1)
-               for name, used in cpu_seconds(cluster.process.pid, processes).items()}
-        cpu["postgres_and_other"] = round(cpu["machine"] - cpu["driver"] - cpu["qcluster"] - cpu["redis"]
-                                          - cpu.get("webhook_cluster", 0) - cpu.get("receiver", 0), 1)
+        cpu = {
+            name: round((used - before.get(name, 0.0)) * 1000 / args.count, 1)
+            for name, used in cpu_seconds(cluster.process.pid, processes).items()
+        }
+        cpu["postgres_and_other"] = round(
+            cpu["machine"]
+            - cpu["driver"]
+            - cpu["qcluster"]
+            - cpu["redis"]
+            - cpu.get("webhook_cluster", 0)
+            - cpu.get("receiver", 0),
+            1,
+        )
         emails = email_backlog()
     latencies, statuses = measure([a.pk for a in appointments])
     stats = percentiles(latencies)
     row = {
-        "broker": args.broker, "rate": args.rate, "count": args.count, "workers": args.workers,
-        "poll_s": args.poll if args.broker == "orm" else None, "achieved_rate": driven["achieved_rate"],
-        "p50_ms": stats["p50"], "p95_ms": stats["p95"], "p99_ms": stats["p99"], "max_ms": stats["max"],
-        "backfilled": statuses.get("backfilled", 0), "not_backfilled": args.count - statuses.get("backfilled", 0),
-        "schedule_lag_p95_ms": driven["lag_p95_ms"], "cancel_p95_ms": driven["cancel_p95_ms"],
-        "settled_s": settled, **integrity(),
+        "broker": args.broker,
+        "rate": args.rate,
+        "count": args.count,
+        "workers": args.workers,
+        "poll_s": args.poll if args.broker == "orm" else None,
+        "achieved_rate": driven["achieved_rate"],
+        "p50_ms": stats["p50"],
+        "p95_ms": stats["p95"],
+        "p99_ms": stats["p99"],
+        "max_ms": stats["max"],
+        "backfilled": statuses.get("backfilled", 0),
+        "not_backfilled": args.count - statuses.get("backfilled", 0),
+        "schedule_lag_p95_ms": driven["lag_p95_ms"],
+        "cancel_p95_ms": driven["cancel_p95_ms"],
+        "settled_s": settled,
+        **integrity(),
     }
     broker = redis_version(redis) + " (db 9)" if redis else f"django-q2 ORM broker on PostgreSQL, poll {args.poll} s"
     row["webhook"] = bool(args.webhook)
     row["warmup"] = args.warmup
-    return {"row": row, "statuses": statuses, "emails": emails, "webhooks": webhooks, "cpu_ms_per_cancellation": cpu, "machine": machine, "broker": broker,
-            "load_average_at_end": load_average(), "waitlist": args.waitlist}
+    return {
+        "row": row,
+        "statuses": statuses,
+        "emails": emails,
+        "webhooks": webhooks,
+        "cpu_ms_per_cancellation": cpu,
+        "machine": machine,
+        "broker": broker,
+        "load_average_at_end": load_average(),
+        "waitlist": args.waitlist,
+    }
 
 
 # --- the clinic ------------------------------------------------------------------------------
@@ -117,19 +173,35 @@ def build_clinic(count, waitlist):
     Task.objects.all().delete()
     providers = list(Provider.objects.order_by("id"))
     starts = list(slot_starts(count, len(providers)))
-    leaving = Patient.objects.bulk_create([bench_patient(f"leaving{i}", risk=0.2) for i in range(count)], batch_size=5000)
+    leaving = Patient.objects.bulk_create(
+        [bench_patient(f"leaving{i}", risk=0.2) for i in range(count)], batch_size=5000
+    )
     appointments = [
-        Appointment(patient=patient, provider=providers[index % len(providers)], start=start,
-                    end=start + timedelta(minutes=SLOT_MINUTES), status=Appointment.Status.SCHEDULED)
-        for index, (patient, start) in enumerate(zip(leaving, starts))
+        Appointment(
+            patient=patient,
+            provider=providers[index % len(providers)],
+            start=start,
+            end=start + timedelta(minutes=SLOT_MINUTES),
+            status=Appointment.Status.SCHEDULED,
+        )
+        for index, (patient, start) in enumerate(zip(leaving, starts, strict=False))
     ]
     appointments = Appointment.objects.bulk_create(appointments, batch_size=5000)
-    waiting = Patient.objects.bulk_create([bench_patient(f"waiting{i}", risk=0.9) for i in range(count)], batch_size=5000)
-    WaitlistEntry.objects.bulk_create([
-        WaitlistEntry(patient=patient, specialty_id=appointment.provider.specialty_id,
-                      preferred_location_id=appointment.provider.location_id, no_show_risk=patient.no_show_risk)
-        for patient, appointment in zip(waiting, appointments)
-    ], batch_size=5000)
+    waiting = Patient.objects.bulk_create(
+        [bench_patient(f"waiting{i}", risk=0.9) for i in range(count)], batch_size=5000
+    )
+    WaitlistEntry.objects.bulk_create(
+        [
+            WaitlistEntry(
+                patient=patient,
+                specialty_id=appointment.provider.specialty_id,
+                preferred_location_id=appointment.provider.location_id,
+                no_show_risk=patient.no_show_risk,
+            )
+            for patient, appointment in zip(waiting, appointments, strict=False)
+        ],
+        batch_size=5000,
+    )
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
     random.Random(7).shuffle(appointments)
@@ -152,8 +224,15 @@ def bench_patient(name, risk):
     from clinic.models import Patient
 
     # SPEC 9: the targets hold with texts on for every patient (email and text, locmem backend).
-    return Patient(first_name=name, last_name="Bench", email=f"{name}@bench.example", no_show_risk=risk,
-                   phone="+16175550100", preferred_channel=Patient.Channel.BOTH, sms_consent=True)
+    return Patient(
+        first_name=name,
+        last_name="Bench",
+        email=f"{name}@bench.example",
+        no_show_risk=risk,
+        phone="+16175550100",
+        preferred_channel=Patient.Channel.BOTH,
+        sms_consent=True,
+    )
 
 
 # --- the cluster -----------------------------------------------------------------------------
@@ -181,8 +260,12 @@ class qcluster:
 
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [PYTHON, "manage.py", "qcluster"], cwd=ROOT, env=self.env, start_new_session=True,
-            stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+            [PYTHON, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=self.env,
+            start_new_session=True,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
         )
         probe = async_task("math.floor", 1.5, save=True)  # saved whatever save_limit says
         deadline = time.monotonic() + 60
@@ -213,10 +296,19 @@ def webhook_cluster(args, redis):
     if not args.webhook:
         yield None
         return
-    env = {**django_environment(DATABASE, redis, Q_WORKERS=args.workers, Q_POLL=args.poll), "Q_CLUSTER_NAME": "webhooks"}
+    env = {
+        **django_environment(DATABASE, redis, Q_WORKERS=args.workers, Q_POLL=args.poll),
+        "Q_CLUSTER_NAME": "webhooks",
+    }
     log = RESULTS / "logs" / f"qcluster-webhooks-{args.broker}-{int(args.rate)}.log"
-    process = subprocess.Popen(["nice", "-n", "10", PYTHON, "manage.py", "qcluster"], cwd=ROOT, env=env,
-                               start_new_session=True, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        ["nice", "-n", "10", PYTHON, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 60
     while " running." not in log.read_text():
         if time.monotonic() > deadline or process.poll() is not None:
@@ -244,11 +336,25 @@ class profiled:
         if self.directory:
             Path(self.directory).mkdir(parents=True, exist_ok=True)
             for name, pid in self.targets.items():
-                self.spies.append(subprocess.Popen(
-                    [str(Path(PYTHON).parent / "py-spy"), "record", "--pid", str(pid), "--subprocesses",
-                     "--format", "raw", "--rate", "250", "--output", str(Path(self.directory) / f"{name}.txt")],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                ))
+                self.spies.append(
+                    subprocess.Popen(
+                        [
+                            str(Path(PYTHON).parent / "py-spy"),
+                            "record",
+                            "--pid",
+                            str(pid),
+                            "--subprocesses",
+                            "--format",
+                            "raw",
+                            "--rate",
+                            "250",
+                            "--output",
+                            str(Path(self.directory) / f"{name}.txt"),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
         return self
 
     def __exit__(self, *exc):
@@ -290,8 +396,11 @@ def drive(appointments, rate, threads):
     for thread in pool:
         thread.join()
     elapsed = time.monotonic() - started
-    return {"achieved_rate": len(appointments) / elapsed, "lag_p95_ms": percentiles(lags)["p95"],
-            "cancel_p95_ms": percentiles(durations)["p95"]}
+    return {
+        "achieved_rate": len(appointments) / elapsed,
+        "lag_p95_ms": percentiles(lags)["p95"],
+        "cancel_p95_ms": percentiles(durations)["p95"],
+    }
 
 
 def warm_up(appointments, args, receiver):
@@ -322,7 +431,7 @@ def cpu_seconds(cluster_pid, others=None):
             text = stat.read_text()
         except OSError:
             continue
-        name, fields = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
         # Its own time and that of its children already reaped (recycled workers).
         seconds = sum(int(value) for value in fields[11:15]) / tick
         if int(fields[2]) == cluster_pid:
@@ -336,8 +445,12 @@ def cpu_seconds(cluster_pid, others=None):
     # pusher (Sentinel.spawn_cluster). A recycled worker would upset this; the bench's don't recycle.
     cluster.sort()
     if len(cluster) >= 5:
-        roles = ["cluster_command", "cluster_sentinel"] + ["cluster_workers"] * (len(cluster) - 4) + ["cluster_monitor", "cluster_pusher"]
-        for role, (_, _, seconds) in zip(roles, cluster):
+        roles = (
+            ["cluster_command", "cluster_sentinel"]
+            + ["cluster_workers"] * (len(cluster) - 4)
+            + ["cluster_monitor", "cluster_pusher"]
+        )
+        for role, (_, _, seconds) in zip(roles, cluster, strict=False):
             used[role] = used.get(role, 0.0) + seconds
     # user nice system idle iowait irq softirq steal (guest time is already in user): steal is
     # the host running its other guests on our virtual cores, not work of ours.
@@ -362,11 +475,14 @@ def receiving_webhooks(wanted):
 
     # At the lowest priority: it stands in for the EHR's own machine, so on this one it
     # should take only CPU that Backfill leaves idle (its CPU is still counted, apart).
-    server = subprocess.Popen(["nice", "-n", "19", PYTHON, "-c", RECEIVER], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        ["nice", "-n", "19", PYTHON, "-c", RECEIVER], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         port = int(server.stdout.readline())
-        WebhookEndpoint.objects.create(url=f"http://127.0.0.1:{port}/hooks", events=["*"], secret=new_secret(),
-                                       description="bench receiver")
+        WebhookEndpoint.objects.create(
+            url=f"http://127.0.0.1:{port}/hooks", events=["*"], secret=new_secret(), description="bench receiver"
+        )
         yield server
     finally:
         server.terminate()
@@ -393,11 +509,17 @@ def wait_for_deliveries(receiver, timeout):
 
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if not (Event.objects.filter(fanned_out=False).exists() or WebhookDelivery.objects.exclude(status="delivered").exists()):
+        if not (
+            Event.objects.filter(fanned_out=False).exists()
+            or WebhookDelivery.objects.exclude(status="delivered").exists()
+        ):
             break
         time.sleep(0.25)
-    return {"events": Event.objects.count(), "settled_s": round(time.monotonic() - started, 1),
-            **dict(WebhookDelivery.objects.values_list("status").annotate(Count("id")).order_by())}
+    return {
+        "events": Event.objects.count(),
+        "settled_s": round(time.monotonic() - started, 1),
+        **dict(WebhookDelivery.objects.values_list("status").annotate(Count("id")).order_by()),
+    }
 
 
 def wait_for_slots(appointment_ids, timeout):
@@ -460,8 +582,11 @@ def integrity():
 
     with connection.cursor() as cursor:
         counts = {}
-        for name, sql in [("provider_overlaps", OVERLAPS.format(who="provider_id")),
-                          ("patient_overlaps", OVERLAPS.format(who="patient_id")), ("patients_booked_twice", BOOKED_TWICE)]:
+        for name, sql in [
+            ("provider_overlaps", OVERLAPS.format(who="provider_id")),
+            ("patient_overlaps", OVERLAPS.format(who="patient_id")),
+            ("patients_booked_twice", BOOKED_TWICE),
+        ]:
             cursor.execute(sql, [timezone.now()] if "%s" in sql else None)
             counts[name] = cursor.fetchone()[0]
     filled = FreedSlot.objects.filter(status=FreedSlot.Status.BACKFILLED).count()

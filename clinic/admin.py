@@ -1,10 +1,20 @@
 from django.contrib import admin, messages
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from clinic.admin_lists import ClinicModelAdmin
 from clinic.models import (
-    DeliveryAttempt, Event, InboundText, InsurancePlan, Location, OutboundEmail, Patient, Provider, Specialty,
-    WebhookDelivery, WebhookEndpoint,
+    DeliveryAttempt,
+    Event,
+    InboundText,
+    InsurancePlan,
+    Location,
+    OutboundEmail,
+    Patient,
+    Provider,
+    Specialty,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from clinic.views import name_addressees
 from clinic.webhooks import new_secret, resend
@@ -40,8 +50,17 @@ class ProviderAdmin(ClinicModelAdmin):
 
 @admin.register(Patient)
 class PatientAdmin(ClinicModelAdmin):
-    list_display = ["__str__", "email", "phone", "preferred_location", "no_show_risk", "no_show_risk_source",
-                    "no_show_risk_model", "days", "email_opt_out"]
+    list_display = [
+        "__str__",
+        "email",
+        "phone",
+        "preferred_location",
+        "no_show_risk",
+        "no_show_risk_source",
+        "no_show_risk_model",
+        "days",
+        "email_opt_out",
+    ]
     list_filter = ["preferred_location", "email_opt_out", "no_show_risk_source"]
     search_fields = ["first_name", "last_name", "email", "phone"]
     list_select_related = ["preferred_location"]
@@ -49,18 +68,44 @@ class PatientAdmin(ClinicModelAdmin):
     readonly_fields = ["model_estimate", "model_reasons", "sms_consent_at", "sms_consent_source"]
     actions = ["resume_offers"]
     fieldsets = [
-        (None, {"fields": ["first_name", "last_name", "email", "phone", "preferred_location", "available_days",
-                           "preferred_times", "email_opt_out", "insurance_plan"]}),
-        ("Texts and offers", {
-            "fields": ["preferred_channel", "sms_consent", "sms_consent_at", "sms_consent_source", "offers_paused_at"],
-            "description": "Texts go only with the patient's consent. Offers pause after several in a row went "
-                           "unanswered or were declined; clear the pause (or use the action) to resume them.",
-        }),
-        ("No-show risk", {
-            "fields": ["no_show_risk", "no_show_risk_source", "model_estimate", "model_reasons"],
-            "description": "The risk matching uses. Typing a risk makes it yours: the no-show model then leaves it "
-                           "alone until its source is set back to the clinic's history.",
-        }),
+        (
+            None,
+            {
+                "fields": [
+                    "first_name",
+                    "last_name",
+                    "email",
+                    "phone",
+                    "preferred_location",
+                    "available_days",
+                    "preferred_times",
+                    "email_opt_out",
+                    "insurance_plan",
+                ]
+            },
+        ),
+        (
+            "Texts and offers",
+            {
+                "fields": [
+                    "preferred_channel",
+                    "sms_consent",
+                    "sms_consent_at",
+                    "sms_consent_source",
+                    "offers_paused_at",
+                ],
+                "description": "Texts go only with the patient's consent. Offers pause after several in a row went "
+                "unanswered or were declined; clear the pause (or use the action) to resume them.",
+            },
+        ),
+        (
+            "No-show risk",
+            {
+                "fields": ["no_show_risk", "no_show_risk_source", "model_estimate", "model_reasons"],
+                "description": "The risk matching uses. Typing a risk makes it yours: the no-show model then leaves it "
+                "alone until its source is set back to the clinic's history.",
+            },
+        ),
     ]
 
     @admin.action(description="Resume offers for the selected patients", permissions=["change"])
@@ -82,14 +127,18 @@ class PatientAdmin(ClinicModelAdmin):
     @admin.display(description="Model's estimate")
     def model_estimate(self, patient):
         if patient.no_show_risk_model is None:
-            return "None yet: the no-show model has not scored this patient (manage.py train_no_show_model, or nightly)."
+            return (
+                "None yet: the no-show model has not scored this patient (manage.py train_no_show_model, or nightly)."
+            )
         return f"{patient.no_show_risk_model:.2f}"
 
     @admin.display(description="Model's top reasons")
     def model_reasons(self, patient):
         if not patient.no_show_risk_reasons:
             return "-"
-        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((reason,) for reason in patient.no_show_risk_reasons)))
+        return format_html(
+            "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((reason,) for reason in patient.no_show_risk_reasons))
+        )
 
     @admin.display(description="Available days")
     def days(self, patient):
@@ -120,8 +169,12 @@ class OutboundEmailAdmin(ClinicModelAdmin):
         if not email.appointment_id:
             return "-"
         appointment = email.appointment
-        return format_html('<a href="/admin/scheduling/appointment/{}/change/">{} with {}</a>', appointment.pk,
-                           f"{appointment.provider.location.local(appointment.start):%a %-d %b %H:%M}", appointment.provider.name)
+        return format_html(
+            '<a href="/admin/scheduling/appointment/{}/change/">{} with {}</a>',
+            appointment.pk,
+            f"{appointment.provider.location.local(appointment.start):%a %-d %b %H:%M}",
+            appointment.provider.name,
+        )
 
     def has_add_permission(self, request):
         return False
@@ -160,8 +213,11 @@ class WebhookEndpointAdmin(ClinicModelAdmin):
         super().save_model(request, obj, form, change)
         if not change:
             # Shown this once, as the API does: the receiver needs it to verify signatures.
-            self.message_user(request, f"Signing secret for {obj.url}: {obj.secret} (shown only now: copy it to the receiver).",
-                              messages.WARNING)
+            self.message_user(
+                request,
+                f"Signing secret for {obj.url}: {obj.secret} (shown only now: copy it to the receiver).",
+                messages.WARNING,
+            )
 
 
 class DeliveryAttemptInline(admin.TabularInline):
@@ -198,8 +254,13 @@ class WebhookDeliveryAdmin(ClinicModelAdmin):
     @admin.action(permissions=["change"], description="Re-send the selected failed deliveries")
     def resend_failed(self, request, queryset):
         count = resend(queryset)
-        self.message_user(request, f"{count} failed deliveries will be sent again." if count
-                          else "None of the selected deliveries had failed.", messages.SUCCESS if count else messages.WARNING)
+        self.message_user(
+            request,
+            f"{count} failed deliveries will be sent again."
+            if count
+            else "None of the selected deliveries had failed.",
+            messages.SUCCESS if count else messages.WARNING,
+        )
 
 
 @admin.register(Event)

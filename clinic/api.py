@@ -7,7 +7,7 @@ refusal into a 409 so no endpoint answers 500 for a conflict.
 
 import logging
 from collections.abc import Mapping
-from datetime import timezone as dt_timezone
+from datetime import UTC
 from functools import partial
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -106,7 +106,7 @@ class ClinicDayFilter(filters.DateFilter):
         return queryset.filter(on_the_day)
 
     def during(self, day, zone):
-        start, end = (moment.astimezone(dt_timezone.utc) for moment in day_bounds(day, day, zone))
+        start, end = (moment.astimezone(UTC) for moment in day_bounds(day, day, zone))
         return Q(**{f"{self.field_name}__gte": start, f"{self.field_name}__lt": end})
 
 
@@ -136,7 +136,9 @@ class ExternalIds:
         fields = super().get_fields()
         for name, model in self.external_id_relations.items():
             fields[external_name(name)] = serializers.CharField(
-                write_only=True, required=False, max_length=100,
+                write_only=True,
+                required=False,
+                max_length=100,
                 help_text=f"Instead of `{name}`: the {model._meta.verbose_name}'s external id.",
             )
         return fields
@@ -151,11 +153,17 @@ class ExternalIds:
         for name, model in self.external_id_relations.items():
             external_id = data.get(external_name(name))
             # A NUL is left to the field's own validation (a 400): PostgreSQL refuses it in a query.
-            if isinstance(external_id, str) and external_id and "\x00" not in external_id and data.get(name) in (None, ""):
+            if (
+                isinstance(external_id, str)
+                and external_id
+                and "\x00" not in external_id
+                and data.get(name) in (None, "")
+            ):
                 found = model.objects.filter(external_id=external_id).values_list("pk", flat=True).first()
                 if found is None:
                     raise serializers.ValidationError(
-                        {external_name(name): [f"No {model._meta.verbose_name} has the external id '{external_id}'."]})
+                        {external_name(name): [f"No {model._meta.verbose_name} has the external id '{external_id}'."]}
+                    )
                 data[name] = found
         value = super().to_internal_value(data)
         for name in self.external_id_relations:
@@ -212,9 +220,23 @@ class PatientSerializer(ExternalIds, serializers.ModelSerializer):
     class Meta:
         model = Patient
         fields = [
-            "id", "first_name", "last_name", "email", "phone", "preferred_location",
-            "available_days", "no_show_risk", "no_show_risk_source", "email_opt_out", "external_id", "insurance_plan",
-            "preferred_channel", "sms_consent", "sms_consent_at", "sms_consent_source", "offers_paused_at",
+            "id",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "preferred_location",
+            "available_days",
+            "no_show_risk",
+            "no_show_risk_source",
+            "email_opt_out",
+            "external_id",
+            "insurance_plan",
+            "preferred_channel",
+            "sms_consent",
+            "sms_consent_at",
+            "sms_consent_source",
+            "offers_paused_at",
         ]
         read_only_fields = ["no_show_risk_source", "sms_consent_at", "offers_paused_at"]
 
@@ -269,7 +291,9 @@ FIELD_ERRORS_SCHEMA = {
 }
 WRITE_METHODS = {"post", "put", "patch", "delete"}
 IDEMPOTENCY_KEY_PARAMETER = {
-    "in": "header", "name": "Idempotency-Key", "required": False,
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
     "schema": {"type": "string", "maxLength": 200},
     "description": "Retrying with the same key and body within a day answers the first answer again and changes nothing.",
 }
@@ -300,8 +324,11 @@ def document_error_responses(result, generator, request, public):
                 operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY_PARAMETER)
             for code, description in errors.items():
                 name = "FieldErrors" if code == "400" else "Error"
-                operation["responses"].setdefault(code, {
-                    "description": description,
-                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
-                })
+                operation["responses"].setdefault(
+                    code,
+                    {
+                        "description": description,
+                        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
+                    },
+                )
     return result

@@ -10,7 +10,14 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
 from backfill.api import FreedSlotViewSet, StatsView
-from clinic.api import InsurancePlanViewSet, LocationViewSet, PatientViewSet, ProviderViewSet, SpecialtyViewSet, api_not_found
+from clinic.api import (
+    InsurancePlanViewSet,
+    LocationViewSet,
+    PatientViewSet,
+    ProviderViewSet,
+    SpecialtyViewSet,
+    api_not_found,
+)
 from clinic.message_api import MessageViewSet
 from clinic.webhook_api import WebhookDeliveryViewSet, WebhookEndpointViewSet
 from scheduling.api import AppointmentViewSet, TriggerWorkflowView
@@ -38,6 +45,10 @@ urlpatterns = [
     re_path(r"^trigger-workflow/?$", TriggerWorkflowView.as_view(), name="trigger-workflow"),
     re_path(r"^stats/?$", StatsView.as_view(), name="stats"),
     re_path(r"^schema/?$", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
-    re_path(r"^docs/?$", SpectacularSwaggerSplitView.as_view(url_name="api:schema", permission_classes=[AllowAny]), name="docs"),
+    re_path(
+        r"^docs/?$",
+        SpectacularSwaggerSplitView.as_view(url_name="api:schema", permission_classes=[AllowAny]),
+        name="docs",
+    ),
     re_path(r"", api_not_found),
 ]

@@ -38,12 +38,18 @@ def queue_patient_email(kind, patient, context, appointment=None):
     """
     channels = patient.message_channels()
     if not channels:
-        log.info("message.skipped kind=%s appointment=%s patient=%s reason=opted_out",
-                 kind, appointment.pk if appointment else None, patient.pk)
+        log.info(
+            "message.skipped kind=%s appointment=%s patient=%s reason=opted_out",
+            kind,
+            appointment.pk if appointment else None,
+            patient.pk,
+        )
         return None
     context = {"patient": patient, "site_url": settings.SITE_URL, "clinic_phone": settings.CLINIC_PHONE, **context}
     # One INSERT for both channels: a backfill's worker pays the ORM's price per statement.
-    stored = OutboundEmail.objects.bulk_create([COMPOSE[channel](kind, patient, context, appointment) for channel in channels])
+    stored = OutboundEmail.objects.bulk_create(
+        [COMPOSE[channel](kind, patient, context, appointment) for channel in channels]
+    )
     transaction.on_commit(request_send, robust=True)
     return stored[0]
 
@@ -117,7 +123,9 @@ def enqueue_send(email_id):
 
 def send_stored_email(email_id):
     with transaction.atomic():
-        email = OutboundEmail.objects.select_for_update().filter(pk=email_id, status=OutboundEmail.Status.QUEUED).first()
+        email = (
+            OutboundEmail.objects.select_for_update().filter(pk=email_id, status=OutboundEmail.Status.QUEUED).first()
+        )
         if email is None:
             return None
         return _send(email)
@@ -138,14 +146,24 @@ def _send(email):
     email.sent_at = timezone.now()
     email.esp_message_id = message_id
     email.save(update_fields=["attempts", "status", "sent_at", "esp_message_id", "updated_at"])
-    log.info("%s.sent id=%s kind=%s appointment=%s", "sms" if email.is_text else "email", email.pk, email.kind,
-             email.appointment_id)
+    log.info(
+        "%s.sent id=%s kind=%s appointment=%s",
+        "sms" if email.is_text else "email",
+        email.pk,
+        email.kind,
+        email.appointment_id,
+    )
     return email.status
 
 
 def _send_email(email):
-    message = EmailMultiAlternatives(email.subject, email.text_body, settings.DEFAULT_FROM_EMAIL, [email.recipient],
-                                     headers=unsubscribe_headers(email))
+    message = EmailMultiAlternatives(
+        email.subject,
+        email.text_body,
+        settings.DEFAULT_FROM_EMAIL,
+        [email.recipient],
+        headers=unsubscribe_headers(email),
+    )
     if email.html_body:
         message.attach_alternative(email.html_body, "text/html")
     message.send()
@@ -177,7 +195,10 @@ def unsubscribe_headers(email):
     """RFC 8058: a mail client's own Unsubscribe button POSTs to this link, no page shown."""
     if email.patient_id is None:
         return {}
-    return {"List-Unsubscribe": f"<{unsubscribe_url(email.patient_id)}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    return {
+        "List-Unsubscribe": f"<{unsubscribe_url(email.patient_id)}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
 
 
 def _esp_message_id(message):
@@ -190,8 +211,9 @@ def _esp_message_id(message):
 def resend_stuck_emails(now):
     """Queued messages whose send job failed or was lost get another job (called by the sweep)."""
     stuck = list(
-        OutboundEmail.objects.filter(status=OutboundEmail.Status.QUEUED, updated_at__lte=now - RESEND_AFTER)
-        .values_list("pk", flat=True)[:500]
+        OutboundEmail.objects.filter(
+            status=OutboundEmail.Status.QUEUED, updated_at__lte=now - RESEND_AFTER
+        ).values_list("pk", flat=True)[:500]
     )
     OutboundEmail.objects.filter(pk__in=stuck).update(updated_at=now)
     for email_id in stuck:

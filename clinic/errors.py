@@ -30,7 +30,8 @@ def server_error(request):
         log.warning("service.unavailable path=%s error=%s", request.path, type(sys.exc_info()[1]).__name__)
     if request.path.startswith(JSON_PATHS):
         detail = (
-            "The clinic's database or queue is briefly unavailable. Retry shortly." if outage
+            "The clinic's database or queue is briefly unavailable. Retry shortly."
+            if outage
             else "Something went wrong on our side. The error is logged; retry shortly."
         )
         response = JsonResponse({"detail": detail}, status=status)

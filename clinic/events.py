@@ -18,10 +18,22 @@ from clinic.webhooks import request_delivery
 
 # Every type an endpoint may subscribe to; SPEC 13 keeps the list here.
 EVENT_TYPES = [
-    "appointment.created", "appointment.cancelled", "appointment.confirmed", "appointment.no_show",
-    "slot.freed", "slot.backfilled", "slot.no_match", "slot.expired", "slot.failed",
-    "offer.sent", "offer.accepted", "offer.declined", "offer.expired",
-    "waitlist_entry.created", "waitlist_entry.booked", "waitlist_entry.removed",
+    "appointment.created",
+    "appointment.cancelled",
+    "appointment.confirmed",
+    "appointment.no_show",
+    "slot.freed",
+    "slot.backfilled",
+    "slot.no_match",
+    "slot.expired",
+    "slot.failed",
+    "offer.sent",
+    "offer.accepted",
+    "offer.declined",
+    "offer.expired",
+    "waitlist_entry.created",
+    "waitlist_entry.booked",
+    "waitlist_entry.removed",
     "provider.unavailable",
 ]
 

@@ -16,7 +16,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse
-from django.utils import timezone
 
 from clinic.models import IdempotentRequest
 
@@ -48,8 +47,9 @@ class IdempotencyMiddleware:
         body = digest(request.body)
         try:
             with transaction.atomic():
-                record = IdempotentRequest.objects.create(**claim, method=request.method, path=request.path,
-                                                          body_digest=body)
+                record = IdempotentRequest.objects.create(
+                    **claim, method=request.method, path=request.path, body_digest=body
+                )
         except IntegrityError:
             return self.answer_again(claim, request, body)
         response = self.get_response(request)
@@ -69,14 +69,21 @@ class IdempotencyMiddleware:
             if record is None:  # the first failed and let go of the key: this one goes ahead
                 return self(request)
             if record.path != request.path or record.body_digest != body:
-                return JsonResponse({"detail": f"This {HEADER} was used for another request; use a new key."}, status=422)
+                return JsonResponse(
+                    {"detail": f"This {HEADER} was used for another request; use a new key."}, status=422
+                )
             if record.status_code is not None:
-                response = HttpResponse(bytes(record.response_body), status=record.status_code,
-                                        content_type=record.content_type or "application/json")
+                response = HttpResponse(
+                    bytes(record.response_body),
+                    status=record.status_code,
+                    content_type=record.content_type or "application/json",
+                )
                 response["Idempotent-Replayed"] = "true"
                 return response
             if time.monotonic() > deadline:
-                response = JsonResponse({"detail": "A request with this key is still being handled; retry shortly."}, status=409)
+                response = JsonResponse(
+                    {"detail": "A request with this key is still being handled; retry shortly."}, status=409
+                )
                 response["Retry-After"] = "2"
                 return response
             time.sleep(0.05)
@@ -84,4 +91,6 @@ class IdempotencyMiddleware:
 
 def forget_old_keys(now):
     """For the sweep: keys older than IDEMPOTENCY_HOURS are free again."""
-    return IdempotentRequest.objects.filter(created_at__lt=now - timedelta(hours=settings.IDEMPOTENCY_HOURS)).delete()[0]
+    return IdempotentRequest.objects.filter(created_at__lt=now - timedelta(hours=settings.IDEMPOTENCY_HOURS)).delete()[
+        0
+    ]

@@ -13,8 +13,21 @@ class MessageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = OutboundEmail
-        fields = ["id", "kind", "channel", "patient", "recipient", "subject", "body", "appointment", "status",
-                  "attempts", "esp_message_id", "created_at", "sent_at"]
+        fields = [
+            "id",
+            "kind",
+            "channel",
+            "patient",
+            "recipient",
+            "subject",
+            "body",
+            "appointment",
+            "status",
+            "attempts",
+            "esp_message_id",
+            "created_at",
+            "sent_at",
+        ]
         read_only_fields = fields
 
 

@@ -44,8 +44,10 @@ def on_their_clocks(location_path, on_clock, zones):
 def day_bounds(first, last, zone):
     """From midnight starting `first` to midnight ending `last` on `zone`'s clock; 23 or
     25 hours on a day the clocks change."""
-    return (datetime.combine(first, clock_time.min, tzinfo=zone),
-            datetime.combine(last + timedelta(days=1), clock_time.min, tzinfo=zone))
+    return (
+        datetime.combine(first, clock_time.min, tzinfo=zone),
+        datetime.combine(last + timedelta(days=1), clock_time.min, tzinfo=zone),
+    )
 
 
 class Location(models.Model):
@@ -57,8 +59,12 @@ class Location(models.Model):
     external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
     # SPEC 14: a network of sites keeps each site's own clock; a slot's weekday and time of
     # day are its location's.
-    time_zone = models.CharField(max_length=64, default=default_time_zone, validators=[time_zone_name],
-                                 help_text='IANA name, e.g. "America/Los_Angeles".')
+    time_zone = models.CharField(
+        max_length=64,
+        default=default_time_zone,
+        validators=[time_zone_name],
+        help_text='IANA name, e.g. "America/Los_Angeles".',
+    )
 
     objects = LocationQuerySet.as_manager()
 
@@ -128,7 +134,10 @@ class Provider(models.Model):
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="providers")
     active = models.BooleanField(default=True)
     accepted_insurance_plans = models.ManyToManyField(
-        InsurancePlan, blank=True, related_name="providers", help_text="None ticked: every plan is accepted.",
+        InsurancePlan,
+        blank=True,
+        related_name="providers",
+        help_text="None ticked: every plan is accepted.",
     )
     # The integrator's own id for it (SPEC 13), unique when set.
     external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
@@ -196,7 +205,10 @@ class Patient(models.Model):
     # SPEC 15: who set no_show_risk. The no-show model writes only "model" risks, so a value
     # staff typed or an integrator sent is never overwritten.
     no_show_risk_source = models.CharField(
-        "no-show risk source", max_length=10, choices=RiskSource.choices, default=RiskSource.MODEL,
+        "no-show risk source",
+        max_length=10,
+        choices=RiskSource.choices,
+        default=RiskSource.MODEL,
         help_text='Choose "Learned from the clinic\'s history" to let the no-show model set the risk.',
     )
     # The model's own estimate and why, kept for every patient (whatever the source), so
@@ -205,7 +217,11 @@ class Patient(models.Model):
     no_show_risk_reasons = models.JSONField("model's reasons", default=list, blank=True, editable=False)
     email_opt_out = models.BooleanField(default=False)
     insurance_plan = models.ForeignKey(
-        InsurancePlan, null=True, blank=True, on_delete=models.PROTECT, related_name="patients",
+        InsurancePlan,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="patients",
         help_text="Empty: self-pay.",
     )
     preferred_channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
@@ -234,6 +250,18 @@ class Patient(models.Model):
 
     def __str__(self):
         return f"{self.first_name} {self.last_name}"
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        # Waiting entries keep a copy of the risk and the plan so one index can filter and rank them.
+        plan_differs = (
+            ~models.Q(insurance_plan_id=self.insurance_plan_id) | models.Q(insurance_plan__isnull=True)
+            if self.insurance_plan_id
+            else models.Q(insurance_plan__isnull=False)
+        )
+        self.waitlist_entries.filter(status="waiting").filter(
+            ~models.Q(no_show_risk=self.no_show_risk) | plan_differs
+        ).update(no_show_risk=self.no_show_risk, insurance_plan_id=self.insurance_plan_id)
 
     @property
     def full_name(self):
@@ -285,15 +313,6 @@ class Patient(models.Model):
         self.no_show_risk_source = self.RiskSource.MODEL
         if self.no_show_risk_model is not None:
             self.no_show_risk = self.no_show_risk_model
-
-    def save(self, *args, **kwargs):
-        super().save(*args, **kwargs)
-        # Waiting entries keep a copy of the risk and the plan so one index can filter and rank them.
-        plan_differs = (~models.Q(insurance_plan_id=self.insurance_plan_id) | models.Q(insurance_plan__isnull=True)
-                        if self.insurance_plan_id else models.Q(insurance_plan__isnull=False))
-        self.waitlist_entries.filter(status="waiting").filter(~models.Q(no_show_risk=self.no_show_risk) | plan_differs).update(
-            no_show_risk=self.no_show_risk, insurance_plan_id=self.insurance_plan_id
-        )
 
 
 class OutboundEmail(models.Model):
@@ -422,6 +441,10 @@ class WebhookEndpoint(models.Model):
     def __str__(self):
         return self.description or self.url
 
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        self.forget_whether_any_active()
+
     def wants(self, event_type):
         return "*" in self.events or event_type in self.events
 
@@ -439,10 +462,6 @@ class WebhookEndpoint(models.Model):
     @classmethod
     def forget_whether_any_active(cls):
         cls._any_active["checked_at"] = -10.0
-
-    def save(self, *args, **kwargs):
-        super().save(*args, **kwargs)
-        self.forget_whether_any_active()
 
 
 class WebhookDelivery(models.Model):
@@ -464,7 +483,9 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-event_id", "endpoint_id"]
         verbose_name_plural = "webhook deliveries"
-        constraints = [models.UniqueConstraint(fields=["endpoint", "event"], name="one_delivery_per_endpoint_and_event")]
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event"], name="one_delivery_per_endpoint_and_event")
+        ]
         indexes = [models.Index(fields=["endpoint", "status", "event"])]
 
     def __str__(self):
@@ -533,7 +554,9 @@ class InboundText(models.Model):
 
     message_sid = models.CharField(max_length=64, unique=True)
     from_number = models.CharField(max_length=32)
-    patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound_texts")
+    patient = models.ForeignKey(
+        Patient, null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound_texts"
+    )
     body = models.TextField(blank=True)
     outcome = models.CharField(max_length=40, blank=True)
     reply = models.TextField(blank=True)

@@ -240,10 +240,16 @@ CONTENT_SECURITY_POLICY = {
 # process shares the counts; otherwise files under the project, shared by the processes
 # of one machine (the embedded default).
 if os.environ.get("REDIS_URL"):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}
+    }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-                          "LOCATION": os.environ.get("CACHE_DIR", str(BASE_DIR / ".cache"))}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": os.environ.get("CACHE_DIR", str(BASE_DIR / ".cache")),
+        }
+    }
 
 # --- Queue (django-q2) ------------------------------------------------------------------
 
@@ -312,7 +318,13 @@ ANYMAIL_ESP = EMAIL_BACKEND.split(".")[2] if EMAIL_BACKEND.startswith("anymail.b
 ANYMAIL = {}
 if os.environ.get("ANYMAIL_WEBHOOK_SECRET"):
     ANYMAIL["WEBHOOK_SECRET"] = os.environ["ANYMAIL_WEBHOOK_SECRET"]
-for key in ("SENDGRID_API_KEY", "MAILGUN_API_KEY", "MAILGUN_SENDER_DOMAIN", "POSTMARK_SERVER_TOKEN", "AMAZON_SES_CLIENT_PARAMS"):
+for key in (
+    "SENDGRID_API_KEY",
+    "MAILGUN_API_KEY",
+    "MAILGUN_SENDER_DOMAIN",
+    "POSTMARK_SERVER_TOKEN",
+    "AMAZON_SES_CLIENT_PARAMS",
+):
     if os.environ.get(key):
         ANYMAIL[key] = os.environ[key]
 EMAIL_MAX_ATTEMPTS = int(os.environ.get("EMAIL_MAX_ATTEMPTS", "5"))

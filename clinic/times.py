@@ -21,7 +21,7 @@ def _local(moment):
     database (UTC) is put on the clinic's."""
     if timezone.is_naive(moment) or moment.utcoffset() is None:
         return moment
-    if moment.tzinfo in (dt_timezone.utc, UTC):
+    if moment.tzinfo in (dt_timezone.utc, UTC):  # noqa: UP017 - both spellings arrive
         return timezone.localtime(moment)
     return moment
 

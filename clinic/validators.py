@@ -29,5 +29,6 @@ def time_zone_name(value):
     try:
         ZoneInfo(str(value))
     except (ValueError, ZoneInfoNotFoundError):
-        raise ValidationError(f'"{value}" is not a time zone; use an IANA name such as "America/Los_Angeles".',
-                              code="time_zone") from None
+        raise ValidationError(
+            f'"{value}" is not a time zone; use an IANA name such as "America/Los_Angeles".', code="time_zone"
+        ) from None

@@ -17,7 +17,8 @@ class OutboxFilter(forms.Form):
 
     def emails(self):
         emails = OutboundEmail.objects.select_related("appointment__patient", "appointment__provider").order_by(
-            "-created_at", "-id")
+            "-created_at", "-id"
+        )
         for name in ("channel", "kind", "status"):
             if self.cleaned_data[name]:
                 emails = emails.filter(**{name: self.cleaned_data[name]})

@@ -17,7 +17,8 @@ from clinic.webhooks import new_secret, resend
 class WebhookEndpointSerializer(serializers.ModelSerializer):
     url = serializers.URLField(max_length=500, help_text="Where events are POSTed (https in production).")
     events = serializers.ListField(
-        child=serializers.ChoiceField(choices=["*", *EVENT_TYPES]), allow_empty=False,
+        child=serializers.ChoiceField(choices=["*", *EVENT_TYPES]),
+        allow_empty=False,
         help_text='Event types to receive, or ["*"] for all.',
     )
     description = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[single_line])
@@ -43,8 +44,14 @@ class CreatedWebhookEndpointSerializer(WebhookEndpointSerializer):
         fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
 
 
-class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                             mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+class WebhookEndpointViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
     queryset = WebhookEndpoint.objects.order_by("id")
     serializer_class = WebhookEndpointSerializer
 
@@ -71,8 +78,18 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WebhookDelivery
-        fields = ["id", "endpoint", "event_id", "event_type", "occurred_at", "status", "attempts", "next_attempt_at",
-                  "delivered_at", "attempt_log"]
+        fields = [
+            "id",
+            "endpoint",
+            "event_id",
+            "event_type",
+            "occurred_at",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "delivered_at",
+            "attempt_log",
+        ]
 
 
 class WebhookDeliveryFilter(filters.FilterSet):
@@ -84,8 +101,11 @@ class WebhookDeliveryFilter(filters.FilterSet):
 
 
 class WebhookDeliveryViewSet(viewsets.ReadOnlyModelViewSet):
-    queryset = (WebhookDelivery.objects.select_related("event").prefetch_related("attempt_log")
-                .order_by("-event_id", "endpoint_id"))
+    queryset = (
+        WebhookDelivery.objects.select_related("event")
+        .prefetch_related("attempt_log")
+        .order_by("-event_id", "endpoint_id")
+    )
     serializer_class = WebhookDeliverySerializer
     filterset_class = WebhookDeliveryFilter
     action_verbs = {"resend": "change"}
@@ -97,6 +117,8 @@ class WebhookDeliveryViewSet(viewsets.ReadOnlyModelViewSet):
         delivery = self.get_object()
         with transaction.atomic():
             if not resend(WebhookDelivery.objects.filter(pk=delivery.pk)):
-                raise Conflict(f"This delivery is {delivery.get_status_display().lower()}; only failed ones are re-sent.")
+                raise Conflict(
+                    f"This delivery is {delivery.get_status_display().lower()}; only failed ones are re-sent."
+                )
         delivery.refresh_from_db()
         return Response(self.get_serializer(delivery).data, status=status.HTTP_202_ACCEPTED)

@@ -96,14 +96,22 @@ def fan_out():
     while True:
         with transaction.atomic():
             # Not the payload: sending reads it; fanning out only needs who wants the event.
-            events = list(Event.objects.select_for_update(skip_locked=True).filter(fanned_out=False)
-                          .only("type", "occurred_at").order_by("pk")[:FAN_OUT_BATCH])
+            events = list(
+                Event.objects.select_for_update(skip_locked=True)
+                .filter(fanned_out=False)
+                .only("type", "occurred_at")
+                .order_by("pk")[:FAN_OUT_BATCH]
+            )
             if not events:
                 return
             endpoints = list(WebhookEndpoint.objects.filter(active=True))
             WebhookDelivery.objects.bulk_create(
-                [WebhookDelivery(endpoint=endpoint, event=event) for event in events for endpoint in endpoints
-                 if endpoint.wants(event.type) and endpoint.created_at <= event.occurred_at],
+                [
+                    WebhookDelivery(endpoint=endpoint, event=event)
+                    for event in events
+                    for endpoint in endpoints
+                    if endpoint.wants(event.type) and endpoint.created_at <= event.occurred_at
+                ],
                 ignore_conflicts=True,
             )
             Event.objects.filter(pk__in=[event.pk for event in events]).update(fanned_out=True)
@@ -111,9 +119,12 @@ def fan_out():
 
 def claim(endpoint_id, now):
     until = now + timedelta(seconds=CLAIM_SECONDS)
-    return WebhookEndpoint.objects.filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), pk=endpoint_id, active=True
-    ).update(claimed_until=until) == 1
+    return (
+        WebhookEndpoint.objects.filter(
+            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), pk=endpoint_id, active=True
+        ).update(claimed_until=until)
+        == 1
+    )
 
 
 def send_for(endpoint_id, deadline=float("inf")):
@@ -152,7 +163,8 @@ def next_due(endpoint, scan=200):
     earlier delivery still waiting for its retry (those wait too)."""
     pending = (
         WebhookDelivery.objects.filter(endpoint=endpoint, status=WebhookDelivery.Status.PENDING)
-        .select_related("event").order_by("event_id")[:scan]
+        .select_related("event")
+        .order_by("event_id")[:scan]
     )
     blocked, due = set(), []
     now = timezone.now()
@@ -168,11 +180,15 @@ def next_due(endpoint, scan=200):
 
 
 def body_of(event):
-    return json.dumps({
-        "type": event.type,
-        "timestamp": event.occurred_at.isoformat(),
-        "data": event.payload,
-    }, separators=(",", ":"), default=str)
+    return json.dumps(
+        {
+            "type": event.type,
+            "timestamp": event.occurred_at.isoformat(),
+            "data": event.payload,
+        },
+        separators=(",", ":"),
+        default=str,
+    )
 
 
 class Poster:
@@ -240,8 +256,14 @@ def attempt(poster, delivery, delivered):
     except (OSError, ValueError, http.client.HTTPException) as failure:  # refused, timed out, unreachable, bad URL
         error = f"{type(failure).__name__}: {failure}"[:300]
     duration_ms = int((time.monotonic() - began) * 1000)
-    kept = DeliveryAttempt(delivery=delivery, attempted_at=at, status_code=status_code,
-                           response_excerpt=excerpt[:500], error=error, duration_ms=duration_ms)
+    kept = DeliveryAttempt(
+        delivery=delivery,
+        attempted_at=at,
+        status_code=status_code,
+        response_excerpt=excerpt[:500],
+        error=error,
+        duration_ms=duration_ms,
+    )
     if status_code is not None and 200 <= status_code < 300:
         delivered.append(kept)
         return True
@@ -258,13 +280,20 @@ def record_delivered(endpoint, attempts):
     with transaction.atomic():
         DeliveryAttempt.objects.bulk_create(attempts)
         WebhookDelivery.objects.filter(pk__in=[kept.delivery_id for kept in attempts]).update(
-            status=WebhookDelivery.Status.DELIVERED, delivered_at=now, attempts=F("attempts") + 1)
+            status=WebhookDelivery.Status.DELIVERED, delivered_at=now, attempts=F("attempts") + 1
+        )
         if endpoint.failing_since is not None:
             WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
             endpoint.failing_since = None
     for kept in attempts:
-        log.info("webhook.delivered endpoint=%s event=%s attempt=%s status=%s ms=%s", endpoint.pk,
-                 kept.delivery.event_id, kept.delivery.attempts + 1, kept.status_code, kept.duration_ms)
+        log.info(
+            "webhook.delivered endpoint=%s event=%s attempt=%s status=%s ms=%s",
+            endpoint.pk,
+            kept.delivery.event_id,
+            kept.delivery.attempts + 1,
+            kept.status_code,
+            kept.duration_ms,
+        )
 
 
 def record_failed(delivery, kept):
@@ -279,8 +308,14 @@ def record_failed(delivery, kept):
             delivery.next_attempt_at = now + timedelta(seconds=backoff)
         delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
         note_failure(delivery.endpoint_id, now)
-    log.info("webhook.failed endpoint=%s event=%s attempt=%s status=%s ms=%s", delivery.endpoint_id, delivery.event_id,
-             delivery.attempts, kept.status_code or kept.error.split(":")[0], kept.duration_ms)
+    log.info(
+        "webhook.failed endpoint=%s event=%s attempt=%s status=%s ms=%s",
+        delivery.endpoint_id,
+        delivery.event_id,
+        delivery.attempts,
+        kept.status_code or kept.error.split(":")[0],
+        kept.duration_ms,
+    )
 
 
 def note_failure(endpoint_id, now):
@@ -295,15 +330,19 @@ def note_failure(endpoint_id, now):
 
 def tell_managers(endpoint_id):
     endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
-    recipients = list(User.objects.filter(groups__name="Clinic manager", is_active=True).exclude(email="")
-                      .values_list("email", flat=True))
+    recipients = list(
+        User.objects.filter(groups__name="Clinic manager", is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
     log.warning("webhook.endpoint_disabled endpoint=%s", endpoint_id)
     if recipients:
         send_mail(
             f"Webhook endpoint disabled: {endpoint}",
             f"Backfill stopped sending events to {endpoint.url}: {endpoint.disabled_reason}\n"
             "Check the receiver, then tick Active again on the endpoint in the admin; failed events can be re-sent.",
-            None, recipients,
+            None,
+            recipients,
         )
 
 
@@ -318,15 +357,18 @@ def resend(deliveries):
 
 
 def request_delivery_now():
-    enqueue_unless_pending(JOB, "clinic.webhooks.deliver", expires_after=60, queue=settings.WEBHOOK_QUEUE, group="webhooks")
+    enqueue_unless_pending(
+        JOB, "clinic.webhooks.deliver", expires_after=60, queue=settings.WEBHOOK_QUEUE, group="webhooks"
+    )
 
 
 def retries_due(now):
     """For the sweep: ask for the job when a retry is due or events wait to fan out."""
     if not WebhookEndpoint.objects.filter(active=True).exists():
         return 0  # nobody listens: the events stay recorded, and no run is asked for
-    due = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now,
-                                         endpoint__active=True).exists()
+    due = WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now, endpoint__active=True
+    ).exists()
     if due or Event.objects.filter(fanned_out=False, occurred_at__lte=now - timedelta(seconds=30)).exists():
         request_delivery_now()
         return 1

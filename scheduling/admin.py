@@ -24,8 +24,16 @@ class AppointmentAdmin(ClinicModelAdmin):
     # Status and source change only through the verbs (the actions below, the patient's
     # links, the workflow), never by editing the field: an edit would skip the freed slot,
     # the backfill and the patient's email.
-    readonly_fields = ["status", "source", "cancel_reason", "created_at", "updated_at", "cancelled_at", "cancelled_by",
-                       "replaces"]
+    readonly_fields = [
+        "status",
+        "source",
+        "cancel_reason",
+        "created_at",
+        "updated_at",
+        "cancelled_at",
+        "cancelled_by",
+        "replaces",
+    ]
     actions = ["cancel_appointments", "mark_no_show"]
 
     @admin.action(permissions=["change"], description="Cancel selected appointments (frees the slot for backfill)")
@@ -34,14 +42,19 @@ class AppointmentAdmin(ClinicModelAdmin):
         appointments = list(queryset.select_related("patient", "provider__specialty", "provider__location"))
         form = CancelAppointmentsForm(request.POST if "apply" in request.POST else None)
         if not form.is_valid():
-            return TemplateResponse(request, "admin/scheduling/appointment/cancel.html", {
-                **self.admin_site.each_context(request),
-                "title": "Cancel appointments",
-                "opts": self.model._meta,
-                "appointments": appointments,
-                "form": form,
-                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            }, status=400 if form.is_bound else 200)
+            return TemplateResponse(
+                request,
+                "admin/scheduling/appointment/cancel.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Cancel appointments",
+                    "opts": self.model._meta,
+                    "appointments": appointments,
+                    "form": form,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+                status=400 if form.is_bound else 200,
+            )
         for appointment in appointments:
             try:
                 cancel_for_the_clinic(appointment, form.cleaned_data["reason"], by=request.user.get_username())
@@ -78,11 +91,19 @@ def what_became_of_the_slot(appointment):
     slot = appointment.freed_slot
     url = reverse("admin:backfill_freedslot_change", args=[slot.pk])
     if slot.filled_by_id:
-        return format_html("{}{}. The slot went to {} (<a href=\"{}\">why</a>).", said, told, slot.filled_by.patient, url)
+        return format_html(
+            '{}{}. The slot went to {} (<a href="{}">why</a>).', said, told, slot.filled_by.patient, url
+        )
     if slot.status == slot.Status.NO_MATCH:
-        return format_html("{}{}. Nobody on the waitlist fits the slot: <a href=\"{}\">see why, or book a patient by hand</a>.",
-                           said, told, url)
-    return format_html("{}{}. The backfill is looking for a waiting patient: <a href=\"{}\">see the slot</a>.", said, told, url)
+        return format_html(
+            '{}{}. Nobody on the waitlist fits the slot: <a href="{}">see why, or book a patient by hand</a>.',
+            said,
+            told,
+            url,
+        )
+    return format_html(
+        '{}{}. The backfill is looking for a waiting patient: <a href="{}">see the slot</a>.', said, told, url
+    )
 
 
 @admin.register(ProviderUnavailability)
@@ -98,8 +119,17 @@ class ProviderUnavailabilityAdmin(ClinicModelAdmin):
 class NoShowModelAdmin(ClinicModelAdmin):
     """Each training of the no-show model, read-only: they are made by train_no_show_model."""
 
-    list_display = ["trained_at", "algorithm", "auc", "brier", "base_rate", "training_rows", "heldout_rows",
-                    "sklearn_version", "patients_scored"]
+    list_display = [
+        "trained_at",
+        "algorithm",
+        "auc",
+        "brier",
+        "base_rate",
+        "training_rows",
+        "heldout_rows",
+        "sklearn_version",
+        "patients_scored",
+    ]
     date_hierarchy = "trained_at"
     exclude = ["estimator"]  # the pickle is bytes, for load_estimator() only
     readonly_fields = [field.name for field in NoShowModel._meta.fields if field.name != "estimator"]
@@ -128,14 +158,18 @@ class ProviderWithReassignmentAdmin(ProviderAdmin):
         # First call: ask for the days; the form posts back here with "apply".
         form = ProviderUnavailableForm(request.POST if "apply" in request.POST else None)
         if not form.is_valid():
-            return TemplateResponse(request, "admin/clinic/provider/mark_unavailable.html", {
-                **self.admin_site.each_context(request),
-                "title": "Mark unavailable and reassign their patients",
-                "opts": self.model._meta,
-                "providers": queryset,
-                "form": form,
-                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            })
+            return TemplateResponse(
+                request,
+                "admin/clinic/provider/mark_unavailable.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Mark unavailable and reassign their patients",
+                    "opts": self.model._meta,
+                    "providers": queryset,
+                    "form": form,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
         for provider in queryset:
             self._reassign_patients_of(request, provider, form.cleaned_data)
         return None

@@ -64,7 +64,9 @@ class CancelSerializer(serializers.Serializer):
 
 
 class AppointmentFilter(filters.FilterSet):
-    date = ClinicDayFilter(field_name="start", help_text="Appointments starting on this day at their location (its time zone).")
+    date = ClinicDayFilter(
+        field_name="start", help_text="Appointments starting on this day at their location (its time zone)."
+    )
     start_after = filters.IsoDateTimeFilter(field_name="start", lookup_expr="gte")
     start_before = filters.IsoDateTimeFilter(field_name="start", lookup_expr="lt")
 

@@ -9,8 +9,8 @@ The reassignment workflow tells its patients itself (the offer, or the waitlist 
 
 from django.db import transaction
 
-from scheduling.messages import queue_email
 from clinic.models import OutboundEmail
+from scheduling.messages import queue_email
 
 PATIENT_LINK_REASON = "patient cancelled from email link"
 

@@ -18,8 +18,12 @@ from clinic.models import Patient, Provider
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 
-SOURCES = [Appointment.Source.STAFF] * 10 + [Appointment.Source.API] * 6 + [Appointment.Source.BACKFILL] * 3 + [
-    Appointment.Source.REASSIGNMENT]
+SOURCES = (
+    [Appointment.Source.STAFF] * 10
+    + [Appointment.Source.API] * 6
+    + [Appointment.Source.BACKFILL] * 3
+    + [Appointment.Source.REASSIGNMENT]
+)
 VISIT_MINUTES = 45
 DEMO_FILL = 0.5  # of each provider's past hours, with one visit a day per patient
 
@@ -79,8 +83,19 @@ def lead_days(rng, source):
     return min(rng.expovariate(1 / 12), 90)
 
 
-def build_history(rng, patients, providers, first_day, days, *, no_show_chance=believable_no_show_chance,
-                  cancel_chance=believable_cancel_chance, fill=0.7, hours=range(8, 17), one_visit_a_day=False):
+def build_history(
+    rng,
+    patients,
+    providers,
+    first_day,
+    days,
+    *,
+    no_show_chance=believable_no_show_chance,
+    cancel_chance=believable_cancel_chance,
+    fill=0.7,
+    hours=range(8, 17),
+    one_visit_a_day=False,
+):
     """Unsaved past appointments, oldest first, and each visit's true no-show chance (None
     for a cancelled one). The demo books a patient at most once a day (`one_visit_a_day`);
     the no-show tests keep their denser history."""
@@ -100,7 +115,9 @@ def build_history(rng, patients, providers, first_day, days, *, no_show_chance=b
                 if key in busy:
                     continue
                 busy.add(key)
-                made.append(past_visit(rng, patient, provider, start, pasts[patient.pk], no_show_chance, cancel_chance))
+                made.append(
+                    past_visit(rng, patient, provider, start, pasts[patient.pk], no_show_chance, cancel_chance)
+                )
     return made
 
 
@@ -109,8 +126,14 @@ def past_visit(rng, patient, provider, start, past, no_show_chance, cancel_chanc
     lead = lead_days(rng, source)
     visit = VisitToBe(patient=patient, past=past, start=start, lead_days=lead, source=source)
     created_at = start - timedelta(days=lead)
-    appointment = Appointment(patient=patient, provider=provider, start=start, end=start + timedelta(minutes=VISIT_MINUTES),
-                              source=source, created_at=created_at)
+    appointment = Appointment(
+        patient=patient,
+        provider=provider,
+        start=start,
+        end=start + timedelta(minutes=VISIT_MINUTES),
+        source=source,
+        created_at=created_at,
+    )
     if rng.random() < cancel_chance(visit):
         appointment.status = Appointment.Status.CANCELLED
         appointment.cancelled_at = created_at + (start - created_at) * rng.uniform(0.2, 0.95)
@@ -135,8 +158,15 @@ def add_demo_history(rng, days=90):
     providers = list(Provider.objects.filter(active=True).order_by("pk"))
     if not patients or not providers or days <= 0:
         return 0
-    made = build_history(rng, patients, providers, timezone.localdate() - timedelta(days=days), days, fill=DEMO_FILL,
-                         one_visit_a_day=True)
+    made = build_history(
+        rng,
+        patients,
+        providers,
+        timezone.localdate() - timedelta(days=days),
+        days,
+        fill=DEMO_FILL,
+        one_visit_a_day=True,
+    )
     with transaction.atomic():
         Appointment.objects.bulk_create([appointment for appointment, _ in made], batch_size=5000)
         waiting = WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING).values("patient_id")

@@ -10,7 +10,10 @@ class ProviderUnavailableForm(forms.Form):
     start_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="First day away.")
     end_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="Last day away (included).")
     reason = forms.CharField(
-        max_length=ProviderUnavailability._meta.get_field("reason").max_length, validators=[single_line], required=False, help_text='e.g. "sick"'
+        max_length=ProviderUnavailability._meta.get_field("reason").max_length,
+        validators=[single_line],
+        required=False,
+        help_text='e.g. "sick"',
     )
 
     def clean(self):
@@ -26,6 +29,7 @@ class CancelAppointmentsForm(forms.Form):
     told to the patient."""
 
     reason = forms.CharField(
-        max_length=200, validators=[single_line],
+        max_length=200,
+        validators=[single_line],
         help_text='Told to the patient in their email, e.g. "the clinic is closed that morning".',
     )

@@ -40,7 +40,9 @@ PURPOSE = "scheduling.appointment"
 
 def make_token(appointment, action):
     assert action in ACTIONS, action
-    return sign({"a": appointment.pk, "p": appointment.patient_id, "s": int(appointment.start.timestamp())}, PURPOSE, action)
+    return sign(
+        {"a": appointment.pk, "p": appointment.patient_id, "s": int(appointment.start.timestamp())}, PURPOSE, action
+    )
 
 
 def link_for(appointment, action):
@@ -71,9 +73,11 @@ def read_token(token, action):
         .filter(pk=payload.get("a"))
         .first()
     )
-    if appointment is None or (appointment.patient_id, int(appointment.start.timestamp())) != (payload.get("p"), payload.get("s")):
+    if appointment is None or (appointment.patient_id, int(appointment.start.timestamp())) != (
+        payload.get("p"),
+        payload.get("s"),
+    ):
         raise BadLink("This link no longer matches an appointment. Please contact the clinic.")
     if timezone.now() >= appointment.start:
         raise BadLink("This link has expired: the appointment time has passed.")
     return appointment
-

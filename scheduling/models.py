@@ -102,6 +102,24 @@ class Appointment(models.Model):
         super().__init__(*args, **kwargs)
         self._saved_status = None
 
+    def __str__(self):
+        local = self.provider.location.local(self.start)
+        return f"{self.patient} with {self.provider.name}, {local:%a %d %b %Y %H:%M} ({self.status})"
+
+    def save(self, *args, **kwargs):
+        if self.status == self.Status.CANCELLED:
+            # A cancelled row takes part in no overlap constraint: no savepoint needed.
+            super().save(*args, **kwargs)  # post_save sees just_cancelled here
+            self._saved_status = self.status
+            return
+        try:
+            self._save_retrying_a_deadlock(*args, **kwargs)
+        except IntegrityError as error:
+            if "overlap" in str(error):
+                raise AppointmentConflict(self.find_conflict() or "The appointment overlaps another one.") from error
+            raise
+        self._saved_status = self.status
+
     @classmethod
     def from_db(cls, db, field_names, values):
         # Remember the stored status, so a save can tell a transition to cancelled from a
@@ -109,10 +127,6 @@ class Appointment(models.Model):
         instance = super().from_db(db, field_names, values)
         instance._saved_status = instance.__dict__.get("status")
         return instance
-
-    def __str__(self):
-        local = self.provider.location.local(self.start)
-        return f"{self.patient} with {self.provider.name}, {local:%a %d %b %Y %H:%M} ({self.status})"
 
     @property
     def is_active(self):
@@ -147,20 +161,6 @@ class Appointment(models.Model):
             return "The patient already has an appointment at that time."
         return None
 
-    def save(self, *args, **kwargs):
-        if self.status == self.Status.CANCELLED:
-            # A cancelled row takes part in no overlap constraint: no savepoint needed.
-            super().save(*args, **kwargs)  # post_save sees just_cancelled here
-            self._saved_status = self.status
-            return
-        try:
-            self._save_retrying_a_deadlock(*args, **kwargs)
-        except IntegrityError as error:
-            if "overlap" in str(error):
-                raise AppointmentConflict(self.find_conflict() or "The appointment overlaps another one.") from error
-            raise
-        self._saved_status = self.status
-
     def _save_retrying_a_deadlock(self, *args, **kwargs):
         # Two overlapping appointments written at the same moment each wait on the other's
         # exclusion check, and PostgreSQL aborts one as a deadlock. Once that one's
@@ -178,20 +178,42 @@ class Appointment(models.Model):
             except OperationalError as error:
                 if getattr(error.__cause__, "sqlstate", None) != DEADLOCK_DETECTED or attempt == DEADLOCK_RETRIES:
                     raise
-                log.warning("appointment.save_deadlock id=%s patient=%s provider=%s attempt=%s",
-                            self.pk, self.patient_id, self.provider_id, attempt)
+                log.warning(
+                    "appointment.save_deadlock id=%s patient=%s provider=%s attempt=%s",
+                    self.pk,
+                    self.patient_id,
+                    self.provider_id,
+                    attempt,
+                )
                 time.sleep(0.1 * attempt)
 
     @classmethod
-    def book(cls, *, patient, provider, start, end, source, status=Status.SCHEDULED, replaces=None, precheck=True,
-             external_id=None):
+    def book(
+        cls,
+        *,
+        patient,
+        provider,
+        start,
+        end,
+        source,
+        status=Status.SCHEDULED,
+        replaces=None,
+        precheck=True,
+        external_id=None,
+    ):
         """Create an appointment; raises AppointmentConflict if either party is busy then.
 
         precheck=False skips the friendly look-ahead (two queries) for callers that have
         just checked; the database constraint still refuses any overlap.
         """
         appointment = cls(
-            patient=patient, provider=provider, start=start, end=end, source=source, status=status, replaces=replaces,
+            patient=patient,
+            provider=provider,
+            start=start,
+            end=end,
+            source=source,
+            status=status,
+            replaces=replaces,
             external_id=external_id,
         )
         if end <= start:
@@ -200,7 +222,13 @@ class Appointment(models.Model):
         if conflict:
             raise AppointmentConflict(conflict)
         appointment.save()  # the database constraint is the last word on a race
-        log.info("appointment.booked id=%s patient=%s provider=%s source=%s", appointment.pk, patient.pk, provider.pk, source)
+        log.info(
+            "appointment.booked id=%s patient=%s provider=%s source=%s",
+            appointment.pk,
+            patient.pk,
+            provider.pk,
+            source,
+        )
         return appointment
 
     def cancel(self, reason, by="staff"):
@@ -212,7 +240,9 @@ class Appointment(models.Model):
         with transaction.atomic(), events.written_together():  # the cancellation's and the freed slot's
             # The provider and its site come in the same query: the freed slot needs both
             # (the site's clock says which day the provider may be away).
-            locked = Appointment.objects.select_for_update(no_key=True, of=("self",)).select_related("provider__location")
+            locked = Appointment.objects.select_for_update(no_key=True, of=("self",)).select_related(
+                "provider__location"
+            )
             self.refresh_from_db(from_queryset=locked)
             if self.status not in self.CANCELLABLE:
                 raise CannotCancel(f"This appointment is {self.get_status_display().lower()} and cannot be cancelled.")
@@ -237,7 +267,9 @@ class Appointment(models.Model):
             )
             self.refresh_from_db()
             if not changed:
-                raise SchedulingError(f"This appointment is {self.get_status_display().lower()}; it cannot become {status}.")
+                raise SchedulingError(
+                    f"This appointment is {self.get_status_display().lower()}; it cannot become {status}."
+                )
             self._saved_status = self.status
             events.record(f"appointment.{status}", self)
         log.info("appointment.%s id=%s patient=%s", status, self.pk, self.patient_id)
@@ -264,7 +296,9 @@ class ProviderUnavailability(models.Model):
         verbose_name_plural = "provider unavailabilities"
         permissions = [("reassign_patients", "Can mark a provider unavailable and reassign their patients")]
         constraints = [
-            models.CheckConstraint(condition=Q(end_date__gte=models.F("start_date")), name="unavailability_end_not_before_start"),
+            models.CheckConstraint(
+                condition=Q(end_date__gte=models.F("start_date")), name="unavailability_end_not_before_start"
+            ),
         ]
         indexes = [models.Index(fields=["provider", "start_date", "end_date"])]
 
@@ -298,16 +332,22 @@ class NoShowModelQuerySet(models.QuerySet):
         minimum = settings.BACKFILL["NO_SHOW_MIN_AUC"]
         latest = self.latest_trained()
         if latest is None:
-            return ("No model has been trained yet: run manage.py train_no_show_model once the clinic has a history "
-                    "of visits (the qcluster also trains it every night).")
+            return (
+                "No model has been trained yet: run manage.py train_no_show_model once the clinic has a history "
+                "of visits (the qcluster also trains it every night)."
+            )
         stale = self.filter(auc__gte=minimum).exclude(sklearn_version=installed_sklearn_version()).latest_trained()
         if stale is not None:
-            return (f"The last good model was trained with scikit-learn {stale.sklearn_version} and this server runs "
-                    f"{installed_sklearn_version()}, so it is not loaded; the next training replaces it.")
-        return (f"The last training ({timezone.localtime(latest.trained_at):%d %b %Y %H:%M}, "
-                f"{latest.training_rows + latest.heldout_rows:,} visits) reached a held-out AUC of {latest.auc:.2f}, "
-                f"below the {minimum:.2f} needed: its estimates would be little better than the clinic's average "
-                "no-show rate.")
+            return (
+                f"The last good model was trained with scikit-learn {stale.sklearn_version} and this server runs "
+                f"{installed_sklearn_version()}, so it is not loaded; the next training replaces it."
+            )
+        return (
+            f"The last training ({timezone.localtime(latest.trained_at):%d %b %Y %H:%M}, "
+            f"{latest.training_rows + latest.heldout_rows:,} visits) reached a held-out AUC of {latest.auc:.2f}, "
+            f"below the {minimum:.2f} needed: its estimates would be little better than the clinic's average "
+            "no-show rate."
+        )
 
 
 class NoShowModel(models.Model):

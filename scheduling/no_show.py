@@ -20,8 +20,7 @@ import json
 import logging
 import pickle
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 
 import numpy as np
 from django.conf import settings
@@ -59,10 +58,17 @@ SOURCES = list(Appointment.Source.values)
 WEEKDAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 NUMERIC = [
-    "past_visits", "first_visit", "days_since_last_visit",
-    "past_no_shows", "no_show_rate", "recent_no_shows", "days_since_last_no_show",
-    "past_cancellations", "cancellation_rate",
-    "lead_days_log", "waitlist_days_log",
+    "past_visits",
+    "first_visit",
+    "days_since_last_visit",
+    "past_no_shows",
+    "no_show_rate",
+    "recent_no_shows",
+    "days_since_last_no_show",
+    "past_cancellations",
+    "cancellation_rate",
+    "lead_days_log",
+    "waitlist_days_log",
 ]
 CATEGORICAL = ["weekday", "hour", "source", "location", "specialty"]
 FEATURES = NUMERIC + CATEGORICAL
@@ -113,7 +119,7 @@ class Visits:
 
     @classmethod
     def from_rows(cls, rows):
-        columns = list(zip(*rows)) or [()] * 10
+        columns = list(zip(*rows, strict=False)) or [()] * 10
         patient, start, created, source, location, specialty, weekday, hour, waited_since, status = columns
         start_s = np.array([moment.timestamp() for moment in start], dtype=float)
         created_s = np.array([moment.timestamp() for moment in created], dtype=float)
@@ -137,10 +143,20 @@ def visit_rows(appointments):
     """One query: what the clinic knew about each appointment before it happened."""
     waited_since = WaitlistEntry.objects.filter(booked_appointment=OuterRef("pk")).order_by().values("created_at")[:1]
     return appointments.annotate(
-        weekday=ExtractIsoWeekDay("start"), hour=ExtractHour("start"), waited_since=Subquery(waited_since),
+        weekday=ExtractIsoWeekDay("start"),
+        hour=ExtractHour("start"),
+        waited_since=Subquery(waited_since),
     ).values_list(
-        "patient_id", "start", "created_at", "source", "provider__location_id", "provider__specialty_id",
-        "weekday", "hour", "waited_since", "status",
+        "patient_id",
+        "start",
+        "created_at",
+        "source",
+        "provider__location_id",
+        "provider__specialty_id",
+        "weekday",
+        "hour",
+        "waited_since",
+        "status",
     )
 
 
@@ -164,13 +180,17 @@ class History:
             visit_keys=np.append(patient * KEY_SPAN + start.astype(np.int64), np.iinfo(np.int64).max),
             visit_times=np.append(start, 0.0),
             no_shows_before=np.concatenate([[0], np.cumsum(no_show)]),
-            last_no_show=np.append(np.maximum.accumulate(np.where(no_show, index, -1)) if len(order) else [], -1).astype(np.int64),
+            last_no_show=np.append(
+                np.maximum.accumulate(np.where(no_show, index, -1)) if len(order) else [], -1
+            ).astype(np.int64),
             cancel_keys=np.sort(cancel_keys),
         )
 
     @classmethod
     def nothing(cls):
-        return cls.build(np.array([], dtype=np.int64), np.array([]), np.array([], dtype=bool), np.array([], dtype=np.int64))
+        return cls.build(
+            np.array([], dtype=np.int64), np.array([]), np.array([], dtype=bool), np.array([], dtype=np.int64)
+        )
 
     @classmethod
     def of(cls, visits):
@@ -198,7 +218,8 @@ def patients_cancellations():
     """History keys of the cancellations that say something about the patient."""
     cancelled = (
         Appointment.objects.filter(status=Appointment.Status.CANCELLED, cancelled_at__isnull=False)
-        .exclude(cancel_reason__in=THE_CLINICS_REASONS).exclude(cancelled_by="backfill")
+        .exclude(cancel_reason__in=THE_CLINICS_REASONS)
+        .exclude(cancelled_by="backfill")
         .values_list("patient_id", "cancelled_at")
     )
     return np.array([patient * KEY_SPAN + int(moment.timestamp()) for patient, moment in cancelled], dtype=np.int64)
@@ -217,7 +238,9 @@ def visit_features(history, visits):
     recent = history.no_shows_before[before] - history.no_shows_before[np.maximum(own_first, before - RECENT_VISITS)]
     last_no_show = history.last_no_show[previous]
     has_no_show = has_past & (last_no_show >= own_first)
-    cancels = np.searchsorted(history.cancel_keys, keys, "left") - np.searchsorted(history.cancel_keys, patient_keys, "left")
+    cancels = np.searchsorted(history.cancel_keys, keys, "left") - np.searchsorted(
+        history.cancel_keys, patient_keys, "left"
+    )
     columns = {
         "past_visits": past,
         "first_visit": ~has_past,
@@ -225,7 +248,9 @@ def visit_features(history, visits):
         "past_no_shows": no_shows,
         "no_show_rate": np.divide(no_shows, past, out=np.zeros(len(past)), where=has_past),
         "recent_no_shows": recent,
-        "days_since_last_no_show": gap_days(visits.start, history.visit_times[np.maximum(last_no_show, 0)], has_no_show),
+        "days_since_last_no_show": gap_days(
+            visits.start, history.visit_times[np.maximum(last_no_show, 0)], has_no_show
+        ),
         "past_cancellations": cancels,
         "cancellation_rate": cancels / np.maximum(past + cancels, 1),
         "lead_days_log": np.log1p(visits.lead_days),
@@ -251,10 +276,12 @@ def candidates():
     numeric = [COLUMN[name] for name in NUMERIC]
     categorical = [COLUMN[name] for name in CATEGORICAL]
     logistic = make_pipeline(
-        ColumnTransformer([
-            ("numbers", StandardScaler(), numeric),
-            ("categories", OneHotEncoder(handle_unknown="ignore"), categorical),
-        ]),
+        ColumnTransformer(
+            [
+                ("numbers", StandardScaler(), numeric),
+                ("categories", OneHotEncoder(handle_unknown="ignore"), categorical),
+            ]
+        ),
         LogisticRegression(C=1.0, max_iter=2000),
     )
     trees = make_pipeline(
@@ -263,9 +290,16 @@ def candidates():
             remainder="passthrough",
         ),
         HistGradientBoostingClassifier(
-            categorical_features=list(range(len(categorical))), learning_rate=0.08, max_iter=300, max_leaf_nodes=15,
-            min_samples_leaf=40, l2_regularization=1.0, early_stopping=True, validation_fraction=0.15,
-            n_iter_no_change=15, random_state=0,
+            categorical_features=list(range(len(categorical))),
+            learning_rate=0.08,
+            max_iter=300,
+            max_leaf_nodes=15,
+            min_samples_leaf=40,
+            l2_regularization=1.0,
+            early_stopping=True,
+            validation_fraction=0.15,
+            n_iter_no_change=15,
+            random_state=0,
         ),
     )
     return {"logistic regression": logistic, "gradient-boosted trees": trees}
@@ -275,9 +309,13 @@ def calibration_deciles(predicted, observed):
     """Held-out visits in ten equal groups by predicted risk: mean predicted vs observed rate."""
     order = np.argsort(predicted, kind="stable")
     return [
-        {"predicted": round(float(predicted[part].mean()), 4), "observed": round(float(observed[part].mean()), 4),
-         "visits": int(len(part))}
-        for part in np.array_split(order, 10) if len(part)
+        {
+            "predicted": round(float(predicted[part].mean()), 4),
+            "observed": round(float(observed[part].mean()), 4),
+            "visits": int(len(part)),
+        }
+        for part in np.array_split(order, 10)
+        if len(part)
     ]
 
 
@@ -289,6 +327,7 @@ def calibration_error(deciles):
 def typical_visit(visits, features):
     """The reference a patient is compared with: the median visit's numbers, the commonest
     categories. It also stands in for the next visit of a patient who has none booked."""
+
     def commonest(values):
         found, counts = np.unique(values, return_counts=True)
         return float(found[np.argmax(counts)])
@@ -296,8 +335,10 @@ def typical_visit(visits, features):
     reference = [float(np.median(features[:, COLUMN[name]])) for name in NUMERIC]
     reference += [commonest(features[:, COLUMN[name]]) for name in CATEGORICAL]
     return {
-        "lead_days": float(np.median(visits.lead_days)), "waitlist_days": float(np.median(visits.waitlist_days)),
-        **{name: reference[COLUMN[name]] for name in CATEGORICAL}, "reference": reference,
+        "lead_days": float(np.median(visits.lead_days)),
+        "waitlist_days": float(np.median(visits.waitlist_days)),
+        **{name: reference[COLUMN[name]] for name in CATEGORICAL},
+        "reference": reference,
     }
 
 
@@ -332,16 +373,22 @@ def fit(visits):
     typical = typical_visit(visits, features[:cut])
     typical["first_visit"] = first_visit_estimate(estimator, typical)
     return NoShowModel(
-        algorithm=algorithm, training_rows=cut, heldout_rows=len(outcome) - cut, features=FEATURES,
-        auc=float(roc_auc_score(outcome[cut:], predicted)), brier=float(brier_score_loss(outcome[cut:], predicted)),
+        algorithm=algorithm,
+        training_rows=cut,
+        heldout_rows=len(outcome) - cut,
+        features=FEATURES,
+        auc=float(roc_auc_score(outcome[cut:], predicted)),
+        brier=float(brier_score_loss(outcome[cut:], predicted)),
         base_rate=float(outcome[cut:].mean()),
         metrics={
-            "calibration": deciles, "calibration_error": round(calibration_error(deciles), 4),
+            "calibration": deciles,
+            "calibration_error": round(calibration_error(deciles), 4),
             "validation_log_loss": {name: round(value, 4) for name, value in validation.items()},
-            "heldout_from": timezone.localtime(datetime.fromtimestamp(visits.start[cut], tz=dt_timezone.utc)).isoformat(),
+            "heldout_from": timezone.localtime(datetime.fromtimestamp(visits.start[cut], tz=UTC)).isoformat(),
         },
         typical_visit=typical,
-        sklearn_version=installed_sklearn_version(), estimator=pickle.dumps(estimator),
+        sklearn_version=installed_sklearn_version(),
+        estimator=pickle.dumps(estimator),
     )
 
 
@@ -351,8 +398,14 @@ def train():
     with threadpool_limits(THREADS):
         model = fit(visits)
     model.save()
-    log.info("no_show_model.trained id=%s algorithm=%s rows=%s auc=%.3f brier=%.3f", model.pk, model.algorithm,
-             model.training_rows + model.heldout_rows, model.auc, model.brier)
+    log.info(
+        "no_show_model.trained id=%s algorithm=%s rows=%s auc=%.3f brier=%.3f",
+        model.pk,
+        model.algorithm,
+        model.training_rows + model.heldout_rows,
+        model.auc,
+        model.brier,
+    )
     return model
 
 
@@ -362,7 +415,9 @@ def train():
 def next_visits(model, now):
     """Each patient's next booked appointment, or the typical visit for those with none."""
     patients = np.array(Patient.objects.order_by("pk").values_list("pk", flat=True), dtype=np.int64)
-    upcoming = Appointment.objects.filter(start__gt=now, status__in=Appointment.CANCELLABLE).order_by("patient_id", "start")
+    upcoming = Appointment.objects.filter(start__gt=now, status__in=Appointment.CANCELLABLE).order_by(
+        "patient_id", "start"
+    )
     booked = Visits.from_rows(visit_rows(upcoming))
     _, first = np.unique(booked.patient, return_index=True)
     booked = booked.take(first)
@@ -380,16 +435,20 @@ def next_visits(model, now):
         start=column("start", now.timestamp()),
         lead_days=column("lead_days", typical["lead_days"]),
         waitlist_days=column("waitlist_days", typical["waitlist_days"]),
-        weekday=column("weekday", typical["weekday"]), hour=column("hour", typical["hour"]),
-        source=column("source", typical["source"]), location=column("location", typical["location"]),
-        specialty=column("specialty", typical["specialty"]), no_show=np.zeros(len(patients), dtype=bool),
+        weekday=column("weekday", typical["weekday"]),
+        hour=column("hour", typical["hour"]),
+        source=column("source", typical["source"]),
+        location=column("location", typical["location"]),
+        specialty=column("specialty", typical["specialty"]),
+        no_show=np.zeros(len(patients), dtype=bool),
     )
 
 
 def first_visit_estimate(estimator, typical):
     """What a new patient starts at: no history, the typical visit as their first."""
     visit = Visits(
-        patient=np.zeros(1, dtype=np.int64), start=np.array([timezone.now().timestamp()]),
+        patient=np.zeros(1, dtype=np.int64),
+        start=np.array([timezone.now().timestamp()]),
         no_show=np.zeros(1, dtype=bool),
         **{name: np.array([float(typical[name])]) for name in ["lead_days", "waitlist_days", *CATEGORICAL]},
     )
@@ -400,8 +459,10 @@ def first_visit_estimate(estimator, typical):
 
 
 def clinic_names():
-    return {"location": dict(Location.objects.values_list("pk", "name")),
-            "specialty": dict(Specialty.objects.values_list("pk", "name"))}
+    return {
+        "location": dict(Location.objects.values_list("pk", "name")),
+        "specialty": dict(Specialty.objects.values_list("pk", "name")),
+    }
 
 
 def explain(estimator, features, reference, estimates, names):
@@ -465,8 +526,13 @@ def score_patients(model, now=None):
         copy_risk_to_waiting_entries(model_set)
         model.scored_at, model.patients_scored = timezone.now(), model_set.count()
         model.save(update_fields=["scored_at", "patients_scored"])
-    log.info("no_show_model.scored id=%s patients=%s risks_set=%s risks_changed=%s", model.pk, len(estimates),
-             model.patients_scored, changed)
+    log.info(
+        "no_show_model.scored id=%s patients=%s risks_set=%s risks_changed=%s",
+        model.pk,
+        len(estimates),
+        model.patients_scored,
+        changed,
+    )
     return model.patients_scored
 
 
@@ -474,9 +540,14 @@ def store_estimates(patients, estimates, reasons):
     """Every patient's estimate and reasons, in one statement run for many rows: bulk_update
     spent 21 s building its CASE expressions for 20,000 patients (bench/no_show.py)."""
     table = connection.ops.quote_name(Patient._meta.db_table)
-    estimate, why, pk = (connection.ops.quote_name(Patient._meta.get_field(name).column)
-                         for name in ("no_show_risk_model", "no_show_risk_reasons", "id"))
-    rows = [(float(value), json.dumps(sentences), int(patient)) for patient, value, sentences in zip(patients, estimates, reasons)]
+    estimate, why, pk = (
+        connection.ops.quote_name(Patient._meta.get_field(name).column)
+        for name in ("no_show_risk_model", "no_show_risk_reasons", "id")
+    )
+    rows = [
+        (float(value), json.dumps(sentences), int(patient))
+        for patient, value, sentences in zip(patients, estimates, reasons, strict=False)
+    ]
     with connection.cursor() as cursor:
         cursor.executemany(f"UPDATE {table} SET {estimate} = %s, {why} = %s WHERE {pk} = %s", rows)  # noqa: S608 - our own names
 
@@ -485,7 +556,9 @@ def copy_risk_to_waiting_entries(patients):
     """Waiting entries keep a copy of the risk for the ranking index; Patient.save keeps it in
     step one patient at a time, this does it for a bulk update."""
     risk = Patient.objects.filter(pk=OuterRef("patient_id")).values("no_show_risk")[:1]
-    WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING, patient__in=patients).update(no_show_risk=Subquery(risk))
+    WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING, patient__in=patients).update(
+        no_show_risk=Subquery(risk)
+    )
 
 
 # --- the command and the nightly job -----------------------------------------------------
@@ -504,18 +577,28 @@ def train_and_apply():
         trained = train()
     except NotEnoughHistory as error:
         return Outcome(None, NoShowModel.objects.in_use(), f"{error} Nothing changed.")
-    summary = (f"Trained model {trained.pk} ({trained.algorithm}) on {trained.training_rows + trained.heldout_rows:,} "
-               f"visits, the newest {trained.heldout_rows:,} held out: AUC {trained.auc:.3f}, Brier {trained.brier:.3f}, "
-               f"no-show rate {trained.base_rate:.1%}.")
+    summary = (
+        f"Trained model {trained.pk} ({trained.algorithm}) on {trained.training_rows + trained.heldout_rows:,} "
+        f"visits, the newest {trained.heldout_rows:,} held out: AUC {trained.auc:.3f}, Brier {trained.brier:.3f}, "
+        f"no-show rate {trained.base_rate:.1%}."
+    )
     minimum = settings.BACKFILL["NO_SHOW_MIN_AUC"]
     if not trained.is_usable:
         in_use = NoShowModel.objects.in_use()
         kept = f"model {in_use.pk} stays in use" if in_use else "no model is in use"
-        return Outcome(trained, in_use, f"{summary}\nNot used: held-out AUC {trained.auc:.3f} is below {minimum:.2f}. "
-                                        f"No patient's risk changed; {kept}.")
+        return Outcome(
+            trained,
+            in_use,
+            f"{summary}\nNot used: held-out AUC {trained.auc:.3f} is below {minimum:.2f}. "
+            f"No patient's risk changed; {kept}.",
+        )
     scored = score_patients(trained)
-    return Outcome(trained, trained, f"{summary}\nIn use: it sets the no-show risk of {scored:,} patients "
-                                     "(risks typed by staff or sent by the API are left as they are).")
+    return Outcome(
+        trained,
+        trained,
+        f"{summary}\nIn use: it sets the no-show risk of {scored:,} patients "
+        "(risks typed by staff or sent by the API are left as they are).",
+    )
 
 
 def train_nightly():
@@ -523,4 +606,3 @@ def train_nightly():
     outcome = train_and_apply()
     log.info("no_show_model.nightly %s", outcome.message.replace("\n", " "))
     return outcome.message
-

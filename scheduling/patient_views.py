@@ -3,8 +3,8 @@
 Mail scanners open every link, so a GET never changes anything.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from django.shortcuts import render
 from django.utils import timezone
@@ -50,8 +50,10 @@ def cancel_from_link(appointment):
 
 
 ACCEPTED = "Thank you: your appointment is confirmed. We have emailed you the details."
-DECLINED = "You declined the new appointment, so it is cancelled. You are first in line on our waitlist: " \
+DECLINED = (
+    "You declined the new appointment, so it is cancelled. You are first in line on our waitlist: "
     "we will email you as soon as a time that suits you opens up."
+)
 
 
 def accept_from_link(appointment):

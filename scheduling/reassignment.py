@@ -24,8 +24,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clinic import events
-from scheduling.messages import queue_email
 from clinic.models import OutboundEmail, Provider
+from scheduling.messages import queue_email
 from scheduling.models import Appointment, AppointmentConflict, ProviderUnavailability, SchedulingError, worth_filling
 from waitlist.models import WaitlistEntry
 
@@ -86,23 +86,40 @@ class WorkflowSummary:
         return [self.headline, *(sentence for _, sentence in self.notes)]
 
     def add_reassigned(self, original, offer, match):
-        self.reassigned.append({
-            "appointment": original.pk, "new_appointment": offer.pk, "patient": original.patient_id,
-            "provider": match.provider.pk, "score": match.score,
-        })
-        self.notes.append(("reassigned", (
-            f"{_who_and_when(original)}: offered to {match.provider.name} at the same time "
-            f"({match.score} points: {_points_in_words(match.breakdown)})."
-        )))
+        self.reassigned.append(
+            {
+                "appointment": original.pk,
+                "new_appointment": offer.pk,
+                "patient": original.patient_id,
+                "provider": match.provider.pk,
+                "score": match.score,
+            }
+        )
+        self.notes.append(
+            (
+                "reassigned",
+                (
+                    f"{_who_and_when(original)}: offered to {match.provider.name} at the same time "
+                    f"({match.score} points: {_points_in_words(match.breakdown)})."
+                ),
+            )
+        )
 
     def add_waitlisted(self, original, entry, best):
         best_score = best.score if best else None
-        self.waitlisted.append({
-            "appointment": original.pk, "patient": original.patient_id, "waitlist_entry": entry.pk, "best_score": best_score,
-        })
+        self.waitlisted.append(
+            {
+                "appointment": original.pk,
+                "patient": original.patient_id,
+                "waitlist_entry": entry.pk,
+                "best_score": best_score,
+            }
+        )
         if best:
-            why = (f"the best colleague free then, {best.provider.name}, scored {best.score} points of the "
-                   f"{settings.BACKFILL['REASSIGN_MIN_SCORE']} needed ({_points_in_words(best.breakdown)})")
+            why = (
+                f"the best colleague free then, {best.provider.name}, scored {best.score} points of the "
+                f"{settings.BACKFILL['REASSIGN_MIN_SCORE']} needed ({_points_in_words(best.breakdown)})"
+            )
         else:
             plan = original.patient.insurance_plan
             who_takes = f" who takes {plan.name}" if plan else ""
@@ -111,7 +128,9 @@ class WorkflowSummary:
 
     def add_skipped(self, appointment, reason):
         self.skipped.append({"appointment": appointment.pk, "reason": reason})
-        self.notes.append(("skipped", f"{_who_and_when(appointment)}: left as it is, {reason[:1].lower()}{reason[1:]}"))
+        self.notes.append(
+            ("skipped", f"{_who_and_when(appointment)}: left as it is, {reason[:1].lower()}{reason[1:]}")
+        )
 
 
 # What staff read for each of the reassignment score's rules (score_provider's keys).
@@ -124,7 +143,9 @@ REASSIGNMENT_RULES_IN_WORDS = {
 
 
 def _points_in_words(breakdown):
-    earned = [f"{REASSIGNMENT_RULES_IN_WORDS.get(rule, rule)} +{points}" for rule, points in breakdown.items() if points]
+    earned = [
+        f"{REASSIGNMENT_RULES_IN_WORDS.get(rule, rule)} +{points}" for rule, points in breakdown.items() if points
+    ]
     return " · ".join(earned) or "no points"
 
 
@@ -165,8 +186,15 @@ def mark_provider_unavailable(provider, start_date, end_date, reason, by="staff"
             _move(appointment, summary, by)
     log.info(
         "provider.unavailable provider=%s unavailability=%s start=%s end=%s by=%s affected=%s reassigned=%s waitlisted=%s skipped=%s",
-        provider.pk, unavailability.pk, start_date, end_date, by, summary.affected,
-        len(summary.reassigned), len(summary.waitlisted), len(summary.skipped),
+        provider.pk,
+        unavailability.pk,
+        start_date,
+        end_date,
+        by,
+        summary.affected,
+        len(summary.reassigned),
+        len(summary.waitlisted),
+        len(summary.skipped),
     )
     return summary
 
@@ -245,16 +273,29 @@ def _move(appointment, summary, by):
 def _offer(original, offer, match, summary, by):
     queue_email(OutboundEmail.Kind.REASSIGNMENT_OFFER, offer, original=original, match=match)
     summary.add_reassigned(original, offer, match)
-    log.info("appointment.reassigned id=%s new=%s patient=%s provider=%s score=%s by=%s",
-             original.pk, offer.pk, original.patient_id, match.provider.pk, match.score, by)
+    log.info(
+        "appointment.reassigned id=%s new=%s patient=%s provider=%s score=%s by=%s",
+        original.pk,
+        offer.pk,
+        original.patient_id,
+        match.provider.pk,
+        match.score,
+        by,
+    )
 
 
 def _waitlist(original, best, summary, by):
     entry = join_waitlist(original, WaitlistEntry.Reason.LOW_MATCH)
     queue_email(OutboundEmail.Kind.WAITLIST_NOTICE, original, entry=entry, best=best, provider_unavailable=True)
     summary.add_waitlisted(original, entry, best)
-    log.info("appointment.waitlisted id=%s patient=%s entry=%s best_score=%s by=%s",
-             original.pk, original.patient_id, entry.pk, best.score if best else None, by)
+    log.info(
+        "appointment.waitlisted id=%s patient=%s entry=%s best_score=%s by=%s",
+        original.pk,
+        original.patient_id,
+        entry.pk,
+        best.score if best else None,
+        by,
+    )
 
 
 def rank_replacements(appointment):
@@ -288,9 +329,13 @@ def score_provider(provider, appointment, seen):
     """SPEC 6's reassignment score, by rule (specialty is a filter, not points)."""
     rules = settings.BACKFILL
     breakdown = {
-        "same_location": rules["REASSIGN_SAME_LOCATION_POINTS"] if provider.location_id == appointment.provider.location_id else 0,
+        "same_location": rules["REASSIGN_SAME_LOCATION_POINTS"]
+        if provider.location_id == appointment.provider.location_id
+        else 0,
         "preferred_location": (
-            rules["REASSIGN_PREFERRED_LOCATION_POINTS"] if provider.location_id == appointment.patient.preferred_location_id else 0
+            rules["REASSIGN_PREFERRED_LOCATION_POINTS"]
+            if provider.location_id == appointment.patient.preferred_location_id
+            else 0
         ),
         "seen_before": rules["REASSIGN_SEEN_BEFORE_POINTS"] if provider.pk in seen else 0,
         # SPEC 6: only the same time is offered (another time is the waitlist's job), so
@@ -307,8 +352,13 @@ def _book_best_offer(original, matches):
             break
         try:
             offer = Appointment.book(
-                patient=original.patient, provider=match.provider, start=original.start, end=original.end,
-                source=Appointment.Source.REASSIGNMENT, status=Appointment.Status.OFFERED, replaces=original,
+                patient=original.patient,
+                provider=match.provider,
+                start=original.start,
+                end=original.end,
+                source=Appointment.Source.REASSIGNMENT,
+                status=Appointment.Status.OFFERED,
+                replaces=original,
             )
         except AppointmentConflict:
             # Taken since we ranked (another reassignment at the same time, a concurrent
@@ -346,7 +396,9 @@ def accept_offer(appointment):
     """The patient keeps the appointment they were moved to."""
     with transaction.atomic():
         if appointment.status != Appointment.Status.OFFERED:
-            raise SchedulingError(f"This appointment is {appointment.get_status_display().lower()}; only an offer can be accepted.")
+            raise SchedulingError(
+                f"This appointment is {appointment.get_status_display().lower()}; only an offer can be accepted."
+            )
         appointment.confirm()  # a conditional update: of an accept and a decline at once, one wins
         queue_email(OutboundEmail.Kind.ACCEPT_CONFIRMATION, appointment)
     log.info("appointment.accepted id=%s patient=%s", appointment.pk, appointment.patient_id)
@@ -359,7 +411,9 @@ def decline_offer(appointment, by="patient"):
     with transaction.atomic():
         current = Appointment.objects.select_for_update(no_key=True).get(pk=appointment.pk)
         if current.status != Appointment.Status.OFFERED:
-            raise SchedulingError(f"This appointment is {current.get_status_display().lower()}; only an offer can be declined.")
+            raise SchedulingError(
+                f"This appointment is {current.get_status_display().lower()}; only an offer can be declined."
+            )
         appointment.cancel(DECLINE_REASON, by=by)
         entry = join_waitlist(appointment, WaitlistEntry.Reason.DECLINED_REASSIGNMENT)
         # Registered after the cancel's backfill hand-off, so a backfill that runs at once
@@ -370,7 +424,9 @@ def decline_offer(appointment, by="patient"):
 
 
 def send_decline_confirmation(appointment_id):
-    appointment = Appointment.objects.select_related("patient", "provider__location", "provider__specialty").get(pk=appointment_id)
+    appointment = Appointment.objects.select_related("patient", "provider__location", "provider__specialty").get(
+        pk=appointment_id
+    )
     queue_email(OutboundEmail.Kind.DECLINE_CONFIRMATION, appointment, slot_news=slot_news(appointment))
 
 
@@ -382,8 +438,11 @@ def slot_news(appointment):
     """
     # In the schedule's own terms (the waitlist's slot records sit in the layer above):
     # someone else now holds that time, or the time is still worth filling.
-    taken = Appointment.objects.active().filter(provider_id=appointment.provider_id, start=appointment.start).exclude(
-        pk=appointment.pk)
+    taken = (
+        Appointment.objects.active()
+        .filter(provider_id=appointment.provider_id, start=appointment.start)
+        .exclude(pk=appointment.pk)
+    )
     if taken.exists():
         return SLOT_FILLED_NEWS
     return SLOT_OFFERED_NEWS if worth_filling(appointment.provider, appointment.start) else ""

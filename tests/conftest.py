@@ -61,8 +61,14 @@ def pytest_report_header(config):
     return f"database: {os.environ.get('DATABASE_URL') or 'SQLite (embedded default)'}"
 
 
-ROLE_MIGRATIONS = ["0006_roles", "0008_managers_read_no_show_models", "0009_webhook_permissions",
-                   "0010_insurance_plan_permissions", "0011_front_desk_keeps_to_its_verbs", "0012_texts_and_contact_rules"]
+ROLE_MIGRATIONS = [
+    "0006_roles",
+    "0008_managers_read_no_show_models",
+    "0009_webhook_permissions",
+    "0010_insurance_plan_permissions",
+    "0011_front_desk_keeps_to_its_verbs",
+    "0012_texts_and_contact_rules",
+]
 
 
 @pytest.fixture

@@ -21,14 +21,20 @@ def known_rule(visit):
 def clinic(patients=250, providers=8):
     location, _ = Location.objects.get_or_create(name="Downtown")
     specialty, _ = Specialty.objects.get_or_create(name="Orthopedic PT")
-    made_providers = Provider.objects.bulk_create([
-        Provider(name=f"Dr. History {i}", email=f"history{i}@clinic.example", specialty=specialty, location=location)
-        for i in range(providers)
-    ])
-    made_patients = Patient.objects.bulk_create([
-        Patient(first_name=f"Pat{i}", last_name="History", email=f"history{i}@mail.example", no_show_risk=0.3)
-        for i in range(patients)
-    ])
+    made_providers = Provider.objects.bulk_create(
+        [
+            Provider(
+                name=f"Dr. History {i}", email=f"history{i}@clinic.example", specialty=specialty, location=location
+            )
+            for i in range(providers)
+        ]
+    )
+    made_patients = Patient.objects.bulk_create(
+        [
+            Patient(first_name=f"Pat{i}", last_name="History", email=f"history{i}@mail.example", no_show_risk=0.3)
+            for i in range(patients)
+        ]
+    )
     return made_patients, made_providers
 
 
@@ -36,8 +42,20 @@ def generate_history(no_show_chance, *, days=90, seed=1, **clinic_size):
     """Saves `days` of past visits; returns (true chance, missed) of each held-out visit."""
     patients, providers = clinic(**clinic_size)
     first_day = timezone.localdate() - timedelta(days=days)
-    made = build_history(random.Random(seed), patients, providers, first_day, days, no_show_chance=no_show_chance,
-                         cancel_chance=lambda visit: 0.05, fill=0.9)
+    made = build_history(
+        random.Random(seed),
+        patients,
+        providers,
+        first_day,
+        days,
+        no_show_chance=no_show_chance,
+        cancel_chance=lambda visit: 0.05,
+        fill=0.9,
+    )
     Appointment.objects.bulk_create([appointment for appointment, _ in made], batch_size=5000)
-    visits = [(chance, appointment.status == Appointment.Status.NO_SHOW) for appointment, chance in made if chance is not None]
-    return visits[int(len(visits) * (1 - HELD_OUT_FRACTION)):]
+    visits = [
+        (chance, appointment.status == Appointment.Status.NO_SHOW)
+        for appointment, chance in made
+        if chance is not None
+    ]
+    return visits[int(len(visits) * (1 - HELD_OUT_FRACTION)) :]

@@ -114,9 +114,15 @@ class QCluster:
         self.log_path.write_text("")
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "qcluster"],
-            cwd=ROOT, env=self.env, stdout=self.log_path.open("a"), stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log_path.open("a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        wait_until(self._running, timeout=timeout, interval=0.1, what=lambda: f"the qcluster to start:\n{self.output()}")
+        wait_until(
+            self._running, timeout=timeout, interval=0.1, what=lambda: f"the qcluster to start:\n{self.output()}"
+        )
         return self
 
     def _running(self):
@@ -208,7 +214,8 @@ class RedisServer:
     def start(self):
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_until(self._answers, timeout=10, what=f"redis-server on port {self.port}")
         return self
@@ -259,9 +266,11 @@ def run_in_threads(jobs, start_together=True):
 
 def overlapping(party):
     """Active appointments that overlap another active appointment of the same patient/provider."""
-    clash = Appointment.objects.active().filter(
-        **{party: OuterRef(party)}, start__lt=OuterRef("end"), end__gt=OuterRef("start")
-    ).exclude(pk=OuterRef("pk"))
+    clash = (
+        Appointment.objects.active()
+        .filter(**{party: OuterRef(party)}, start__lt=OuterRef("end"), end__gt=OuterRef("start"))
+        .exclude(pk=OuterRef("pk"))
+    )
     return list(Appointment.objects.active().filter(Exists(clash)).values_list("pk", flat=True))
 
 
@@ -270,13 +279,19 @@ def assert_nobody_double_booked():
     assert clashes == {"patient": [], "provider": []}, f"overlapping active appointments: {clashes}"
     backfills = sorted(Appointment.objects.filter(source=Appointment.Source.BACKFILL).values_list("pk", flat=True))
     # Each booking used exactly one waitlist entry, and each entry was booked at most once.
-    entries = Counter(WaitlistEntry.objects.filter(status=WaitlistEntry.Status.BOOKED).values_list("booked_appointment", flat=True))
+    entries = Counter(
+        WaitlistEntry.objects.filter(status=WaitlistEntry.Status.BOOKED).values_list("booked_appointment", flat=True)
+    )
     assert sorted(entries) == backfills and set(entries.values()) <= {1}, f"entries {entries} vs bookings {backfills}"
     # Each booking filled exactly one slot, at the slot's own provider and time.
     slots = FreedSlot.objects.filter(status=FreedSlot.Status.BACKFILLED).select_related("filled_by")
     filled = sorted(slot.filled_by_id for slot in slots)
     assert filled == backfills, f"slots filled by {filled} vs bookings {backfills}"
-    misplaced = [slot.pk for slot in slots if (slot.filled_by.provider_id, slot.filled_by.start) != (slot.provider_id, slot.start)]
+    misplaced = [
+        slot.pk
+        for slot in slots
+        if (slot.filled_by.provider_id, slot.filled_by.start) != (slot.provider_id, slot.start)
+    ]
     assert misplaced == [], f"slots filled at another provider or time: {misplaced}"
     booked_logs = Counter(MatchLog.objects.filter(outcome=MatchLog.Outcome.BOOKED).values_list("slot", flat=True))
     assert booked_logs == Counter(slot.pk for slot in slots), f"match logs saying booked: {booked_logs}"

@@ -12,9 +12,16 @@ from waitlist.factories import WaitlistEntryFactory
 pytestmark = pytest.mark.django_db
 
 CHANGELISTS = [
-    "clinic_location", "clinic_specialty", "clinic_provider", "clinic_patient", "clinic_outboundemail",
-    "scheduling_appointment", "scheduling_providerunavailability", "waitlist_waitlistentry",
-    "backfill_freedslot", "backfill_matchlog",
+    "clinic_location",
+    "clinic_specialty",
+    "clinic_provider",
+    "clinic_patient",
+    "clinic_outboundemail",
+    "scheduling_appointment",
+    "scheduling_providerunavailability",
+    "waitlist_waitlistentry",
+    "backfill_freedslot",
+    "backfill_matchlog",
 ]
 
 
@@ -38,9 +45,16 @@ def test_cancelling_from_the_admin_goes_through_the_one_door(staff_client, djang
     appointment = AppointmentFactory()
     WaitlistEntryFactory(patient=PatientFactory(no_show_risk=0.9), specialty=appointment.provider.specialty)
     with django_capture_on_commit_callbacks(execute=True):
-        response = staff_client.post(reverse("admin:scheduling_appointment_changelist"),
-                                     {"action": "cancel_appointments", "_selected_action": [appointment.pk],
-                                      "apply": "1", "reason": "the clinic is closed"}, follow=True)
+        response = staff_client.post(
+            reverse("admin:scheduling_appointment_changelist"),
+            {
+                "action": "cancel_appointments",
+                "_selected_action": [appointment.pk],
+                "apply": "1",
+                "reason": "the clinic is closed",
+            },
+            follow=True,
+        )
     appointment.refresh_from_db()
     assert "cancelled" in response.content.decode()
     assert (appointment.status, appointment.cancelled_by) == (Appointment.Status.CANCELLED, "frontdesk")
@@ -49,7 +63,9 @@ def test_cancelling_from_the_admin_goes_through_the_one_door(staff_client, djang
 
 def test_a_freed_slot_page_shows_its_match_log(staff_client, django_capture_on_commit_callbacks):
     appointment = AppointmentFactory()
-    entry = WaitlistEntryFactory(patient=PatientFactory(first_name="Winnie", no_show_risk=0.9), specialty=appointment.provider.specialty)
+    entry = WaitlistEntryFactory(
+        patient=PatientFactory(first_name="Winnie", no_show_risk=0.9), specialty=appointment.provider.specialty
+    )
     with django_capture_on_commit_callbacks(execute=True):
         appointment.cancel("sick")
     slot = FreedSlot.objects.get()
@@ -79,8 +95,10 @@ def test_a_freed_slot_page_explains_everyone_waiting_in_words(staff_client, djan
 
     page = staff_client.get(reverse("admin:backfill_freedslot_change", args=[slot.pk])).content.decode()
 
-    why = page[page.index('id="why-this-patient"'):]
-    assert why.index("Winnie") < why.index("Booked") < why.index("Ravi") < why.index("Fits, ranked 2") < why.index("Lena")
+    why = page[page.index('id="why-this-patient"') :]
+    assert (
+        why.index("Winnie") < why.index("Booked") < why.index("Ravi") < why.index("Fits, ranked 2") < why.index("Lena")
+    )
     assert "No-show risk 0.56 is under the minimum 0.6" in why
     assert "no-show risk 0.70: +30 · waits for Orthopedic PT: +20" in why
     assert [booked.pk, lower.pk, left_out.pk] == [int(n) for n in re.findall(r'data-entry="(\d+)"', why)]
@@ -99,13 +117,20 @@ def test_a_waiting_patients_page_says_which_open_slots_fit_and_why_not_the_other
     monday = today + timedelta(days=(0 - today.weekday()) % 7 or 7)
     slots = []
     for day in (monday, monday + timedelta(days=1)):
-        appointment = AppointmentFactory(provider=provider, start=timezone.make_aware(datetime.combine(day, time(10))),
-                                         end=timezone.make_aware(datetime.combine(day, time(10, 45))),
-                                         status=Appointment.Status.CANCELLED)
-        slots.append(FreedSlot.objects.create(provider=provider, start=appointment.start, end=appointment.end,
-                                              appointment=appointment))
-    entry = WaitlistEntryFactory(patient=PatientFactory(no_show_risk=0.9), specialty=provider.specialty,
-                                 available_days=["tue"])
+        appointment = AppointmentFactory(
+            provider=provider,
+            start=timezone.make_aware(datetime.combine(day, time(10))),
+            end=timezone.make_aware(datetime.combine(day, time(10, 45))),
+            status=Appointment.Status.CANCELLED,
+        )
+        slots.append(
+            FreedSlot.objects.create(
+                provider=provider, start=appointment.start, end=appointment.end, appointment=appointment
+            )
+        )
+    entry = WaitlistEntryFactory(
+        patient=PatientFactory(no_show_risk=0.9), specialty=provider.specialty, available_days=["tue"]
+    )
 
     page = staff_client.get(reverse("admin:waitlist_waitlistentry_change", args=[entry.pk])).content.decode()
 
@@ -116,7 +141,8 @@ def test_a_waiting_patients_page_says_which_open_slots_fit_and_why_not_the_other
 
 def test_a_freed_slots_page_shows_no_id_field(staff_client):
     appointment = AppointmentFactory(status=Appointment.Status.CANCELLED)
-    slot = FreedSlot.objects.create(provider=appointment.provider, start=appointment.start, end=appointment.end,
-                                    appointment=appointment)
+    slot = FreedSlot.objects.create(
+        provider=appointment.provider, start=appointment.start, end=appointment.end, appointment=appointment
+    )
     page = staff_client.get(reverse("admin:backfill_freedslot_change", args=[slot.pk])).content.decode()
     assert "field-id" not in page and "field-provider" in page

@@ -33,7 +33,9 @@ def open_slot(provider, django_capture_on_commit_callbacks):
 
 
 def book_by_hand(client, slot, **choice):
-    return client.post(SLOTS, {"action": "book_waitlist_entry_by_hand", "_selected_action": [slot.pk], **choice}, follow=True)
+    return client.post(
+        SLOTS, {"action": "book_waitlist_entry_by_hand", "_selected_action": [slot.pk], **choice}, follow=True
+    )
 
 
 def page(response):
@@ -41,7 +43,9 @@ def page(response):
 
 
 def test_it_asks_which_patient_listing_the_ranked_ones_first(staff_client, open_slot, provider):
-    unranked = WaitlistEntryFactory(patient=PatientFactory(first_name="Lowrisk", no_show_risk=0.2), specialty=provider.specialty)
+    unranked = WaitlistEntryFactory(
+        patient=PatientFactory(first_name="Lowrisk", no_show_risk=0.2), specialty=provider.specialty
+    )
     ranked = WaitlistEntryFactory(patient=HighRiskPatientFactory(first_name="Highrisk"), specialty=provider.specialty)
 
     text = page(book_by_hand(staff_client, open_slot))
@@ -56,8 +60,12 @@ def test_it_asks_which_patient_listing_the_ranked_ones_first(staff_client, open_
     assert open_slot.status == FreedSlot.Status.NO_MATCH
 
 
-def test_it_books_the_chosen_patient_even_one_the_rules_would_skip(staff_client, open_slot, provider, django_capture_on_commit_callbacks):
-    entry = WaitlistEntryFactory(patient=PatientFactory(first_name="Lowrisk", no_show_risk=0.2), specialty=provider.specialty)
+def test_it_books_the_chosen_patient_even_one_the_rules_would_skip(
+    staff_client, open_slot, provider, django_capture_on_commit_callbacks
+):
+    entry = WaitlistEntryFactory(
+        patient=PatientFactory(first_name="Lowrisk", no_show_risk=0.2), specialty=provider.specialty
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         response = book_by_hand(staff_client, open_slot, entry=entry.pk, confirm="Book the chosen patient")
@@ -95,7 +103,14 @@ def test_it_books_one_slot_at_a_time(staff_client, open_slot, provider, django_c
     with django_capture_on_commit_callbacks(execute=True):
         AppointmentFactory(provider=provider, start=open_slot.start + timedelta(hours=2)).cancel("sick")
 
-    response = staff_client.post(SLOTS, {"action": "book_waitlist_entry_by_hand", "_selected_action": list(FreedSlot.objects.values_list("pk", flat=True))}, follow=True)
+    response = staff_client.post(
+        SLOTS,
+        {
+            "action": "book_waitlist_entry_by_hand",
+            "_selected_action": list(FreedSlot.objects.values_list("pk", flat=True)),
+        },
+        follow=True,
+    )
 
     assert "Select exactly one freed slot to book by hand." in page(response)
 
@@ -111,12 +126,16 @@ def test_it_refuses_a_slot_already_filled(staff_client, provider, django_capture
     assert "this slot is backfilled; only open slots can be booked." in page(response)
 
 
-def test_it_retries_the_backfill_of_a_slot_nobody_matched(staff_client, open_slot, provider, django_capture_on_commit_callbacks):
+def test_it_retries_the_backfill_of_a_slot_nobody_matched(
+    staff_client, open_slot, provider, django_capture_on_commit_callbacks
+):
     # Its own search for open slots (trigger 3) is left uncommitted here: only the retry can book it.
     entry = WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=provider.specialty)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = staff_client.post(SLOTS, {"action": "retry_backfill", "_selected_action": [open_slot.pk]}, follow=True)
+        response = staff_client.post(
+            SLOTS, {"action": "retry_backfill", "_selected_action": [open_slot.pk]}, follow=True
+        )
 
     open_slot.refresh_from_db()
     assert "backfill queued." in page(response)
@@ -127,17 +146,23 @@ def test_it_retries_the_backfill_of_a_slot_nobody_matched(staff_client, open_slo
 def test_it_marks_a_started_appointment_as_no_show(staff_client):
     started = AppointmentFactory(start=timezone.now() - timedelta(minutes=20))
 
-    response = staff_client.post(APPOINTMENTS, {"action": "mark_no_show", "_selected_action": [started.pk]}, follow=True)
+    response = staff_client.post(
+        APPOINTMENTS, {"action": "mark_no_show", "_selected_action": [started.pk]}, follow=True
+    )
 
     started.refresh_from_db()
-    assert f"{started.patient} with {started.provider.name}" in page(response) and ": marked no-show." in page(response)
+    assert f"{started.patient} with {started.provider.name}" in page(response) and ": marked no-show." in page(
+        response
+    )
     assert started.status == Appointment.Status.NO_SHOW
 
 
 def test_it_will_not_mark_a_future_appointment_no_show(staff_client):
     upcoming = AppointmentFactory()
 
-    response = staff_client.post(APPOINTMENTS, {"action": "mark_no_show", "_selected_action": [upcoming.pk]}, follow=True)
+    response = staff_client.post(
+        APPOINTMENTS, {"action": "mark_no_show", "_selected_action": [upcoming.pk]}, follow=True
+    )
 
     upcoming.refresh_from_db()
     assert "An appointment can only be marked no-show once it has started." in page(response)

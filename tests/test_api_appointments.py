@@ -17,8 +17,12 @@ def post(client, url, data):
 
 
 def booking(patient, provider, start, minutes=45):
-    return {"patient": patient.pk, "provider": provider.pk, "start": start.isoformat(),
-            "end": (start + timedelta(minutes=minutes)).isoformat()}
+    return {
+        "patient": patient.pk,
+        "provider": provider.pk,
+        "start": start.isoformat(),
+        "end": (start + timedelta(minutes=minutes)).isoformat(),
+    }
 
 
 def test_it_books_an_appointment_from_the_api(staff_client):
@@ -31,14 +35,24 @@ def test_it_books_an_appointment_from_the_api(staff_client):
     assert (appointment.patient, appointment.provider, appointment.start) == (patient, provider, start)
     assert appointment.source == Appointment.Source.API
     assert response.json() == {
-        "id": appointment.pk, "patient": patient.pk, "provider": provider.pk,
-        "start": start.isoformat(), "end": (start + timedelta(minutes=45)).isoformat(),
-        "status": "scheduled", "source": "api", "cancel_reason": "", "external_id": None,
+        "id": appointment.pk,
+        "patient": patient.pk,
+        "provider": provider.pk,
+        "start": start.isoformat(),
+        "end": (start + timedelta(minutes=45)).isoformat(),
+        "status": "scheduled",
+        "source": "api",
+        "cancel_reason": "",
+        "external_id": None,
     }
 
 
 def test_it_ignores_a_status_sent_on_create(staff_client):
-    data = {**booking(PatientFactory(), ProviderFactory(), next_weekday_at(9)), "status": "completed", "source": "backfill"}
+    data = {
+        **booking(PatientFactory(), ProviderFactory(), next_weekday_at(9)),
+        "status": "completed",
+        "source": "backfill",
+    }
 
     post(staff_client, "/api/appointments/", data)
 
@@ -49,8 +63,11 @@ def test_it_ignores_a_status_sent_on_create(staff_client):
 def test_it_refuses_a_booking_over_the_providers_other_appointment_with_409(staff_client):
     existing = AppointmentFactory(start=next_weekday_at(10))
 
-    response = post(staff_client, "/api/appointments/",
-                    booking(PatientFactory(), existing.provider, existing.start + timedelta(minutes=15)))
+    response = post(
+        staff_client,
+        "/api/appointments/",
+        booking(PatientFactory(), existing.provider, existing.start + timedelta(minutes=15)),
+    )
 
     assert response.status_code == 409
     assert response.json() == {"detail": "The provider already has an appointment at that time."}
@@ -75,7 +92,9 @@ def test_it_allows_back_to_back_appointments(staff_client):
 
 
 def test_it_refuses_an_appointment_ending_before_it_starts(staff_client):
-    response = post(staff_client, "/api/appointments/", booking(PatientFactory(), ProviderFactory(), next_weekday_at(9), -30))
+    response = post(
+        staff_client, "/api/appointments/", booking(PatientFactory(), ProviderFactory(), next_weekday_at(9), -30)
+    )
 
     assert response.status_code == 400
     assert response.json() == {"end": ["The appointment must end after it starts."]}
@@ -87,7 +106,9 @@ def test_it_refuses_a_booking_with_missing_fields(staff_client):
 
     assert response.status_code == 400
     assert response.json() == {
-        "provider": ["This field is required."], "start": ["This field is required."], "end": ["This field is required."],
+        "provider": ["This field is required."],
+        "start": ["This field is required."],
+        "end": ["This field is required."],
     }
 
 
@@ -108,7 +129,9 @@ def test_it_cancels_and_backfills_the_freed_slot(staff_client, django_capture_on
     entry = WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=appointment.provider.specialty)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = post(staff_client, f"/api/appointments/{appointment.pk}/cancel/", {"reason": "patient called in sick"})
+        response = post(
+            staff_client, f"/api/appointments/{appointment.pk}/cancel/", {"reason": "patient called in sick"}
+        )
 
     assert response.status_code == 200
     slot = FreedSlot.objects.get(appointment=appointment)

@@ -54,8 +54,14 @@ def test_it_refuses_a_wrong_token_with_401(client):
 
 
 API_READS = [
-    "/api/locations/", "/api/specialties/", "/api/providers/", "/api/patients/", "/api/appointments/",
-    "/api/waitlist/", "/api/freed-slots/", "/api/stats/",
+    "/api/locations/",
+    "/api/specialties/",
+    "/api/providers/",
+    "/api/patients/",
+    "/api/appointments/",
+    "/api/waitlist/",
+    "/api/freed-slots/",
+    "/api/stats/",
 ]
 
 
@@ -64,14 +70,21 @@ def test_it_keeps_every_endpoint_to_staff(client, django_user_model, staff_user,
     outsider = Token.objects.create(user=django_user_model.objects.create_user(username="outsider", password="x" * 12))
     staff = Token.objects.create(user=staff_user)
 
-    statuses = [client.get(path, **headers).status_code for headers in (
-        {}, {"HTTP_AUTHORIZATION": f"Token {outsider.key}"}, {"HTTP_AUTHORIZATION": f"Token {staff.key}"},
-    )]
+    statuses = [
+        client.get(path, **headers).status_code
+        for headers in (
+            {},
+            {"HTTP_AUTHORIZATION": f"Token {outsider.key}"},
+            {"HTTP_AUTHORIZATION": f"Token {staff.key}"},
+        )
+    ]
 
     assert statuses == [401, 403, 200]
 
 
-@pytest.mark.parametrize("path", ["/api/trigger-workflow/", "/api/appointments/1/cancel/", "/api/freed-slots/1/retry/"])
+@pytest.mark.parametrize(
+    "path", ["/api/trigger-workflow/", "/api/appointments/1/cancel/", "/api/freed-slots/1/retry/"]
+)
 def test_it_refuses_actions_to_non_staff(client, django_user_model, path):
     outsider = Token.objects.create(user=django_user_model.objects.create_user(username="outsider", password="x" * 12))
 
@@ -113,8 +126,12 @@ def test_it_creates_and_renames_a_location(staff_client):
     renamed = patch(staff_client, f"/api/locations/{created.json()['id']}/", {"name": "Uptown Annex"})
 
     assert created.status_code == 201
-    assert renamed.json() == {"id": created.json()["id"], "name": "Uptown Annex", "external_id": None,
-                              "time_zone": "America/New_York"}
+    assert renamed.json() == {
+        "id": created.json()["id"],
+        "name": "Uptown Annex",
+        "external_id": None,
+        "time_zone": "America/New_York",
+    }
     assert Location.objects.get().name == "Uptown Annex"
 
 
@@ -133,8 +150,13 @@ def test_it_shows_a_provider_with_related_ids(staff_client):
     response = staff_client.get(f"/api/providers/{provider.pk}/")
 
     assert response.json() == {
-        "id": provider.pk, "name": "Dr. Lee", "email": "lee@clinic.example",
-        "specialty": provider.specialty_id, "location": provider.location_id, "active": True, "external_id": None,
+        "id": provider.pk,
+        "name": "Dr. Lee",
+        "email": "lee@clinic.example",
+        "specialty": provider.specialty_id,
+        "location": provider.location_id,
+        "active": True,
+        "external_id": None,
         "accepted_insurance_plans": [],
     }
 
@@ -142,18 +164,32 @@ def test_it_shows_a_provider_with_related_ids(staff_client):
 def test_it_creates_a_provider(staff_client):
     specialty, location = SpecialtyFactory(), LocationFactory()
 
-    response = post(staff_client, "/api/providers/", {
-        "name": "Dr. Okafor", "email": "okafor@clinic.example", "specialty": specialty.pk, "location": location.pk,
-    })
+    response = post(
+        staff_client,
+        "/api/providers/",
+        {
+            "name": "Dr. Okafor",
+            "email": "okafor@clinic.example",
+            "specialty": specialty.pk,
+            "location": location.pk,
+        },
+    )
 
     assert response.status_code == 201
     assert Provider.objects.get(email="okafor@clinic.example").specialty == specialty
 
 
 def test_it_refuses_a_provider_with_an_unknown_specialty(staff_client):
-    response = post(staff_client, "/api/providers/", {
-        "name": "Dr. Okafor", "email": "okafor@clinic.example", "specialty": 999, "location": LocationFactory().pk,
-    })
+    response = post(
+        staff_client,
+        "/api/providers/",
+        {
+            "name": "Dr. Okafor",
+            "email": "okafor@clinic.example",
+            "specialty": 999,
+            "location": LocationFactory().pk,
+        },
+    )
 
     assert response.status_code == 400
     assert response.json() == {"specialty": ['Invalid pk "999" - object does not exist.']}
@@ -193,10 +229,19 @@ def test_it_does_not_delete_providers(staff_client):
 def test_it_creates_a_patient_with_weekday_names(staff_client):
     location = LocationFactory()
 
-    response = post(staff_client, "/api/patients/", {
-        "first_name": "Maria", "last_name": "Garcia", "email": "maria@mail.example", "phone": "(617) 555-0101",
-        "preferred_location": location.pk, "available_days": ["wed", "mon", "mon"], "no_show_risk": 0.85,
-    })
+    response = post(
+        staff_client,
+        "/api/patients/",
+        {
+            "first_name": "Maria",
+            "last_name": "Garcia",
+            "email": "maria@mail.example",
+            "phone": "(617) 555-0101",
+            "preferred_location": location.pk,
+            "available_days": ["wed", "mon", "mon"],
+            "no_show_risk": 0.85,
+        },
+    )
 
     assert response.status_code == 201
     assert response.json()["available_days"] == ["mon", "wed"]
@@ -208,9 +253,16 @@ def test_it_creates_a_patient_with_weekday_names(staff_client):
 
 
 def test_it_refuses_a_no_show_risk_above_one(staff_client):
-    response = post(staff_client, "/api/patients/", {
-        "first_name": "Maria", "last_name": "Garcia", "email": "maria@mail.example", "no_show_risk": 1.5,
-    })
+    response = post(
+        staff_client,
+        "/api/patients/",
+        {
+            "first_name": "Maria",
+            "last_name": "Garcia",
+            "email": "maria@mail.example",
+            "no_show_risk": 1.5,
+        },
+    )
 
     assert response.status_code == 400
     assert response.json() == {"no_show_risk": ["The no-show risk must be between 0.0 and 1.0."]}
@@ -258,9 +310,23 @@ def test_it_lists_patients_in_pages(staff_client):
     assert body["count"] == 3
     assert body["next"] is None and body["previous"] is None
     assert set(body["results"][0]) == {
-        "id", "first_name", "last_name", "email", "phone", "preferred_location",
-        "available_days", "no_show_risk", "no_show_risk_source", "email_opt_out", "external_id", "insurance_plan",
-        "preferred_channel", "sms_consent", "sms_consent_at", "sms_consent_source", "offers_paused_at",
+        "id",
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "preferred_location",
+        "available_days",
+        "no_show_risk",
+        "no_show_risk_source",
+        "email_opt_out",
+        "external_id",
+        "insurance_plan",
+        "preferred_channel",
+        "sms_consent",
+        "sms_consent_at",
+        "sms_consent_source",
+        "offers_paused_at",
     }
 
 

@@ -23,10 +23,16 @@ def test_it_answers_409_when_the_overlap_constraint_catches_a_concurrent_booking
     # As if the other booking committed between our check and our insert.
     monkeypatch.setattr(Appointment, "find_conflict", lambda self: None)
 
-    response = post(staff_client, "/api/appointments/", {
-        "patient": PatientFactory().pk, "provider": existing.provider_id,
-        "start": existing.start.isoformat(), "end": (existing.start + timedelta(minutes=30)).isoformat(),
-    })
+    response = post(
+        staff_client,
+        "/api/appointments/",
+        {
+            "patient": PatientFactory().pk,
+            "provider": existing.provider_id,
+            "start": existing.start.isoformat(),
+            "end": (existing.start + timedelta(minutes=30)).isoformat(),
+        },
+    )
 
     assert response.status_code == 409
     assert response.json() == {"detail": "The appointment overlaps another one."}

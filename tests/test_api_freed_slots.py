@@ -26,17 +26,25 @@ def freed_slot(appointment, capture):
 
 def slot_on(day_offset=2, hour=10, status=FreedSlot.Status.OPEN, provider=None, **fields):
     appointment = AppointmentFactory(
-        provider=provider or ProviderFactory(), start=next_weekday_at(hour, day_offset), status=Appointment.Status.CANCELLED
+        provider=provider or ProviderFactory(),
+        start=next_weekday_at(hour, day_offset),
+        status=Appointment.Status.CANCELLED,
     )
     return FreedSlot.objects.create(
-        provider=appointment.provider, start=appointment.start, end=appointment.end, appointment=appointment,
-        status=status, **fields,
+        provider=appointment.provider,
+        start=appointment.start,
+        end=appointment.end,
+        appointment=appointment,
+        status=status,
+        **fields,
     )
 
 
 def test_it_shows_a_backfilled_slot_with_its_match_log(staff_client, django_capture_on_commit_callbacks):
     appointment = AppointmentFactory()
-    first = WaitlistEntryFactory(patient=HighRiskPatientFactory(no_show_risk=0.9), specialty=appointment.provider.specialty)
+    first = WaitlistEntryFactory(
+        patient=HighRiskPatientFactory(no_show_risk=0.9), specialty=appointment.provider.specialty
+    )
     second = WaitlistEntryFactory(patient=PatientFactory(no_show_risk=0.65), specialty=appointment.provider.specialty)
     slot = freed_slot(appointment, django_capture_on_commit_callbacks)
 
@@ -48,15 +56,23 @@ def test_it_shows_a_backfilled_slot_with_its_match_log(staff_client, django_capt
     assert body["filled_by"] == slot.filled_by_id
     assert body["reason"] == "patient called in sick"
     assert [(m["patient"], m["rank"], m["outcome"]) for m in body["match_log"]] == [
-        (first.patient_id, 1, "booked"), (second.patient_id, 2, "ranked_lower"),
+        (first.patient_id, 1, "booked"),
+        (second.patient_id, 2, "ranked_lower"),
     ]
-    assert body["match_log"][0]["breakdown"] == {"no_show_risk": 40, "specialty": 20, "availability": 20, "location": 10}
+    assert body["match_log"][0]["breakdown"] == {
+        "no_show_risk": 40,
+        "specialty": 20,
+        "availability": 20,
+        "location": 10,
+    }
     assert body["match_log"][0]["score"] == 90
 
 
 def test_it_lists_the_latest_run_first_in_the_match_log(staff_client, django_capture_on_commit_callbacks):
     appointment = AppointmentFactory()
-    busy = WaitlistEntryFactory(patient=HighRiskPatientFactory(no_show_risk=0.95), specialty=appointment.provider.specialty)
+    busy = WaitlistEntryFactory(
+        patient=HighRiskPatientFactory(no_show_risk=0.95), specialty=appointment.provider.specialty
+    )
     AppointmentFactory(patient=busy.patient, start=appointment.start, end=appointment.end)
     slot = freed_slot(appointment, django_capture_on_commit_callbacks)  # run 1: the only candidate is busy
     entry = WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=appointment.provider.specialty)
@@ -66,7 +82,8 @@ def test_it_lists_the_latest_run_first_in_the_match_log(staff_client, django_cap
 
     body = staff_client.get(f"/api/freed-slots/{slot.pk}/").json()
     assert [(m["run"], m["rank"], m["patient"], m["outcome"]) for m in body["match_log"]] == [
-        (2, 1, busy.patient_id, "already_booked"), (2, 2, entry.patient_id, "booked"),
+        (2, 1, busy.patient_id, "already_booked"),
+        (2, 2, entry.patient_id, "booked"),
         (1, 1, busy.patient_id, "already_booked"),
     ]
 
@@ -111,7 +128,9 @@ def test_it_refuses_an_unknown_slot_status(staff_client):
 def test_it_does_not_let_freed_slots_be_edited(staff_client):
     slot = slot_on()
 
-    response = staff_client.patch(f"/api/freed-slots/{slot.pk}/", {"status": "backfilled"}, content_type="application/json")
+    response = staff_client.patch(
+        f"/api/freed-slots/{slot.pk}/", {"status": "backfilled"}, content_type="application/json"
+    )
 
     assert response.status_code == 405
     slot.refresh_from_db()
@@ -188,8 +207,9 @@ def test_it_lists_a_page_of_freed_slots_in_a_bounded_number_of_queries(staff_cli
     assert response.json()["count"] == 20
 
 
-def test_it_shows_a_long_match_log_in_a_bounded_number_of_queries(staff_client, django_assert_max_num_queries,
-                                                                   django_capture_on_commit_callbacks, settings):
+def test_it_shows_a_long_match_log_in_a_bounded_number_of_queries(
+    staff_client, django_assert_max_num_queries, django_capture_on_commit_callbacks, settings
+):
     settings.BACKFILL = {**settings.BACKFILL, "CANDIDATE_POOL": 10}
     appointment = AppointmentFactory()
     WaitlistEntryFactory.create_batch(8, specialty=appointment.provider.specialty)
@@ -206,8 +226,12 @@ def test_it_shows_a_long_match_log_in_a_bounded_number_of_queries(staff_client, 
 
 def test_it_reports_backfill_stats_for_a_date_range(staff_client):
     freed_at = timezone.now() - timedelta(days=2)
-    slot_on(status=FreedSlot.Status.BACKFILLED, filled_by=AppointmentFactory(start=next_weekday_at(9)),
-            freed_at=freed_at, fill_ms=400)
+    slot_on(
+        status=FreedSlot.Status.BACKFILLED,
+        filled_by=AppointmentFactory(start=next_weekday_at(9)),
+        freed_at=freed_at,
+        fill_ms=400,
+    )
     slot_on(hour=11, status=FreedSlot.Status.NO_MATCH, freed_at=freed_at)
     day = timezone.localtime(freed_at).date()
 

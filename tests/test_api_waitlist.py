@@ -35,11 +35,20 @@ def test_it_keeps_preferences_given_explicitly(staff_client):
     patient = PatientFactory(available_days=["tue"])
     provider = ProviderFactory()
 
-    post(staff_client, "/api/waitlist/", {
-        "patient": patient.pk, "specialty": provider.specialty_id, "preferred_location": None,
-        "preferred_provider": provider.pk, "available_days": [], "reason": "patient_request",
-        "earliest_date": "2030-01-01", "latest_date": "2030-02-01",
-    })
+    post(
+        staff_client,
+        "/api/waitlist/",
+        {
+            "patient": patient.pk,
+            "specialty": provider.specialty_id,
+            "preferred_location": None,
+            "preferred_provider": provider.pk,
+            "available_days": [],
+            "reason": "patient_request",
+            "earliest_date": "2030-01-01",
+            "latest_date": "2030-02-01",
+        },
+    )
 
     entry = WaitlistEntry.objects.get()
     assert entry.preferred_location is None
@@ -60,10 +69,16 @@ def test_it_refuses_a_second_waiting_entry_for_the_same_specialty(staff_client):
 
 
 def test_it_refuses_a_latest_date_before_the_earliest(staff_client):
-    response = post(staff_client, "/api/waitlist/", {
-        "patient": PatientFactory().pk, "specialty": SpecialtyFactory().pk,
-        "earliest_date": "2030-02-01", "latest_date": "2030-01-01",
-    })
+    response = post(
+        staff_client,
+        "/api/waitlist/",
+        {
+            "patient": PatientFactory().pk,
+            "specialty": SpecialtyFactory().pk,
+            "earliest_date": "2030-02-01",
+            "latest_date": "2030-01-01",
+        },
+    )
 
     assert response.status_code == 400
     assert response.json() == {"latest_date": ["The latest date must not be before the earliest date."]}
@@ -73,18 +88,30 @@ def test_it_refuses_a_latest_date_before_the_earliest(staff_client):
 def test_it_refuses_a_preferred_provider_of_another_specialty(staff_client):
     other = ProviderFactory(specialty=SpecialtyFactory(name="Pediatric PT"))
 
-    response = post(staff_client, "/api/waitlist/", {
-        "patient": PatientFactory().pk, "specialty": SpecialtyFactory(name="Orthopedic PT").pk, "preferred_provider": other.pk,
-    })
+    response = post(
+        staff_client,
+        "/api/waitlist/",
+        {
+            "patient": PatientFactory().pk,
+            "specialty": SpecialtyFactory(name="Orthopedic PT").pk,
+            "preferred_provider": other.pk,
+        },
+    )
 
     assert response.status_code == 400
     assert response.json() == {"preferred_provider": ["The preferred provider practises another specialty."]}
 
 
 def test_it_refuses_an_unknown_reason(staff_client):
-    response = post(staff_client, "/api/waitlist/", {
-        "patient": PatientFactory().pk, "specialty": SpecialtyFactory().pk, "reason": "vip",
-    })
+    response = post(
+        staff_client,
+        "/api/waitlist/",
+        {
+            "patient": PatientFactory().pk,
+            "specialty": SpecialtyFactory().pk,
+            "reason": "vip",
+        },
+    )
 
     assert response.status_code == 400
     assert response.json() == {"reason": ['"vip" is not a valid choice.']}

@@ -40,7 +40,9 @@ def test_it_books_the_high_risk_waitlisted_patient(orthopedic_provider, django_c
     assert "Cancel this appointment" in mail.outbox[0].alternatives[0][0]
 
 
-def test_it_leaves_the_slot_open_when_nobody_has_the_specialty(orthopedic_provider, django_capture_on_commit_callbacks):
+def test_it_leaves_the_slot_open_when_nobody_has_the_specialty(
+    orthopedic_provider, django_capture_on_commit_callbacks
+):
     WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=SpecialtyFactory(name="Pediatric PT"))
 
     slot = cancel(AppointmentFactory(provider=orthopedic_provider), django_capture_on_commit_callbacks)
@@ -51,7 +53,9 @@ def test_it_leaves_the_slot_open_when_nobody_has_the_specialty(orthopedic_provid
 
 
 def test_it_skips_a_patient_already_booked_then(orthopedic_provider, django_capture_on_commit_callbacks):
-    busy = WaitlistEntryFactory(patient=HighRiskPatientFactory(no_show_risk=0.95), specialty=orthopedic_provider.specialty)
+    busy = WaitlistEntryFactory(
+        patient=HighRiskPatientFactory(no_show_risk=0.95), specialty=orthopedic_provider.specialty
+    )
     free = WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=orthopedic_provider.specialty)
     appointment = AppointmentFactory(provider=orthopedic_provider)
     AppointmentFactory(patient=busy.patient, start=appointment.start, end=appointment.end)
@@ -94,7 +98,9 @@ def test_location_preference_adds_points(orthopedic_provider, django_capture_on_
     assert booked_patient(orthopedic_provider, django_capture_on_commit_callbacks) == near.patient
 
 
-def test_on_a_tie_a_patient_who_declined_a_reassignment_goes_first(orthopedic_provider, django_capture_on_commit_callbacks):
+def test_on_a_tie_a_patient_who_declined_a_reassignment_goes_first(
+    orthopedic_provider, django_capture_on_commit_callbacks
+):
     waiting(orthopedic_provider, no_show_risk=0.95)
     declined = waiting(orthopedic_provider, no_show_risk=0.85, reason=WaitlistEntry.Reason.DECLINED_REASSIGNMENT)
     assert booked_patient(orthopedic_provider, django_capture_on_commit_callbacks) == declined.patient
@@ -119,7 +125,9 @@ def test_a_patient_below_the_minimum_risk_is_not_booked(orthopedic_provider, dja
     assert booked_patient(orthopedic_provider, django_capture_on_commit_callbacks) is None
 
 
-def test_turning_the_risk_filter_off_books_a_low_risk_patient(orthopedic_provider, django_capture_on_commit_callbacks, settings):
+def test_turning_the_risk_filter_off_books_a_low_risk_patient(
+    orthopedic_provider, django_capture_on_commit_callbacks, settings
+):
     settings.BACKFILL = {**settings.BACKFILL, "MIN_NO_SHOW_RISK": 0}
     low = waiting(orthopedic_provider, no_show_risk=0.2)  # 0 + 20 + 20 + 10 = 50: just at the threshold
     assert booked_patient(orthopedic_provider, django_capture_on_commit_callbacks) == low.patient
@@ -149,7 +157,9 @@ def test_a_patient_outside_their_time_window_is_not_booked(orthopedic_provider, 
     assert booked_patient(orthopedic_provider, django_capture_on_commit_callbacks) is None
 
 
-def test_the_patient_who_gave_up_the_slot_is_not_booked_back_into_it(orthopedic_provider, django_capture_on_commit_callbacks):
+def test_the_patient_who_gave_up_the_slot_is_not_booked_back_into_it(
+    orthopedic_provider, django_capture_on_commit_callbacks
+):
     entry = waiting(orthopedic_provider, no_show_risk=0.9)
     appointment = AppointmentFactory(provider=orthopedic_provider, patient=entry.patient)
     slot = cancel(appointment, django_capture_on_commit_callbacks)
@@ -168,12 +178,15 @@ def test_the_match_log_explains_the_choice(orthopedic_provider, django_capture_o
     slot = cancel(AppointmentFactory(provider=orthopedic_provider), django_capture_on_commit_callbacks)
     logs = list(MatchLog.objects.filter(slot=slot).order_by("rank"))
     assert [(log.patient_id, log.score, log.outcome) for log in logs] == [
-        (winner.patient_id, 90, "booked"), (runner_up.patient_id, 80, "ranked_lower"),
+        (winner.patient_id, 90, "booked"),
+        (runner_up.patient_id, 80, "ranked_lower"),
     ]
     assert logs[0].breakdown == {"no_show_risk": 40, "specialty": 20, "availability": 20, "location": 10}
 
 
-def test_when_the_best_few_are_all_busy_it_looks_further_down(orthopedic_provider, django_capture_on_commit_callbacks, settings):
+def test_when_the_best_few_are_all_busy_it_looks_further_down(
+    orthopedic_provider, django_capture_on_commit_callbacks, settings
+):
     settings.BACKFILL = {**settings.BACKFILL, "CANDIDATE_POOL": 2}
     appointment = AppointmentFactory(provider=orthopedic_provider)
     for risk in (0.99, 0.98, 0.97):
@@ -183,10 +196,14 @@ def test_when_the_best_few_are_all_busy_it_looks_further_down(orthopedic_provide
     slot = cancel(appointment, django_capture_on_commit_callbacks)
     slot.refresh_from_db()
     assert slot.filled_by.patient == free.patient
-    assert list(slot.match_logs.order_by("rank").values_list("outcome", flat=True)) == ["already_booked"] * 3 + ["booked"]
+    assert list(slot.match_logs.order_by("rank").values_list("outcome", flat=True)) == ["already_booked"] * 3 + [
+        "booked"
+    ]
 
 
-def test_time_of_day_points_favour_a_patient_who_prefers_that_time(orthopedic_provider, django_capture_on_commit_callbacks, settings):
+def test_time_of_day_points_favour_a_patient_who_prefers_that_time(
+    orthopedic_provider, django_capture_on_commit_callbacks, settings
+):
     settings.BACKFILL = {**settings.BACKFILL, "TIME_OF_DAY_POINTS": 15}
     waiting(orthopedic_provider, no_show_risk=0.95)  # 90, no stated time
     morning = waiting(orthopedic_provider, no_show_risk=0.85)
@@ -198,7 +215,9 @@ def test_time_of_day_points_favour_a_patient_who_prefers_that_time(orthopedic_pr
     assert slot.match_logs.get(patient=morning.patient).breakdown["time_of_day"] == 15
 
 
-def test_availability_can_be_scored_instead_of_required(orthopedic_provider, django_capture_on_commit_callbacks, settings):
+def test_availability_can_be_scored_instead_of_required(
+    orthopedic_provider, django_capture_on_commit_callbacks, settings
+):
     settings.BACKFILL = {**settings.BACKFILL, "REQUIRE_AVAILABILITY": False}
     appointment = AppointmentFactory(provider=orthopedic_provider)
     other_days = sorted({"mon", "tue", "wed", "thu", "fri", "sat", "sun"} - {appointment.start.strftime("%a").lower()})

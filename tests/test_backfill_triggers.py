@@ -34,8 +34,12 @@ def test_the_job_is_enqueued_only_when_the_cancellation_commits(provider, django
             assert enqueue.call_count == 0  # not inside the transaction
         for callback in callbacks:
             callback()
-    enqueue.assert_called_once_with("backfill.tasks.backfill_slot", appointment.freed_slot.pk, group="backfill",
-                                    task_name=f"backfill-slot-{appointment.freed_slot.pk}")
+    enqueue.assert_called_once_with(
+        "backfill.tasks.backfill_slot",
+        appointment.freed_slot.pk,
+        group="backfill",
+        task_name=f"backfill-slot-{appointment.freed_slot.pk}",
+    )
 
 
 def test_a_rolled_back_cancellation_triggers_nothing(provider, django_capture_on_commit_callbacks):
@@ -50,7 +54,9 @@ def test_a_rolled_back_cancellation_triggers_nothing(provider, django_capture_on
     enqueue.assert_not_called()
 
 
-def test_re_saving_a_cancelled_appointment_triggers_nothing(provider, waiting_patient, django_capture_on_commit_callbacks):
+def test_re_saving_a_cancelled_appointment_triggers_nothing(
+    provider, waiting_patient, django_capture_on_commit_callbacks
+):
     appointment = AppointmentFactory(provider=provider)
     with django_capture_on_commit_callbacks(execute=True):
         appointment.cancel("sick")
@@ -62,7 +68,9 @@ def test_re_saving_a_cancelled_appointment_triggers_nothing(provider, waiting_pa
     assert FreedSlot.objects.count() == 1
 
 
-def test_a_status_change_to_cancelled_from_any_save_frees_the_slot(provider, waiting_patient, django_capture_on_commit_callbacks):
+def test_a_status_change_to_cancelled_from_any_save_frees_the_slot(
+    provider, waiting_patient, django_capture_on_commit_callbacks
+):
     appointment = Appointment.objects.get(pk=AppointmentFactory(provider=provider).pk)
     with django_capture_on_commit_callbacks(execute=True):
         appointment.status = Appointment.Status.CANCELLED
@@ -89,7 +97,9 @@ def test_a_slot_inside_the_lead_time_is_not_recorded(provider, waiting_patient, 
     assert not FreedSlot.objects.exists()
 
 
-def test_a_slot_of_an_unavailable_provider_is_not_recorded(provider, waiting_patient, django_capture_on_commit_callbacks):
+def test_a_slot_of_an_unavailable_provider_is_not_recorded(
+    provider, waiting_patient, django_capture_on_commit_callbacks
+):
     appointment = AppointmentFactory(provider=provider)
     day = timezone.localdate(appointment.start)
     ProviderUnavailability.objects.create(provider=provider, start_date=day, end_date=day, reason="sick")
@@ -98,9 +108,12 @@ def test_a_slot_of_an_unavailable_provider_is_not_recorded(provider, waiting_pat
     assert not FreedSlot.objects.exists()
 
 
-@pytest.mark.parametrize(("away_days_after", "outcome"), [(0, FreedSlot.Status.EXPIRED), (1, FreedSlot.Status.BACKFILLED)])
-def test_the_job_leaves_a_slot_of_a_provider_away_that_day(provider, waiting_patient, away_days_after, outcome,
-                                                           django_capture_on_commit_callbacks):
+@pytest.mark.parametrize(
+    ("away_days_after", "outcome"), [(0, FreedSlot.Status.EXPIRED), (1, FreedSlot.Status.BACKFILLED)]
+)
+def test_the_job_leaves_a_slot_of_a_provider_away_that_day(
+    provider, waiting_patient, away_days_after, outcome, django_capture_on_commit_callbacks
+):
     # 20:00 in New York is 01:00 UTC the next day: "that day" is the clinic's day.
     start = next_weekday_at(20)
     appointment = AppointmentFactory(provider=provider, start=start, end=start + timedelta(minutes=45))
@@ -141,7 +154,9 @@ def test_a_new_entry_takes_the_soonest_slot_it_fits(provider, django_capture_on_
     assert entry.booked_appointment.start == sooner.start
 
 
-def test_a_failing_job_leaves_the_slot_open_and_the_cancellation_stands(provider, waiting_patient, django_capture_on_commit_callbacks):
+def test_a_failing_job_leaves_the_slot_open_and_the_cancellation_stands(
+    provider, waiting_patient, django_capture_on_commit_callbacks
+):
     appointment = AppointmentFactory(provider=provider)
     with mock.patch("backfill.booking.rank_candidates", side_effect=RuntimeError("database hiccup")):
         with django_capture_on_commit_callbacks(execute=True):
@@ -157,8 +172,13 @@ def test_a_failing_job_leaves_the_slot_open_and_the_cancellation_stands(provider
 def test_the_sweep_retries_a_failed_job_and_gives_up_after_max_attempts(provider, waiting_patient, settings):
     settings.BACKFILL = {**settings.BACKFILL, "MAX_ATTEMPTS": 3}
     appointment = AppointmentFactory(provider=provider, status=Appointment.Status.CANCELLED)
-    slot = FreedSlot.objects.create(provider=provider, start=appointment.start, end=appointment.end, appointment=appointment,
-                                    next_attempt_at=timezone.now())
+    slot = FreedSlot.objects.create(
+        provider=provider,
+        start=appointment.start,
+        end=appointment.end,
+        appointment=appointment,
+        next_attempt_at=timezone.now(),
+    )
     with mock.patch("backfill.booking.rank_candidates", side_effect=RuntimeError("still broken")):
         for _ in range(3):
             tasks.sweep(now=timezone.now() + timedelta(hours=1))
@@ -169,8 +189,9 @@ def test_the_sweep_retries_a_failed_job_and_gives_up_after_max_attempts(provider
 def test_ordinary_runs_do_not_count_towards_failing_a_slot(provider, settings):
     settings.BACKFILL = {**settings.BACKFILL, "MAX_ATTEMPTS": 2}
     appointment = AppointmentFactory(provider=provider, status=Appointment.Status.CANCELLED)
-    slot = FreedSlot.objects.create(provider=provider, start=appointment.start, end=appointment.end, appointment=appointment,
-                                    attempts=4)
+    slot = FreedSlot.objects.create(
+        provider=provider, start=appointment.start, end=appointment.end, appointment=appointment, attempts=4
+    )
     with mock.patch("backfill.booking.rank_candidates", side_effect=RuntimeError("one hiccup")):
         tasks.backfill_slot(slot.pk)
     slot.refresh_from_db()
@@ -179,8 +200,13 @@ def test_ordinary_runs_do_not_count_towards_failing_a_slot(provider, settings):
 
 def test_the_sweep_recovers_a_slot_whose_job_was_lost(provider, waiting_patient):
     appointment = AppointmentFactory(provider=provider, status=Appointment.Status.CANCELLED)
-    slot = FreedSlot.objects.create(provider=provider, start=appointment.start, end=appointment.end, appointment=appointment,
-                                    next_attempt_at=timezone.now() + timedelta(minutes=2))
+    slot = FreedSlot.objects.create(
+        provider=provider,
+        start=appointment.start,
+        end=appointment.end,
+        appointment=appointment,
+        next_attempt_at=timezone.now() + timedelta(minutes=2),
+    )
     assert tasks.sweep()["requeued_slots"] == 0  # not yet presumed lost
     assert tasks.sweep(now=timezone.now() + timedelta(minutes=3))["requeued_slots"] == 1
     slot.refresh_from_db()
@@ -189,8 +215,13 @@ def test_the_sweep_recovers_a_slot_whose_job_was_lost(provider, waiting_patient)
 
 def test_the_sweep_expires_slots_whose_time_passed(provider):
     appointment = AppointmentFactory(provider=provider, status=Appointment.Status.CANCELLED)
-    slot = FreedSlot.objects.create(provider=provider, start=appointment.start, end=appointment.end, appointment=appointment,
-                                    status=FreedSlot.Status.NO_MATCH)
+    slot = FreedSlot.objects.create(
+        provider=provider,
+        start=appointment.start,
+        end=appointment.end,
+        appointment=appointment,
+        status=FreedSlot.Status.NO_MATCH,
+    )
     tasks.sweep(now=appointment.start)
     slot.refresh_from_db()
     assert slot.status == FreedSlot.Status.EXPIRED
@@ -226,8 +257,13 @@ def test_chain_backfill_releases_the_later_appointment(provider, settings, djang
 
 def test_the_entry_search_returns_the_appointment_it_booked(provider):
     appointment = AppointmentFactory(provider=provider, status=Appointment.Status.CANCELLED)
-    FreedSlot.objects.create(provider=provider, start=appointment.start, end=appointment.end, appointment=appointment,
-                             status=FreedSlot.Status.NO_MATCH)
+    FreedSlot.objects.create(
+        provider=provider,
+        start=appointment.start,
+        end=appointment.end,
+        appointment=appointment,
+        status=FreedSlot.Status.NO_MATCH,
+    )
     entry = WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=provider.specialty)
     booked_id = tasks.fill_slots_for_entry(entry.pk)
     entry.refresh_from_db()
@@ -237,17 +273,25 @@ def test_the_entry_search_returns_the_appointment_it_booked(provider):
 
 def test_the_entry_search_skips_slots_on_days_the_patient_cannot_come(provider):
     appointment = AppointmentFactory(provider=provider, status=Appointment.Status.CANCELLED)
-    slot = FreedSlot.objects.create(provider=provider, start=appointment.start, end=appointment.end, appointment=appointment,
-                                    status=FreedSlot.Status.NO_MATCH)
+    slot = FreedSlot.objects.create(
+        provider=provider,
+        start=appointment.start,
+        end=appointment.end,
+        appointment=appointment,
+        status=FreedSlot.Status.NO_MATCH,
+    )
     other_days = sorted({"mon", "tue", "wed", "thu", "fri", "sat", "sun"} - {appointment.start.strftime("%a").lower()})
-    entry = WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=provider.specialty, available_days=other_days)
+    entry = WaitlistEntryFactory(
+        patient=HighRiskPatientFactory(), specialty=provider.specialty, available_days=other_days
+    )
     assert tasks.fill_slots_for_entry(entry.pk) is None
     slot.refresh_from_db()
     assert slot.status == FreedSlot.Status.NO_MATCH
 
 
-def test_a_slot_freed_while_the_broker_is_down_is_due_at_the_next_sweep(provider, waiting_patient,
-                                                                       django_capture_on_commit_callbacks):
+def test_a_slot_freed_while_the_broker_is_down_is_due_at_the_next_sweep(
+    provider, waiting_patient, django_capture_on_commit_callbacks
+):
     appointment = AppointmentFactory(provider=provider)
     with mock.patch("backfill.models.enqueue", side_effect=ConnectionError("Redis is restarting")):
         with django_capture_on_commit_callbacks(execute=True):

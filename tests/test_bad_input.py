@@ -10,11 +10,11 @@ import pytest
 from django.db import OperationalError
 from rest_framework.authtoken.models import Token
 
-from scheduling.messages import queue_email
 from clinic.factories import ProviderFactory
 from clinic.log import OneLineFormatter
 from clinic.models import OutboundEmail, Patient
 from scheduling.factories import AppointmentFactory
+from scheduling.messages import queue_email
 from scheduling.models import Appointment
 
 pytestmark = pytest.mark.django_db
@@ -23,8 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize("name", ["Ada\nKing", "Ada\rKing", "Ada\x00", "Ada\x1b[31m"])
 def test_the_api_refuses_control_characters_in_a_name(staff_client, name):
-    response = staff_client.post("/api/patients/", {"first_name": name, "last_name": "King", "email": "ada@example.com"},
-                                 content_type="application/json")
+    response = staff_client.post(
+        "/api/patients/",
+        {"first_name": name, "last_name": "King", "email": "ada@example.com"},
+        content_type="application/json",
+    )
     assert response.status_code == 400
     assert "Use a single line of text, without line breaks or control characters." in response.json()["first_name"]
     assert not Patient.objects.exists()
@@ -32,9 +35,11 @@ def test_the_api_refuses_control_characters_in_a_name(staff_client, name):
 
 def test_the_api_refuses_a_cancel_reason_that_would_forge_a_log_line(staff_client):
     appointment = AppointmentFactory()
-    response = staff_client.post(f"/api/appointments/{appointment.pk}/cancel/",
-                                 {"reason": "late\n2026-12-02 INFO backfill [BACKFILL] Auto-backfilled"},
-                                 content_type="application/json")
+    response = staff_client.post(
+        f"/api/appointments/{appointment.pk}/cancel/",
+        {"reason": "late\n2026-12-02 INFO backfill [BACKFILL] Auto-backfilled"},
+        content_type="application/json",
+    )
     assert response.status_code == 400
     assert "reason" in response.json()
     assert Appointment.objects.get(pk=appointment.pk).status == Appointment.Status.SCHEDULED
@@ -47,7 +52,9 @@ def test_a_reason_given_in_code_is_kept_on_one_line():
 
 
 def test_a_log_line_cannot_be_forged():
-    record = logging.LogRecord("scheduling", logging.INFO, __file__, 1, "appointment.cancelled reason=%s", ("late\nFAKE",), None)
+    record = logging.LogRecord(
+        "scheduling", logging.INFO, __file__, 1, "appointment.cancelled reason=%s", ("late\nFAKE",), None
+    )
     line = OneLineFormatter("%(message)s").format(record)
     assert line == "appointment.cancelled reason=late\\nFAKE"
 
@@ -125,7 +132,9 @@ URLS_PROBE = (
 
 def tracking_urls(**env):
     base = {"DJANGO_SETTINGS_MODULE": "clinic.settings", "SECRET_KEY": "x" * 50, "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-c", URLS_PROBE], cwd=ROOT, env={**base, **env}, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", URLS_PROBE], cwd=ROOT, env={**base, **env}, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -133,6 +142,10 @@ def tracking_urls(**env):
 def test_no_tracking_webhook_exists_until_an_esp_and_its_secret_are_set():
     assert tracking_urls() == {"sendgrid": False, "mailgun": False, "postmark": False}
     assert tracking_urls(EMAIL_BACKEND="anymail.backends.sendgrid.EmailBackend") == {
-        "sendgrid": False, "mailgun": False, "postmark": False}
-    assert tracking_urls(EMAIL_BACKEND="anymail.backends.sendgrid.EmailBackend", ANYMAIL_WEBHOOK_SECRET="desk:s3cret-long") == {
-        "sendgrid": True, "mailgun": False, "postmark": False}
+        "sendgrid": False,
+        "mailgun": False,
+        "postmark": False,
+    }
+    assert tracking_urls(
+        EMAIL_BACKEND="anymail.backends.sendgrid.EmailBackend", ANYMAIL_WEBHOOK_SECRET="desk:s3cret-long"
+    ) == {"sendgrid": True, "mailgun": False, "postmark": False}

@@ -22,13 +22,20 @@ def batch_mode(settings):
 def afternoon():
     """A provider's 14:00 and 15:00 appointments."""
     provider = ProviderFactory()
-    return [AppointmentFactory(provider=provider, start=next_weekday_at(hour=hour), end=next_weekday_at(hour=hour) + timedelta(minutes=45))
-            for hour in (14, 15)]
+    return [
+        AppointmentFactory(
+            provider=provider, start=next_weekday_at(hour=hour), end=next_weekday_at(hour=hour) + timedelta(minutes=45)
+        )
+        for hour in (14, 15)
+    ]
 
 
 def waiting(provider, risk, windows=()):
-    return WaitlistEntryFactory(patient=PatientFactory(no_show_risk=risk, preferred_location=provider.location),
-                                specialty=provider.specialty, time_windows=list(windows))
+    return WaitlistEntryFactory(
+        patient=PatientFactory(no_show_risk=risk, preferred_location=provider.location),
+        specialty=provider.specialty,
+        time_windows=list(windows),
+    )
 
 
 def cancel_together(appointments, django_capture_on_commit_callbacks):
@@ -49,7 +56,9 @@ def test_it_fills_both_slots_where_greedy_would_fill_one(afternoon, django_captu
     assert three_pm.filled_by.patient == flexible.patient
 
 
-def test_without_batch_mode_the_first_slot_takes_the_best_patient(afternoon, settings, django_capture_on_commit_callbacks):
+def test_without_batch_mode_the_first_slot_takes_the_best_patient(
+    afternoon, settings, django_capture_on_commit_callbacks
+):
     settings.BACKFILL = {**settings.BACKFILL, "BATCH_BACKFILL": False}
     provider = afternoon[0].provider
     flexible = waiting(provider, 0.9)

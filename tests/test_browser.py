@@ -11,23 +11,32 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from scheduling.messages import queue_email
 from clinic.factories import HighRiskPatientFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from clinic.models import OutboundEmail
 from scheduling.factories import AppointmentFactory
+from scheduling.messages import queue_email
 from scheduling.models import Appointment
 from waitlist.factories import WaitlistEntryFactory
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 
 pytestmark = [
     pytest.mark.browser,
     # In CI a missing browser must fail the run, not skip it.
-    pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
-                       reason="needs Debian's chromium at /usr/bin/chromium (bin/test installs it)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists() and not os.environ.get("CI"),
+        reason="needs Debian's chromium at /usr/bin/chromium (bin/test installs it)",
+    ),
     pytest.mark.django_db(transaction=True),
 ]
 
@@ -83,8 +92,12 @@ def test_it_logs_in_and_shows_todays_schedule(context, live_server, staff_user):
     from playwright.sync_api import expect
 
     today = timezone.localdate()
-    AppointmentFactory(provider=ProviderFactory(name="Dr. Elena Diaz"), patient=PatientFactory(first_name="Maya", last_name="Patel"),
-                       start=at(today, 10), end=at(today, 10) + timedelta(minutes=45))
+    AppointmentFactory(
+        provider=ProviderFactory(name="Dr. Elena Diaz"),
+        patient=PatientFactory(first_name="Maya", last_name="Patel"),
+        start=at(today, 10),
+        end=at(today, 10) + timedelta(minutes=45),
+    )
     page = context.new_page()
 
     page.goto(f"{live_server.url}/schedule/")
@@ -105,9 +118,15 @@ def test_it_backfills_a_slot_cancelled_in_the_admin(desk, live_server):
 
     provider = ProviderFactory(name="Dr. Noah Brown")
     day = timezone.localdate() + timedelta(days=2)
-    appointment = AppointmentFactory(provider=provider, start=at(day, 11), end=at(day, 11) + timedelta(minutes=45),
-                                     patient=PatientFactory(first_name="Chloe", last_name="Khan"))
-    WaitlistEntryFactory(patient=HighRiskPatientFactory(first_name="Hugo", last_name="Nguyen"), specialty=provider.specialty)
+    appointment = AppointmentFactory(
+        provider=provider,
+        start=at(day, 11),
+        end=at(day, 11) + timedelta(minutes=45),
+        patient=PatientFactory(first_name="Chloe", last_name="Khan"),
+    )
+    WaitlistEntryFactory(
+        patient=HighRiskPatientFactory(first_name="Hugo", last_name="Nguyen"), specialty=provider.specialty
+    )
 
     desk.goto(f"{live_server.url}/admin/scheduling/appointment/")
     desk.check(f"input[name=_selected_action][value='{appointment.pk}']")
@@ -133,14 +152,30 @@ def test_it_plays_the_patient_declining_an_offer_from_the_outbox(desk, context, 
 
     settings.SITE_URL = live_server.url  # the links in the stored email point at this server
     specialty = SpecialtyFactory(name="Sports Rehab")
-    away, colleague = ProviderFactory(name="Dr. Away", specialty=specialty), ProviderFactory(name="Dr. Vera Rossi", specialty=specialty)
+    away, colleague = (
+        ProviderFactory(name="Dr. Away", specialty=specialty),
+        ProviderFactory(name="Dr. Vera Rossi", specialty=specialty),
+    )
     day = timezone.localdate() + timedelta(days=3)
     start, end = at(day, 14), at(day, 14) + timedelta(minutes=45)
     patient = PatientFactory(first_name="Isla", last_name="Brown")
-    original = AppointmentFactory(provider=away, patient=patient, start=start, end=end, status=Appointment.Status.CANCELLED,
-                                  cancel_reason="provider_unavailable")
-    offer = AppointmentFactory(provider=colleague, patient=patient, start=start, end=end, status=Appointment.Status.OFFERED,
-                               source=Appointment.Source.REASSIGNMENT, replaces=original)
+    original = AppointmentFactory(
+        provider=away,
+        patient=patient,
+        start=start,
+        end=end,
+        status=Appointment.Status.CANCELLED,
+        cancel_reason="provider_unavailable",
+    )
+    offer = AppointmentFactory(
+        provider=colleague,
+        patient=patient,
+        start=start,
+        end=end,
+        status=Appointment.Status.OFFERED,
+        source=Appointment.Source.REASSIGNMENT,
+        replaces=original,
+    )
     queue_email(OutboundEmail.Kind.REASSIGNMENT_OFFER, offer, original=original)
     WaitlistEntryFactory(patient=HighRiskPatientFactory(first_name="Grace", last_name="Okafor"), specialty=specialty)
 
@@ -181,10 +216,15 @@ def test_the_content_security_policy_blocks_an_injected_script_and_lets_the_page
 
     AppointmentFactory()
     violations = []
-    desk.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    desk.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     desk.goto(f"{live_server.url}/schedule/")
     # As if a stored value reached the page unescaped: its inline handler must not run.
-    desk.evaluate("""document.body.insertAdjacentHTML('beforeend', '<img src="/missing.png" onerror="window.pwned = 1">')""")
+    desk.evaluate(
+        """document.body.insertAdjacentHTML('beforeend', '<img src="/missing.png" onerror="window.pwned = 1">')"""
+    )
     desk.wait_for_timeout(500)
     assert desk.evaluate("window.pwned") is None
     assert violations, "the browser reported no blocked inline script"
@@ -205,10 +245,17 @@ def test_a_freed_slots_page_says_why_each_waiting_patient_was_or_was_not_chosen(
     provider = ProviderFactory(name="Dr. Mei Chen")
     day = timezone.localdate() + timedelta(days=3)
     appointment = AppointmentFactory(provider=provider, start=at(day, 10), end=at(day, 10) + timedelta(minutes=45))
-    WaitlistEntryFactory(patient=HighRiskPatientFactory(first_name="Hugo", last_name="Nguyen"), specialty=provider.specialty)
-    WaitlistEntryFactory(patient=PatientFactory(first_name="Ravi", last_name="Shah", no_show_risk=0.7), specialty=provider.specialty)
-    WaitlistEntryFactory(patient=PatientFactory(first_name="Lena", last_name="Ortiz", no_show_risk=0.56),
-                         specialty=provider.specialty, time_windows=["16:00-18:00"])
+    WaitlistEntryFactory(
+        patient=HighRiskPatientFactory(first_name="Hugo", last_name="Nguyen"), specialty=provider.specialty
+    )
+    WaitlistEntryFactory(
+        patient=PatientFactory(first_name="Ravi", last_name="Shah", no_show_risk=0.7), specialty=provider.specialty
+    )
+    WaitlistEntryFactory(
+        patient=PatientFactory(first_name="Lena", last_name="Ortiz", no_show_risk=0.56),
+        specialty=provider.specialty,
+        time_windows=["16:00-18:00"],
+    )
     appointment.cancel("patient called in sick")  # committed: the in-process queue backfills it
     slot = FreedSlot.objects.get(appointment=appointment)
 
@@ -234,8 +281,11 @@ def test_the_book_by_hand_page_explains_each_choice_and_books_the_one_chosen(des
     day = timezone.localdate() + timedelta(days=3)
     appointment = AppointmentFactory(provider=provider, start=at(day, 10), end=at(day, 10) + timedelta(minutes=45))
     appointment.cancel("patient called in sick")  # nobody waits yet: the slot stays open, no match
-    WaitlistEntryFactory(patient=PatientFactory(first_name="Lena", last_name="Ortiz", no_show_risk=0.78),
-                         specialty=provider.specialty, time_windows=["12:00-17:00"])
+    WaitlistEntryFactory(
+        patient=PatientFactory(first_name="Lena", last_name="Ortiz", no_show_risk=0.78),
+        specialty=provider.specialty,
+        time_windows=["12:00-17:00"],
+    )
     slot = FreedSlot.objects.get(appointment=appointment)
 
     desk.goto(f"{live_server.url}/admin/backfill/freedslot/")

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from scheduling.messages import queue_email
 from clinic.factories import HighRiskPatientFactory, LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from clinic.models import OutboundEmail
 from scheduling.factories import AppointmentFactory
 from scheduling.links import make_token
+from scheduling.messages import queue_email
 from scheduling.models import Appointment
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, browser  # noqa: F401 - the shared browser fixture
 from waitlist.factories import WaitlistEntryFactory
@@ -30,8 +30,10 @@ BLOCKING = ("serious", "critical")
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
-                       reason="needs Debian's chromium at /usr/bin/chromium (bin/test installs it)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists() and not os.environ.get("CI"),
+        reason="needs Debian's chromium at /usr/bin/chromium (bin/test installs it)",
+    ),
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("roles"),  # made again after earlier flushes (tests/conftest.py)
 ]
@@ -49,17 +51,39 @@ def clinic(django_capture_on_commit_callbacks):
         day += timedelta(days=1)
     downtown = LocationFactory(name="Downtown", address="120 Main St, Springfield", phone="(555) 010-2000")
     orthopedic = SpecialtyFactory(name="Orthopedic PT")
-    providers = [ProviderFactory(name=f"Dr. {name}", location=downtown, specialty=orthopedic if i < 2 else SpecialtyFactory())
-                 for i, name in enumerate(["Alice Abbott", "Bruno Bishop", "Carmen Castillo", "Daniel Dawson",
-                                           "Esther Ellison", "Felix Fontaine", "Gloria Gallagher", "Henry Holloway"])]
+    providers = [
+        ProviderFactory(name=f"Dr. {name}", location=downtown, specialty=orthopedic if i < 2 else SpecialtyFactory())
+        for i, name in enumerate(
+            [
+                "Alice Abbott",
+                "Bruno Bishop",
+                "Carmen Castillo",
+                "Daniel Dawson",
+                "Esther Ellison",
+                "Felix Fontaine",
+                "Gloria Gallagher",
+                "Henry Holloway",
+            ]
+        )
+    ]
     ProviderFactory(name="Dr. Irene Iverson", location=LocationFactory(name="Northside"))
     for index, provider in enumerate(providers):
         for hour in (8, 10, 13, 15):
-            AppointmentFactory(provider=provider, start=at(day, hour), end=at(day, hour) + timedelta(minutes=45),
-                               patient=PatientFactory(first_name=f"P{index}{hour}", last_name="Visit"))
-    freed = AppointmentFactory(provider=providers[-1], start=at(day, 16), end=at(day, 16) + timedelta(minutes=45),
-                               patient=PatientFactory(first_name="Chloe", last_name="Khan"))
-    WaitlistEntryFactory(patient=HighRiskPatientFactory(first_name="Hugo", last_name="Nguyen"), specialty=providers[-1].specialty)
+            AppointmentFactory(
+                provider=provider,
+                start=at(day, hour),
+                end=at(day, hour) + timedelta(minutes=45),
+                patient=PatientFactory(first_name=f"P{index}{hour}", last_name="Visit"),
+            )
+    freed = AppointmentFactory(
+        provider=providers[-1],
+        start=at(day, 16),
+        end=at(day, 16) + timedelta(minutes=45),
+        patient=PatientFactory(first_name="Chloe", last_name="Khan"),
+    )
+    WaitlistEntryFactory(
+        patient=HighRiskPatientFactory(first_name="Hugo", last_name="Nguyen"), specialty=providers[-1].specialty
+    )
     with django_capture_on_commit_callbacks(execute=True):
         freed.cancel("patient called in sick")
     booked = Appointment.objects.get(patient__last_name="Nguyen")
@@ -92,8 +116,11 @@ def blocking_violations(page):
     from axe_playwright_python.sync_playwright import Axe
 
     results = Axe().run(page)
-    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-            for v in results.response["violations"] if v["impact"] in BLOCKING]
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in BLOCKING
+    ]
 
 
 def too_wide(page):
@@ -191,7 +218,9 @@ def test_the_staff_pages_fit_and_pass_axe(browser, live_server, staff_user, clin
     check(page, f"schedule-{size}")
     if size == 1400:
         # All 8 columns fit: the backfilled card is on screen without scrolling sideways.
-        assert page.evaluate("document.querySelector('.day-grid').scrollWidth <= document.querySelector('.day-grid').clientWidth")
+        assert page.evaluate(
+            "document.querySelector('.day-grid').scrollWidth <= document.querySelector('.day-grid').clientWidth"
+        )
         # As a front desk scrolls: the page to the grid, then the grid down to the card.
         page.evaluate("""() => { const grid = document.querySelector('.day-grid'); grid.scrollIntoView();
             const card = grid.querySelector('.source-backfill');
@@ -274,10 +303,23 @@ def test_a_patient_declines_an_offer_on_a_phone(browser, live_server, clinic, se
     colleague = ProviderFactory(name="Dr. Julian Jablonski", specialty=specialty, location=clinic["location"])
     start = at(clinic["day"], 11)
     patient = PatientFactory(first_name="Isla", last_name="Brown")
-    original = AppointmentFactory(provider=clinic["booked"].provider, patient=patient, start=start, end=start + timedelta(minutes=45),
-                                  status=Appointment.Status.CANCELLED, cancel_reason="provider_unavailable")
-    offer = AppointmentFactory(provider=colleague, patient=patient, start=start, end=start + timedelta(minutes=45),
-                               status=Appointment.Status.OFFERED, source=Appointment.Source.REASSIGNMENT, replaces=original)
+    original = AppointmentFactory(
+        provider=clinic["booked"].provider,
+        patient=patient,
+        start=start,
+        end=start + timedelta(minutes=45),
+        status=Appointment.Status.CANCELLED,
+        cancel_reason="provider_unavailable",
+    )
+    offer = AppointmentFactory(
+        provider=colleague,
+        patient=patient,
+        start=start,
+        end=start + timedelta(minutes=45),
+        status=Appointment.Status.OFFERED,
+        source=Appointment.Source.REASSIGNMENT,
+        replaces=original,
+    )
     email = queue_email(OutboundEmail.Kind.REASSIGNMENT_OFFER, offer, original=original)
     page = browser.new_context(viewport=PHONE).new_page()
 
@@ -290,4 +332,3 @@ def test_a_patient_declines_an_offer_on_a_phone(browser, live_server, clinic, se
     expect(page.get_by_role("heading", name="Done")).to_be_visible()
     check(page, "patient-declined-390")
     page.context.close()
-

@@ -3,10 +3,10 @@
 import pytest
 
 from clinic import sms
-from scheduling.messages import queue_email
 from clinic.factories import PatientFactory
 from clinic.models import OutboundEmail
 from scheduling.factories import AppointmentFactory
+from scheduling.messages import queue_email
 from tests.test_browser import CHROMIUM, browser, screenshot  # noqa: F401  (the browser fixture)
 from waitlist.factories import WaitlistEntryFactory
 from waitlist.models import WaitlistEntry

@@ -22,8 +22,9 @@ APPOINTMENTS = "/admin/scheduling/appointment/"
 
 
 def cancel_in_admin(client, appointment, **form):
-    return client.post(APPOINTMENTS, {"action": "cancel_appointments", "_selected_action": [appointment.pk], **form},
-                       follow=True)
+    return client.post(
+        APPOINTMENTS, {"action": "cancel_appointments", "_selected_action": [appointment.pk], **form}, follow=True
+    )
 
 
 def page(response):
@@ -32,8 +33,9 @@ def page(response):
 
 @pytest.fixture
 def appointment():
-    return AppointmentFactory(patient=PatientFactory(first_name="Chloe", last_name="Khan"),
-                              provider=ProviderFactory(name="Dr. Noah Brown"))
+    return AppointmentFactory(
+        patient=PatientFactory(first_name="Chloe", last_name="Khan"), provider=ProviderFactory(name="Dr. Noah Brown")
+    )
 
 
 def test_it_asks_for_a_reason_and_says_what_will_happen_before_cancelling(staff_client, appointment):
@@ -68,8 +70,9 @@ COMMITTED = pytest.mark.django_db(transaction=True)
 
 @COMMITTED
 def test_the_result_names_who_got_the_slot(staff_client, appointment):
-    WaitlistEntryFactory(patient=HighRiskPatientFactory(first_name="Hugo", last_name="Nguyen"),
-                         specialty=appointment.provider.specialty)
+    WaitlistEntryFactory(
+        patient=HighRiskPatientFactory(first_name="Hugo", last_name="Nguyen"), specialty=appointment.provider.specialty
+    )
     response = cancel_in_admin(staff_client, appointment, apply="1", reason="the clinic is closed that morning")
 
     appointment.refresh_from_db()
@@ -85,8 +88,10 @@ def test_while_the_search_runs_the_result_links_to_the_slot(staff_client, appoin
     response = cancel_in_admin(staff_client, appointment, apply="1", reason="closed")
 
     slot = FreedSlot.objects.get(appointment=appointment)
-    assert (f'The backfill is looking for a waiting patient: <a href="/admin/backfill/freedslot/{slot.pk}/change/">'
-            "see the slot</a>.") in page(response)
+    assert (
+        f'The backfill is looking for a waiting patient: <a href="/admin/backfill/freedslot/{slot.pk}/change/">'
+        "see the slot</a>."
+    ) in page(response)
     assert FreedSlot.objects.get(appointment=appointment).status == FreedSlot.Status.OPEN
 
 
@@ -109,15 +114,24 @@ def test_the_patient_is_emailed_when_the_clinic_cancels(staff_client, appointmen
         cancel_in_admin(staff_client, appointment, apply="1", reason="the clinic is closed that morning")
 
     stored = OutboundEmail.objects.get(kind=OutboundEmail.Kind.CLINIC_CANCELLATION)
-    assert (stored.appointment_id, stored.recipient, stored.status) == (appointment.pk, appointment.patient.email, "sent")
+    assert (stored.appointment_id, stored.recipient, stored.status) == (
+        appointment.pk,
+        appointment.patient.email,
+        "sent",
+    )
     assert "the clinic has had to cancel this appointment (the clinic is closed that morning)" in mail.outbox[0].body
     assert "Dr. Noah Brown" in mail.outbox[0].body
 
 
-def test_the_patient_is_emailed_when_an_integrator_cancels(staff_client, appointment, django_capture_on_commit_callbacks):
+def test_the_patient_is_emailed_when_an_integrator_cancels(
+    staff_client, appointment, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
-        staff_client.post(f"/api/appointments/{appointment.pk}/cancel/", {"reason": "provider on leave"},
-                          content_type="application/json")
+        staff_client.post(
+            f"/api/appointments/{appointment.pk}/cancel/",
+            {"reason": "provider on leave"},
+            content_type="application/json",
+        )
     assert OutboundEmail.objects.filter(kind="clinic_cancellation", appointment=appointment).count() == 1
 
 
@@ -130,7 +144,9 @@ def test_an_opted_out_patient_gets_no_email_when_the_clinic_cancels(staff_client
     assert not OutboundEmail.objects.exists()
 
 
-def test_a_patient_cancelling_from_their_link_gets_a_confirmation(client, appointment, django_capture_on_commit_callbacks):
+def test_a_patient_cancelling_from_their_link_gets_a_confirmation(
+    client, appointment, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         client.post(link_for(appointment, "cancel").removeprefix("http://testserver"))
 
@@ -140,7 +156,9 @@ def test_a_patient_cancelling_from_their_link_gets_a_confirmation(client, appoin
     assert "As you asked, this appointment is cancelled" in stored.text_body
 
 
-def test_a_second_click_on_the_link_sends_no_second_confirmation(client, appointment, django_capture_on_commit_callbacks):
+def test_a_second_click_on_the_link_sends_no_second_confirmation(
+    client, appointment, django_capture_on_commit_callbacks
+):
     url = link_for(appointment, "cancel").removeprefix("http://testserver")
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url)
@@ -169,14 +187,18 @@ def test_the_waitlist_notice_says_nobody_was_free_when_nobody_was(appointment, d
     assert "no other Orthopedic PT provider is free at that time" in body
 
 
-def test_the_waitlist_notice_says_the_free_colleagues_were_no_good_fit(appointment, django_capture_on_commit_callbacks):
+def test_the_waitlist_notice_says_the_free_colleagues_were_no_good_fit(
+    appointment, django_capture_on_commit_callbacks
+):
     ProviderFactory(specialty=appointment.provider.specialty, location=LocationFactory(name="Uptown"))  # 20 points
     body = workflow_notice(appointment.provider, django_capture_on_commit_callbacks)
     assert "none of our other Orthopedic PT providers free at that time suits you well enough" in body
     assert "no other Orthopedic PT provider is free" not in body
 
 
-def test_the_workflow_result_names_the_patient_the_time_and_why_in_words(appointment, django_capture_on_commit_callbacks):
+def test_the_workflow_result_names_the_patient_the_time_and_why_in_words(
+    appointment, django_capture_on_commit_callbacks
+):
     ProviderFactory(name="Dr. Far", specialty=appointment.provider.specialty, location=LocationFactory(name="Uptown"))
     day = timezone.localdate(appointment.start)
     with django_capture_on_commit_callbacks(execute=True):
@@ -194,4 +216,6 @@ def test_the_workflow_result_says_when_nobody_was_free(appointment, django_captu
     day = timezone.localdate(appointment.start)
     with django_capture_on_commit_callbacks(execute=True):
         summary = mark_provider_unavailable(appointment.provider, day, day, "sick")
-    assert summary.lines()[1].endswith("cancelled and put on the waitlist; no other Orthopedic PT provider is free then.")
+    assert summary.lines()[1].endswith(
+        "cancelled and put on the waitlist; no other Orthopedic PT provider is free then."
+    )

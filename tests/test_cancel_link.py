@@ -53,7 +53,9 @@ def test_a_second_post_shows_the_outcome_and_changes_nothing(client, appointment
     assert FreedSlot.objects.count() == 1
 
 
-@pytest.mark.parametrize("mangle", [lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"), lambda t: "x" + t, lambda t: "garbage"])
+@pytest.mark.parametrize(
+    "mangle", [lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"), lambda t: "x" + t, lambda t: "garbage"]
+)
 def test_a_forged_or_altered_token_gets_a_400_page(client, appointment, mangle):
     token = mangle(make_token(appointment, "cancel"))
     response = client.post(f"/appointments/cancel/{token}/")
@@ -82,8 +84,9 @@ def test_a_link_expires_when_the_appointment_starts(client, appointment):
 
 def test_a_link_for_a_moved_appointment_is_refused(client, appointment):
     url = path_of(link_for(appointment, "cancel"))
-    Appointment.objects.filter(pk=appointment.pk).update(start=appointment.start + timedelta(hours=2),
-                                                         end=appointment.end + timedelta(hours=2))
+    Appointment.objects.filter(pk=appointment.pk).update(
+        start=appointment.start + timedelta(hours=2), end=appointment.end + timedelta(hours=2)
+    )
     response = client.post(url)
     assert response.status_code == 400
     assert Appointment.objects.get(pk=appointment.pk).status == Appointment.Status.SCHEDULED

@@ -36,8 +36,10 @@ def queue_without_worker(monkeypatch):
 
 
 def providers(count, specialty="Orthopedic PT"):
-    return [ProviderFactory(specialty=SpecialtyFactory(name=specialty), location=LocationFactory(name="Downtown"))
-            for _ in range(count)]
+    return [
+        ProviderFactory(specialty=SpecialtyFactory(name=specialty), location=LocationFactory(name="Downtown"))
+        for _ in range(count)
+    ]
 
 
 def book_the_day(staff):
@@ -60,7 +62,9 @@ def run_each_slot_twice(slot_ids):
     calls = [slot_id for slot_id in slot_ids for _ in range(2)]
     random.Random(20).shuffle(calls)
     shares = [calls[thread::THREADS] for thread in range(THREADS)]
-    return run_in_threads([lambda share=share: [book_best_candidate(slot_id).status for slot_id in share] for share in shares])
+    return run_in_threads(
+        [lambda share=share: [book_best_candidate(slot_id).status for slot_id in share] for share in shares]
+    )
 
 
 def slot_statuses():
@@ -137,8 +141,13 @@ def book_at_once(bookings):
     start = next_weekday_at(10)
 
     def book(patient, provider):
-        return Appointment.book(patient=patient, provider=provider, start=start, end=start + timedelta(minutes=45),
-                                source=Appointment.Source.STAFF)
+        return Appointment.book(
+            patient=patient,
+            provider=provider,
+            start=start,
+            end=start + timedelta(minutes=45),
+            source=Appointment.Source.STAFF,
+        )
 
     return run_in_threads([lambda pair=pair: book(*pair) for pair in bookings])
 
@@ -170,8 +179,12 @@ def test_it_lets_only_one_of_two_simultaneous_bookings_of_a_provider_through(mon
 def test_it_records_one_freed_slot_when_two_people_cancel_the_same_appointment_at_once():
     appointment = AppointmentFactory()
 
-    results = run_in_threads([lambda who=who: Appointment.objects.get(pk=appointment.pk).cancel("sick", by=who)
-                              for who in ("front desk", "patient link")])
+    results = run_in_threads(
+        [
+            lambda who=who: Appointment.objects.get(pk=appointment.pk).cancel("sick", by=who)
+            for who in ("front desk", "patient link")
+        ]
+    )
 
     assert sorted(type(result).__name__ for result in results) == ["Appointment", "CannotCancel"]
     refused = next(result for result in results if isinstance(result, CannotCancel))

@@ -24,8 +24,12 @@ def raw_insert(**fields):
 def test_it_refuses_two_overlapping_appointments_for_one_provider():
     first = AppointmentFactory()
     with pytest.raises(IntegrityError):
-        raw_insert(patient=PatientFactory(), provider=first.provider, start=first.start + timedelta(minutes=15),
-                   end=first.end + timedelta(minutes=15))
+        raw_insert(
+            patient=PatientFactory(),
+            provider=first.provider,
+            start=first.start + timedelta(minutes=15),
+            end=first.end + timedelta(minutes=15),
+        )
 
 
 def test_it_refuses_two_overlapping_appointments_for_one_patient():
@@ -63,21 +67,35 @@ def test_it_maps_an_overlap_on_save_to_a_conflict_with_a_clear_message():
 def test_book_refuses_an_overlap_for_the_patient():
     first = AppointmentFactory()
     with pytest.raises(AppointmentConflict, match="The patient already has an appointment at that time."):
-        Appointment.book(patient=first.patient, provider=ProviderFactory(), start=first.start, end=first.end,
-                         source=Appointment.Source.STAFF)
+        Appointment.book(
+            patient=first.patient,
+            provider=ProviderFactory(),
+            start=first.start,
+            end=first.end,
+            source=Appointment.Source.STAFF,
+        )
 
 
 def test_it_refuses_an_appointment_ending_before_it_starts():
     first = AppointmentFactory.build()
     with pytest.raises(IntegrityError):
-        raw_insert(patient=PatientFactory(), provider=ProviderFactory(), start=first.start, end=first.start - timedelta(minutes=1))
+        raw_insert(
+            patient=PatientFactory(),
+            provider=ProviderFactory(),
+            start=first.start,
+            end=first.start - timedelta(minutes=1),
+        )
 
 
 def test_it_keeps_one_freed_slot_per_appointment():
     appointment = AppointmentFactory(status=Appointment.Status.CANCELLED)
-    FreedSlot.objects.create(provider=appointment.provider, start=appointment.start, end=appointment.end, appointment=appointment)
+    FreedSlot.objects.create(
+        provider=appointment.provider, start=appointment.start, end=appointment.end, appointment=appointment
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
-        FreedSlot.objects.create(provider=appointment.provider, start=appointment.start, end=appointment.end, appointment=appointment)
+        FreedSlot.objects.create(
+            provider=appointment.provider, start=appointment.start, end=appointment.end, appointment=appointment
+        )
 
 
 def test_it_keeps_one_waiting_entry_per_patient_and_specialty():

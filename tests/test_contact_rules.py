@@ -26,13 +26,22 @@ def local(*args):
 @pytest.fixture(autouse=True)
 def offer_mode(settings):
     settings.TIME_ZONE = "America/New_York"
-    settings.BACKFILL = {**settings.BACKFILL, "OFFER_MODE": True, "OFFER_TOP_N": 1, "OFFER_MINUTES": 30,
-                         "QUIET_HOURS": "20:00-08:00", "MAX_OFFERS_PER_WEEK": 3, "PAUSE_AFTER_DECLINES": 3}
+    settings.BACKFILL = {
+        **settings.BACKFILL,
+        "OFFER_MODE": True,
+        "OFFER_TOP_N": 1,
+        "OFFER_MINUTES": 30,
+        "QUIET_HOURS": "20:00-08:00",
+        "MAX_OFFERS_PER_WEEK": 3,
+        "PAUSE_AFTER_DECLINES": 3,
+    }
 
 
 @pytest.fixture
 def provider():
-    return ProviderFactory(name="Dr. Free", specialty=SpecialtyFactory(name="Orthopedic PT"), location=LocationFactory(name="Downtown"))
+    return ProviderFactory(
+        name="Dr. Free", specialty=SpecialtyFactory(name="Orthopedic PT"), location=LocationFactory(name="Downtown")
+    )
 
 
 @pytest.fixture
@@ -49,12 +58,15 @@ def free_slot(provider, start, callbacks):
     return FreedSlot.objects.get(appointment=appointment)
 
 
-@pytest.mark.parametrize(("now", "until"), [
-    (local(2026, 12, 2, 21, 0), local(2026, 12, 3, 8, 0)),
-    (local(2026, 12, 3, 6, 30), local(2026, 12, 3, 8, 0)),
-    (local(2026, 12, 3, 8, 0), None),
-    (local(2026, 12, 3, 19, 59), None),
-])
+@pytest.mark.parametrize(
+    ("now", "until"),
+    [
+        (local(2026, 12, 2, 21, 0), local(2026, 12, 3, 8, 0)),
+        (local(2026, 12, 3, 6, 30), local(2026, 12, 3, 8, 0)),
+        (local(2026, 12, 3, 8, 0), None),
+        (local(2026, 12, 3, 19, 59), None),
+    ],
+)
 def test_quiet_hours_run_overnight_in_the_clinics_time(now, until):
     assert contact_rules.quiet_until(now, CLINIC) == until
 
@@ -75,7 +87,9 @@ def test_an_offer_at_night_waits_for_the_morning_then_goes(provider, patient, dj
     assert SlotOffer.objects.get().patient == patient
 
 
-def test_an_offer_that_could_not_be_answered_by_morning_is_not_sent(provider, patient, django_capture_on_commit_callbacks):
+def test_an_offer_that_could_not_be_answered_by_morning_is_not_sent(
+    provider, patient, django_capture_on_commit_callbacks
+):
     with freeze_time(local(2026, 12, 2, 23, 0)):
         slot = free_slot(provider, local(2026, 12, 3, 8, 30), django_capture_on_commit_callbacks)
     slot.refresh_from_db()
@@ -83,7 +97,9 @@ def test_an_offer_that_could_not_be_answered_by_morning_is_not_sent(provider, pa
     assert not SlotOffer.objects.exists()
 
 
-def test_a_booking_confirmation_is_not_held_by_quiet_hours(settings, provider, patient, django_capture_on_commit_callbacks):
+def test_a_booking_confirmation_is_not_held_by_quiet_hours(
+    settings, provider, patient, django_capture_on_commit_callbacks
+):
     settings.BACKFILL = {**settings.BACKFILL, "OFFER_MODE": False}
     with freeze_time(local(2026, 12, 2, 23, 0)):
         slot = free_slot(provider, local(2026, 12, 3, 14, 0), django_capture_on_commit_callbacks)
@@ -92,7 +108,9 @@ def test_a_booking_confirmation_is_not_held_by_quiet_hours(settings, provider, p
     assert patient.messages.filter(kind="backfill_confirmation").exists()
 
 
-def test_a_patient_offered_three_times_this_week_is_not_offered_again(provider, patient, django_capture_on_commit_callbacks):
+def test_a_patient_offered_three_times_this_week_is_not_offered_again(
+    provider, patient, django_capture_on_commit_callbacks
+):
     runner_up = PatientFactory(no_show_risk=0.7)
     WaitlistEntryFactory(patient=runner_up, specialty=provider.specialty)
     with freeze_time(local(2026, 12, 3, 10, 0)):
@@ -127,7 +145,9 @@ def test_three_declines_in_a_row_pause_offers_until_resumed(provider, patient, d
 
 def test_staff_resume_paused_offers_from_the_admin(staff_client, patient):
     patient.pause_offers()
-    response = staff_client.post("/admin/clinic/patient/", {"action": "resume_offers", "_selected_action": [patient.pk]})
+    response = staff_client.post(
+        "/admin/clinic/patient/", {"action": "resume_offers", "_selected_action": [patient.pk]}
+    )
     assert response.status_code == 302
     patient.refresh_from_db()
     assert patient.offers_paused_at is None and patient.offers_resumed_at is not None

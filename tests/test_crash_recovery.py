@@ -61,9 +61,13 @@ def broker_url(request, monkeypatch):
 
 
 def a_morning_to_fill(slots):
-    provider = ProviderFactory(specialty=SpecialtyFactory(name="Orthopedic PT"), location=LocationFactory(name="Downtown"))
+    provider = ProviderFactory(
+        specialty=SpecialtyFactory(name="Orthopedic PT"), location=LocationFactory(name="Downtown")
+    )
     appointments = [AppointmentFactory(provider=provider, start=next_weekday_at(9 + hour)) for hour in range(slots)]
-    entries = [WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=provider.specialty) for _ in range(slots)]
+    entries = [
+        WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=provider.specialty) for _ in range(slots)
+    ]
     return appointments, entries
 
 
@@ -85,8 +89,13 @@ def sweep_after_lost_jobs():
 
 def failed_enqueues(caplog):
     """The enqueue that met a broker down logs it and leaves the slot due for the sweep."""
-    return [record for record in caplog.records if record.exc_info and isinstance(record.exc_info[1], redis.ConnectionError)
-            and "Could not enqueue the job of slot" in record.getMessage()]
+    return [
+        record
+        for record in caplog.records
+        if record.exc_info
+        and isinstance(record.exc_info[1], redis.ConnectionError)
+        and "Could not enqueue the job of slot" in record.getMessage()
+    ]
 
 
 def statuses():
@@ -100,7 +109,10 @@ def test_it_loses_no_slot_when_the_cluster_is_killed_mid_job(broker_url):
     blocker = hold_new_appointments()
     cluster = QCluster(current_database_url(), redis_url=broker_url, workers=WORKERS).start()
     try:
-        wait_until(lambda: sessions_waiting_for_a_lock() == WORKERS, what=lambda: f"both workers inside a job:\n{cluster.output()}")
+        wait_until(
+            lambda: sessions_waiting_for_a_lock() == WORKERS,
+            what=lambda: f"both workers inside a job:\n{cluster.output()}",
+        )
         cluster.kill()
     finally:
         blocker.close()
@@ -121,13 +133,18 @@ def test_it_loses_no_slot_when_the_cluster_is_killed_mid_job(broker_url):
         # recover whatever is still open, and nothing may be lost or doubled.
         if still_open:
             assert sweep_after_lost_jobs()["requeued_slots"] >= 1
-        wait_until(lambda: statuses() == ["backfilled"] * 4, timeout=20,
-                   what=lambda: f"every slot backfilled, now {statuses()}:\n{restarted.output()}")
+        wait_until(
+            lambda: statuses() == ["backfilled"] * 4,
+            timeout=20,
+            what=lambda: f"every slot backfilled, now {statuses()}:\n{restarted.output()}",
+        )
         if broker_url is None:
             # The ORM broker delivers the killed tasks again once their lease ("retry") runs
             # out: shorten it, so the sweep's runs and the redelivered ones both happen.
             OrmQ.objects.update(lock=timezone.now() - timedelta(seconds=1))
-            wait_until(lambda: not OrmQ.objects.exists(), what=lambda: f"the redelivered tasks to run:\n{restarted.output()}")
+            wait_until(
+                lambda: not OrmQ.objects.exists(), what=lambda: f"the redelivered tasks to run:\n{restarted.output()}"
+            )
     assert WaitlistEntry.objects.filter(status="booked").count() == 4
     assert_nobody_double_booked()
 
@@ -150,7 +167,10 @@ def test_it_keeps_cancellations_and_fills_their_slots_after_a_redis_outage(redis
         # Due at once, not after LOST_JOB_SECONDS: the sweep's next run (every 30 s) takes them.
         assert sweep()["requeued_slots"] == 3
         # The pusher that lost Redis sleeps 10 s before the sentinel replaces it.
-        wait_until(lambda: statuses() == ["backfilled"] * 3, timeout=40,
-                   what=lambda: f"every slot backfilled, now {statuses()}:\n{cluster.output()}")
+        wait_until(
+            lambda: statuses() == ["backfilled"] * 3,
+            timeout=40,
+            what=lambda: f"every slot backfilled, now {statuses()}:\n{cluster.output()}",
+        )
     assert WaitlistEntry.objects.filter(pk__in=[e.pk for e in entries], status="booked").count() == 3
     assert_nobody_double_booked()

@@ -29,21 +29,45 @@ def slot(provider, freed_days_ago, status, *, sooner_days=None, hour=10):
     ones by a patient who, when `sooner_days` is given, held an appointment that much later."""
     freed_at = at(TODAY - timedelta(days=freed_days_ago), 8)
     start = at(TODAY - timedelta(days=freed_days_ago) + timedelta(days=5), hour)
-    cancelled = AppointmentFactory(provider=provider, start=start, end=start + timedelta(minutes=45),
-                                   status=Appointment.Status.CANCELLED)
+    cancelled = AppointmentFactory(
+        provider=provider, start=start, end=start + timedelta(minutes=45), status=Appointment.Status.CANCELLED
+    )
     booked = None
     if status in (FreedSlot.Status.BACKFILLED, FreedSlot.Status.MANUAL):
         patient = PatientFactory()
-        booked = AppointmentFactory(provider=provider, patient=patient, start=start, end=start + timedelta(minutes=45),
-                                    source=Appointment.Source.BACKFILL)
+        booked = AppointmentFactory(
+            provider=provider,
+            patient=patient,
+            start=start,
+            end=start + timedelta(minutes=45),
+            source=Appointment.Source.BACKFILL,
+        )
         later = None
         if sooner_days is not None:
-            later = AppointmentFactory(provider=provider, patient=patient, start=start + timedelta(days=sooner_days),
-                                       end=start + timedelta(days=sooner_days, minutes=45), status=Appointment.Status.CANCELLED)
-        WaitlistEntryFactory(patient=patient, specialty=provider.specialty, status=WaitlistEntry.Status.BOOKED,
-                             booked_appointment=booked, original_appointment=later)
-    made = FreedSlot.objects.create(provider=provider, start=start, end=start + timedelta(minutes=45), appointment=cancelled,
-                                    status=status, freed_at=freed_at, filled_by=booked, fill_ms=100 if booked else None)
+            later = AppointmentFactory(
+                provider=provider,
+                patient=patient,
+                start=start + timedelta(days=sooner_days),
+                end=start + timedelta(days=sooner_days, minutes=45),
+                status=Appointment.Status.CANCELLED,
+            )
+        WaitlistEntryFactory(
+            patient=patient,
+            specialty=provider.specialty,
+            status=WaitlistEntry.Status.BOOKED,
+            booked_appointment=booked,
+            original_appointment=later,
+        )
+    made = FreedSlot.objects.create(
+        provider=provider,
+        start=start,
+        end=start + timedelta(minutes=45),
+        appointment=cancelled,
+        status=status,
+        freed_at=freed_at,
+        filled_by=booked,
+        fill_ms=100 if booked else None,
+    )
     return made
 
 
@@ -55,7 +79,8 @@ def clinic():
         "downtown ortho": ProviderFactory(location=downtown, specialty=ortho),
         "downtown sports": ProviderFactory(location=downtown, specialty=sports),
         "northside ortho": ProviderFactory(location=northside, specialty=ortho),
-        "downtown": downtown, "ortho": ortho,
+        "downtown": downtown,
+        "ortho": ortho,
     }
 
 
@@ -107,8 +132,14 @@ def test_the_offer_funnel_counts_each_offers_end(clinic):
     ends = ["accepted", "declined", "declined", "expired", "withdrawn"]
     for status in ends:
         entry = WaitlistEntryFactory(specialty=clinic["ortho"], status=WaitlistEntry.Status.EXPIRED)
-        SlotOffer.objects.create(slot=freed, entry=entry, patient=entry.patient, score=90, status=status,
-                                 expires_at=freed.freed_at + timedelta(minutes=30))
+        SlotOffer.objects.create(
+            slot=freed,
+            entry=entry,
+            patient=entry.patient,
+            score=90,
+            status=status,
+            expires_at=freed.freed_at + timedelta(minutes=30),
+        )
 
     funnel = offer_funnel(freed_between(*last_30_days()))
 
@@ -120,8 +151,11 @@ def test_the_page_shows_the_figures_for_the_range_chosen(staff_client, clinic, h
     settings.BACKFILL = {**settings.BACKFILL, "OFFER_MODE": True}
     first = TODAY - timedelta(days=60)
 
-    text = unescape(staff_client.get(f"/dashboard/?start_date={first:%Y-%m-%d}&end_date={TODAY:%Y-%m-%d}"
-                                     f"&specialty={clinic['ortho'].pk}").text)
+    text = unescape(
+        staff_client.get(
+            f"/dashboard/?start_date={first:%Y-%m-%d}&end_date={TODAY:%Y-%m-%d}&specialty={clinic['ortho'].pk}"
+        ).text
+    )
 
     assert '<span class="value" id="fill-rate">75.0%</span>' in text
     assert '<span class="value" id="days-sooner">20.0 days</span>' in text  # the middle of 4, 20, 30
@@ -130,7 +164,9 @@ def test_the_page_shows_the_figures_for_the_range_chosen(staff_client, clinic, h
 
 
 def test_it_refuses_a_range_that_ends_before_it_starts(staff_client):
-    response = staff_client.get(f"/dashboard/?start_date={TODAY:%Y-%m-%d}&end_date={TODAY - timedelta(days=1):%Y-%m-%d}")
+    response = staff_client.get(
+        f"/dashboard/?start_date={TODAY:%Y-%m-%d}&end_date={TODAY - timedelta(days=1):%Y-%m-%d}"
+    )
 
     assert response.status_code == 400
     assert "The first day must not be after the last." in response.text

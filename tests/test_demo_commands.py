@@ -9,9 +9,14 @@ from tests.processes import ROOT
 
 
 def run(command, tmp_path):
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS", "DEBUG")}
-    env.update(DJANGO_SETTINGS_MODULE="clinic.settings", SQLITE_PATH=str(tmp_path / "demo.sqlite3"), LOG_DIR=str(tmp_path))
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS", "DEBUG")
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="clinic.settings", SQLITE_PATH=str(tmp_path / "demo.sqlite3"), LOG_DIR=str(tmp_path)
+    )
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -33,7 +38,13 @@ def test_bin_run_refuses_a_port_something_already_answers_on(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run([str(ROOT / "bin/run")], cwd=ROOT, env={**os.environ, "PORT": str(port)},
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [str(ROOT / "bin/run")],
+            cwd=ROOT,
+            env={**os.environ, "PORT": str(port)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert done.returncode == 1
     assert f"port {port} is already in use" in done.stderr

@@ -34,7 +34,9 @@ def test_the_provider_sick_story_offers_colleagues_and_backfills_a_decline():
     assert absence.reason == "out sick"
     offers = Appointment.objects.filter(source=Appointment.Source.REASSIGNMENT)
     assert offers.filter(status=Appointment.Status.OFFERED).count() >= 1
-    offered_by_message = OutboundEmail.objects.filter(kind=OutboundEmail.Kind.REASSIGNMENT_OFFER).values_list("appointment", flat=True)
+    offered_by_message = OutboundEmail.objects.filter(kind=OutboundEmail.Kind.REASSIGNMENT_OFFER).values_list(
+        "appointment", flat=True
+    )
     assert set(offered_by_message) == set(offers.values_list("pk", flat=True))  # an email, a text or both each
     declined = offers.get(status=Appointment.Status.CANCELLED, cancel_reason=DECLINE_REASON)
     assert WaitlistEntry.objects.get(patient=declined.patient, status="waiting").reason == "declined_reassignment"
@@ -51,4 +53,5 @@ def test_the_same_demo_plays_the_same_story():
     call_command("demo_scenario", "provider-sick", "--wait", "5", stdout=second)
 
     assert [line for line in first.splitlines() if "ms after" not in line] == [
-        line for line in second.getvalue().splitlines() if "ms after" not in line]
+        line for line in second.getvalue().splitlines() if "ms after" not in line
+    ]

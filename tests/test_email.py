@@ -4,9 +4,9 @@ from anymail.signals import AnymailTrackingEvent, tracking
 from django.core import mail
 
 from clinic.email import resend_stuck_emails, send_stored_email
-from scheduling.messages import queue_email
 from clinic.models import OutboundEmail
 from scheduling.factories import AppointmentFactory
+from scheduling.messages import queue_email
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +49,9 @@ def test_a_failed_send_stays_queued_for_a_retry(django_capture_on_commit_callbac
 def test_it_gives_up_after_the_last_attempt(django_capture_on_commit_callbacks, monkeypatch, settings):
     settings.EMAIL_MAX_ATTEMPTS = 2
     email = queued(django_capture_on_commit_callbacks, execute=False)
-    monkeypatch.setattr("django.core.mail.EmailMultiAlternatives.send", lambda self: (_ for _ in ()).throw(OSError("no route")))
+    monkeypatch.setattr(
+        "django.core.mail.EmailMultiAlternatives.send", lambda self: (_ for _ in ()).throw(OSError("no route"))
+    )
     send_stored_email(email.pk)
     send_stored_email(email.pk)
     email.refresh_from_db()

@@ -13,9 +13,9 @@ from django.utils import timezone
 from django_q.models import OrmQ
 
 from clinic.email import SEND_JOB, send_queued_emails
-from scheduling.messages import queue_email
 from clinic.models import OutboundEmail, PendingJob
 from scheduling.factories import AppointmentFactory
+from scheduling.messages import queue_email
 from tests.processes import enqueue_to_orm
 
 pytestmark = pytest.mark.django_db

@@ -19,16 +19,21 @@ from waitlist.models import WaitlistEntry
 pytestmark = pytest.mark.django_db
 
 DAYS = ["mon", "tue", "wed", "thu", "fri"]
-entries = st.lists(st.fixed_dictionaries({
-    "risk": st.sampled_from([0.0, 0.3, 0.59, 0.6, 0.7, 0.79, 0.8, 0.95]),
-    "days": st.lists(st.sampled_from(DAYS), max_size=3, unique=True),
-    "windows": st.sampled_from([[], ["08:00-12:00"], ["12:00-17:00"]]),
-    "here": st.booleans(),
-    "declined": st.booleans(),
-    "opted_out": st.booleans(),
-    "busy": st.booleans(),
-    "minutes_waiting": st.integers(0, 5),
-}), max_size=8)
+entries = st.lists(
+    st.fixed_dictionaries(
+        {
+            "risk": st.sampled_from([0.0, 0.3, 0.59, 0.6, 0.7, 0.79, 0.8, 0.95]),
+            "days": st.lists(st.sampled_from(DAYS), max_size=3, unique=True),
+            "windows": st.sampled_from([[], ["08:00-12:00"], ["12:00-17:00"]]),
+            "here": st.booleans(),
+            "declined": st.booleans(),
+            "opted_out": st.booleans(),
+            "busy": st.booleans(),
+            "minutes_waiting": st.integers(0, 5),
+        }
+    ),
+    max_size=8,
+)
 
 
 def build(specs):
@@ -36,17 +41,25 @@ def build(specs):
     provider = ProviderFactory(location=riverside, specialty=SpecialtyFactory(name="Orthopedic PT"))
     today = timezone.localdate()
     start = timezone.make_aware(datetime.combine(today + timedelta(days=(2 - today.weekday()) % 7 or 7), time(10)))
-    appointment = AppointmentFactory(provider=provider, start=start, end=start + timedelta(minutes=45),
-                                     status=Appointment.Status.CANCELLED)
+    appointment = AppointmentFactory(
+        provider=provider, start=start, end=start + timedelta(minutes=45), status=Appointment.Status.CANCELLED
+    )
     slot = FreedSlot.objects.create(provider=provider, start=start, end=appointment.end, appointment=appointment)
     now = timezone.now()
     for spec in specs:
-        patient = PatientFactory(no_show_risk=spec["risk"], email_opt_out=spec["opted_out"],
-                                 preferred_location=riverside if spec["here"] else elsewhere)
+        patient = PatientFactory(
+            no_show_risk=spec["risk"],
+            email_opt_out=spec["opted_out"],
+            preferred_location=riverside if spec["here"] else elsewhere,
+        )
         WaitlistEntryFactory(
-            patient=patient, specialty=provider.specialty, available_days=spec["days"], time_windows=spec["windows"],
+            patient=patient,
+            specialty=provider.specialty,
+            available_days=spec["days"],
+            time_windows=spec["windows"],
             reason=WaitlistEntry.Reason.DECLINED_REASSIGNMENT if spec["declined"] else WaitlistEntry.Reason.STAFF,
-            created_at=now - timedelta(minutes=spec["minutes_waiting"]))
+            created_at=now - timedelta(minutes=spec["minutes_waiting"]),
+        )
         if spec["busy"]:
             AppointmentFactory(patient=patient, start=start, end=start + timedelta(minutes=30))
     return slot
@@ -65,7 +78,7 @@ def test_its_pages_are_explain_slots_in_the_same_order(django_db_blocker, specs,
         slot = build(specs)
         paged = ExplainedWaitlist(slot)
         reference = explain_slot(slot)
-        pages = [paged[start:start + page_size] for start in range(0, len(paged), page_size)]
+        pages = [paged[start : start + page_size] for start in range(0, len(paged), page_size)]
         assert len(paged) == len(reference)
         assert described([e for page in pages for e in page]) == described(reference)
         transaction.set_rollback(True)
@@ -81,16 +94,35 @@ def test_it_puts_the_patient_booked_into_the_slot_where_explain_slot_does(django
     chosen = WaitlistEntryFactory(patient=booked_here.patient, specialty=appointment.provider.specialty)
     chosen.status, chosen.booked_appointment = WaitlistEntry.Status.BOOKED, booked_here
     chosen.save()
-    slot = FreedSlot.objects.create(provider=appointment.provider, start=appointment.start, end=appointment.end,
-                                    appointment=appointment, status=FreedSlot.Status.MANUAL, filled_by=booked_here)
+    slot = FreedSlot.objects.create(
+        provider=appointment.provider,
+        start=appointment.start,
+        end=appointment.end,
+        appointment=appointment,
+        status=FreedSlot.Status.MANUAL,
+        filled_by=booked_here,
+    )
 
     assert described(ExplainedWaitlist(slot)[0:10]) == described(explain_slot(slot))
     assert [e.outcome for e in ExplainedWaitlist(slot)[0:10]].count("booked") == 1
 
 
 def test_a_page_costs_a_few_queries_whatever_the_waitlist(django_assert_max_num_queries):
-    slot = build([{"risk": 0.9, "days": [], "windows": [], "here": True, "declined": False, "opted_out": False,
-                   "busy": False, "minutes_waiting": n % 5} for n in range(30)])
+    slot = build(
+        [
+            {
+                "risk": 0.9,
+                "days": [],
+                "windows": [],
+                "here": True,
+                "declined": False,
+                "opted_out": False,
+                "busy": False,
+                "minutes_waiting": n % 5,
+            }
+            for n in range(30)
+        ]
+    )
     with django_assert_max_num_queries(4):
         page = ExplainedWaitlist(slot)[0:10]
     assert len(page) == 10

@@ -30,8 +30,12 @@ def riverside():
 @pytest.fixture
 def slot(riverside):
     provider = ProviderFactory(name="Dr Chen", location=riverside)
-    appointment = AppointmentFactory(provider=provider, start=next_wednesday_at(10), status=Appointment.Status.CANCELLED)
-    return FreedSlot.objects.create(provider=provider, start=appointment.start, end=appointment.end, appointment=appointment)
+    appointment = AppointmentFactory(
+        provider=provider, start=next_wednesday_at(10), status=Appointment.Status.CANCELLED
+    )
+    return FreedSlot.objects.create(
+        provider=provider, start=appointment.start, end=appointment.end, appointment=appointment
+    )
 
 
 def waiting(slot, risk=0.85, **fields):
@@ -59,15 +63,21 @@ def test_it_says_why_an_entry_cannot_be_booked(slot):
 
     assert not explanation.eligible
     assert explanation.reasons == [
-        "no-show risk 0.56 is under the minimum 0.6", "not available on Wednesdays", "only 12:00–17:00",
-        "waits for Dr Ito only", "score 30 is under the minimum 50",
+        "no-show risk 0.56 is under the minimum 0.6",
+        "not available on Wednesdays",
+        "only 12:00–17:00",
+        "waits for Dr Ito only",
+        "score 30 is under the minimum 50",
     ]
 
 
 def test_it_names_the_appointment_a_busy_patient_already_has(slot):
     entry = waiting(slot)
     busy_with = AppointmentFactory(
-        patient=entry.patient, provider=ProviderFactory(name="Dr Park"), start=slot.start, end=slot.start + timedelta(minutes=45)
+        patient=entry.patient,
+        provider=ProviderFactory(name="Dr Park"),
+        start=slot.start,
+        end=slot.start + timedelta(minutes=45),
     )
 
     explanation = explain(entry, SlotFacts.of(slot), busy_with=busy_with)
@@ -86,7 +96,10 @@ def test_it_lists_the_slots_waitlist_eligible_first_in_the_engines_order(slot, r
     engine = [c.entry.pk for c in rank_candidates(SlotFacts.of(slot))]
     assert [e.entry.pk for e in explained if e.eligible] == engine == [best.pk, elsewhere.pk, lower.pk]
     assert [(e.entry.pk, e.outcome) for e in explained] == [
-        (best.pk, "ranked_lower"), (elsewhere.pk, "ranked_lower"), (lower.pk, "ranked_lower"), (unavailable.pk, "left_out"),
+        (best.pk, "ranked_lower"),
+        (elsewhere.pk, "ranked_lower"),
+        (lower.pk, "ranked_lower"),
+        (unavailable.pk, "left_out"),
     ]
 
 
@@ -101,7 +114,10 @@ def test_it_marks_whom_the_backfill_booked(riverside, django_capture_on_commit_c
     explained = explain_slot(slot)
 
     assert slot.status == FreedSlot.Status.BACKFILLED
-    assert [(e.entry.pk, e.eligible, e.outcome) for e in explained] == [(best.pk, True, "booked"), (other.pk, True, "ranked_lower")]
+    assert [(e.entry.pk, e.eligible, e.outcome) for e in explained] == [
+        (best.pk, True, "booked"),
+        (other.pk, True, "ranked_lower"),
+    ]
 
 
 def test_the_api_explains_a_slot_with_patients_by_name(staff_client, slot):
@@ -118,7 +134,9 @@ def test_the_api_explains_a_slot_with_patients_by_name(staff_client, slot):
     assert item["breakdown"][2] == {"rule": "availability", "points": 0, "words": "not available Wednesdays: +0"}
 
 
-def test_the_explanation_of_a_long_waitlist_takes_a_bounded_number_of_queries(staff_client, slot, django_assert_max_num_queries):
+def test_the_explanation_of_a_long_waitlist_takes_a_bounded_number_of_queries(
+    staff_client, slot, django_assert_max_num_queries
+):
     for risk in (0.9, 0.8, 0.7, 0.5, 0.3) * 4:
         waiting(slot, risk=risk, available_days=["mon", "wed"])
 

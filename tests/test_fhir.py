@@ -41,7 +41,13 @@ def test_the_capability_statement_lists_every_resource(client):
     statement = fhir(client, "metadata")
     assert statement["fhirVersion"] == "4.0.1"
     assert {r["type"] for r in statement["rest"][0]["resource"]} == {
-        "Patient", "Practitioner", "Location", "Schedule", "Slot", "Appointment"}
+        "Patient",
+        "Practitioner",
+        "Location",
+        "Schedule",
+        "Slot",
+        "Appointment",
+    }
 
 
 def test_a_patient_with_its_external_id_as_identifier(ehr, settings):
@@ -67,13 +73,19 @@ def test_a_freed_slot_is_free_and_an_absence_busy_unavailable(ehr, django_captur
     with django_capture_on_commit_callbacks(execute=False):
         appointment.cancel("sick", by="frontdesk")
     day = timezone.localtime(appointment.start).date()
-    ProviderUnavailability.objects.create(provider=appointment.provider, start_date=day + timedelta(days=7),
-                                          end_date=day + timedelta(days=7), reason="training")
+    ProviderUnavailability.objects.create(
+        provider=appointment.provider,
+        start_date=day + timedelta(days=7),
+        end_date=day + timedelta(days=7),
+        reason="training",
+    )
     bundle = fhir(ehr, f"Slot?schedule=Schedule/{appointment.provider_id}")
     statuses = sorted(entry["resource"]["status"] for entry in bundle["entry"])
     assert statuses == ["busy-unavailable", "free"]
     free = fhir(ehr, f"Slot?status=free&start={day.isoformat()}")
-    assert [entry["resource"]["start"] for entry in free["entry"]] == [timezone.localtime(appointment.start).isoformat()]
+    assert [entry["resource"]["start"] for entry in free["entry"]] == [
+        timezone.localtime(appointment.start).isoformat()
+    ]
     assert fhir(ehr, f"Slot/{free['entry'][0]['resource']['id']}")["status"] == "free"
 
 

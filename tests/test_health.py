@@ -74,7 +74,9 @@ def test_metrics_for_a_token_with_the_permission_only(client):
     desk = User.objects.create_user("desk")
     desk.groups.add(Group.objects.get(name="Front desk"))
     assert client.get("/metrics", HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=desk).key}").status_code == 401
-    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=manager).key}").status_code == 200
+    assert (
+        client.get("/metrics", HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=manager).key}").status_code == 200
+    )
 
 
 def test_the_sweep_runs_every_half_minute():

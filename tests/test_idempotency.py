@@ -21,8 +21,13 @@ def token(db):
 
 
 def post(client, token, body, key):
-    return client.post("/api/patients/", body, content_type="application/json",
-                       HTTP_AUTHORIZATION=f"Token {token}", HTTP_IDEMPOTENCY_KEY=key)
+    return client.post(
+        "/api/patients/",
+        body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Token {token}",
+        HTTP_IDEMPOTENCY_KEY=key,
+    )
 
 
 @pytest.mark.django_db
@@ -49,7 +54,10 @@ def test_another_caller_may_use_the_same_key(client, token):
     other = User.objects.create_user("other-ehr")
     other.groups.add(Group.objects.get(name="Integrator"))
     post(client, token, ADA, "k1")
-    assert post(client, Token.objects.create(user=other).key, {**ADA, "email": "ada2@example.com"}, "k1").status_code == 201
+    assert (
+        post(client, Token.objects.create(user=other).key, {**ADA, "email": "ada2@example.com"}, "k1").status_code
+        == 201
+    )
     assert Patient.objects.count() == 2
 
 

@@ -48,7 +48,8 @@ def cancel(appointment, capture):
 
 
 def test_the_backfill_passes_over_a_patient_whose_plan_the_provider_does_not_take(
-        dr_ito, aetna, medicare, django_capture_on_commit_callbacks):
+    dr_ito, aetna, medicare, django_capture_on_commit_callbacks
+):
     waiting(dr_ito, 0.95, plan=aetna)
     covered = waiting(dr_ito, 0.7, plan=medicare)
 
@@ -80,7 +81,9 @@ def test_reassignment_skips_a_colleague_who_does_not_take_the_patients_plan(dr_i
     away = ProviderFactory(name="Dr Away", specialty=dr_ito.specialty, location=dr_ito.location)
     takes_aetna = ProviderFactory(name="Dr Park", specialty=dr_ito.specialty, location=dr_ito.location)
     takes_aetna.accepted_insurance_plans.set([aetna])
-    appointment = AppointmentFactory(provider=away, patient=PatientFactory(insurance_plan=aetna), start=next_weekday_at(10))
+    appointment = AppointmentFactory(
+        provider=away, patient=PatientFactory(insurance_plan=aetna), start=next_weekday_at(10)
+    )
 
     day = appointment.start.date()
     summary = mark_provider_unavailable(away, day, day, "sick")
@@ -90,7 +93,9 @@ def test_reassignment_skips_a_colleague_who_does_not_take_the_patients_plan(dr_i
 
 def test_reassignment_waitlists_when_no_colleague_takes_the_plan(dr_ito, aetna):
     away = ProviderFactory(name="Dr Away", specialty=dr_ito.specialty, location=dr_ito.location)
-    appointment = AppointmentFactory(provider=away, patient=PatientFactory(insurance_plan=aetna), start=next_weekday_at(10))
+    appointment = AppointmentFactory(
+        provider=away, patient=PatientFactory(insurance_plan=aetna), start=next_weekday_at(10)
+    )
 
     day = appointment.start.date()
     summary = mark_provider_unavailable(away, day, day, "sick")
@@ -108,14 +113,22 @@ def api_as(client, role):
 
 def test_a_manager_adds_a_plan_and_the_front_desk_only_reads_them(client, aetna):
     manager = api_as(client, "Clinic manager")
-    created = manager.post("/api/insurance-plans/", {"name": "Blue Cross PPO", "payer": "Blue Cross Blue Shield"},
-                           content_type="application/json")
+    created = manager.post(
+        "/api/insurance-plans/",
+        {"name": "Blue Cross PPO", "payer": "Blue Cross Blue Shield"},
+        content_type="application/json",
+    )
     desk = api_as(client, "Front desk")
 
     assert created.status_code == 201
     assert [plan["name"] for plan in desk.get("/api/insurance-plans/").json()["results"]] == [
-        "Aetna Choice POS II", "Blue Cross PPO"]
-    assert desk.post("/api/insurance-plans/", {"name": "X", "payer": "Y"}, content_type="application/json").status_code == 403
+        "Aetna Choice POS II",
+        "Blue Cross PPO",
+    ]
+    assert (
+        desk.post("/api/insurance-plans/", {"name": "X", "payer": "Y"}, content_type="application/json").status_code
+        == 403
+    )
 
 
 def test_the_api_sets_a_patients_plan_and_a_providers_plans(client, dr_ito, aetna, medicare):
@@ -123,8 +136,11 @@ def test_the_api_sets_a_patients_plan_and_a_providers_plans(client, dr_ito, aetn
     patient = PatientFactory()
 
     api.patch(f"/api/patients/{patient.pk}/", {"insurance_plan": aetna.pk}, content_type="application/json")
-    provider = api.patch(f"/api/providers/{dr_ito.pk}/", {"accepted_insurance_plans": [aetna.pk, medicare.pk]},
-                         content_type="application/json").json()
+    provider = api.patch(
+        f"/api/providers/{dr_ito.pk}/",
+        {"accepted_insurance_plans": [aetna.pk, medicare.pk]},
+        content_type="application/json",
+    ).json()
     bad = api.patch(f"/api/patients/{patient.pk}/", {"insurance_plan": 9999}, content_type="application/json")
 
     assert Patient.objects.get(pk=patient.pk).insurance_plan == aetna
@@ -132,7 +148,9 @@ def test_the_api_sets_a_patients_plan_and_a_providers_plans(client, dr_ito, aetn
     assert bad.status_code == 400 and "insurance_plan" in bad.json()
 
 
-def test_a_patient_who_changes_plan_is_matched_on_the_new_one(dr_ito, aetna, medicare, django_capture_on_commit_callbacks):
+def test_a_patient_who_changes_plan_is_matched_on_the_new_one(
+    dr_ito, aetna, medicare, django_capture_on_commit_callbacks
+):
     entry = waiting(dr_ito, 0.9, plan=medicare)
     entry.patient.insurance_plan = aetna
     entry.patient.save()

@@ -11,7 +11,9 @@ from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.utils import timezone
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from backfill.explanation import explain
@@ -37,19 +39,24 @@ SETTINGS_VARIANTS = [
     {"MIN_NO_SHOW_RISK": 0.0, "REQUIRE_AVAILABILITY": False, "LOCATION_POINTS": 0, "MIN_SCORE": 20},
 ]
 
-entries = st.lists(st.fixed_dictionaries({
-    "risk": st.sampled_from(RISKS),
-    "location": st.sampled_from([0, 1, None]),
-    "days": st.one_of(st.just([]), st.lists(st.sampled_from(WEEKDAYS), min_size=1, max_size=6, unique=True)),
-    "windows": st.one_of(st.just([]), st.sampled_from(WINDOWS)),
-    "own_provider": st.booleans(),
-    "dated": st.booleans(),
-    "reason": st.sampled_from(WaitlistEntry.Reason.values),
-    "minutes_waiting": st.integers(0, 3),
-    "busy": st.sampled_from([None, None, "active", "cancelled"]),
-    "spoiler": st.one_of(st.none(), st.sampled_from(SPOILERS)),
-    "plan": st.sampled_from([None, 0, 1]),  # None: self-pay
-}), max_size=12)
+entries = st.lists(
+    st.fixed_dictionaries(
+        {
+            "risk": st.sampled_from(RISKS),
+            "location": st.sampled_from([0, 1, None]),
+            "days": st.one_of(st.just([]), st.lists(st.sampled_from(WEEKDAYS), min_size=1, max_size=6, unique=True)),
+            "windows": st.one_of(st.just([]), st.sampled_from(WINDOWS)),
+            "own_provider": st.booleans(),
+            "dated": st.booleans(),
+            "reason": st.sampled_from(WaitlistEntry.Reason.values),
+            "minutes_waiting": st.integers(0, 3),
+            "busy": st.sampled_from([None, None, "active", "cancelled"]),
+            "spoiler": st.one_of(st.none(), st.sampled_from(SPOILERS)),
+            "plan": st.sampled_from([None, 0, 1]),  # None: self-pay
+        }
+    ),
+    max_size=12,
+)
 
 
 class RankingEquivalence(TestCase):
@@ -58,10 +65,15 @@ class RankingEquivalence(TestCase):
         cls.specialty = SpecialtyFactory(name="Orthopedic PT")
         cls.other_specialty = SpecialtyFactory(name="Pediatric PT")
         # Two clocks: New York (the clinic's) and Los Angeles, three hours behind.
-        cls.locations = [LocationFactory(name="Downtown"), LocationFactory(name="Santa Monica", time_zone="America/Los_Angeles")]
+        cls.locations = [
+            LocationFactory(name="Downtown"),
+            LocationFactory(name="Santa Monica", time_zone="America/Los_Angeles"),
+        ]
         cls.providers = [ProviderFactory(specialty=cls.specialty, location=location) for location in cls.locations]
-        cls.plans = [InsurancePlan.objects.create(name="Aetna Choice", payer="Aetna"),
-                     InsurancePlan.objects.create(name="Medicare Part B", payer="Medicare")]
+        cls.plans = [
+            InsurancePlan.objects.create(name="Aetna Choice", payer="Aetna"),
+            InsurancePlan.objects.create(name="Medicare Part B", payer="Medicare"),
+        ]
         cls.providers[1].accepted_insurance_plans.set([cls.plans[0]])  # the first takes every plan
 
     @hypothesis_settings(max_examples=200, deadline=None)
@@ -74,13 +86,22 @@ class RankingEquivalence(TestCase):
         overrides=st.sampled_from(SETTINGS_VARIANTS),
         pool=st.sampled_from([1, 2, 10]),
     )
-    def test_it_ranks_like_scoring_the_whole_waitlist(self, waitlist, provider, day_offset, hour, freed_by, overrides, pool):
+    def test_it_ranks_like_scoring_the_whole_waitlist(
+        self, waitlist, provider, day_offset, hour, freed_by, overrides, pool
+    ):
         provider = self.providers[provider]
         start = self.local(provider, SLOT_MONDAY + timedelta(days=day_offset), hour)
         patients = [self.add_entry(spec, provider, start) for spec in waitlist]
         freed_by = patients[freed_by].pk if 0 <= freed_by < len(patients) else None
-        slot = SlotFacts(provider.pk, provider.specialty_id, provider.location_id, start, start + timedelta(minutes=45), freed_by,
-                         provider.location.time_zone)
+        slot = SlotFacts(
+            provider.pk,
+            provider.specialty_id,
+            provider.location_id,
+            start,
+            start + timedelta(minutes=45),
+            freed_by,
+            provider.location.time_zone,
+        )
         rules = Rules({**settings.BACKFILL, **overrides})
 
         fast = rank_candidates(slot, rules, pool=pool)
@@ -92,15 +113,28 @@ class RankingEquivalence(TestCase):
         assert explained_in_order(slot, rules) == bookable(rank_candidates(slot, rules, pool=100))
 
     @hypothesis_settings(max_examples=60, deadline=None)
-    @given(waitlist=entries, provider=st.sampled_from([0, 1]), day_offset=st.integers(0, 6), hour=st.sampled_from([10, 8, 15]),
-           overrides=st.sampled_from(SETTINGS_VARIANTS))
-    def test_a_rule_added_to_the_table_is_ranked_scanned_and_explained_alike(self, waitlist, provider, day_offset, hour, overrides):
+    @given(
+        waitlist=entries,
+        provider=st.sampled_from([0, 1]),
+        day_offset=st.integers(0, 6),
+        hour=st.sampled_from([10, 8, 15]),
+        overrides=st.sampled_from(SETTINGS_VARIANTS),
+    )
+    def test_a_rule_added_to_the_table_is_ranked_scanned_and_explained_alike(
+        self, waitlist, provider, day_offset, hour, overrides
+    ):
         provider = self.providers[provider]
         start = self.local(provider, SLOT_MONDAY + timedelta(days=day_offset), hour)
         for spec in waitlist:
             self.add_entry(spec, provider, start)
-        slot = SlotFacts(provider.pk, provider.specialty_id, provider.location_id, start, start + timedelta(minutes=45),
-                         time_zone=provider.location.time_zone)
+        slot = SlotFacts(
+            provider.pk,
+            provider.specialty_id,
+            provider.location_id,
+            start,
+            start + timedelta(minutes=45),
+            time_zone=provider.location.time_zone,
+        )
         rules = Rules({**settings.BACKFILL, **overrides})
 
         fast = rank_candidates(slot, rules, pool=100, rule_table=WITH_NEW_RULES)
@@ -118,7 +152,8 @@ class RankingEquivalence(TestCase):
     def add_entry(self, spec, provider, start):
         spoiler, day = spec["spoiler"], provider.location.local(start).date()
         patient = PatientFactory(
-            no_show_risk=spec["risk"], email_opt_out=spoiler == "opted_out",
+            no_show_risk=spec["risk"],
+            email_opt_out=spoiler == "opted_out",
             insurance_plan=None if spec["plan"] is None else self.plans[spec["plan"]],
             preferred_location=None if spec["location"] is None else self.locations[spec["location"]],
         )
@@ -131,17 +166,24 @@ class RankingEquivalence(TestCase):
         if spoiler == "ended":
             earliest, latest = None, day - timedelta(days=1)
         WaitlistEntry(
-            patient=patient, specialty=self.other_specialty if spoiler == "other_specialty" else self.specialty,
-            preferred_location=patient.preferred_location, preferred_provider=preferred_provider,
-            available_days=spec["days"], time_windows=spec["windows"],
-            earliest_date=earliest, latest_date=latest,
+            patient=patient,
+            specialty=self.other_specialty if spoiler == "other_specialty" else self.specialty,
+            preferred_location=patient.preferred_location,
+            preferred_provider=preferred_provider,
+            available_days=spec["days"],
+            time_windows=spec["windows"],
+            earliest_date=earliest,
+            latest_date=latest,
             status=spoiler if spoiler in ("removed", "booked") else WaitlistEntry.Status.WAITING,
-            reason=spec["reason"], created_at=timezone.now() - timedelta(minutes=spec["minutes_waiting"]),
+            reason=spec["reason"],
+            created_at=timezone.now() - timedelta(minutes=spec["minutes_waiting"]),
         ).save()
         if spec["busy"]:
             Appointment.objects.create(
-                patient=patient, provider=ProviderFactory(specialty=self.other_specialty, location=self.locations[0]),
-                start=start + timedelta(minutes=30), end=start + timedelta(minutes=75),
+                patient=patient,
+                provider=ProviderFactory(specialty=self.other_specialty, location=self.locations[0]),
+                start=start + timedelta(minutes=30),
+                end=start + timedelta(minutes=75),
                 status=Appointment.Status.CANCELLED if spec["busy"] == "cancelled" else Appointment.Status.SCHEDULED,
             )
         return patient
@@ -149,15 +191,31 @@ class RankingEquivalence(TestCase):
 
 # Two rules a clinic might add: only the entry and the table change, nothing else.
 NEW_RULES = (
-    Rule("not_after_low_match", Filter(
-        "e.reason <> 'low_match'", lambda case: case.entry.reason != "low_match", lambda case: "joined after a low match",
-    )),
-    Rule("asked_themselves", tiers=lambda rules: [
-        Tier("e.reason = 'patient_request'", lambda case: case.entry.reason == "patient_request", 15,
-             lambda case: "asked for an earlier time"),
-        Tier("e.reason <> 'patient_request'", lambda case: case.entry.reason != "patient_request", 0,
-             lambda case: "added by staff"),
-    ]),
+    Rule(
+        "not_after_low_match",
+        Filter(
+            "e.reason <> 'low_match'",
+            lambda case: case.entry.reason != "low_match",
+            lambda case: "joined after a low match",
+        ),
+    ),
+    Rule(
+        "asked_themselves",
+        tiers=lambda rules: [
+            Tier(
+                "e.reason = 'patient_request'",
+                lambda case: case.entry.reason == "patient_request",
+                15,
+                lambda case: "asked for an earlier time",
+            ),
+            Tier(
+                "e.reason <> 'patient_request'",
+                lambda case: case.entry.reason != "patient_request",
+                0,
+                lambda case: "added by staff",
+            ),
+        ],
+    ),
 )
 WITH_NEW_RULES = RULES + NEW_RULES
 

@@ -1,7 +1,6 @@
 """The no-show model's features know only what the clinic knew before each visit (SPEC 15)."""
 
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -24,14 +23,21 @@ def features_of_every_visit():
 
 def visit(patient, provider, days_ago, status, booked_days_before=5, **fields):
     start = timezone.now() - timedelta(days=days_ago)
-    return Appointment.objects.create(patient=patient, provider=provider, start=start, end=start + timedelta(minutes=45),
-                                      status=status, created_at=start - timedelta(days=booked_days_before), **fields)
+    return Appointment.objects.create(
+        patient=patient,
+        provider=provider,
+        start=start,
+        end=start + timedelta(minutes=45),
+        status=status,
+        created_at=start - timedelta(days=booked_days_before),
+        **fields,
+    )
 
 
 def test_a_visit_is_described_the_same_whatever_happened_after_it():
     generate_history(known_rule, days=30, patients=60, providers=4)
     before_the_future_is_gone = features_of_every_visit()
-    cut = datetime.fromtimestamp(np.median([a.start.timestamp() for a in Appointment.objects.all()]), tz=dt_timezone.utc)
+    cut = datetime.fromtimestamp(np.median([a.start.timestamp() for a in Appointment.objects.all()]), tz=UTC)
 
     Appointment.objects.filter(status__in=VISITED, start__gt=cut).delete()
     Appointment.objects.filter(status=CANCELLED, cancelled_at__gte=cut).delete()
@@ -59,7 +65,14 @@ def test_it_counts_only_earlier_visits_no_shows_and_cancellations():
 
 def test_cancellations_the_clinic_made_are_not_held_against_the_patient():
     patient, provider = PatientFactory(), ProviderFactory()
-    visit(patient, provider, 15, CANCELLED, cancelled_at=timezone.now() - timedelta(days=16), cancel_reason="provider_unavailable")
+    visit(
+        patient,
+        provider,
+        15,
+        CANCELLED,
+        cancelled_at=timezone.now() - timedelta(days=16),
+        cancel_reason="provider_unavailable",
+    )
     visit(patient, provider, 12, CANCELLED, cancelled_at=timezone.now() - timedelta(days=13), cancelled_by="backfill")
     visit(patient, provider, 10, COMPLETED)
 
@@ -68,7 +81,12 @@ def test_cancellations_the_clinic_made_are_not_held_against_the_patient():
 
 def test_a_backfilled_visit_knows_how_long_the_patient_waited():
     appointment = visit(PatientFactory(), ProviderFactory(), 1, COMPLETED, source=Appointment.Source.BACKFILL)
-    WaitlistEntryFactory(patient=appointment.patient, specialty=appointment.provider.specialty, status="booked",
-                         booked_appointment=appointment, created_at=appointment.created_at - timedelta(days=12))
+    WaitlistEntryFactory(
+        patient=appointment.patient,
+        specialty=appointment.provider.specialty,
+        status="booked",
+        booked_appointment=appointment,
+        created_at=appointment.created_at - timedelta(days=12),
+    )
 
     assert np.expm1(features_of_every_visit()[0, COLUMN["waitlist_days_log"]]).round(3) == 12

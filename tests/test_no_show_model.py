@@ -18,7 +18,9 @@ pytestmark = pytest.mark.django_db
 
 
 def patients_state():
-    return list(Patient.objects.order_by("pk").values_list("pk", "no_show_risk", "no_show_risk_source", "no_show_risk_model"))
+    return list(
+        Patient.objects.order_by("pk").values_list("pk", "no_show_risk", "no_show_risk_source", "no_show_risk_model")
+    )
 
 
 @pytest.fixture
@@ -32,7 +34,7 @@ def history_without_signal():
 
 
 def test_it_ranks_held_out_visits_about_as_well_as_the_true_chances(history_with_a_pattern):
-    chances, missed = zip(*history_with_a_pattern)
+    chances, missed = zip(*history_with_a_pattern, strict=False)
 
     model = train_and_apply().trained
 
@@ -94,8 +96,16 @@ def test_the_command_says_when_there_is_not_enough_history(capsys):
 
 def test_a_worse_model_trained_later_leaves_the_good_one_in_use(history_with_a_pattern):
     good = train_and_apply().trained
-    NoShowModel.objects.create(algorithm="logistic regression", training_rows=100, heldout_rows=25, auc=0.52,
-                               brier=0.2, base_rate=0.2, sklearn_version=good.sklearn_version, estimator=b"")
+    NoShowModel.objects.create(
+        algorithm="logistic regression",
+        training_rows=100,
+        heldout_rows=25,
+        auc=0.52,
+        brier=0.2,
+        base_rate=0.2,
+        sklearn_version=good.sklearn_version,
+        estimator=b"",
+    )
 
     assert NoShowModel.objects.in_use() == good
 

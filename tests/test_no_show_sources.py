@@ -25,10 +25,16 @@ def model_in_use(history):
 
 def admin_form(patient, **changes):
     return {
-        "first_name": patient.first_name, "last_name": patient.last_name, "email": patient.email, "phone": patient.phone,
-        "preferred_location": patient.preferred_location_id or "", "preferred_times": "",
-        "no_show_risk": patient.no_show_risk, "no_show_risk_source": patient.no_show_risk_source,
-        "preferred_channel": patient.preferred_channel, **changes,
+        "first_name": patient.first_name,
+        "last_name": patient.last_name,
+        "email": patient.email,
+        "phone": patient.phone,
+        "preferred_location": patient.preferred_location_id or "",
+        "preferred_times": "",
+        "no_show_risk": patient.no_show_risk,
+        "no_show_risk_source": patient.no_show_risk_source,
+        "preferred_channel": patient.preferred_channel,
+        **changes,
     }
 
 
@@ -59,7 +65,9 @@ def test_the_model_updates_the_copy_of_the_risk_on_waiting_entries(history):
 def test_an_integrator_sending_a_risk_makes_it_theirs(staff_client):
     patient = PatientFactory()
 
-    response = staff_client.patch(f"/api/patients/{patient.pk}/", {"no_show_risk": 0.7}, content_type="application/json")
+    response = staff_client.patch(
+        f"/api/patients/{patient.pk}/", {"no_show_risk": 0.7}, content_type="application/json"
+    )
 
     assert response.json()["no_show_risk_source"] == "api"
     patient.refresh_from_db()
@@ -78,7 +86,9 @@ def test_a_patient_created_through_the_api_with_a_risk_has_an_api_risk(staff_cli
 def test_the_api_does_not_let_integrators_claim_a_source(staff_client):
     patient = PatientFactory(no_show_risk_source=MANUAL)
 
-    staff_client.patch(f"/api/patients/{patient.pk}/", {"no_show_risk_source": "model"}, content_type="application/json")
+    staff_client.patch(
+        f"/api/patients/{patient.pk}/", {"no_show_risk_source": "model"}, content_type="application/json"
+    )
 
     patient.refresh_from_db()
     assert patient.no_show_risk_source == MANUAL

@@ -47,7 +47,9 @@ def test_it_leads_the_seeds_page_names_to_the_staff_pages(client, old, new):
 
 
 def test_it_logs_staff_in_through_the_login_page(client, staff_user):
-    response = client.post("/accounts/login/", {"username": "frontdesk", "password": "frontdesk-pass", "next": "/emails/"})
+    response = client.post(
+        "/accounts/login/", {"username": "frontdesk", "password": "frontdesk-pass", "next": "/emails/"}
+    )
 
     assert response.status_code == 302
     assert response["Location"] == "/emails/"

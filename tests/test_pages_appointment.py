@@ -25,8 +25,10 @@ def at(day, hour):
 def appointment():
     day = timezone.localdate() + timedelta(days=2)
     return AppointmentFactory(
-        provider=ProviderFactory(name="Dr. Elena Diaz"), patient=PatientFactory(first_name="Maya", last_name="Patel"),
-        start=at(day, 10), end=at(day, 10) + timedelta(minutes=45),
+        provider=ProviderFactory(name="Dr. Elena Diaz"),
+        patient=PatientFactory(first_name="Maya", last_name="Patel"),
+        start=at(day, 10),
+        end=at(day, 10) + timedelta(minutes=45),
     )
 
 
@@ -36,8 +38,9 @@ def page_of(client, appointment):
 
 
 def cancel_backfilled(appointment, captured):
-    waiting = WaitlistEntryFactory(patient=HighRiskPatientFactory(first_name="Hugo", last_name="Nguyen"),
-                                   specialty=appointment.provider.specialty)
+    waiting = WaitlistEntryFactory(
+        patient=HighRiskPatientFactory(first_name="Hugo", last_name="Nguyen"), specialty=appointment.provider.specialty
+    )
     with captured(execute=True):
         appointment.cancel("patient called in sick")
     return waiting.patient.appointments.get()
@@ -81,9 +84,11 @@ def test_it_refuses_to_cancel_twice(staff_client, appointment):
 
 
 def test_the_freed_slot_says_who_was_chosen_and_why(staff_client, appointment, django_capture_on_commit_callbacks):
-    WaitlistEntryFactory(patient=PatientFactory(first_name="Low", last_name="Score", no_show_risk=0.65),
-                         specialty=appointment.provider.specialty)
-    booked = cancel_backfilled(appointment, django_capture_on_commit_callbacks)
+    WaitlistEntryFactory(
+        patient=PatientFactory(first_name="Low", last_name="Score", no_show_risk=0.65),
+        specialty=appointment.provider.specialty,
+    )
+    cancel_backfilled(appointment, django_capture_on_commit_callbacks)
 
     text = page_of(staff_client, appointment)
 
@@ -93,7 +98,9 @@ def test_the_freed_slot_says_who_was_chosen_and_why(staff_client, appointment, d
     assert "Open Hugo Nguyen's appointment" in text
 
 
-def test_the_backfilled_appointment_tells_its_story_and_its_messages(staff_client, appointment, django_capture_on_commit_callbacks):
+def test_the_backfilled_appointment_tells_its_story_and_its_messages(
+    staff_client, appointment, django_capture_on_commit_callbacks
+):
     booked = cancel_backfilled(appointment, django_capture_on_commit_callbacks)
 
     text = page_of(staff_client, booked)
@@ -107,8 +114,10 @@ def test_the_backfilled_appointment_tells_its_story_and_its_messages(staff_clien
 def test_it_books_a_waiting_patient_by_hand(staff_client, appointment, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         appointment.cancel("patient called in sick")
-    entry = WaitlistEntryFactory(patient=PatientFactory(first_name="Rosa", last_name="Lopez", no_show_risk=0.1),
-                                 specialty=appointment.provider.specialty)
+    entry = WaitlistEntryFactory(
+        patient=PatientFactory(first_name="Rosa", last_name="Lopez", no_show_risk=0.1),
+        specialty=appointment.provider.specialty,
+    )
     assert "Rosa Lopez" in page_of(staff_client, appointment)  # offered as a choice
 
     response = staff_client.post(f"/schedule/appointments/{appointment.pk}/book/", {"entry": entry.pk})
@@ -133,7 +142,9 @@ def test_it_refuses_to_book_nobody(staff_client, appointment, django_capture_on_
 def test_it_retries_a_slot_nobody_filled(staff_client, appointment, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         appointment.cancel("patient called in sick")
-    WaitlistEntryFactory(patient=HighRiskPatientFactory(first_name="Late", last_name="Comer"), specialty=appointment.provider.specialty)
+    WaitlistEntryFactory(
+        patient=HighRiskPatientFactory(first_name="Late", last_name="Comer"), specialty=appointment.provider.specialty
+    )
     FreedSlot.objects.update(status=FreedSlot.Status.NO_MATCH)  # as if the entry came after the run
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -143,8 +154,9 @@ def test_it_retries_a_slot_nobody_filled(staff_client, appointment, django_captu
     assert FreedSlot.objects.get(appointment=appointment).filled_by.patient.last_name == "Comer"
 
 
-def test_it_draws_a_long_history_in_a_few_queries(staff_client, appointment, django_capture_on_commit_callbacks,
-                                                  django_assert_max_num_queries):
+def test_it_draws_a_long_history_in_a_few_queries(
+    staff_client, appointment, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
     WaitlistEntryFactory.create_batch(20, specialty=appointment.provider.specialty)
     with django_capture_on_commit_callbacks(execute=True):
         appointment.cancel("patient called in sick")

@@ -4,17 +4,24 @@ from html import unescape
 import pytest
 from django.utils import timezone
 
-from scheduling.messages import queue_email
 from clinic.models import OutboundEmail
 from scheduling.factories import AppointmentFactory
+from scheduling.messages import queue_email
 
 pytestmark = pytest.mark.django_db
 
 
-def stored_email(subject, kind=OutboundEmail.Kind.BACKFILL_CONFIRMATION, status=OutboundEmail.Status.SENT, minutes_ago=0):
+def stored_email(
+    subject, kind=OutboundEmail.Kind.BACKFILL_CONFIRMATION, status=OutboundEmail.Status.SENT, minutes_ago=0
+):
     return OutboundEmail.objects.create(
-        kind=kind, status=status, recipient="pat@mail.example", subject=subject, text_body=f"{subject} text",
-        html_body=f"<p>{subject} html</p>", created_at=timezone.now() - timedelta(minutes=minutes_ago),
+        kind=kind,
+        status=status,
+        recipient="pat@mail.example",
+        subject=subject,
+        text_body=f"{subject} text",
+        html_body=f"<p>{subject} html</p>",
+        created_at=timezone.now() - timedelta(minutes=minutes_ago),
     )
 
 
@@ -100,9 +107,10 @@ def test_it_loads_a_full_page_of_messages_in_a_few_queries(staff_client, django_
 def test_the_outbox_names_the_patient_beside_their_address_and_the_appointment_in_words(staff_client):
     from clinic.factories import PatientFactory, ProviderFactory
 
-    appointment = AppointmentFactory(patient=PatientFactory(first_name="Rosalind", last_name="Franklin",
-                                                            email="rosalind@mail.example"),
-                                     provider=ProviderFactory(name="Dr. Ito"))
+    appointment = AppointmentFactory(
+        patient=PatientFactory(first_name="Rosalind", last_name="Franklin", email="rosalind@mail.example"),
+        provider=ProviderFactory(name="Dr. Ito"),
+    )
     queue_email(OutboundEmail.Kind.CANCEL_CONFIRMATION, appointment)
 
     page = staff_client.get("/emails/").content.decode()

@@ -82,14 +82,16 @@ def test_it_groups_providers_by_location_when_all_are_shown(staff_client, day):
     ProviderFactory(name="Dr. Down", location=LocationFactory(name="Downtown"))
 
     page = staff_client.get(f"/schedule/?date={day:%Y-%m-%d}&location=all").text
-    text = page[page.index('class="day-grid"'):]
+    text = page[page.index('class="day-grid"') :]
 
     assert text.index("Downtown") < text.index("Dr. Down") < text.index("Northside") < text.index("Dr. North")
 
 
 def test_it_makes_backfilled_appointments_stand_out(staff_client, day, django_capture_on_commit_callbacks):
     provider = ProviderFactory()
-    entry = WaitlistEntryFactory(patient=HighRiskPatientFactory(first_name="Wait", last_name="Listed"), specialty=provider.specialty)
+    entry = WaitlistEntryFactory(
+        patient=HighRiskPatientFactory(first_name="Wait", last_name="Listed"), specialty=provider.specialty
+    )
     cancelled = book(provider, day, 11)
     with django_capture_on_commit_callbacks(execute=True):
         cancelled.cancel("patient called in sick")
@@ -139,9 +141,13 @@ def test_it_shades_a_provider_who_is_away(staff_client, day):
 def test_it_lists_the_waitlist_beside_the_schedule(staff_client, day):
     orthopedic = SpecialtyFactory(name="Orthopedic PT")
     entry = WaitlistEntryFactory(
-        patient=HighRiskPatientFactory(first_name="Hugo", last_name="Nguyen"), specialty=orthopedic, available_days=["mon", "thu"]
+        patient=HighRiskPatientFactory(first_name="Hugo", last_name="Nguyen"),
+        specialty=orthopedic,
+        available_days=["mon", "thu"],
     )
-    WaitlistEntryFactory(patient=PatientFactory(first_name="Low", last_name="Risk", no_show_risk=0.2), specialty=orthopedic)
+    WaitlistEntryFactory(
+        patient=PatientFactory(first_name="Low", last_name="Risk", no_show_risk=0.2), specialty=orthopedic
+    )
 
     text = schedule_of(staff_client, day).text
 
@@ -173,7 +179,8 @@ def test_it_refuses_a_date_it_cannot_read(staff_client):
 
 
 def test_it_draws_a_location_of_8_providers_and_100_appointments_in_a_few_queries(
-        staff_client, day, django_assert_max_num_queries):
+    staff_client, day, django_assert_max_num_queries
+):
     location = LocationFactory(name="Downtown")
     providers = ProviderFactory.create_batch(8, location=location)
     ProviderFactory.create_batch(3, location=LocationFactory(name="Northside"))
@@ -191,7 +198,9 @@ def test_it_draws_a_location_of_8_providers_and_100_appointments_in_a_few_querie
     assert response.text.count("status-scheduled source-staff") == 100
 
 
-def test_it_draws_a_full_clinic_day_in_a_few_queries(staff_client, day, django_assert_max_num_queries, django_capture_on_commit_callbacks):
+def test_it_draws_a_full_clinic_day_in_a_few_queries(
+    staff_client, day, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
     providers = ProviderFactory.create_batch(10)
     for provider in providers:
         for hour in range(8, 18):
@@ -216,11 +225,18 @@ def test_it_draws_a_full_clinic_day_in_a_few_queries(staff_client, day, django_a
 def test_the_waitlist_never_lists_first_a_patient_the_backfill_never_books(staff_client, day):
     orthopedic = SpecialtyFactory(name="Orthopedic PT")
     # Declined a reassignment (first on ties) but under the risk minimum: the backfill never picks her.
-    WaitlistEntryFactory(patient=PatientFactory(first_name="Lena", last_name="Ortiz", no_show_risk=0.56),
-                         specialty=orthopedic, reason="declined_reassignment")
-    WaitlistEntryFactory(patient=PatientFactory(first_name="Ravi", last_name="Shah", no_show_risk=0.7), specialty=orthopedic)
-    WaitlistEntryFactory(patient=PatientFactory(first_name="Otto", last_name="Quiet", no_show_risk=0.9, email_opt_out=True),
-                         specialty=orthopedic)
+    WaitlistEntryFactory(
+        patient=PatientFactory(first_name="Lena", last_name="Ortiz", no_show_risk=0.56),
+        specialty=orthopedic,
+        reason="declined_reassignment",
+    )
+    WaitlistEntryFactory(
+        patient=PatientFactory(first_name="Ravi", last_name="Shah", no_show_risk=0.7), specialty=orthopedic
+    )
+    WaitlistEntryFactory(
+        patient=PatientFactory(first_name="Otto", last_name="Quiet", no_show_risk=0.9, email_opt_out=True),
+        specialty=orthopedic,
+    )
 
     text = schedule_of(staff_client, day).text
 

@@ -51,8 +51,14 @@ def link_in_email(action):
 def state(offer):
     """Everything a link could change."""
     offer.refresh_from_db()
-    return (offer.status, offer.cancel_reason, WaitlistEntry.objects.count(), FreedSlot.objects.count(),
-            OutboundEmail.objects.count(), len(mail.outbox))
+    return (
+        offer.status,
+        offer.cancel_reason,
+        WaitlistEntry.objects.count(),
+        FreedSlot.objects.count(),
+        OutboundEmail.objects.count(),
+        len(mail.outbox),
+    )
 
 
 def test_get_on_decline_shows_the_offer_and_changes_nothing(client, offer):
@@ -89,7 +95,11 @@ def test_decline_frees_the_slot_which_the_backfill_fills(client, offer, waitlist
     assert response.status_code == 200
     assert GOOD_NEWS in response.content.decode()
     assert (offer.status, offer.cancel_reason, offer.cancelled_by) == ("cancelled", "declined_reassignment", "patient")
-    assert (declined.reason, declined.status, declined.original_appointment) == ("declined_reassignment", "waiting", offer)
+    assert (declined.reason, declined.status, declined.original_appointment) == (
+        "declined_reassignment",
+        "waiting",
+        offer,
+    )
     assert (slot.status, slot.filled_by.patient) == ("backfilled", waitlisted_high_risk.patient)
     decline_email = OutboundEmail.objects.get(kind="decline_confirmation")
     assert decline_email.recipient == offer.patient.email
@@ -108,7 +118,9 @@ def test_decline_says_the_slot_went_to_the_waitlist_when_the_job_has_not_run_yet
     assert FreedSlot.objects.get(appointment=offer).status == FreedSlot.Status.BACKFILLED
 
 
-def test_the_decline_email_is_sent_with_the_news(client, offer, waitlisted_high_risk, django_capture_on_commit_callbacks):
+def test_the_decline_email_is_sent_with_the_news(
+    client, offer, waitlisted_high_risk, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         client.post(link_in_email("decline"))
 
@@ -201,11 +213,14 @@ def test_decline_of_an_offer_the_clinic_cancelled_is_refused(client, offer):
 
 
 @pytest.mark.parametrize("action", ["accept", "decline"])
-@pytest.mark.parametrize("mangle", [
-    lambda token: token[:-2] + ("AA" if not token.endswith("AA") else "BB"),
-    lambda token: "x" + token,
-    lambda token: "forged-by-hand",
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda token: token[:-2] + ("AA" if not token.endswith("AA") else "BB"),
+        lambda token: "x" + token,
+        lambda token: "forged-by-hand",
+    ],
+)
 def test_a_forged_or_altered_token_gets_a_400_page(client, offer, action, mangle):
     before = state(offer)
 
@@ -216,7 +231,9 @@ def test_a_forged_or_altered_token_gets_a_400_page(client, offer, action, mangle
     assert state(offer) == before
 
 
-@pytest.mark.parametrize(("used_as", "minted_for"), [("accept", "decline"), ("decline", "accept"), ("decline", "cancel")])
+@pytest.mark.parametrize(
+    ("used_as", "minted_for"), [("accept", "decline"), ("decline", "accept"), ("decline", "cancel")]
+)
 def test_a_token_for_another_action_gets_a_400_page(client, offer, used_as, minted_for):
     before = state(offer)
 

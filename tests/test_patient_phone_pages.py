@@ -4,11 +4,11 @@ import re
 
 import pytest
 
-from scheduling.messages import queue_email
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory
 from clinic.models import OutboundEmail
 from scheduling.factories import AppointmentFactory
 from scheduling.links import make_token
+from scheduling.messages import queue_email
 
 pytestmark = pytest.mark.django_db
 
@@ -16,8 +16,10 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def appointment():
     northside = LocationFactory(name="Northside", address="48 Oak Ave, Springfield", phone="(555) 010-3000")
-    return AppointmentFactory(provider=ProviderFactory(name="Dr. Carmen Novak", location=northside),
-                              patient=PatientFactory(first_name="Isla"))
+    return AppointmentFactory(
+        provider=ProviderFactory(name="Dr. Carmen Novak", location=northside),
+        patient=PatientFactory(first_name="Isla"),
+    )
 
 
 def test_the_email_lays_out_for_a_phone(appointment):

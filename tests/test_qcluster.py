@@ -45,35 +45,54 @@ def qcluster(request):
 
 
 def test_it_books_and_emails_a_waitlisted_patient_within_seconds_of_a_cancellation(qcluster):
-    provider = ProviderFactory(specialty=SpecialtyFactory(name="Orthopedic PT"), location=LocationFactory(name="Downtown"))
+    provider = ProviderFactory(
+        specialty=SpecialtyFactory(name="Orthopedic PT"), location=LocationFactory(name="Downtown")
+    )
     entry = WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=provider.specialty)
     appointment = AppointmentFactory(provider=provider)
 
     appointment.cancel("patient called in sick")
 
     slot = FreedSlot.objects.get(appointment=appointment)
-    wait_until(lambda: FreedSlot.objects.filter(pk=slot.pk, status="backfilled").exists(), timeout=15,
-               what=lambda: f"the worker to backfill slot {slot.pk}:\n{qcluster.output()}")
+    wait_until(
+        lambda: FreedSlot.objects.filter(pk=slot.pk, status="backfilled").exists(),
+        timeout=15,
+        what=lambda: f"the worker to backfill slot {slot.pk}:\n{qcluster.output()}",
+    )
     slot.refresh_from_db()
     entry.refresh_from_db()
     assert slot.filled_by.patient == entry.patient
     assert entry.status == WaitlistEntry.Status.BOOKED
-    email = wait_until(lambda: OutboundEmail.objects.filter(appointment=slot.filled_by, status="sent").first(), timeout=15,
-                       what=lambda: f"the confirmation to be sent:\n{qcluster.output()}")
+    email = wait_until(
+        lambda: OutboundEmail.objects.filter(appointment=slot.filled_by, status="sent").first(),
+        timeout=15,
+        what=lambda: f"the confirmation to be sent:\n{qcluster.output()}",
+    )
     assert (email.kind, email.recipient) == (OutboundEmail.Kind.BACKFILL_CONFIRMATION, entry.patient.email)
 
 
 def test_it_fills_several_slots_cancelled_together(qcluster):
     providers = [ProviderFactory(specialty=SpecialtyFactory(name="Orthopedic PT")) for _ in range(2)]
-    appointments = [AppointmentFactory(provider=provider, start=next_weekday_at(hour))
-                    for hour in (9, 10) for provider in providers]
-    entries = [WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=providers[0].specialty) for _ in range(4)]
+    appointments = [
+        AppointmentFactory(provider=provider, start=next_weekday_at(hour))
+        for hour in (9, 10)
+        for provider in providers
+    ]
+    entries = [
+        WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=providers[0].specialty) for _ in range(4)
+    ]
 
     for appointment in appointments:
         appointment.cancel("clinic closed early")
 
-    wait_until(lambda: FreedSlot.objects.filter(status="backfilled").count() == 4, timeout=20,
-               what=lambda: f"four slots backfilled:\n{qcluster.output()}")
+    wait_until(
+        lambda: FreedSlot.objects.filter(status="backfilled").count() == 4,
+        timeout=20,
+        what=lambda: f"four slots backfilled:\n{qcluster.output()}",
+    )
     assert WaitlistEntry.objects.filter(pk__in=[e.pk for e in entries], status="booked").count() == 4
-    wait_until(lambda: OutboundEmail.objects.filter(status="sent").count() == 4, timeout=15,
-               what=lambda: f"four confirmations sent:\n{qcluster.output()}")
+    wait_until(
+        lambda: OutboundEmail.objects.filter(status="sent").count() == 4,
+        timeout=15,
+        what=lambda: f"four confirmations sent:\n{qcluster.output()}",
+    )

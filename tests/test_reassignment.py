@@ -39,7 +39,9 @@ def away(downtown):
 
 @pytest.fixture
 def appointment(away, downtown):
-    patient = PatientFactory(preferred_location=downtown, available_days=["mon", "wed"], preferred_times=["08:00-12:00"])
+    patient = PatientFactory(
+        preferred_location=downtown, available_days=["mon", "wed"], preferred_times=["08:00-12:00"]
+    )
     return AppointmentFactory(provider=away, patient=patient)
 
 
@@ -65,19 +67,31 @@ def test_it_offers_a_colleague_at_the_same_location(away, appointment, downtown,
     appointment.refresh_from_db()
     offer = offer_for(appointment)
     assert summary.as_dict() == {
-        "unavailability": ProviderUnavailability.objects.get().pk, "provider": away.pk,
+        "unavailability": ProviderUnavailability.objects.get().pk,
+        "provider": away.pk,
         "start_date": timezone.localdate(appointment.start).isoformat(),
-        "end_date": timezone.localdate(appointment.start).isoformat(), "affected": 1,
-        "reassigned": [{"appointment": appointment.pk, "new_appointment": offer.pk, "patient": appointment.patient_id,
-                        "provider": best.pk, "score": 80}],
-        "waitlisted": [], "skipped": [],
+        "end_date": timezone.localdate(appointment.start).isoformat(),
+        "affected": 1,
+        "reassigned": [
+            {
+                "appointment": appointment.pk,
+                "new_appointment": offer.pk,
+                "patient": appointment.patient_id,
+                "provider": best.pk,
+                "score": 80,
+            }
+        ],
+        "waitlisted": [],
+        "skipped": [],
     }
     assert (appointment.status, appointment.cancel_reason) == ("cancelled", "provider_unavailable")
     assert (offer.provider, offer.status, offer.source) == (best, "offered", "reassignment")
     assert (offer.start, offer.end, offer.patient) == (appointment.start, appointment.end, appointment.patient)
 
 
-def test_it_emails_the_offer_with_accept_and_decline_links(away, appointment, downtown, django_capture_on_commit_callbacks):
+def test_it_emails_the_offer_with_accept_and_decline_links(
+    away, appointment, downtown, django_capture_on_commit_callbacks
+):
     best = colleague(away, downtown, name="Dr. Best")
 
     run(away, django_capture_on_commit_callbacks)
@@ -92,7 +106,9 @@ def test_it_emails_the_offer_with_accept_and_decline_links(away, appointment, do
     assert best.name in message.alternatives[0][0]
 
 
-def test_it_never_backfills_the_slot_of_the_provider_who_is_away(away, appointment, django_capture_on_commit_callbacks):
+def test_it_never_backfills_the_slot_of_the_provider_who_is_away(
+    away, appointment, django_capture_on_commit_callbacks
+):
     entry = WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=away.specialty)
 
     run(away, django_capture_on_commit_callbacks)
@@ -102,7 +118,9 @@ def test_it_never_backfills_the_slot_of_the_provider_who_is_away(away, appointme
     assert entry.status == WaitlistEntry.Status.WAITING
 
 
-def test_it_waitlists_the_patient_when_the_best_score_is_below_60(away, appointment, uptown, django_capture_on_commit_callbacks):
+def test_it_waitlists_the_patient_when_the_best_score_is_below_60(
+    away, appointment, uptown, django_capture_on_commit_callbacks
+):
     colleague(away, uptown)  # another site the patient does not prefer: 20 points
 
     summary = run(away, django_capture_on_commit_callbacks)
@@ -110,15 +128,27 @@ def test_it_waitlists_the_patient_when_the_best_score_is_below_60(away, appointm
     appointment.refresh_from_db()
     entry = WaitlistEntry.objects.get()
     assert summary.as_dict()["waitlisted"] == [
-        {"appointment": appointment.pk, "patient": appointment.patient_id, "waitlist_entry": entry.pk, "best_score": 20}
+        {
+            "appointment": appointment.pk,
+            "patient": appointment.patient_id,
+            "waitlist_entry": entry.pk,
+            "best_score": 20,
+        }
     ]
     assert summary.reassigned == []
     assert (appointment.status, appointment.cancel_reason) == ("cancelled", "provider_unavailable")
     assert not Appointment.objects.filter(replaces=appointment).exists()
     assert (entry.patient, entry.specialty, entry.reason, entry.status) == (
-        appointment.patient, away.specialty, "low_match", "waiting")
+        appointment.patient,
+        away.specialty,
+        "low_match",
+        "waiting",
+    )
     assert (entry.available_days, entry.time_windows, entry.preferred_location) == (
-        ["mon", "wed"], ["08:00-12:00"], appointment.patient.preferred_location)
+        ["mon", "wed"],
+        ["08:00-12:00"],
+        appointment.patient.preferred_location,
+    )
 
 
 def test_it_tells_the_waitlisted_patient_by_email(away, appointment, uptown, django_capture_on_commit_callbacks):
@@ -136,8 +166,12 @@ def test_it_offers_at_exactly_60_points(away, appointment, uptown, django_captur
     appointment.patient.preferred_location = uptown
     appointment.patient.save()
     familiar = colleague(away, uptown)
-    AppointmentFactory(patient=appointment.patient, provider=familiar, status=Appointment.Status.COMPLETED,
-                       start=appointment.start - timedelta(days=30))
+    AppointmentFactory(
+        patient=appointment.patient,
+        provider=familiar,
+        status=Appointment.Status.COMPLETED,
+        start=appointment.start - timedelta(days=30),
+    )
 
     summary = run(away, django_capture_on_commit_callbacks)
 
@@ -190,8 +224,9 @@ def test_it_keeps_the_patients_existing_waitlist_entry(away, appointment, uptown
     assert WaitlistEntry.objects.get().reason == WaitlistEntry.Reason.STAFF
 
 
-def test_two_patients_at_the_same_time_never_get_the_same_provider(away, appointment, downtown,
-                                                                   django_capture_on_commit_callbacks):
+def test_two_patients_at_the_same_time_never_get_the_same_provider(
+    away, appointment, downtown, django_capture_on_commit_callbacks
+):
     other_away = colleague(away, downtown)
     second = AppointmentFactory(provider=other_away, start=appointment.start, end=appointment.end)
     only_free = colleague(away, downtown)
@@ -225,25 +260,41 @@ def test_it_tries_the_next_colleague_when_the_best_is_booked_meanwhile(
     assert [(r["provider"], r["score"]) for r in summary.reassigned] == [(runner_up.pk, 80)]
 
 
-def test_running_it_twice_changes_nothing_the_second_time(away, appointment, downtown, django_capture_on_commit_callbacks):
+def test_running_it_twice_changes_nothing_the_second_time(
+    away, appointment, downtown, django_capture_on_commit_callbacks
+):
     best = colleague(away, downtown)
     noon = appointment.start + timedelta(hours=2)
     AppointmentFactory(provider=away, start=noon)
     AppointmentFactory(provider=best, start=noon)  # so the noon patient goes to the waitlist
     first = run(away, django_capture_on_commit_callbacks)
     assert (len(first.reassigned), len(first.waitlisted)) == (1, 1)
-    before = (ProviderUnavailability.objects.count(), Appointment.objects.count(), WaitlistEntry.objects.count(),
-              OutboundEmail.objects.count(), len(mail.outbox), list(Appointment.objects.values_list("pk", "status")))
+    before = (
+        ProviderUnavailability.objects.count(),
+        Appointment.objects.count(),
+        WaitlistEntry.objects.count(),
+        OutboundEmail.objects.count(),
+        len(mail.outbox),
+        list(Appointment.objects.values_list("pk", "status")),
+    )
 
     again = run(away, django_capture_on_commit_callbacks)
 
-    after = (ProviderUnavailability.objects.count(), Appointment.objects.count(), WaitlistEntry.objects.count(),
-             OutboundEmail.objects.count(), len(mail.outbox), list(Appointment.objects.values_list("pk", "status")))
+    after = (
+        ProviderUnavailability.objects.count(),
+        Appointment.objects.count(),
+        WaitlistEntry.objects.count(),
+        OutboundEmail.objects.count(),
+        len(mail.outbox),
+        list(Appointment.objects.values_list("pk", "status")),
+    )
     assert after == before
     assert (again.affected, again.unavailability.pk) == (0, ProviderUnavailability.objects.get().pk)
 
 
-def test_a_rerun_handles_only_appointments_booked_since(away, appointment, downtown, django_capture_on_commit_callbacks):
+def test_a_rerun_handles_only_appointments_booked_since(
+    away, appointment, downtown, django_capture_on_commit_callbacks
+):
     colleague(away, downtown)
     run(away, django_capture_on_commit_callbacks)
     # Booked by mistake after the absence was recorded.
@@ -255,8 +306,9 @@ def test_a_rerun_handles_only_appointments_booked_since(away, appointment, downt
     assert ProviderUnavailability.objects.count() == 1
 
 
-def test_it_covers_each_day_of_the_range_in_the_clinics_time_zone(away, appointment, downtown,
-                                                                  django_capture_on_commit_callbacks):
+def test_it_covers_each_day_of_the_range_in_the_clinics_time_zone(
+    away, appointment, downtown, django_capture_on_commit_callbacks
+):
     colleague(away, downtown)
     day = timezone.localdate(appointment.start)
     last_minute = appointment.start.replace(hour=23, minute=0) + timedelta(days=1)
@@ -270,7 +322,9 @@ def test_it_covers_each_day_of_the_range_in_the_clinics_time_zone(away, appointm
     assert after_range.status == Appointment.Status.SCHEDULED
 
 
-def test_it_skips_an_appointment_that_has_already_started(away, appointment, downtown, django_capture_on_commit_callbacks):
+def test_it_skips_an_appointment_that_has_already_started(
+    away, appointment, downtown, django_capture_on_commit_callbacks
+):
     colleague(away, downtown)
     with freeze_time(appointment.start + timedelta(minutes=5)):
         summary = run(away, django_capture_on_commit_callbacks)
@@ -281,11 +335,14 @@ def test_it_skips_an_appointment_that_has_already_started(away, appointment, dow
     assert OutboundEmail.objects.count() == 0
 
 
-@pytest.mark.parametrize(("start", "end", "message"), [
-    (2, 1, "The end date must not be before the start date."),
-    (-3, -2, "The end date has passed; there are no appointments left to reassign."),
-    ("2025-13-01", 1, "The start date must be a date in the form YYYY-MM-DD."),
-])
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        (2, 1, "The end date must not be before the start date."),
+        (-3, -2, "The end date has passed; there are no appointments left to reassign."),
+        ("2025-13-01", 1, "The start date must be a date in the form YYYY-MM-DD."),
+    ],
+)
 def test_bad_dates_get_a_clear_error_and_change_nothing(away, appointment, start, end, message):
     today = timezone.localdate()
     as_day = lambda value: today + timedelta(days=value) if isinstance(value, int) else value  # noqa: E731
@@ -359,12 +416,15 @@ def test_concurrent_runs_never_give_one_colleague_two_patients_at_once(away, app
 @pytest.mark.django_db(transaction=True)
 def test_two_colleagues_away_at_once_are_never_offered_to_each_other(away, appointment, downtown):
     other_away = colleague(away, downtown)
-    later = AppointmentFactory(provider=other_away, start=appointment.start + timedelta(hours=1),
-                               end=appointment.end + timedelta(hours=1))
+    later = AppointmentFactory(
+        provider=other_away, start=appointment.start + timedelta(hours=1), end=appointment.end + timedelta(hours=1)
+    )
     still_here = colleague(away, downtown)
     day = timezone.localdate(appointment.start)
 
-    results = run_in_threads([lambda p=p: mark_provider_unavailable(p, day, day, "flu going round") for p in (away, other_away)])
+    results = run_in_threads(
+        [lambda p=p: mark_provider_unavailable(p, day, day, "flu going round") for p in (away, other_away)]
+    )
 
     assert [r for r in results if isinstance(r, Exception)] == []  # a deadlock would surface here
     # Whichever ran first may have offered the other colleague, whose own run then moved
@@ -372,4 +432,5 @@ def test_two_colleagues_away_at_once_are_never_offered_to_each_other(away, appoi
     assert not Appointment.objects.active().filter(provider__in=[away, other_away]).exists()
     offers = Appointment.objects.filter(status=Appointment.Status.OFFERED)
     assert sorted(offers.values_list("patient_id", "provider_id")) == sorted(
-        [(appointment.patient_id, still_here.pk), (later.patient_id, still_here.pk)])
+        [(appointment.patient_id, still_here.pk), (later.patient_id, still_here.pk)]
+    )

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def away():
     downtown = LocationFactory(name="Downtown")
-    provider = ProviderFactory(name="Dr. Away", email="away@clinic.example", specialty=SpecialtyFactory(), location=downtown)
+    provider = ProviderFactory(
+        name="Dr. Away", email="away@clinic.example", specialty=SpecialtyFactory(), location=downtown
+    )
     ProviderFactory(name="Dr. Stand-in", specialty=provider.specialty, location=downtown)
     return provider
 
@@ -41,7 +43,9 @@ def command(*args, capture):
 
 
 def test_it_prints_the_summary(away, appointment, day, django_capture_on_commit_callbacks):
-    out = command(str(away.pk), "--start", day, "--end", day, "--reason", "sick", capture=django_capture_on_commit_callbacks)
+    out = command(
+        str(away.pk), "--start", day, "--end", day, "--reason", "sick", capture=django_capture_on_commit_callbacks
+    )
 
     unavailability = ProviderUnavailability.objects.get()
     when = timezone.localtime(appointment.start)
@@ -60,14 +64,24 @@ def test_a_second_run_changes_nothing(away, appointment, day, django_capture_on_
     out = command("away@clinic.example", "--start", day, capture=django_capture_on_commit_callbacks)
 
     assert "0 appointments affected" in out
-    assert (Appointment.objects.count(), OutboundEmail.objects.count(), ProviderUnavailability.objects.count()) == before
+    assert (
+        Appointment.objects.count(),
+        OutboundEmail.objects.count(),
+        ProviderUnavailability.objects.count(),
+    ) == before
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["999999", "--start", "2099-01-01"], "No provider with id or email '999999'."),
-    (["away@clinic.example", "--start", "21/11/2099"], "'21/11/2099' is not a date in the form YYYY-MM-DD"),
-    (["away@clinic.example", "--start", "2099-01-02", "--end", "2099-01-01"], "The end date must not be before the start date."),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["999999", "--start", "2099-01-01"], "No provider with id or email '999999'."),
+        (["away@clinic.example", "--start", "21/11/2099"], "'21/11/2099' is not a date in the form YYYY-MM-DD"),
+        (
+            ["away@clinic.example", "--start", "2099-01-02", "--end", "2099-01-01"],
+            "The end date must not be before the start date.",
+        ),
+    ],
+)
 def test_bad_input_gets_a_clear_error_and_changes_nothing(away, appointment, args, message):
     with pytest.raises(CommandError, match=message):
         call_command("provider_unavailable", *args, stdout=StringIO())
@@ -78,7 +92,9 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(away, appointment, arg
 
 
 def admin_action(client, provider, **data):
-    return client.post("/admin/clinic/provider/", {"action": "mark_unavailable", "_selected_action": [provider.pk], **data})
+    return client.post(
+        "/admin/clinic/provider/", {"action": "mark_unavailable", "_selected_action": [provider.pk], **data}
+    )
 
 
 def test_the_admin_action_asks_for_the_days_first(staff_client, away, appointment):
@@ -90,8 +106,9 @@ def test_the_admin_action_asks_for_the_days_first(staff_client, away, appointmen
     assert ProviderUnavailability.objects.count() == 0
 
 
-def test_the_admin_action_runs_the_workflow_and_shows_the_summary(staff_client, away, appointment, day,
-                                                                  django_capture_on_commit_callbacks):
+def test_the_admin_action_runs_the_workflow_and_shows_the_summary(
+    staff_client, away, appointment, day, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_action(staff_client, away, apply="1", start_date=day, end_date=day, reason="sick")
 

@@ -36,13 +36,23 @@ PAGES = {
     "/admin/auth/group/": set(),
     "/admin/django_q/schedule/": set(),
 }
-API_READS = ["/api/patients/", "/api/providers/", "/api/appointments/", "/api/waitlist/", "/api/freed-slots/",
-             "/api/stats/", "/api/locations/", "/api/specialties/", "/api/insurance-plans/"]
+API_READS = [
+    "/api/patients/",
+    "/api/providers/",
+    "/api/appointments/",
+    "/api/waitlist/",
+    "/api/freed-slots/",
+    "/api/stats/",
+    "/api/locations/",
+    "/api/specialties/",
+    "/api/insurance-plans/",
+]
 
 
 def account(role, staff=True):
-    user = User.objects.create_user(f"user-{role or 'none'}".replace(" ", "-").lower(), password="a-long-pass-phrase",
-                                    is_staff=staff)
+    user = User.objects.create_user(
+        f"user-{role or 'none'}".replace(" ", "-").lower(), password="a-long-pass-phrase", is_staff=staff
+    )
     if role:
         user.groups.add(Group.objects.get(name=role))
     return user
@@ -104,9 +114,14 @@ def test_an_integrator_reads_the_whole_api(client, url):
 def test_a_staff_account_in_no_group_cannot_create_patients_or_cancel(client):
     appointment = AppointmentFactory()
     api = token_client(client, NOBODY)
-    created = api.post("/api/patients/", {"first_name": "Ada", "last_name": "King", "email": "ada@example.com"},
-                       content_type="application/json")
-    cancelled = api.post(f"/api/appointments/{appointment.pk}/cancel/", {"reason": "x"}, content_type="application/json")
+    created = api.post(
+        "/api/patients/",
+        {"first_name": "Ada", "last_name": "King", "email": "ada@example.com"},
+        content_type="application/json",
+    )
+    cancelled = api.post(
+        f"/api/appointments/{appointment.pk}/cancel/", {"reason": "x"}, content_type="application/json"
+    )
     workflow = api.post("/api/trigger-workflow/", {}, content_type="application/json")
     assert (created.status_code, cancelled.status_code, workflow.status_code) == (403, 403, 403)
     assert Appointment.objects.get(pk=appointment.pk).status == Appointment.Status.SCHEDULED
@@ -115,12 +130,24 @@ def test_a_staff_account_in_no_group_cannot_create_patients_or_cancel(client):
 def test_the_front_desk_cancels_but_cannot_run_the_reassignment_workflow(client):
     appointment = AppointmentFactory()
     api = token_client(client, FRONT_DESK)
-    assert api.post(f"/api/appointments/{appointment.pk}/cancel/", {"reason": "sick"},
-                    content_type="application/json").status_code == 200
+    assert (
+        api.post(
+            f"/api/appointments/{appointment.pk}/cancel/", {"reason": "sick"}, content_type="application/json"
+        ).status_code
+        == 200
+    )
     provider = ProviderFactory()
-    response = api.post("/api/trigger-workflow/", {
-        "trigger_type": "provider_unavailable", "provider_id": provider.pk, "reason": "sick",
-        "start_date": "2030-01-01", "end_date": "2030-01-01"}, content_type="application/json")
+    response = api.post(
+        "/api/trigger-workflow/",
+        {
+            "trigger_type": "provider_unavailable",
+            "provider_id": provider.pk,
+            "reason": "sick",
+            "start_date": "2030-01-01",
+            "end_date": "2030-01-01",
+        },
+        content_type="application/json",
+    )
     assert response.status_code == 403
 
 
@@ -131,7 +158,9 @@ def test_an_admin_action_needs_the_change_permission(client):
     client.force_login(viewer)
     page = client.get("/admin/scheduling/appointment/").content.decode()
     assert "cancel_appointments" not in page
-    client.post("/admin/scheduling/appointment/", {"action": "cancel_appointments", "_selected_action": [appointment.pk]})
+    client.post(
+        "/admin/scheduling/appointment/", {"action": "cancel_appointments", "_selected_action": [appointment.pk]}
+    )
     assert Appointment.objects.get(pk=appointment.pk).status == Appointment.Status.SCHEDULED
 
 
@@ -162,17 +191,27 @@ def test_an_appointments_status_and_source_are_not_fields_staff_can_edit(client,
     staff = logged_in(client, role)
     form = staff.get(f"/admin/scheduling/appointment/{appointment.pk}/change/").content.decode()
     assert 'name="status"' not in form and 'name="source"' not in form
-    staff.post(f"/admin/scheduling/appointment/{appointment.pk}/change/", {
-        "patient": appointment.patient_id, "provider": appointment.provider_id,
-        "start_0": appointment.start.date(), "start_1": appointment.start.time(),
-        "end_0": appointment.end.date(), "end_1": appointment.end.time(),
-        "status": "cancelled", "source": "backfill"})
+    staff.post(
+        f"/admin/scheduling/appointment/{appointment.pk}/change/",
+        {
+            "patient": appointment.patient_id,
+            "provider": appointment.provider_id,
+            "start_0": appointment.start.date(),
+            "start_1": appointment.start.time(),
+            "end_0": appointment.end.date(),
+            "end_1": appointment.end.time(),
+            "status": "cancelled",
+            "source": "backfill",
+        },
+    )
     appointment.refresh_from_db()
     assert (appointment.status, appointment.source) == ("scheduled", "staff")
 
 
 @pytest.mark.parametrize("role", [FRONT_DESK, MANAGER])
-def test_freed_slots_and_match_logs_are_read_only_but_keep_their_actions(client, role, django_capture_on_commit_callbacks):
+def test_freed_slots_and_match_logs_are_read_only_but_keep_their_actions(
+    client, role, django_capture_on_commit_callbacks
+):
     from backfill.models import FreedSlot, MatchLog
     from clinic.factories import HighRiskPatientFactory
     from waitlist.factories import WaitlistEntryFactory

@@ -8,8 +8,8 @@ production, so a constraint violation is seen as the server would see it.
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
 from django.core.wsgi import get_wsgi_application
+from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 
 from clinic.factories import HighRiskPatientFactory, LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
@@ -49,8 +49,17 @@ schema = schemathesis.openapi.from_wsgi(
 )
 
 
-RELATED_IDS = {"id", "patient", "provider", "specialty", "location", "preferred_location", "preferred_provider",
-               "waitlist_entry", "provider_id"}
+RELATED_IDS = {
+    "id",
+    "patient",
+    "provider",
+    "specialty",
+    "location",
+    "preferred_location",
+    "preferred_provider",
+    "waitlist_entry",
+    "provider_id",
+}
 
 
 def among_existing(values):

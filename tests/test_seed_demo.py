@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from backfill.management.commands import seed_demo
 from backfill.models import FreedSlot, MatchLog, SlotOffer
-from clinic.models import Location, Patient, Provider
+from clinic.models import Patient, Provider
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 
@@ -18,12 +18,32 @@ pytestmark = pytest.mark.django_db
 
 def snapshot():
     return {
-        "providers": list(Provider.objects.order_by("email").values_list("name", "email", "specialty__name", "location__name")),
-        "patients": list(Patient.objects.order_by("email").values_list("email", "first_name", "no_show_risk", "available_days")),
-        "appointments": list(Appointment.objects.order_by("start", "provider__email", "patient__email", "status").values_list("provider__email", "patient__email", "start", "status")),
-        "waitlist": list(WaitlistEntry.objects.order_by("patient__email", "created_at").values_list("patient__email", "specialty__name", "reason", "status")),
-        "freed slots": list(FreedSlot.objects.order_by("start", "provider__email", "status").values_list("provider__email", "start", "status", "filled_by__patient__email")),
-        "match logs": list(MatchLog.objects.order_by("slot__start", "slot__provider__email", "slot__status", "rank").values_list("patient__email", "score", "outcome")),
+        "providers": list(
+            Provider.objects.order_by("email").values_list("name", "email", "specialty__name", "location__name")
+        ),
+        "patients": list(
+            Patient.objects.order_by("email").values_list("email", "first_name", "no_show_risk", "available_days")
+        ),
+        "appointments": list(
+            Appointment.objects.order_by("start", "provider__email", "patient__email", "status").values_list(
+                "provider__email", "patient__email", "start", "status"
+            )
+        ),
+        "waitlist": list(
+            WaitlistEntry.objects.order_by("patient__email", "created_at").values_list(
+                "patient__email", "specialty__name", "reason", "status"
+            )
+        ),
+        "freed slots": list(
+            FreedSlot.objects.order_by("start", "provider__email", "status").values_list(
+                "provider__email", "start", "status", "filled_by__patient__email"
+            )
+        ),
+        "match logs": list(
+            MatchLog.objects.order_by("slot__start", "slot__provider__email", "slot__status", "rank").values_list(
+                "patient__email", "score", "outcome"
+            )
+        ),
     }
 
 
@@ -91,7 +111,9 @@ def test_reset_deletes_a_clinic_in_chunks_and_what_refers_to_it(monkeypatch):
     chunks = []
     real = seed_demo.delete_all
     monkeypatch.setattr(seed_demo, "delete_all", lambda model: chunks.append(model) or real(model, chunk=40))
-    call_command("seed_demo", "--reset", "--waitlist", "100", "--patients", "10", "--days", "1", stdout=open("/dev/null", "w"))
+    call_command(
+        "seed_demo", "--reset", "--waitlist", "100", "--patients", "10", "--days", "1", stdout=open("/dev/null", "w")
+    )
     assert Patient in chunks
     assert Patient.objects.count() == 100  # the first clinic's 300 are gone, cascades and all
     assert WaitlistEntry.objects.filter(status="waiting").count() == 100
@@ -121,7 +143,9 @@ def test_it_has_two_providers_of_each_specialty_at_each_location_and_names_of_th
 
 
 def test_it_has_90_days_of_visits_cancellations_and_their_backfills_and_nobody_twice_a_day(demo):
-    days = Counter((a.patient_id, timezone.localdate(a.start)) for a in Appointment.objects.exclude(status="cancelled"))
+    days = Counter(
+        (a.patient_id, timezone.localdate(a.start)) for a in Appointment.objects.exclude(status="cancelled")
+    )
     assert max(days.values()) == 1
     today = timezone.localdate()
     past = Appointment.objects.filter(start__lt=timezone.now())

@@ -7,10 +7,10 @@ import pytest
 from django.core import mail
 
 from clinic.email import unsubscribe_token
-from scheduling.messages import queue_email
 from clinic.factories import LocationFactory, PatientFactory
 from clinic.models import OutboundEmail, Patient
 from scheduling.factories import AppointmentFactory
+from scheduling.messages import queue_email
 from waitlist.factories import WaitlistEntryFactory
 from waitlist.models import WaitlistEntry
 from waitlist.self_service import make_token
@@ -73,27 +73,46 @@ def page(entry):
 def test_the_page_shows_the_patients_waitlist(client, entry):
     text = client.get(page(entry)).content.decode()
     assert "Hello Maria" in text and str(entry.specialty) in text
-    assert 'value="mon" checked' in text.replace("\n", " ") or 'checked' in text
+    assert 'value="mon" checked' in text.replace("\n", " ") or "checked" in text
 
 
 def test_the_patient_edits_an_entry(client, entry):
     north = LocationFactory(name="Northside")
     prefix = f"e{entry.pk}"
-    response = client.post(page(entry), {
-        "action": "save", "entry": entry.pk, f"{prefix}-available_days": ["tue", "thu"],
-        f"{prefix}-time_windows": "08:00-12:00", f"{prefix}-earliest_date": "2026-12-07",
-        f"{prefix}-latest_date": "2026-12-31", f"{prefix}-preferred_location": north.pk,
-    })
+    response = client.post(
+        page(entry),
+        {
+            "action": "save",
+            "entry": entry.pk,
+            f"{prefix}-available_days": ["tue", "thu"],
+            f"{prefix}-time_windows": "08:00-12:00",
+            f"{prefix}-earliest_date": "2026-12-07",
+            f"{prefix}-latest_date": "2026-12-31",
+            f"{prefix}-preferred_location": north.pk,
+        },
+    )
     assert response.status_code == 200 and b"Saved your choices" in response.content
     entry.refresh_from_db()
     assert entry.available_days == ["tue", "thu"]
-    assert (entry.earliest_date, entry.latest_date, entry.preferred_location) == (date(2026, 12, 7), date(2026, 12, 31), north)
+    assert (entry.earliest_date, entry.latest_date, entry.preferred_location) == (
+        date(2026, 12, 7),
+        date(2026, 12, 31),
+        north,
+    )
 
 
 def test_a_bad_edit_gets_400_and_changes_nothing(client, entry):
     prefix = f"e{entry.pk}"
-    response = client.post(page(entry), {"action": "save", "entry": entry.pk, f"{prefix}-available_days": ["mon"],
-                                         f"{prefix}-earliest_date": "2026-12-31", f"{prefix}-latest_date": "2026-12-01"})
+    response = client.post(
+        page(entry),
+        {
+            "action": "save",
+            "entry": entry.pk,
+            f"{prefix}-available_days": ["mon"],
+            f"{prefix}-earliest_date": "2026-12-31",
+            f"{prefix}-latest_date": "2026-12-01",
+        },
+    )
     assert response.status_code == 400
     assert b"The latest date must not be before the earliest date." in response.content
     entry.refresh_from_db()
@@ -130,7 +149,7 @@ def test_the_patient_chooses_texts_and_consents(client, entry):
 
 
 def test_get_changes_nothing(client, entry):
-    client.get(page(entry) + "?action=leave&entry=%d" % entry.pk)
+    client.get(page(entry) + f"?action=leave&entry={entry.pk}")
     entry.refresh_from_db()
     assert entry.status == WaitlistEntry.Status.WAITING
 

@@ -40,7 +40,9 @@ class Server:
             "DATABASE_URL": database_url,
             "SECRET_KEY": os.environ["SECRET_KEY"],  # tests.settings made one for this run
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0", "CSRF_COOKIE_SECURE": "0",
+            "SECURE_SSL_REDIRECT": "0",
+            "SESSION_COOKIE_SECURE": "0",
+            "CSRF_COOKIE_SECURE": "0",
             "SECURE_HSTS_SECONDS": "0",
             "BIND": f"127.0.0.1:{self.port}",
             "STATIC_ROOT": str(Path(directory) / "static"),
@@ -59,16 +61,27 @@ class Server:
 
     def run(self, timeout=60):
         """bin/serve to its end (it refuses to start, say); returns the CompletedProcess."""
-        return subprocess.run([str(ROOT / "bin" / "serve")], cwd=ROOT, env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            [str(ROOT / "bin" / "serve")], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
 
     def start(self, timeout=60):
-        self.process = subprocess.Popen([str(ROOT / "bin" / "serve")], cwd=ROOT, env=self.env, start_new_session=True,
-                                        stdout=self.log_path.open("w"), stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [str(ROOT / "bin" / "serve")],
+            cwd=ROOT,
+            env=self.env,
+            start_new_session=True,
+            stdout=self.log_path.open("w"),
+            stderr=subprocess.STDOUT,
+        )
         wait_until(self._answers, timeout=timeout, interval=0.2, what=lambda: f"bin/serve to answer:\n{self.output()}")
         # gunicorn answers before the cluster has forked all of its processes.
-        wait_until(lambda: " running." in self.log_path.read_text(), timeout=timeout, interval=0.2,
-                   what=lambda: f"the qcluster to run:\n{self.output()}")
+        wait_until(
+            lambda: " running." in self.log_path.read_text(),
+            timeout=timeout,
+            interval=0.2,
+            what=lambda: f"the qcluster to run:\n{self.output()}",
+        )
         self.groups = self.process_groups()
         return self
 
@@ -125,7 +138,7 @@ def processes():
             text = stat.read_text()
         except OSError:  # it exited while we looked
             continue
-        fields = text[text.rindex(")") + 2:].split()
+        fields = text[text.rindex(")") + 2 :].split()
         found.append((int(stat.parent.name), int(fields[1]), int(fields[2]), fields[0]))
     return found
 
@@ -159,7 +172,7 @@ def environment_of(pid):
 
 def niceness(pid):
     stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat[stat.rindex(")") + 2:].split()[16])
+    return int(stat[stat.rindex(")") + 2 :].split()[16])
 
 
 def alive_in(groups):
@@ -239,8 +252,11 @@ def test_sigterm_stops_gunicorn_and_the_qcluster_with_all_their_processes_within
     assert sum("gunicorn" in command for command in commands) >= 3, commands  # a master and its 2 workers
     assert sum("qcluster" in command for command in commands) >= 4, commands  # sentinel, workers, monitor, pusher
     # The webhooks' own cluster runs beside it, below the bookings' CPU priority.
-    senders = [pid for pid, _, command in descendants(server.process.pid)
-               if "qcluster" in command and b"Q_CLUSTER_NAME=webhooks" in environment_of(pid)]
+    senders = [
+        pid
+        for pid, _, command in descendants(server.process.pid)
+        if "qcluster" in command and b"Q_CLUSTER_NAME=webhooks" in environment_of(pid)
+    ]
     assert senders, commands
     assert all(niceness(pid) == 10 for pid in senders)
     groups = server.groups
@@ -248,8 +264,11 @@ def test_sigterm_stops_gunicorn_and_the_qcluster_with_all_their_processes_within
     began = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     returncode = server.process.wait(timeout=STOP_WITHIN_S + 5)
-    wait_until(lambda: not alive_in(groups), timeout=max(0.5, STOP_WITHIN_S - (time.monotonic() - began)),
-               what=lambda: f"every process of bin/serve to exit: {alive_in(groups)}")
+    wait_until(
+        lambda: not alive_in(groups),
+        timeout=max(0.5, STOP_WITHIN_S - (time.monotonic() - began)),
+        what=lambda: f"every process of bin/serve to exit: {alive_in(groups)}",
+    )
 
     assert time.monotonic() - began < STOP_WITHIN_S
     assert returncode == 0, server.output()

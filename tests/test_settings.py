@@ -19,10 +19,26 @@ PROBE = (
     " 'email': s.EMAIL_BACKEND, 'debug': s.DEBUG, 'options': s.DATABASES['default'].get('OPTIONS', {})}))"
 )
 # The machine's environment without anything Backfill reads (tests/settings.py sets some).
-OURS = {"DATABASE_URL", "REDIS_URL", "EMAIL_BACKEND", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "POSTGRES_PREPARED_STATEMENTS",
-        "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS", "DB_POOL",
-        "SECURE_PROXY_SSL_HEADER", "CSRF_TRUSTED_ORIGINS", "ANYMAIL_WEBHOOK_SECRET", "DJANGO_SETTINGS_MODULE",
-        "SITE_URL", "PORT"}
+OURS = {
+    "DATABASE_URL",
+    "REDIS_URL",
+    "EMAIL_BACKEND",
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "POSTGRES_PREPARED_STATEMENTS",
+    "SECURE_SSL_REDIRECT",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_HSTS_SECONDS",
+    "DB_POOL",
+    "SECURE_PROXY_SSL_HEADER",
+    "CSRF_TRUSTED_ORIGINS",
+    "ANYMAIL_WEBHOOK_SECRET",
+    "DJANGO_SETTINGS_MODULE",
+    "SITE_URL",
+    "PORT",
+}
 CLEAN = {k: v for k, v in os.environ.items() if k not in OURS and not k.startswith("BACKFILL_")}
 A_SECRET = "a-test-secret-key-that-is-long-enough-for-django-deploy-checks-x7"
 
@@ -52,7 +68,9 @@ def test_postgresql_binds_on_the_server_and_prepares_unless_turned_off():
     url = "postgres://postgres@db.example:5432/clinic"
     options = settings_with(DATABASE_URL=url)["options"]
     assert (options["server_side_binding"], options["prepare_threshold"]) == (True, 5)
-    assert "server_side_binding" not in settings_with(DATABASE_URL=url, POSTGRES_PREPARED_STATEMENTS="false")["options"]
+    assert (
+        "server_side_binding" not in settings_with(DATABASE_URL=url, POSTGRES_PREPARED_STATEMENTS="false")["options"]
+    )
 
 
 def test_postgresql_connections_come_from_a_bounded_pool():
@@ -104,7 +122,11 @@ def test_with_nothing_set_it_is_production():
     result = run_settings(SECURITY_PROBE, SECRET_KEY=A_SECRET)
     probe = json.loads(result.stdout)
     assert probe["DEBUG"] is False
-    assert (probe["SECURE_SSL_REDIRECT"], probe["SESSION_COOKIE_SECURE"], probe["CSRF_COOKIE_SECURE"]) == (True, True, True)
+    assert (probe["SECURE_SSL_REDIRECT"], probe["SESSION_COOKIE_SECURE"], probe["CSRF_COOKIE_SECURE"]) == (
+        True,
+        True,
+        True,
+    )
     assert probe["SECURE_HSTS_SECONDS"] >= 31536000
     # Console email only prints: production sends, and never holds a built-in webhook secret.
     assert probe["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
@@ -113,12 +135,21 @@ def test_with_nothing_set_it_is_production():
 
 def test_each_security_setting_is_turned_by_its_own_variable():
     result = run_settings(
-        SECURITY_PROBE, SECRET_KEY=A_SECRET, SECURE_SSL_REDIRECT="0", SESSION_COOKIE_SECURE="0", CSRF_COOKIE_SECURE="0",
-        SECURE_HSTS_SECONDS="0", SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https",
+        SECURITY_PROBE,
+        SECRET_KEY=A_SECRET,
+        SECURE_SSL_REDIRECT="0",
+        SESSION_COOKIE_SECURE="0",
+        CSRF_COOKIE_SECURE="0",
+        SECURE_HSTS_SECONDS="0",
+        SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https",
         CSRF_TRUSTED_ORIGINS="https://clinic.example",
     )
     probe = json.loads(result.stdout)
-    assert (probe["SECURE_SSL_REDIRECT"], probe["SESSION_COOKIE_SECURE"], probe["CSRF_COOKIE_SECURE"]) == (False, False, False)
+    assert (probe["SECURE_SSL_REDIRECT"], probe["SESSION_COOKIE_SECURE"], probe["CSRF_COOKIE_SECURE"]) == (
+        False,
+        False,
+        False,
+    )
     assert probe["SECURE_HSTS_SECONDS"] == 0
     assert probe["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
     assert probe["CSRF_TRUSTED_ORIGINS"] == ["https://clinic.example"]
@@ -126,9 +157,16 @@ def test_each_security_setting_is_turned_by_its_own_variable():
 
 def test_check_deploy_is_clean_with_only_the_three_production_variables():
     result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, capture_output=True, text=True,
-        env={**CLEAN, "SECRET_KEY": A_SECRET, "ALLOWED_HOSTS": "clinic.example",
-             "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/backfill"},
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={
+            **CLEAN,
+            "SECRET_KEY": A_SECRET,
+            "ALLOWED_HOSTS": "clinic.example",
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/backfill",
+        },
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
@@ -139,4 +177,7 @@ def test_links_follow_the_port_unless_the_site_url_is_set():
     code = "import clinic.settings as s; print(s.SITE_URL)"
     assert run_settings(code, SECRET_KEY=A_SECRET, PORT="8123").stdout.strip() == "http://127.0.0.1:8123"
     assert run_settings(code, SECRET_KEY=A_SECRET).stdout.strip() == "http://127.0.0.1:8000"
-    assert run_settings(code, SECRET_KEY=A_SECRET, PORT="8123", SITE_URL="https://clinic.example/").stdout.strip() == "https://clinic.example"
+    assert (
+        run_settings(code, SECRET_KEY=A_SECRET, PORT="8123", SITE_URL="https://clinic.example/").stdout.strip()
+        == "https://clinic.example"
+    )

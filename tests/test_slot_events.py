@@ -43,7 +43,8 @@ def last(event_type):
 
 
 def test_a_backfill_reaches_the_ehr_with_the_freed_slot_the_booking_and_the_replaced_visit(
-        provider, django_capture_on_commit_callbacks):
+    provider, django_capture_on_commit_callbacks
+):
     entry = WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=provider.specialty)
     cancelled = AppointmentFactory(provider=provider)
     with receiving() as receiver:
@@ -55,7 +56,12 @@ def test_a_backfill_reaches_the_ehr_with_the_freed_slot_the_booking_and_the_repl
     slot = FreedSlot.objects.get()
     booked = Appointment.objects.get(source=Appointment.Source.BACKFILL)
     assert [body["type"] for body in bodies] == [
-        "appointment.cancelled", "slot.freed", "appointment.created", "waitlist_entry.booked", "slot.backfilled"]
+        "appointment.cancelled",
+        "slot.freed",
+        "appointment.created",
+        "waitlist_entry.booked",
+        "slot.backfilled",
+    ]
     backfilled = bodies[-1]["data"]
     assert backfilled["slot"]["id"] == slot.pk and backfilled["slot"]["status"] == "backfilled"
     assert backfilled["booked_appointment"]["id"] == booked.pk
@@ -77,8 +83,13 @@ def test_a_slot_nobody_fits_is_no_match(provider, django_capture_on_commit_callb
 
 def test_the_sweep_expiring_a_slot_says_so_once(provider):
     appointment = AppointmentFactory(provider=provider, status=Appointment.Status.CANCELLED)
-    slot = FreedSlot.objects.create(provider=provider, start=appointment.start, end=appointment.end, appointment=appointment,
-                                    status=FreedSlot.Status.NO_MATCH)
+    slot = FreedSlot.objects.create(
+        provider=provider,
+        start=appointment.start,
+        end=appointment.end,
+        appointment=appointment,
+        status=FreedSlot.Status.NO_MATCH,
+    )
     before = latest_event()
     assert tasks.sweep(now=appointment.start)["expired_slots"] == 1
     assert tasks.sweep(now=appointment.start)["expired_slots"] == 0
@@ -90,8 +101,13 @@ def test_a_slot_that_keeps_failing_is_failed(provider, settings):
     settings.BACKFILL = {**settings.BACKFILL, "MAX_ATTEMPTS": 2}
     WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=provider.specialty)
     appointment = AppointmentFactory(provider=provider, status=Appointment.Status.CANCELLED)
-    FreedSlot.objects.create(provider=provider, start=appointment.start, end=appointment.end, appointment=appointment,
-                             next_attempt_at=timezone.now())
+    FreedSlot.objects.create(
+        provider=provider,
+        start=appointment.start,
+        end=appointment.end,
+        appointment=appointment,
+        next_attempt_at=timezone.now(),
+    )
     with mock.patch("backfill.booking.rank_candidates", side_effect=RuntimeError("still broken")):
         tasks.sweep(now=timezone.now() + timedelta(hours=1))
         assert "slot.failed" not in types_since()
@@ -103,8 +119,13 @@ def test_a_slot_that_keeps_failing_is_failed(provider, settings):
 def test_booking_by_hand_is_a_backfill_the_slot_calls_manual(provider):
     entry = WaitlistEntryFactory(patient=PatientFactory(no_show_risk=0.1), specialty=provider.specialty)
     appointment = AppointmentFactory(provider=provider, status=Appointment.Status.CANCELLED)
-    slot = FreedSlot.objects.create(provider=provider, start=appointment.start, end=appointment.end, appointment=appointment,
-                                    status=FreedSlot.Status.NO_MATCH)
+    slot = FreedSlot.objects.create(
+        provider=provider,
+        start=appointment.start,
+        end=appointment.end,
+        appointment=appointment,
+        status=FreedSlot.Status.NO_MATCH,
+    )
     booked = book_entry_by_hand(slot, entry, by=User.objects.create_user("desk"))
     payload = last("slot.backfilled")
     assert payload["slot"]["status"] == "manual"
@@ -139,7 +160,12 @@ class TestOffers:
         with django_capture_on_commit_callbacks(execute=True):
             accept_offer(second)
         assert types_since(before) == [
-            "offer.declined", "appointment.created", "waitlist_entry.booked", "offer.accepted", "slot.backfilled"]
+            "offer.declined",
+            "appointment.created",
+            "waitlist_entry.booked",
+            "offer.accepted",
+            "slot.backfilled",
+        ]
         assert last("offer.declined")["offer"]["id"] == first.pk
         assert last("offer.accepted")["offer"]["status"] == "accepted"
 

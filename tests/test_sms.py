@@ -9,10 +9,10 @@ from twilio.http.response import Response as TwilioResponse
 
 from clinic import sms
 from clinic.email import send_stored_email
-from scheduling.messages import queue_email
 from clinic.factories import PatientFactory
 from clinic.models import OutboundEmail, Patient
 from scheduling.factories import AppointmentFactory
+from scheduling.messages import queue_email
 
 pytestmark = pytest.mark.django_db
 
@@ -36,15 +36,18 @@ def queued(django_capture_on_commit_callbacks, patient, kind=OutboundEmail.Kind.
     return appointment
 
 
-@pytest.mark.parametrize(("channel", "consent", "opted_out", "expected"), [
-    ("email", True, False, ["email"]),
-    ("sms", True, False, ["sms"]),
-    ("sms", False, False, ["email"]),  # no consent: email rather than silence
-    ("both", True, False, ["email", "sms"]),
-    ("both", False, False, ["email"]),
-    ("both", True, True, ["sms"]),
-    ("email", False, True, []),
-])
+@pytest.mark.parametrize(
+    ("channel", "consent", "opted_out", "expected"),
+    [
+        ("email", True, False, ["email"]),
+        ("sms", True, False, ["sms"]),
+        ("sms", False, False, ["email"]),  # no consent: email rather than silence
+        ("both", True, False, ["email", "sms"]),
+        ("both", False, False, ["email"]),
+        ("both", True, True, ["sms"]),
+        ("email", False, True, []),
+    ],
+)
 def test_it_chooses_channels_by_preference_and_consent(channel, consent, opted_out, expected):
     patient = PatientFactory.build(preferred_channel=channel, sms_consent=consent, email_opt_out=opted_out)
     assert patient.message_channels() == expected
@@ -85,13 +88,23 @@ def test_a_failed_text_stays_queued_and_is_sent_once_on_retry(django_capture_on_
     assert (text.status, text.attempts, len(sms.outbox)) == ("sent", 2, 1)
 
 
-@pytest.mark.parametrize("kind", [kind for kind in OutboundEmail.Kind.values if kind not in ("slot_offer", "slot_offer_taken")])
+@pytest.mark.parametrize(
+    "kind", [kind for kind in OutboundEmail.Kind.values if kind not in ("slot_offer", "slot_offer_taken")]
+)
 def test_every_appointment_message_fits_two_gsm_segments_with_one_short_link(kind, django_capture_on_commit_callbacks):
     patient = texter(**LONG_NAMES)
-    appointment = AppointmentFactory(patient=patient, provider__name="Dr. Bartholomew Featherstonehaugh-Smythe",
-                                     status="offered" if kind == "reassignment_offer" else "scheduled")
+    appointment = AppointmentFactory(
+        patient=patient,
+        provider__name="Dr. Bartholomew Featherstonehaugh-Smythe",
+        status="offered" if kind == "reassignment_offer" else "scheduled",
+    )
     with django_capture_on_commit_callbacks(execute=True):
-        queue_email(kind, appointment, original=appointment, slot_news="Good news! We found another patient for this time slot.")
+        queue_email(
+            kind,
+            appointment,
+            original=appointment,
+            slot_news="Good news! We found another patient for this time slot.",
+        )
     body = OutboundEmail.objects.get().text_body
     assert sms.is_gsm7(body), body
     assert sms.segments(body) <= 2, body
@@ -124,8 +137,9 @@ def test_it_counts_segments_as_carriers_do():
 
 def test_the_api_stores_a_phone_number_in_e164(staff_client):
     patient = PatientFactory()
-    response = staff_client.patch(f"/api/patients/{patient.pk}/", {"phone": "617 555 0142", "sms_consent": True},
-                                  content_type="application/json")
+    response = staff_client.patch(
+        f"/api/patients/{patient.pk}/", {"phone": "617 555 0142", "sms_consent": True}, content_type="application/json"
+    )
     assert response.status_code == 200
     assert response.json()["phone"] == "+16175550142"
     patient.refresh_from_db()
@@ -135,7 +149,9 @@ def test_the_api_stores_a_phone_number_in_e164(staff_client):
 
 def test_the_api_refuses_an_invalid_phone_number_and_changes_nothing(staff_client):
     patient = PatientFactory(phone="+16175550100")
-    response = staff_client.patch(f"/api/patients/{patient.pk}/", {"phone": "555-0100"}, content_type="application/json")
+    response = staff_client.patch(
+        f"/api/patients/{patient.pk}/", {"phone": "555-0100"}, content_type="application/json"
+    )
     assert response.status_code == 400
     assert response.json() == {"phone": ["The phone number entered is not valid."]}
     patient.refresh_from_db()
@@ -149,21 +165,29 @@ class FakeTwilioHttp(HttpClient):
         super().__init__(logger=None, is_async=False)
         self.requests = []
 
-    def request(self, method, uri, params=None, data=None, headers=None, auth=None, timeout=None, allow_redirects=False):
+    def request(
+        self, method, uri, params=None, data=None, headers=None, auth=None, timeout=None, allow_redirects=False
+    ):
         self.requests.append({"method": method, "uri": uri, "data": data, "auth": auth})
         return TwilioResponse(201, json.dumps({"sid": "SM" + "a" * 32, "status": "queued"}))
 
 
 def test_the_twilio_backend_posts_the_message_to_twilio(settings):
     http = FakeTwilioHttp()
-    sid = sms.TwilioBackend(http_client=http).send("+16175550100", "Hello", status_callback="http://testserver/sms/twilio/status/")
+    sid = sms.TwilioBackend(http_client=http).send(
+        "+16175550100", "Hello", status_callback="http://testserver/sms/twilio/status/"
+    )
 
     assert sid == "SM" + "a" * 32
     request = http.requests[0]
     assert request["method"] == "POST"
     assert request["uri"] == f"https://api.twilio.com/2010-04-01/Accounts/{settings.TWILIO_ACCOUNT_SID}/Messages.json"
-    assert request["data"] == {"To": "+16175550100", "Body": "Hello", "From": "+16175550199",
-                               "StatusCallback": "http://testserver/sms/twilio/status/"}
+    assert request["data"] == {
+        "To": "+16175550100",
+        "Body": "Hello",
+        "From": "+16175550199",
+        "StatusCallback": "http://testserver/sms/twilio/status/",
+    }
     assert request["auth"] == (settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN)
 
 
@@ -180,7 +204,9 @@ def test_a_dotted_path_names_a_backend(settings):
     assert isinstance(sms.get_backend(), sms.LocmemBackend)
 
 
-def test_the_api_lists_stored_messages_filtered_by_channel_and_patient(staff_client, django_capture_on_commit_callbacks):
+def test_the_api_lists_stored_messages_filtered_by_channel_and_patient(
+    staff_client, django_capture_on_commit_callbacks
+):
     patient = texter(preferred_channel="both")
     queued(django_capture_on_commit_callbacks, patient)
     queued(django_capture_on_commit_callbacks, PatientFactory())
@@ -190,7 +216,12 @@ def test_the_api_lists_stored_messages_filtered_by_channel_and_patient(staff_cli
 
     assert everything["count"] == 3
     [text] = texts["results"]
-    assert (text["channel"], text["patient"], text["recipient"], text["subject"]) == ("sms", patient.pk, str(patient.phone), "")
+    assert (text["channel"], text["patient"], text["recipient"], text["subject"]) == (
+        "sms",
+        patient.pk,
+        str(patient.phone),
+        "",
+    )
     assert text["body"].startswith("Backfill Clinic: a time opened up")
     assert staff_client.get("/api/messages/?channel=fax").status_code == 400
 

@@ -10,10 +10,10 @@ from twilio.request_validator import RequestValidator
 
 from backfill.models import FreedSlot, SlotOffer
 from clinic import sms
-from scheduling.messages import queue_email
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from clinic.models import InboundText, OutboundEmail, Patient
 from scheduling.factories import AppointmentFactory
+from scheduling.messages import queue_email
 from scheduling.models import Appointment
 from waitlist.factories import WaitlistEntryFactory
 from waitlist.models import WaitlistEntry
@@ -68,7 +68,9 @@ def test_a_delivery_callback_marks_the_text_delivered(client, django_capture_on_
 def test_an_undelivered_text_is_marked_bounced_with_the_error(client, django_capture_on_commit_callbacks):
     sent_text(texter(), django_capture_on_commit_callbacks)
     text = OutboundEmail.objects.get()
-    signed_post(client, STATUS_URL, {"MessageSid": text.esp_message_id, "MessageStatus": "undelivered", "ErrorCode": "30003"})
+    signed_post(
+        client, STATUS_URL, {"MessageSid": text.esp_message_id, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    )
     text.refresh_from_db()
     assert (text.status, text.last_error) == (OutboundEmail.Status.BOUNCED, "30003")
 
@@ -78,7 +80,12 @@ def test_a_bad_signature_is_refused_and_changes_nothing(client, path, django_cap
     patient = texter()
     sent_text(patient, django_capture_on_commit_callbacks)
     text = OutboundEmail.objects.get()
-    data = {"MessageSid": text.esp_message_id, "MessageStatus": "delivered", "From": str(patient.phone), "Body": "STOP"}
+    data = {
+        "MessageSid": text.esp_message_id,
+        "MessageStatus": "delivered",
+        "From": str(patient.phone),
+        "Body": "STOP",
+    }
 
     forged = signed_post(client, path, data, token="not-the-clinics-token")
     unsigned = client.post(path, data)
@@ -91,7 +98,9 @@ def test_a_bad_signature_is_refused_and_changes_nothing(client, path, django_cap
 
 @pytest.fixture
 def provider():
-    return ProviderFactory(name="Dr. Free", specialty=SpecialtyFactory(name="Orthopedic PT"), location=LocationFactory(name="Downtown"))
+    return ProviderFactory(
+        name="Dr. Free", specialty=SpecialtyFactory(name="Orthopedic PT"), location=LocationFactory(name="Downtown")
+    )
 
 
 @pytest.fixture
@@ -136,9 +145,12 @@ def test_a_retried_message_sid_is_handled_once(client, offered, django_capture_o
     assert Appointment.objects.filter(patient=offered.patient, status="scheduled").count() == 1
 
 
-def test_two_open_offers_get_a_helpful_text_and_change_nothing(client, offered, provider, django_capture_on_commit_callbacks):
-    AppointmentFactory(patient=offered.patient, provider=provider, status="offered",
-                       start=timezone.now() + timedelta(days=3))
+def test_two_open_offers_get_a_helpful_text_and_change_nothing(
+    client, offered, provider, django_capture_on_commit_callbacks
+):
+    AppointmentFactory(
+        patient=offered.patient, provider=provider, status="offered", start=timezone.now() + timedelta(days=3)
+    )
     response = reply(client, offered.patient, "YES", callbacks=django_capture_on_commit_callbacks)
 
     assert "more than one offer open" in response.content.decode()
@@ -149,8 +161,9 @@ def test_two_open_offers_get_a_helpful_text_and_change_nothing(client, offered, 
 
 def test_yes_accepts_a_reassignment_offer(client, django_capture_on_commit_callbacks):
     patient = texter()
-    appointment = sent_text(patient, django_capture_on_commit_callbacks, kind=OutboundEmail.Kind.REASSIGNMENT_OFFER,
-                            status="offered")
+    appointment = sent_text(
+        patient, django_capture_on_commit_callbacks, kind=OutboundEmail.Kind.REASSIGNMENT_OFFER, status="offered"
+    )
     reply(client, patient, "YES", callbacks=django_capture_on_commit_callbacks)
     appointment.refresh_from_db()
     assert appointment.status == Appointment.Status.CONFIRMED
@@ -158,8 +171,9 @@ def test_yes_accepts_a_reassignment_offer(client, django_capture_on_commit_callb
 
 def test_no_declines_a_reassignment_offer_and_joins_the_waitlist(client, django_capture_on_commit_callbacks):
     patient = texter()
-    appointment = sent_text(patient, django_capture_on_commit_callbacks, kind=OutboundEmail.Kind.REASSIGNMENT_OFFER,
-                            status="offered")
+    appointment = sent_text(
+        patient, django_capture_on_commit_callbacks, kind=OutboundEmail.Kind.REASSIGNMENT_OFFER, status="offered"
+    )
     reply(client, patient, "NO", callbacks=django_capture_on_commit_callbacks)
     appointment.refresh_from_db()
     assert appointment.status == Appointment.Status.CANCELLED

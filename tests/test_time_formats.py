@@ -42,8 +42,10 @@ def test_summer_time_is_named_as_such():
 
 
 def test_the_template_filters_write_the_same_and_leave_a_missing_time_blank():
-    template = Template("{% load clinic_times %}{{ when|staff_datetime }}|{{ when|patient_datetime }}|{{ none|staff_time }}|"
-                        "{% staff_range when when %}")
+    template = Template(
+        "{% load clinic_times %}{{ when|staff_datetime }}|{{ when|patient_datetime }}|{{ none|staff_time }}|"
+        "{% staff_range when when %}"
+    )
 
     text = template.render(Context({"when": MOMENT, "none": None}))
 

@@ -92,8 +92,14 @@ def test_a_slot_keeps_its_local_time_of_day_across_a_daylight_saving_change(dr_r
     waiting(dr_reyes, 0.9, time_windows=["10:00-12:00"])
     for day, utc_hour in [(datetime(2031, 3, 7).date(), 17), (datetime(2031, 3, 10).date(), 16)]:
         start = at(day, 9)
-        slot = SlotFacts(dr_reyes.pk, dr_reyes.specialty_id, dr_reyes.location_id, start, start + timedelta(minutes=45),
-                         time_zone="America/Los_Angeles")
+        slot = SlotFacts(
+            dr_reyes.pk,
+            dr_reyes.specialty_id,
+            dr_reyes.location_id,
+            start,
+            start + timedelta(minutes=45),
+            time_zone="America/Los_Angeles",
+        )
 
         ranked = rank_candidates(slot, Rules())
 
@@ -132,7 +138,9 @@ def dr_ames():
 
 
 def book(provider, start, first_name):
-    return AppointmentFactory(provider=provider, start=start, patient=PatientFactory(first_name=first_name, last_name="Test"))
+    return AppointmentFactory(
+        provider=provider, start=start, patient=PatientFactory(first_name=first_name, last_name="Test")
+    )
 
 
 def listed(client, path):
@@ -166,7 +174,10 @@ def test_every_locations_schedule_shows_each_sites_own_day_and_names_both_clocks
     assert "Evening Test" in page and "21:30–22:15" in page
     assert "Eastern Test" in page and "09:00–09:45" in page and "Midnight Test" not in page
     assert "Times are each location's own: " in page
-    assert "America/Los_Angeles (PST) at Santa Monica" in page and "Midtown" in page.split("America/New_York (EST) at ")[1]
+    assert (
+        "America/Los_Angeles (PST) at Santa Monica" in page
+        and "Midtown" in page.split("America/New_York (EST) at ")[1]
+    )
 
 
 @freeze_time("2026-11-20 12:00:00")
@@ -181,7 +192,9 @@ def test_the_apis_date_filter_gives_each_appointment_its_sites_day(staff_client,
 
 @freeze_time("2026-11-20 12:00:00")
 def test_the_api_lists_freed_slots_by_their_sites_day(staff_client, dr_reyes, django_capture_on_commit_callbacks):
-    slot = cancel(book(dr_reyes, at(NOV_23, 21) + timedelta(minutes=30), "Evening"), django_capture_on_commit_callbacks)
+    slot = cancel(
+        book(dr_reyes, at(NOV_23, 21) + timedelta(minutes=30), "Evening"), django_capture_on_commit_callbacks
+    )
 
     assert listed(staff_client, f"/api/freed-slots/?date={NOV_23}") == {slot.pk}
     assert listed(staff_client, f"/api/freed-slots/?date={NOV_23 + timedelta(days=1)}") == set()
@@ -191,11 +204,16 @@ def test_the_api_lists_freed_slots_by_their_sites_day(staff_client, dr_reyes, dj
 def test_a_provider_away_on_a_los_angeles_day_frees_no_slot_late_that_evening(staff_client, dr_reyes):
     ProviderUnavailability.objects.create(provider=dr_reyes, start_date=NOV_23, end_date=NOV_23, reason="conference")
     on_the_day = book(dr_reyes, at(NOV_23, 21) + timedelta(minutes=30), "Evening")  # Tuesday already in UTC
-    the_evening_before = book(dr_reyes, at(NOV_23 - timedelta(days=1), 21) + timedelta(minutes=30), "Sunday")  # Monday in UTC
+    the_evening_before = book(
+        dr_reyes, at(NOV_23 - timedelta(days=1), 21) + timedelta(minutes=30), "Sunday"
+    )  # Monday in UTC
 
     def cancel_by_api(appointment):
-        response = staff_client.post(f"/api/appointments/{appointment.pk}/cancel/", {"reason": "patient called"},
-                                     content_type="application/json")
+        response = staff_client.post(
+            f"/api/appointments/{appointment.pk}/cancel/",
+            {"reason": "patient called"},
+            content_type="application/json",
+        )
         return response.json()["freed_slot"]
 
     assert cancel_by_api(on_the_day) is None
@@ -211,7 +229,9 @@ def test_fhir_gives_each_sites_offset_and_searches_its_day(staff_client, dr_reye
         return staff_client.get(f"/fhir/{path}", HTTP_ACCEPT="application/fhir+json").json()
 
     assert (fhir(f"Appointment/{evening.pk}")["start"], fhir(f"Appointment/{evening.pk}")["end"]) == (
-        "2026-11-23T21:30:00-08:00", "2026-11-23T22:15:00-08:00")
+        "2026-11-23T21:30:00-08:00",
+        "2026-11-23T22:15:00-08:00",
+    )
     assert fhir(f"Appointment/{eastern.pk}")["start"] == "2026-11-23T09:00:00-05:00"
     found = fhir(f"Appointment?date={NOV_23}")
     assert {entry["resource"]["id"] for entry in found["entry"]} == {str(evening.pk), str(eastern.pk)}
@@ -219,7 +239,9 @@ def test_fhir_gives_each_sites_offset_and_searches_its_day(staff_client, dr_reye
 
 
 @freeze_time("2026-11-20 12:00:00")
-def test_the_dashboard_counts_days_on_the_chosen_sites_clock(staff_client, dr_reyes, django_capture_on_commit_callbacks):
+def test_the_dashboard_counts_days_on_the_chosen_sites_clock(
+    staff_client, dr_reyes, django_capture_on_commit_callbacks
+):
     with freeze_time(at(NOV_23, 22)):  # freed on Monday evening in Los Angeles, Tuesday in New York
         cancel(book(dr_reyes, at(NOV_23 + timedelta(days=3), 9), "Later"), django_capture_on_commit_callbacks)
     monday = f"start_date={NOV_23}&end_date={NOV_23}"
@@ -234,6 +256,7 @@ def test_the_dashboard_counts_days_on_the_chosen_sites_clock(staff_client, dr_re
 
 
 # --- Across a daylight-saving change: Los Angeles falls back on Sunday 1 November 2026 ----------
+
 
 @freeze_time("2026-10-28 12:00:00")
 def test_the_schedule_day_of_the_change_is_its_25_hours_on_the_sites_clock(staff_client, dr_reyes):
@@ -251,7 +274,9 @@ def test_the_schedule_day_of_the_change_is_its_25_hours_on_the_sites_clock(staff
 
 
 @freeze_time("2026-10-28 12:00:00")
-def test_a_9am_slot_the_day_after_the_change_books_the_patient_available_8_to_12(dr_reyes, django_capture_on_commit_callbacks):
+def test_a_9am_slot_the_day_after_the_change_books_the_patient_available_8_to_12(
+    dr_reyes, django_capture_on_commit_callbacks
+):
     morning = waiting(dr_reyes, 0.7, time_windows=["08:00-12:00"])
     waiting(dr_reyes, 0.9, time_windows=["12:00-13:00"])  # 09:00 PST is noon in New York
     appointment = book(dr_reyes, at(datetime(2026, 11, 2).date(), 9), "Holder")

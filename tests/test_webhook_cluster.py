@@ -12,7 +12,14 @@ from clinic.factories import HighRiskPatientFactory, ProviderFactory, SpecialtyF
 from clinic.models import Event, WebhookDelivery, WebhookEndpoint
 from clinic.webhooks import new_secret
 from scheduling.factories import AppointmentFactory
-from tests.processes import QCluster, current_database_url, end_other_sessions, enqueue_to_orm, enqueue_to_redis, wait_until
+from tests.processes import (
+    QCluster,
+    current_database_url,
+    end_other_sessions,
+    enqueue_to_orm,
+    enqueue_to_redis,
+    wait_until,
+)
 from tests.webhook_receiver import receiving
 from waitlist.factories import WaitlistEntryFactory
 
@@ -59,17 +66,28 @@ def test_the_booking_cluster_books_and_the_webhooks_cluster_sends_the_events(clu
         appointment.cancel("patient called in sick")
 
         slot = FreedSlot.objects.get(appointment=appointment)
-        wait_until(lambda: FreedSlot.objects.filter(pk=slot.pk, status="backfilled").exists(), timeout=15,
-                   what=lambda: f"the booking cluster to backfill:\n{booking.output()}")
+        wait_until(
+            lambda: FreedSlot.objects.filter(pk=slot.pk, status="backfilled").exists(),
+            timeout=15,
+            what=lambda: f"the booking cluster to backfill:\n{booking.output()}",
+        )
         # Every event of the cancellation and its backfill is waiting; the booking cluster sent none.
-        wait_until(lambda: Event.objects.filter(fanned_out=False).count() >= 5, timeout=10,
-                   what="the booking transaction's events to wait for their own cluster")
+        wait_until(
+            lambda: Event.objects.filter(fanned_out=False).count() >= 5,
+            timeout=10,
+            what="the booking transaction's events to wait for their own cluster",
+        )
         assert receiver.received == [] and not WebhookDelivery.objects.exists()
 
         sending = clusters(name="webhooks")
-        wait_until(lambda: not Event.objects.filter(fanned_out=False).exists()
-                   and not WebhookDelivery.objects.exclude(status="delivered").exists(), timeout=20,
-                   what=lambda: f"the webhooks' cluster to deliver:\n{sending.output()}")
+        wait_until(
+            lambda: (
+                not Event.objects.filter(fanned_out=False).exists()
+                and not WebhookDelivery.objects.exclude(status="delivered").exists()
+            ),
+            timeout=20,
+            what=lambda: f"the webhooks' cluster to deliver:\n{sending.output()}",
+        )
         bodies = [Webhook(endpoint.secret).verify(body, headers) for headers, body in receiver.received]
 
     types = [body["type"] for body in bodies]

@@ -14,13 +14,13 @@ from standardwebhooks.webhooks import Webhook
 
 from backfill import tasks
 from clinic import events, webhooks
+from clinic.factories import HighRiskPatientFactory, ProviderFactory
 from clinic.models import Event, WebhookDelivery, WebhookEndpoint
 from clinic.webhooks import new_secret
-from clinic.factories import HighRiskPatientFactory, ProviderFactory
 from scheduling.factories import AppointmentFactory
-from waitlist.factories import WaitlistEntryFactory
 from scheduling.models import Appointment
 from tests.webhook_receiver import Receiver, receiving
+from waitlist.factories import WaitlistEntryFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -47,8 +47,11 @@ def make_due():
 
 
 def test_creating_an_endpoint_answers_its_secret_once(integrator):
-    response = integrator.post("/api/webhook-endpoints/", {"url": "https://ehr.example/hooks", "events": ["*"]},
-                               content_type="application/json")
+    response = integrator.post(
+        "/api/webhook-endpoints/",
+        {"url": "https://ehr.example/hooks", "events": ["*"]},
+        content_type="application/json",
+    )
     assert response.status_code == 201
     assert response.json()["secret"].startswith("whsec_")
     listed = integrator.get(f"/api/webhook-endpoints/{response.json()['id']}/").json()
@@ -56,8 +59,11 @@ def test_creating_an_endpoint_answers_its_secret_once(integrator):
 
 
 def test_an_endpoint_refuses_unknown_event_types(integrator):
-    response = integrator.post("/api/webhook-endpoints/", {"url": "https://ehr.example/hooks", "events": ["slot.eaten"]},
-                               content_type="application/json")
+    response = integrator.post(
+        "/api/webhook-endpoints/",
+        {"url": "https://ehr.example/hooks", "events": ["slot.eaten"]},
+        content_type="application/json",
+    )
     assert response.status_code == 400
     assert "events" in response.json()
     assert not WebhookEndpoint.objects.exists()
@@ -125,11 +131,14 @@ def test_a_receiver_that_was_down_gets_everything_once_it_is_back(django_capture
         back.stop()
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"delivered"}
     assert sorted(body["data"]["appointment"]["id"] for body in verified(endpoint, back.received)) == sorted(
-        a.pk for a in appointments)
+        a.pk for a in appointments
+    )
 
 
 def test_a_later_event_of_an_object_waits_for_an_earlier_one(django_capture_on_commit_callbacks):
-    appointment = AppointmentFactory(start=timezone.now() - timedelta(hours=1), end=timezone.now() - timedelta(minutes=15))
+    appointment = AppointmentFactory(
+        start=timezone.now() - timedelta(hours=1), end=timezone.now() - timedelta(minutes=15)
+    )
     with receiving(answers=[500]) as receiver:
         endpoint = subscribe(receiver.url)
         with django_capture_on_commit_callbacks(execute=True):
@@ -167,7 +176,9 @@ def test_events_written_together_leave_out_those_of_an_undone_savepoint_and_keep
         assert not Event.objects.exclude(type="appointment.created").exists()  # written as the block ends
     written = Event.objects.exclude(type="appointment.created").order_by("pk")
     assert [(event.type, event.subject) for event in written] == [
-        ("appointment.confirmed", f"appointment:{first.pk}"), ("appointment.no_show", f"appointment:{first.pk}")]
+        ("appointment.confirmed", f"appointment:{first.pk}"),
+        ("appointment.no_show", f"appointment:{first.pk}"),
+    ]
 
 
 def test_an_error_leaving_events_written_together_lets_nothing_of_the_transaction_commit():
@@ -218,7 +229,8 @@ def test_an_endpoint_failing_for_a_day_is_disabled_and_managers_are_told(django_
     assert not endpoint.active
     assert "failed for 24 hours" in endpoint.disabled_reason
     assert [message.to for message in mail.outbox if "Webhook endpoint disabled" in message.subject] == [
-        ["manager@clinic.example"]]
+        ["manager@clinic.example"]
+    ]
 
 
 def test_events_show_the_object_as_the_api_does(integrator, django_capture_on_commit_callbacks):
@@ -230,7 +242,9 @@ def test_events_show_the_object_as_the_api_does(integrator, django_capture_on_co
     assert json.dumps(event.payload)  # plain JSON
 
 
-def test_a_long_backlog_is_sent_in_short_runs_each_asking_for_the_next(monkeypatch, django_capture_on_commit_callbacks):
+def test_a_long_backlog_is_sent_in_short_runs_each_asking_for_the_next(
+    monkeypatch, django_capture_on_commit_callbacks
+):
     # A run gives its worker back after SEND_SECONDS so backfill jobs are not stuck behind it.
     monkeypatch.setattr(webhooks, "SEND_SECONDS", 0)
     runs = []
@@ -271,7 +285,12 @@ def test_a_cancellation_and_its_backfill_ask_for_one_run_each(monkeypatch, djang
     with django_capture_on_commit_callbacks(execute=True):
         appointment.cancel("sick", by="frontdesk")
     assert set(Event.objects.values_list("type", flat=True)) >= {
-        "appointment.cancelled", "slot.freed", "appointment.created", "waitlist_entry.booked", "slot.backfilled"}
+        "appointment.cancelled",
+        "slot.freed",
+        "appointment.created",
+        "waitlist_entry.booked",
+        "slot.backfilled",
+    }
     assert len(asked) == 2
 
 

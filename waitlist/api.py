@@ -21,8 +21,17 @@ class WaitlistEntrySerializer(ExternalIds, serializers.ModelSerializer):
     class Meta:
         model = WaitlistEntry
         fields = [
-            "id", "patient", "specialty", "preferred_location", "preferred_provider", "available_days",
-            "earliest_date", "latest_date", "reason", "status", "created_at",
+            "id",
+            "patient",
+            "specialty",
+            "preferred_location",
+            "preferred_provider",
+            "available_days",
+            "earliest_date",
+            "latest_date",
+            "reason",
+            "status",
+            "created_at",
         ]
         read_only_fields = ["status", "created_at"]
         # The one-waiting-entry rule is checked by WaitlistEntry.clean() below, in the
@@ -67,5 +76,7 @@ class WaitlistEntryViewSet(
     def destroy(self, request, *args, **kwargs):
         entry = self.get_object()
         if not entry.remove() and entry.status != WaitlistEntry.Status.REMOVED:
-            raise Conflict(f"This waitlist entry is {entry.get_status_display().lower()}; only waiting entries can be removed.")
+            raise Conflict(
+                f"This waitlist entry is {entry.get_status_display().lower()}; only waiting entries can be removed."
+            )
         return Response(status=status.HTTP_204_NO_CONTENT)

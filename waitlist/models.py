@@ -27,8 +27,12 @@ class WaitlistEntry(models.Model):
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="waitlist_entries")
     specialty = models.ForeignKey(Specialty, on_delete=models.PROTECT, related_name="+")
-    preferred_location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    preferred_provider = models.ForeignKey(Provider, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    preferred_location = models.ForeignKey(
+        Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    preferred_provider = models.ForeignKey(
+        Provider, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     available_days = WeekdaysField(help_text="Days the patient can come; none ticked means any day.")
     time_windows = TimeWindowsField(help_text='e.g. "08:00-12:00, 16:00-18:30"; empty means any time.')
     earliest_date = models.DateField(null=True, blank=True)
@@ -51,7 +55,12 @@ class WaitlistEntry(models.Model):
     # The patient's insurance plan, copied for the same reason: the candidate query filters
     # on it while it walks the index, before it looks the patient up (bench/matching.py).
     insurance_plan = models.ForeignKey(
-        "clinic.InsurancePlan", null=True, blank=True, editable=False, on_delete=models.SET_NULL, related_name="+",
+        "clinic.InsurancePlan",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
         db_index=False,
     )
 
@@ -65,7 +74,9 @@ class WaitlistEntry(models.Model):
                 name="one_waiting_entry_per_patient_and_specialty",
             ),
             models.CheckConstraint(
-                condition=Q(earliest_date__isnull=True) | Q(latest_date__isnull=True) | Q(latest_date__gte=models.F("earliest_date")),
+                condition=Q(earliest_date__isnull=True)
+                | Q(latest_date__isnull=True)
+                | Q(latest_date__gte=models.F("earliest_date")),
                 name="waitlist_latest_not_before_earliest",
             ),
         ]
@@ -75,7 +86,15 @@ class WaitlistEntry(models.Model):
                 name="waitlist_rank",
             ),
             models.Index(
-                fields=["specialty", "status", "preferred_location", "-declined_first", "-no_show_risk", "created_at", "id"],
+                fields=[
+                    "specialty",
+                    "status",
+                    "preferred_location",
+                    "-declined_first",
+                    "-no_show_risk",
+                    "created_at",
+                    "id",
+                ],
                 name="waitlist_rank_by_location",
             ),
         ]
@@ -83,10 +102,32 @@ class WaitlistEntry(models.Model):
     def __str__(self):
         return f"{self.patient} waiting for {self.specialty}"
 
+    def save(self, *args, **kwargs):
+        self.no_show_risk = self.patient.no_show_risk
+        self.declined_first = self.reason == self.Reason.DECLINED_REASSIGNMENT
+        self.insurance_plan_id = self.patient.insurance_plan_id
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {
+                *kwargs["update_fields"],
+                "no_show_risk",
+                "declined_first",
+                "insurance_plan",
+                "updated_at",
+            }
+        if not self._state.adding:
+            return super().save(*args, **kwargs)
+        with transaction.atomic():  # the entry and its event commit together
+            super().save(*args, **kwargs)
+            events.record("waitlist_entry.created", self)
+
     def clean(self):
         if self.earliest_date and self.latest_date and self.latest_date < self.earliest_date:
             raise ValidationError({"latest_date": "The latest date must not be before the earliest date."})
-        if self.preferred_provider_id and self.specialty_id and self.preferred_provider.specialty_id != self.specialty_id:
+        if (
+            self.preferred_provider_id
+            and self.specialty_id
+            and self.preferred_provider.specialty_id != self.specialty_id
+        ):
             raise ValidationError({"preferred_provider": "The preferred provider practises another specialty."})
         if self.status == self.Status.WAITING and self.patient_id and self.specialty_id:
             duplicate = WaitlistEntry.objects.filter(
@@ -94,18 +135,6 @@ class WaitlistEntry(models.Model):
             ).exclude(pk=self.pk)
             if duplicate.exists():
                 raise ValidationError("This patient is already waiting for this specialty.")
-
-    def save(self, *args, **kwargs):
-        self.no_show_risk = self.patient.no_show_risk
-        self.declined_first = self.reason == self.Reason.DECLINED_REASSIGNMENT
-        self.insurance_plan_id = self.patient.insurance_plan_id
-        if kwargs.get("update_fields") is not None:
-            kwargs["update_fields"] = {*kwargs["update_fields"], "no_show_risk", "declined_first", "insurance_plan", "updated_at"}
-        if not self._state.adding:
-            return super().save(*args, **kwargs)
-        with transaction.atomic():  # the entry and its event commit together
-            super().save(*args, **kwargs)
-            events.record("waitlist_entry.created", self)
 
     @classmethod
     def defaults_from_patient(cls, patient, **fields):

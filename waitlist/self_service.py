@@ -30,7 +30,9 @@ def read_token(token):
     try:
         payload = signing.loads(token, salt=SALT, max_age=MAX_AGE_DAYS * 24 * 3600)
     except signing.SignatureExpired:
-        raise BadSelfServiceLink("This link has expired. Use the link in our latest message, or contact the clinic.") from None
+        raise BadSelfServiceLink(
+            "This link has expired. Use the link in our latest message, or contact the clinic."
+        ) from None
     except signing.BadSignature:
         raise BadSelfServiceLink("This link is not valid. It may have been altered or copied incompletely.") from None
     patient = Patient.objects.filter(pk=payload.get("p")).first()

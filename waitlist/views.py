@@ -19,8 +19,10 @@ class EntryForm(forms.ModelForm):
     class Meta:
         model = WaitlistEntry
         fields = ["earliest_date", "latest_date", "preferred_location"]
-        widgets = {"earliest_date": forms.DateInput(attrs={"type": "date"}),
-                   "latest_date": forms.DateInput(attrs={"type": "date"})}
+        widgets = {
+            "earliest_date": forms.DateInput(attrs={"type": "date"}),
+            "latest_date": forms.DateInput(attrs={"type": "date"}),
+        }
         labels = {"earliest_date": "From", "latest_date": "Until", "preferred_location": "Preferred location"}
 
     field_order = ["available_days", "time_windows", "earliest_date", "latest_date", "preferred_location"]
@@ -28,7 +30,10 @@ class EntryForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.initial.update(available_days=self.instance.available_days, time_windows=self.instance.time_windows)
-        self.fields["available_days"].label, self.fields["time_windows"].label = "Days you can come", "Times you can come"
+        self.fields["available_days"].label, self.fields["time_windows"].label = (
+            "Days you can come",
+            "Times you can come",
+        )
         self.fields["available_days"].help_text = "None ticked means any day."
         self.fields["time_windows"].help_text = 'e.g. "08:00-12:00, 16:00-18:30"; empty means any time.'
 
@@ -47,8 +52,10 @@ class ContactForm(forms.ModelForm):
 
 def entry_forms(patient, data=None, bound_entry=None):
     entries = patient.waitlist_entries.filter(status=WaitlistEntry.Status.WAITING).select_related("specialty")
-    return [(entry, EntryForm(data if entry == bound_entry else None, instance=entry, prefix=f"e{entry.pk}"))
-            for entry in entries]
+    return [
+        (entry, EntryForm(data if entry == bound_entry else None, instance=entry, prefix=f"e{entry.pk}"))
+        for entry in entries
+    ]
 
 
 @require_http_methods(["GET", "POST"])
@@ -66,9 +73,13 @@ def self_service(request, token):
         return _page(request, patient, "Offers are on again: we will tell you when a time that suits you opens up.")
     if action == "contact":
         return _contact(request, patient)
-    entry = patient.waitlist_entries.filter(pk=_int(request.POST.get("entry")), status=WaitlistEntry.Status.WAITING).first()
+    entry = patient.waitlist_entries.filter(
+        pk=_int(request.POST.get("entry")), status=WaitlistEntry.Status.WAITING
+    ).first()
     if entry is None or action not in ("save", "leave"):
-        return _page(request, patient, "That change could not be made: the entry is no longer on the waitlist.", status=400)
+        return _page(
+            request, patient, "That change could not be made: the entry is no longer on the waitlist.", status=400
+        )
     if action == "leave":
         entry.remove()
         return _page(request, patient, f"You have left the waitlist for {entry.specialty}.")
@@ -104,8 +115,15 @@ def _int(value):
 
 def _page(request, patient, message="", status=200, entries=None, contact=None):
     patient.refresh_from_db()
-    return render(request, "patient/self_service.html", {
-        "patient": patient, "message": message, "error": status >= 400,
-        "entries": entries if entries is not None else entry_forms(patient),
-        "contact": contact or ContactForm(instance=patient),
-    }, status=status)
+    return render(
+        request,
+        "patient/self_service.html",
+        {
+            "patient": patient,
+            "message": message,
+            "error": status >= 400,
+            "entries": entries if entries is not None else entry_forms(patient),
+            "contact": contact or ContactForm(instance=patient),
+        },
+        status=status,
+    )

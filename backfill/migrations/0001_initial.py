@@ -6,74 +6,150 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('clinic', '0002_initial'),
-        ('scheduling', '0002_overlap_constraints'),
-        ('waitlist', '0001_initial'),
+        ("clinic", "0002_initial"),
+        ("scheduling", "0002_overlap_constraints"),
+        ("waitlist", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='FreedSlot',
+            name="FreedSlot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('start', models.DateTimeField()),
-                ('end', models.DateTimeField()),
-                ('reason', models.CharField(blank=True, max_length=200)),
-                ('status', models.CharField(choices=[('open', 'Open'), ('backfilled', 'Backfilled'), ('no_match', 'No match'), ('expired', 'Expired'), ('manual', 'Manual'), ('failed', 'Failed')], default='open', max_length=20)),
-                ('freed_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('filled_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.TextField(blank=True)),
-                ('fill_ms', models.PositiveIntegerField(blank=True, help_text='Time from freeing to booking.', null=True)),
-                ('appointment', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='freed_slot', to='scheduling.appointment')),
-                ('filled_by', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='filled_slot', to='scheduling.appointment')),
-                ('provider', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='freed_slots', to='clinic.provider')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("start", models.DateTimeField()),
+                ("end", models.DateTimeField()),
+                ("reason", models.CharField(blank=True, max_length=200)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("open", "Open"),
+                            ("backfilled", "Backfilled"),
+                            ("no_match", "No match"),
+                            ("expired", "Expired"),
+                            ("manual", "Manual"),
+                            ("failed", "Failed"),
+                        ],
+                        default="open",
+                        max_length=20,
+                    ),
+                ),
+                ("freed_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("filled_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.TextField(blank=True)),
+                (
+                    "fill_ms",
+                    models.PositiveIntegerField(blank=True, help_text="Time from freeing to booking.", null=True),
+                ),
+                (
+                    "appointment",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="freed_slot",
+                        to="scheduling.appointment",
+                    ),
+                ),
+                (
+                    "filled_by",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="filled_slot",
+                        to="scheduling.appointment",
+                    ),
+                ),
+                (
+                    "provider",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="freed_slots", to="clinic.provider"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-freed_at', '-id'],
+                "ordering": ["-freed_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='MatchLog',
+            name="MatchLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('run', models.PositiveSmallIntegerField(help_text='Which backfill run of this slot (attempt number).')),
-                ('rank', models.PositiveSmallIntegerField()),
-                ('score', models.IntegerField()),
-                ('breakdown', models.JSONField(default=dict)),
-                ('outcome', models.CharField(choices=[('booked', 'Booked'), ('ranked_lower', 'Ranked lower'), ('below_threshold', 'Below threshold'), ('already_booked', 'Patient already booked then'), ('taken', 'Taken by another booking'), ('not_tried', 'Not tried')], max_length=20)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('entry', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='match_logs', to='waitlist.waitlistentry')),
-                ('patient', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='clinic.patient')),
-                ('slot', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='match_logs', to='backfill.freedslot')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "run",
+                    models.PositiveSmallIntegerField(help_text="Which backfill run of this slot (attempt number)."),
+                ),
+                ("rank", models.PositiveSmallIntegerField()),
+                ("score", models.IntegerField()),
+                ("breakdown", models.JSONField(default=dict)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("booked", "Booked"),
+                            ("ranked_lower", "Ranked lower"),
+                            ("below_threshold", "Below threshold"),
+                            ("already_booked", "Patient already booked then"),
+                            ("taken", "Taken by another booking"),
+                            ("not_tried", "Not tried"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "entry",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="match_logs",
+                        to="waitlist.waitlistentry",
+                    ),
+                ),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="clinic.patient"
+                    ),
+                ),
+                (
+                    "slot",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="match_logs", to="backfill.freedslot"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['slot', '-run', 'rank'],
+                "ordering": ["slot", "-run", "rank"],
             },
         ),
         migrations.AddIndex(
-            model_name='freedslot',
-            index=models.Index(fields=['status', 'start'], name='backfill_fr_status_702b39_idx'),
+            model_name="freedslot",
+            index=models.Index(fields=["status", "start"], name="backfill_fr_status_702b39_idx"),
         ),
         migrations.AddIndex(
-            model_name='freedslot',
-            index=models.Index(fields=['provider', 'start'], name='backfill_fr_provide_5eaf17_idx'),
+            model_name="freedslot",
+            index=models.Index(fields=["provider", "start"], name="backfill_fr_provide_5eaf17_idx"),
         ),
         migrations.AddIndex(
-            model_name='freedslot',
-            index=models.Index(fields=['freed_at'], name='backfill_fr_freed_a_a768ba_idx'),
+            model_name="freedslot",
+            index=models.Index(fields=["freed_at"], name="backfill_fr_freed_a_a768ba_idx"),
         ),
         migrations.AddConstraint(
-            model_name='freedslot',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'backfilled'), _negated=True), ('filled_by__isnull', False), _connector='OR'), name='backfilled_slot_has_appointment'),
+            model_name="freedslot",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "backfilled"), _negated=True), ("filled_by__isnull", False), _connector="OR"
+                ),
+                name="backfilled_slot_has_appointment",
+            ),
         ),
         migrations.AddIndex(
-            model_name='matchlog',
-            index=models.Index(fields=['slot', 'run', 'rank'], name='backfill_ma_slot_id_85eef5_idx'),
+            model_name="matchlog",
+            index=models.Index(fields=["slot", "run", "rank"], name="backfill_ma_slot_id_85eef5_idx"),
         ),
     ]

@@ -16,6 +16,9 @@ def delete_schedule(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("backfill", "0001_initial"), ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more")]
+    dependencies = [
+        ("backfill", "0001_initial"),
+        ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
+    ]
 
     operations = [migrations.RunPython(create_schedule, delete_schedule)]

@@ -6,37 +6,79 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('backfill', '0002_sweep_schedule'),
-        ('clinic', '0003_slot_offer_email_kind'),
-        ('waitlist', '0001_initial'),
+        ("backfill", "0002_sweep_schedule"),
+        ("clinic", "0003_slot_offer_email_kind"),
+        ("waitlist", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='matchlog',
-            name='outcome',
-            field=models.CharField(choices=[('booked', 'Booked'), ('ranked_lower', 'Ranked lower'), ('below_threshold', 'Below threshold'), ('already_booked', 'Patient already booked then'), ('taken', 'Taken by another booking'), ('not_tried', 'Not tried'), ('offered', 'Offered (offer mode)')], max_length=20),
+            model_name="matchlog",
+            name="outcome",
+            field=models.CharField(
+                choices=[
+                    ("booked", "Booked"),
+                    ("ranked_lower", "Ranked lower"),
+                    ("below_threshold", "Below threshold"),
+                    ("already_booked", "Patient already booked then"),
+                    ("taken", "Taken by another booking"),
+                    ("not_tried", "Not tried"),
+                    ("offered", "Offered (offer mode)"),
+                ],
+                max_length=20,
+            ),
         ),
         migrations.CreateModel(
-            name='SlotOffer',
+            name="SlotOffer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('score', models.IntegerField()),
-                ('breakdown', models.JSONField(default=dict)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('accepted', 'Accepted'), ('declined', 'Declined'), ('expired', 'Expired'), ('withdrawn', 'Withdrawn')], default='pending', max_length=20)),
-                ('sent_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('expires_at', models.DateTimeField()),
-                ('responded_at', models.DateTimeField(blank=True, null=True)),
-                ('entry', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='slot_offers', to='waitlist.waitlistentry')),
-                ('patient', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='slot_offers', to='clinic.patient')),
-                ('slot', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='offers', to='backfill.freedslot')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("score", models.IntegerField()),
+                ("breakdown", models.JSONField(default=dict)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("accepted", "Accepted"),
+                            ("declined", "Declined"),
+                            ("expired", "Expired"),
+                            ("withdrawn", "Withdrawn"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("sent_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("expires_at", models.DateTimeField()),
+                ("responded_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "entry",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="slot_offers",
+                        to="waitlist.waitlistentry",
+                    ),
+                ),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="slot_offers", to="clinic.patient"
+                    ),
+                ),
+                (
+                    "slot",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="offers", to="backfill.freedslot"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['slot', 'sent_at', 'id'],
-                'indexes': [models.Index(fields=['status', 'expires_at'], name='backfill_sl_status_3b146d_idx')],
-                'constraints': [models.UniqueConstraint(fields=('slot', 'entry'), name='one_offer_per_slot_and_entry')],
+                "ordering": ["slot", "sent_at", "id"],
+                "indexes": [models.Index(fields=["status", "expires_at"], name="backfill_sl_status_3b146d_idx")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("slot", "entry"), name="one_offer_per_slot_and_entry")
+                ],
             },
         ),
     ]

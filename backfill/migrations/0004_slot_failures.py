@@ -4,20 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('backfill', '0003_slot_offers'),
+        ("backfill", "0003_slot_offers"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='freedslot',
-            name='failures',
-            field=models.PositiveSmallIntegerField(default=0, help_text='Runs that raised; MAX_ATTEMPTS of them fail the slot.'),
+            model_name="freedslot",
+            name="failures",
+            field=models.PositiveSmallIntegerField(
+                default=0, help_text="Runs that raised; MAX_ATTEMPTS of them fail the slot."
+            ),
         ),
         migrations.AlterField(
-            model_name='freedslot',
-            name='attempts',
-            field=models.PositiveSmallIntegerField(default=0, help_text='Backfill runs of this slot.'),
+            model_name="freedslot",
+            name="attempts",
+            field=models.PositiveSmallIntegerField(default=0, help_text="Backfill runs of this slot."),
         ),
     ]

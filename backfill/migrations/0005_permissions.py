@@ -4,14 +4,19 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('backfill', '0004_slot_failures'),
+        ("backfill", "0004_slot_failures"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='freedslot',
-            options={'ordering': ['-freed_at', '-id'], 'permissions': [('view_dashboard', 'Can view the backfill dashboard'), ('view_metrics', 'Can read the Prometheus metrics')]},
+            name="freedslot",
+            options={
+                "ordering": ["-freed_at", "-id"],
+                "permissions": [
+                    ("view_dashboard", "Can view the backfill dashboard"),
+                    ("view_metrics", "Can read the Prometheus metrics"),
+                ],
+            },
         ),
     ]

@@ -5,35 +5,69 @@ from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
 FRONT_DESK = [
-    "scheduling.view_appointment", "scheduling.add_appointment", "scheduling.change_appointment",
+    "scheduling.view_appointment",
+    "scheduling.add_appointment",
+    "scheduling.change_appointment",
     "scheduling.view_providerunavailability",
-    "waitlist.view_waitlistentry", "waitlist.add_waitlistentry", "waitlist.change_waitlistentry",
+    "waitlist.view_waitlistentry",
+    "waitlist.add_waitlistentry",
+    "waitlist.change_waitlistentry",
     "waitlist.delete_waitlistentry",
-    "backfill.view_freedslot", "backfill.change_freedslot", "backfill.view_matchlog",
-    "backfill.view_slotoffer", "backfill.change_slotoffer",
-    "clinic.view_patient", "clinic.add_patient", "clinic.change_patient",
-    "clinic.view_provider", "clinic.view_location", "clinic.view_specialty",
+    "backfill.view_freedslot",
+    "backfill.change_freedslot",
+    "backfill.view_matchlog",
+    "backfill.view_slotoffer",
+    "backfill.change_slotoffer",
+    "clinic.view_patient",
+    "clinic.add_patient",
+    "clinic.change_patient",
+    "clinic.view_provider",
+    "clinic.view_location",
+    "clinic.view_specialty",
     "clinic.view_outboundemail",
 ]
 CLINIC_MANAGER = FRONT_DESK + [
-    "clinic.add_provider", "clinic.change_provider", "clinic.add_location", "clinic.change_location",
-    "clinic.add_specialty", "clinic.change_specialty",
-    "scheduling.add_providerunavailability", "scheduling.change_providerunavailability",
-    "scheduling.delete_providerunavailability", "scheduling.reassign_patients",
-    "backfill.view_dashboard", "backfill.view_metrics",
+    "clinic.add_provider",
+    "clinic.change_provider",
+    "clinic.add_location",
+    "clinic.change_location",
+    "clinic.add_specialty",
+    "clinic.change_specialty",
+    "scheduling.add_providerunavailability",
+    "scheduling.change_providerunavailability",
+    "scheduling.delete_providerunavailability",
+    "scheduling.reassign_patients",
+    "backfill.view_dashboard",
+    "backfill.view_metrics",
 ]
 INTEGRATOR = [
-    "clinic.view_location", "clinic.add_location", "clinic.change_location",
-    "clinic.view_specialty", "clinic.add_specialty", "clinic.change_specialty",
-    "clinic.view_provider", "clinic.add_provider", "clinic.change_provider",
-    "clinic.view_patient", "clinic.add_patient", "clinic.change_patient",
+    "clinic.view_location",
+    "clinic.add_location",
+    "clinic.change_location",
+    "clinic.view_specialty",
+    "clinic.add_specialty",
+    "clinic.change_specialty",
+    "clinic.view_provider",
+    "clinic.add_provider",
+    "clinic.change_provider",
+    "clinic.view_patient",
+    "clinic.add_patient",
+    "clinic.change_patient",
     "clinic.view_outboundemail",
-    "scheduling.view_appointment", "scheduling.add_appointment", "scheduling.change_appointment",
-    "scheduling.view_providerunavailability", "scheduling.reassign_patients",
-    "waitlist.view_waitlistentry", "waitlist.add_waitlistentry", "waitlist.change_waitlistentry",
+    "scheduling.view_appointment",
+    "scheduling.add_appointment",
+    "scheduling.change_appointment",
+    "scheduling.view_providerunavailability",
+    "scheduling.reassign_patients",
+    "waitlist.view_waitlistentry",
+    "waitlist.add_waitlistentry",
+    "waitlist.change_waitlistentry",
     "waitlist.delete_waitlistentry",
-    "backfill.view_freedslot", "backfill.change_freedslot", "backfill.view_matchlog",
-    "backfill.view_dashboard", "backfill.view_metrics",
+    "backfill.view_freedslot",
+    "backfill.change_freedslot",
+    "backfill.view_matchlog",
+    "backfill.view_dashboard",
+    "backfill.view_metrics",
 ]
 ROLES = {"Front desk": FRONT_DESK, "Clinic manager": CLINIC_MANAGER, "Integrator": INTEGRATOR}
 
@@ -49,7 +83,9 @@ def create_roles(apps, schema_editor):
     for name, codes in ROLES.items():
         group, _ = Group.objects.get_or_create(name=name)
         wanted = [tuple(code.split(".")) for code in codes]
-        permissions = [Permission.objects.get(content_type__app_label=app, codename=codename) for app, codename in wanted]
+        permissions = [
+            Permission.objects.get(content_type__app_label=app, codename=codename) for app, codename in wanted
+        ]
         group.permissions.set(permissions)
 
 

@@ -18,7 +18,13 @@ def create_schedule(apps, schema_editor):
     start = (first.next_run if first and first.next_run else timezone.now()) + timedelta(seconds=30)
     Schedule.objects.update_or_create(
         name="backfill-sweep-half",
-        defaults={"func": "backfill.tasks.sweep", "schedule_type": "I", "minutes": 1, "repeats": -1, "next_run": start},
+        defaults={
+            "func": "backfill.tasks.sweep",
+            "schedule_type": "I",
+            "minutes": 1,
+            "repeats": -1,
+            "next_run": start,
+        },
     )
 
 

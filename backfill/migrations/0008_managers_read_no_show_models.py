@@ -4,7 +4,6 @@ from django.db import migrations
 
 from backfill.migrations._grants import granting
 
-
 GRANTS = {"Clinic manager": ["view_noshowmodel"]}
 
 

@@ -5,11 +5,25 @@ from django.db import migrations
 from backfill.migrations._grants import granting
 
 GRANTS = {
-    "Integrator": ["view_webhookendpoint", "add_webhookendpoint", "change_webhookendpoint", "delete_webhookendpoint",
-                   "view_webhookdelivery", "change_webhookdelivery", "view_event"],
-    "Clinic manager": ["view_webhookendpoint", "add_webhookendpoint", "change_webhookendpoint",
-                       "delete_webhookendpoint", "view_webhookdelivery", "change_webhookdelivery", "view_event",
-                       "view_deliveryattempt"],
+    "Integrator": [
+        "view_webhookendpoint",
+        "add_webhookendpoint",
+        "change_webhookendpoint",
+        "delete_webhookendpoint",
+        "view_webhookdelivery",
+        "change_webhookdelivery",
+        "view_event",
+    ],
+    "Clinic manager": [
+        "view_webhookendpoint",
+        "add_webhookendpoint",
+        "change_webhookendpoint",
+        "delete_webhookendpoint",
+        "view_webhookdelivery",
+        "change_webhookdelivery",
+        "view_event",
+        "view_deliveryattempt",
+    ],
 }
 
 

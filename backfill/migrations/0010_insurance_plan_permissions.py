@@ -13,6 +13,9 @@ GRANTS = {
 
 
 class Migration(migrations.Migration):
-    dependencies = [("backfill", "0009_webhook_permissions"), ("clinic", "0010_insurance_plans_and_location_time_zones")]
+    dependencies = [
+        ("backfill", "0009_webhook_permissions"),
+        ("clinic", "0010_insurance_plans_and_location_time_zones"),
+    ]
 
     operations = [migrations.RunPython(*granting(GRANTS, "clinic"))]

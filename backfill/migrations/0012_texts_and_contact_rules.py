@@ -14,9 +14,22 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AlterField(
-            model_name='matchlog',
-            name='outcome',
-            field=models.CharField(choices=[('booked', 'Booked'), ('ranked_lower', 'Ranked lower'), ('below_threshold', 'Below threshold'), ('already_booked', 'Patient already booked then'), ('taken', 'Taken by another booking'), ('not_tried', 'Not tried'), ('offered', 'Offered (offer mode)'), ('weekly_offer_limit', 'Not offered: had the most offers a week allows (MAX_OFFERS_PER_WEEK)'), ('offers_paused', 'Not offered: offers paused after several went by (PAUSE_AFTER_DECLINES)')], max_length=20),
+            model_name="matchlog",
+            name="outcome",
+            field=models.CharField(
+                choices=[
+                    ("booked", "Booked"),
+                    ("ranked_lower", "Ranked lower"),
+                    ("below_threshold", "Below threshold"),
+                    ("already_booked", "Patient already booked then"),
+                    ("taken", "Taken by another booking"),
+                    ("not_tried", "Not tried"),
+                    ("offered", "Offered (offer mode)"),
+                    ("weekly_offer_limit", "Not offered: had the most offers a week allows (MAX_OFFERS_PER_WEEK)"),
+                    ("offers_paused", "Not offered: offers paused after several went by (PAUSE_AFTER_DECLINES)"),
+                ],
+                max_length=20,
+            ),
         ),
         migrations.RunPython(*granting(GRANTS, "clinic")),
     ]

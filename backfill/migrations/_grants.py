@@ -19,7 +19,9 @@ def granting(grants, app_label):
     """RunPython's pair for `grants` ({group name: [codename, …]}) of `app_label`'s permissions."""
 
     def permissions(apps, codenames):
-        return apps.get_model("auth", "Permission").objects.filter(content_type__app_label=app_label, codename__in=codenames)
+        return apps.get_model("auth", "Permission").objects.filter(
+            content_type__app_label=app_label, codename__in=codenames
+        )
 
     def grant(apps, schema_editor):
         make_permissions(apps)

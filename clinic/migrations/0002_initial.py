@@ -5,45 +5,63 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('clinic', '0001_initial'),
-        ('scheduling', '0001_initial'),
+        ("clinic", "0001_initial"),
+        ("scheduling", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='outboundemail',
-            name='appointment',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='emails', to='scheduling.appointment'),
+            model_name="outboundemail",
+            name="appointment",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="emails",
+                to="scheduling.appointment",
+            ),
         ),
         migrations.AddField(
-            model_name='patient',
-            name='preferred_location',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='clinic.location'),
+            model_name="patient",
+            name="preferred_location",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="clinic.location",
+            ),
         ),
         migrations.AddField(
-            model_name='provider',
-            name='location',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='providers', to='clinic.location'),
+            model_name="provider",
+            name="location",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="providers", to="clinic.location"
+            ),
         ),
         migrations.AddField(
-            model_name='provider',
-            name='specialty',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='providers', to='clinic.specialty'),
+            model_name="provider",
+            name="specialty",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="providers", to="clinic.specialty"
+            ),
         ),
         migrations.AddIndex(
-            model_name='outboundemail',
-            index=models.Index(fields=['status', 'created_at'], name='clinic_outb_status_4128c9_idx'),
+            model_name="outboundemail",
+            index=models.Index(fields=["status", "created_at"], name="clinic_outb_status_4128c9_idx"),
         ),
         migrations.AddConstraint(
-            model_name='patient',
-            constraint=models.CheckConstraint(condition=models.Q(('no_show_risk__gte', 0.0), ('no_show_risk__lte', 1.0)), name='patient_no_show_risk_0_to_1'),
+            model_name="patient",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("no_show_risk__gte", 0.0), ("no_show_risk__lte", 1.0)),
+                name="patient_no_show_risk_0_to_1",
+            ),
         ),
         migrations.AddIndex(
-            model_name='provider',
-            index=models.Index(fields=['specialty', 'active'], name='clinic_prov_special_1ad100_idx'),
+            model_name="provider",
+            index=models.Index(fields=["specialty", "active"], name="clinic_prov_special_1ad100_idx"),
         ),
     ]

@@ -4,15 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clinic', '0002_initial'),
+        ("clinic", "0002_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='outboundemail',
-            name='kind',
-            field=models.CharField(choices=[('reassignment_offer', 'Reassignment offer'), ('backfill_confirmation', 'Backfill confirmation'), ('waitlist_notice', 'Waitlist notice'), ('decline_confirmation', 'Decline confirmation'), ('accept_confirmation', 'Accept confirmation'), ('cancel_confirmation', 'Cancellation confirmation'), ('slot_offer', 'Slot offer'), ('slot_offer_taken', 'Slot offer taken')], max_length=40),
+            model_name="outboundemail",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("reassignment_offer", "Reassignment offer"),
+                    ("backfill_confirmation", "Backfill confirmation"),
+                    ("waitlist_notice", "Waitlist notice"),
+                    ("decline_confirmation", "Decline confirmation"),
+                    ("accept_confirmation", "Accept confirmation"),
+                    ("cancel_confirmation", "Cancellation confirmation"),
+                    ("slot_offer", "Slot offer"),
+                    ("slot_offer_taken", "Slot offer taken"),
+                ],
+                max_length=40,
+            ),
         ),
     ]

@@ -4,17 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clinic', '0003_slot_offer_email_kind'),
+        ("clinic", "0003_slot_offer_email_kind"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PendingJob',
+            name="PendingJob",
             fields=[
-                ('name', models.CharField(max_length=100, primary_key=True, serialize=False)),
-                ('requested_at', models.DateTimeField()),
+                ("name", models.CharField(max_length=100, primary_key=True, serialize=False)),
+                ("requested_at", models.DateTimeField()),
             ],
         ),
     ]

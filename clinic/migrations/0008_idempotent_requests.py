@@ -5,28 +5,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clinic', '0007_webhooks'),
+        ("clinic", "0007_webhooks"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='IdempotentRequest',
+            name="IdempotentRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('caller', models.CharField(help_text="A digest of the caller's credentials.", max_length=64)),
-                ('key', models.CharField(max_length=200)),
-                ('method', models.CharField(max_length=10)),
-                ('path', models.CharField(max_length=300)),
-                ('body_digest', models.CharField(max_length=64)),
-                ('status_code', models.PositiveSmallIntegerField(blank=True, help_text='Empty while it is being handled.', null=True)),
-                ('response_body', models.BinaryField(blank=True, default=b'')),
-                ('content_type', models.CharField(blank=True, max_length=100)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("caller", models.CharField(help_text="A digest of the caller's credentials.", max_length=64)),
+                ("key", models.CharField(max_length=200)),
+                ("method", models.CharField(max_length=10)),
+                ("path", models.CharField(max_length=300)),
+                ("body_digest", models.CharField(max_length=64)),
+                (
+                    "status_code",
+                    models.PositiveSmallIntegerField(
+                        blank=True, help_text="Empty while it is being handled.", null=True
+                    ),
+                ),
+                ("response_body", models.BinaryField(blank=True, default=b"")),
+                ("content_type", models.CharField(blank=True, max_length=100)),
+                ("created_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('caller', 'key'), name='one_request_per_caller_and_key')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("caller", "key"), name="one_request_per_caller_and_key")
+                ],
             },
         ),
     ]

@@ -4,15 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clinic', '0010_insurance_plans_and_location_time_zones'),
+        ("clinic", "0010_insurance_plans_and_location_time_zones"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='outboundemail',
-            name='kind',
-            field=models.CharField(choices=[('reassignment_offer', 'Reassignment offer'), ('backfill_confirmation', 'Backfill confirmation'), ('waitlist_notice', 'Waitlist notice'), ('decline_confirmation', 'Decline confirmation'), ('accept_confirmation', 'Accept confirmation'), ('cancel_confirmation', 'Cancellation confirmation'), ('clinic_cancellation', 'Cancelled by the clinic'), ('slot_offer', 'Slot offer'), ('slot_offer_taken', 'Slot offer taken')], max_length=40),
+            model_name="outboundemail",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("reassignment_offer", "Reassignment offer"),
+                    ("backfill_confirmation", "Backfill confirmation"),
+                    ("waitlist_notice", "Waitlist notice"),
+                    ("decline_confirmation", "Decline confirmation"),
+                    ("accept_confirmation", "Accept confirmation"),
+                    ("cancel_confirmation", "Cancellation confirmation"),
+                    ("clinic_cancellation", "Cancelled by the clinic"),
+                    ("slot_offer", "Slot offer"),
+                    ("slot_offer_taken", "Slot offer taken"),
+                ],
+                max_length=40,
+            ),
         ),
     ]

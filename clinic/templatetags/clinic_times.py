@@ -7,7 +7,6 @@ from clinic import times
 register = template.Library()
 
 
-
 def _blank_for_none(format_):
     def filter_(value):
         return "" if value in (None, "") else format_(value)
@@ -15,7 +14,15 @@ def _blank_for_none(format_):
     return filter_
 
 
-for name in ("staff_time", "staff_date", "staff_datetime", "patient_date", "patient_time", "patient_datetime", "patient_short"):
+for name in (
+    "staff_time",
+    "staff_date",
+    "staff_datetime",
+    "patient_date",
+    "patient_time",
+    "patient_datetime",
+    "patient_short",
+):
     register.filter(name, _blank_for_none(getattr(times, name)))
 
 

@@ -6,52 +6,118 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('clinic', '0001_initial'),
+        ("clinic", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Appointment',
+            name="Appointment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('start', models.DateTimeField()),
-                ('end', models.DateTimeField()),
-                ('status', models.CharField(choices=[('scheduled', 'Scheduled'), ('offered', 'Offered'), ('confirmed', 'Confirmed'), ('cancelled', 'Cancelled'), ('completed', 'Completed'), ('no_show', 'No-show')], default='scheduled', max_length=20)),
-                ('source', models.CharField(choices=[('staff', 'Staff'), ('api', 'API'), ('reassignment', 'Reassignment'), ('backfill', 'Backfill')], default='staff', max_length=20)),
-                ('cancel_reason', models.CharField(blank=True, max_length=200)),
-                ('cancelled_by', models.CharField(blank=True, max_length=100)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('cancelled_at', models.DateTimeField(blank=True, null=True)),
-                ('patient', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='appointments', to='clinic.patient')),
-                ('provider', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='appointments', to='clinic.provider')),
-                ('replaces', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='scheduling.appointment')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("start", models.DateTimeField()),
+                ("end", models.DateTimeField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("scheduled", "Scheduled"),
+                            ("offered", "Offered"),
+                            ("confirmed", "Confirmed"),
+                            ("cancelled", "Cancelled"),
+                            ("completed", "Completed"),
+                            ("no_show", "No-show"),
+                        ],
+                        default="scheduled",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("staff", "Staff"),
+                            ("api", "API"),
+                            ("reassignment", "Reassignment"),
+                            ("backfill", "Backfill"),
+                        ],
+                        default="staff",
+                        max_length=20,
+                    ),
+                ),
+                ("cancel_reason", models.CharField(blank=True, max_length=200)),
+                ("cancelled_by", models.CharField(blank=True, max_length=100)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("cancelled_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="appointments", to="clinic.patient"
+                    ),
+                ),
+                (
+                    "provider",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="appointments", to="clinic.provider"
+                    ),
+                ),
+                (
+                    "replaces",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="scheduling.appointment",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['start', 'provider_id'],
-                'indexes': [models.Index(fields=['provider', 'start'], name='scheduling__provide_27e599_idx'), models.Index(fields=['patient', 'start'], name='scheduling__patient_440426_idx'), models.Index(fields=['status', 'start'], name='scheduling__status_eebe41_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('end__gt', models.F('start'))), name='appointment_ends_after_start')],
+                "ordering": ["start", "provider_id"],
+                "indexes": [
+                    models.Index(fields=["provider", "start"], name="scheduling__provide_27e599_idx"),
+                    models.Index(fields=["patient", "start"], name="scheduling__patient_440426_idx"),
+                    models.Index(fields=["status", "start"], name="scheduling__status_eebe41_idx"),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("end__gt", models.F("start"))), name="appointment_ends_after_start"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ProviderUnavailability',
+            name="ProviderUnavailability",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('start_date', models.DateField()),
-                ('end_date', models.DateField()),
-                ('reason', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('provider', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='unavailabilities', to='clinic.provider')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("start_date", models.DateField()),
+                ("end_date", models.DateField()),
+                ("reason", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                (
+                    "provider",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="unavailabilities",
+                        to="clinic.provider",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'provider unavailabilities',
-                'ordering': ['-start_date'],
-                'indexes': [models.Index(fields=['provider', 'start_date', 'end_date'], name='scheduling__provide_f85d28_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('end_date__gte', models.F('start_date'))), name='unavailability_end_not_before_start')],
+                "verbose_name_plural": "provider unavailabilities",
+                "ordering": ["-start_date"],
+                "indexes": [
+                    models.Index(fields=["provider", "start_date", "end_date"], name="scheduling__provide_f85d28_idx")
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("end_date__gte", models.F("start_date"))),
+                        name="unavailability_end_not_before_start",
+                    )
+                ],
             },
         ),
     ]

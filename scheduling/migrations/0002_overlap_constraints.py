@@ -16,7 +16,9 @@ POSTGRES_FORWARD = ["CREATE EXTENSION IF NOT EXISTS btree_gist"] + [
         WHERE (status <> 'cancelled')"""
     for party in PARTIES
 ]
-POSTGRES_BACKWARD = [f"ALTER TABLE scheduling_appointment DROP CONSTRAINT appointment_{party}_overlap" for party in PARTIES]
+POSTGRES_BACKWARD = [
+    f"ALTER TABLE scheduling_appointment DROP CONSTRAINT appointment_{party}_overlap" for party in PARTIES
+]
 
 
 def sqlite_trigger(party, event):
@@ -31,7 +33,9 @@ def sqlite_trigger(party, event):
 
 
 SQLITE_FORWARD = [sqlite_trigger(party, event) for party in PARTIES for event in ("insert", "update")]
-SQLITE_BACKWARD = [f"DROP TRIGGER appointment_{party}_overlap_{event}" for party in PARTIES for event in ("insert", "update")]
+SQLITE_BACKWARD = [
+    f"DROP TRIGGER appointment_{party}_overlap_{event}" for party in PARTIES for event in ("insert", "update")
+]
 
 
 def run(statements_by_vendor):

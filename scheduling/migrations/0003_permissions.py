@@ -4,14 +4,17 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('scheduling', '0002_overlap_constraints'),
+        ("scheduling", "0002_overlap_constraints"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='providerunavailability',
-            options={'ordering': ['-start_date'], 'permissions': [('reassign_patients', 'Can mark a provider unavailable and reassign their patients')], 'verbose_name_plural': 'provider unavailabilities'},
+            name="providerunavailability",
+            options={
+                "ordering": ["-start_date"],
+                "permissions": [("reassign_patients", "Can mark a provider unavailable and reassign their patients")],
+                "verbose_name_plural": "provider unavailabilities",
+            },
         ),
     ]

@@ -5,34 +5,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('scheduling', '0004_single_line_text'),
+        ("scheduling", "0004_single_line_text"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='NoShowModel',
+            name="NoShowModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('trained_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('algorithm', models.CharField(max_length=40)),
-                ('training_rows', models.PositiveIntegerField(help_text='Older visits it learned from.')),
-                ('heldout_rows', models.PositiveIntegerField(help_text='Newest visits kept back to score it.')),
-                ('features', models.JSONField(default=list)),
-                ('auc', models.FloatField(verbose_name='held-out AUC')),
-                ('brier', models.FloatField(verbose_name='held-out Brier score')),
-                ('base_rate', models.FloatField(verbose_name='held-out no-show rate')),
-                ('metrics', models.JSONField(default=dict)),
-                ('typical_visit', models.JSONField(default=dict)),
-                ('sklearn_version', models.CharField(max_length=20)),
-                ('estimator', models.BinaryField()),
-                ('scored_at', models.DateTimeField(blank=True, null=True)),
-                ('patients_scored', models.PositiveIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("trained_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("algorithm", models.CharField(max_length=40)),
+                ("training_rows", models.PositiveIntegerField(help_text="Older visits it learned from.")),
+                ("heldout_rows", models.PositiveIntegerField(help_text="Newest visits kept back to score it.")),
+                ("features", models.JSONField(default=list)),
+                ("auc", models.FloatField(verbose_name="held-out AUC")),
+                ("brier", models.FloatField(verbose_name="held-out Brier score")),
+                ("base_rate", models.FloatField(verbose_name="held-out no-show rate")),
+                ("metrics", models.JSONField(default=dict)),
+                ("typical_visit", models.JSONField(default=dict)),
+                ("sklearn_version", models.CharField(max_length=20)),
+                ("estimator", models.BinaryField()),
+                ("scored_at", models.DateTimeField(blank=True, null=True)),
+                ("patients_scored", models.PositiveIntegerField(default=0)),
             ],
             options={
-                'verbose_name': 'no-show model',
-                'ordering': ['-trained_at', '-id'],
+                "verbose_name": "no-show model",
+                "ordering": ["-trained_at", "-id"],
             },
         ),
     ]

@@ -21,8 +21,13 @@ def create_schedule(apps, schema_editor):
     Schedule = apps.get_model("django_q", "Schedule")
     Schedule.objects.update_or_create(
         name="no-show-model-nightly",
-        defaults={"func": "scheduling.no_show.train_nightly", "kwargs": TASK_OPTIONS, "schedule_type": "D", "repeats": -1,
-                  "next_run": next_night()},
+        defaults={
+            "func": "scheduling.no_show.train_nightly",
+            "kwargs": TASK_OPTIONS,
+            "schedule_type": "D",
+            "repeats": -1,
+            "next_run": next_night(),
+        },
     )
 
 
@@ -31,6 +36,9 @@ def delete_schedule(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("scheduling", "0005_no_show_model"), ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more")]
+    dependencies = [
+        ("scheduling", "0005_no_show_model"),
+        ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
+    ]
 
     operations = [migrations.RunPython(create_schedule, delete_schedule)]

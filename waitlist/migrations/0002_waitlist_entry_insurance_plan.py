@@ -5,16 +5,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clinic', '0010_insurance_plans_and_location_time_zones'),
-        ('waitlist', '0001_initial'),
+        ("clinic", "0010_insurance_plans_and_location_time_zones"),
+        ("waitlist", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='waitlistentry',
-            name='insurance_plan',
-            field=models.ForeignKey(blank=True, db_index=False, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='clinic.insuranceplan'),
+            model_name="waitlistentry",
+            name="insurance_plan",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                editable=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="clinic.insuranceplan",
+            ),
         ),
     ]

@@ -11,11 +11,10 @@ whatever qcluster is serving the queue; the command waits for its outcome.
 import time
 from datetime import datetime, timedelta
 
-from backfill.demo_scenarios import ProviderSick
-
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from backfill.demo_scenarios import ProviderSick
 from backfill.models import FreedSlot
 from clinic.models import Location, Patient, Provider, Specialty
 from scheduling.models import Appointment
@@ -42,7 +41,9 @@ class Command(BaseCommand):
         slot = self.wait_for_outcome(slot, wait)
         self.stdout.write(f"Freed slot {slot.pk}: {slot.get_status_display()}")
         if slot.filled_by_id:
-            self.stdout.write(self.style.SUCCESS(f"Auto-backfilled with patient {slot.filled_by.patient_id} ({slot.fill_ms} ms)"))
+            self.stdout.write(
+                self.style.SUCCESS(f"Auto-backfilled with patient {slot.filled_by.patient_id} ({slot.fill_ms} ms)")
+            )
         for log in slot.match_logs.order_by("-run", "rank"):
             self.stdout.write(f"  #{log.rank} patient {log.patient_id}: {log.score} {log.breakdown} -> {log.outcome}")
 
@@ -62,14 +63,21 @@ class Command(BaseCommand):
                 for hour in range(8, 18):
                     start = timezone.make_aware(datetime.combine(day, datetime.min.time().replace(hour=hour)))
                     busy = Appointment.objects.overlapping(start, start + timedelta(minutes=45))
-                    if not busy.filter(provider=provider).exists() and not (patient and busy.filter(patient=patient).exists()):
+                    if not busy.filter(provider=provider).exists() and not (
+                        patient and busy.filter(patient=patient).exists()
+                    ):
                         return start
             day += timedelta(days=1)
 
     def book(self, provider, patient):
         start = self.next_free_start(provider, patient)
-        return Appointment.book(patient=patient, provider=provider, start=start, end=start + timedelta(minutes=45),
-                                source=Appointment.Source.STAFF)
+        return Appointment.book(
+            patient=patient,
+            provider=provider,
+            start=start,
+            end=start + timedelta(minutes=45),
+            source=Appointment.Source.STAFF,
+        )
 
     def high_risk(self):
         provider = Provider.objects.filter(active=True, specialty__name="Orthopedic PT").first()
@@ -77,8 +85,13 @@ class Command(BaseCommand):
             raise CommandError("Run seed_demo first.")
         patient, _ = Patient.objects.get_or_create(
             email="pat.waitlist.001@mail.example",
-            defaults={"first_name": "Pat", "last_name": "Waitlist", "no_show_risk": 0.85,
-                      "no_show_risk_source": Patient.RiskSource.MANUAL, "preferred_location": provider.location},
+            defaults={
+                "first_name": "Pat",
+                "last_name": "Waitlist",
+                "no_show_risk": 0.85,
+                "no_show_risk_source": Patient.RiskSource.MANUAL,
+                "preferred_location": provider.location,
+            },
         )
         WaitlistEntry.objects.filter(patient=patient, status=WaitlistEntry.Status.WAITING).delete()
         WaitlistEntry.defaults_from_patient(patient, specialty=provider.specialty).save()

@@ -21,34 +21,143 @@ from scheduling.demo_history import add_demo_history
 from scheduling.models import Appointment, ProviderUnavailability
 from waitlist.models import WaitlistEntry
 
-LOCATIONS = [("Downtown", "120 Main St, Springfield", "(555) 010-2000"),
-             ("Northside", "48 Oak Ave, Springfield", "(555) 010-3000"),
-             ("Riverside", "7 Quay Rd, Springfield", "(555) 010-4000")]
-INSURANCE_PLANS = [("Aetna Choice POS II", "Aetna"), ("Blue Cross PPO", "Blue Cross Blue Shield"),
-                   ("Medicare Part B", "Medicare"), ("UnitedHealthcare Choice Plus", "UnitedHealthcare")]
+LOCATIONS = [
+    ("Downtown", "120 Main St, Springfield", "(555) 010-2000"),
+    ("Northside", "48 Oak Ave, Springfield", "(555) 010-3000"),
+    ("Riverside", "7 Quay Rd, Springfield", "(555) 010-4000"),
+]
+INSURANCE_PLANS = [
+    ("Aetna Choice POS II", "Aetna"),
+    ("Blue Cross PPO", "Blue Cross Blue Shield"),
+    ("Medicare Part B", "Medicare"),
+    ("UnitedHealthcare Choice Plus", "UnitedHealthcare"),
+]
 SPECIALTIES = ["Orthopedic PT", "Sports Rehab", "Neurological PT", "Pediatric PT"]
 # Patients and providers are drawn from separate names, so nobody on the schedule can be
 # mistaken for someone else, and no two patients share a full name (up to 572 of them).
-FIRST_NAMES = ["Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Isla", "Jon", "Kira", "Liam", "Maya",
-               "Noah", "Olga", "Priya", "Quinn", "Rosa", "Sam", "Tara", "Umar", "Vera", "Will", "Xin", "Yara", "Zane"]
-LAST_NAMES = ["Adams", "Brown", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "Hughes", "Ito", "Jensen", "Khan",
-              "Lopez", "Miller", "Nguyen", "Okafor", "Patel", "Quinn", "Rossi", "Smith", "Tanaka", "Usman", "Vargas"]
-PROVIDER_FIRST_NAMES = ["Alice", "Bruno", "Carmen", "Daniel", "Esther", "Felix", "Gloria", "Henry", "Irene", "Julian",
-                        "Karen", "Louis", "Monica", "Nathan", "Ophelia", "Peter", "Rachel", "Simon", "Teresa", "Victor"]
-PROVIDER_LAST_NAMES = ["Abbott", "Bishop", "Castillo", "Dawson", "Ellison", "Fontaine", "Gallagher", "Holloway",
-                       "Iverson", "Jablonski", "Kowalski", "Lindqvist", "Moreau", "Novak", "Ortega", "Pritchard",
-                       "Quintero", "Sorensen", "Thornton", "Whitaker"]
+FIRST_NAMES = [
+    "Ava",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Isla",
+    "Jon",
+    "Kira",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Will",
+    "Xin",
+    "Yara",
+    "Zane",
+]
+LAST_NAMES = [
+    "Adams",
+    "Brown",
+    "Chen",
+    "Diaz",
+    "Evans",
+    "Fischer",
+    "Garcia",
+    "Hughes",
+    "Ito",
+    "Jensen",
+    "Khan",
+    "Lopez",
+    "Miller",
+    "Nguyen",
+    "Okafor",
+    "Patel",
+    "Quinn",
+    "Rossi",
+    "Smith",
+    "Tanaka",
+    "Usman",
+    "Vargas",
+]
+PROVIDER_FIRST_NAMES = [
+    "Alice",
+    "Bruno",
+    "Carmen",
+    "Daniel",
+    "Esther",
+    "Felix",
+    "Gloria",
+    "Henry",
+    "Irene",
+    "Julian",
+    "Karen",
+    "Louis",
+    "Monica",
+    "Nathan",
+    "Ophelia",
+    "Peter",
+    "Rachel",
+    "Simon",
+    "Teresa",
+    "Victor",
+]
+PROVIDER_LAST_NAMES = [
+    "Abbott",
+    "Bishop",
+    "Castillo",
+    "Dawson",
+    "Ellison",
+    "Fontaine",
+    "Gallagher",
+    "Holloway",
+    "Iverson",
+    "Jablonski",
+    "Kowalski",
+    "Lindqvist",
+    "Moreau",
+    "Novak",
+    "Ortega",
+    "Pritchard",
+    "Quintero",
+    "Sorensen",
+    "Thornton",
+    "Whitaker",
+]
 # Share of a provider's hours booked: a busy clinic with room left for backfills and colleagues.
 FORWARD_FILL = 0.55
 TIME_WINDOWS = [[], [], [], ["08:00-12:00"], ["12:00-17:00"], ["16:00-19:00"], ["08:00-10:00", "15:00-18:00"]]
-DOMAIN_MODELS = [SlotOffer, MatchLog, FreedSlot, OutboundEmail, WaitlistEntry, Appointment, ProviderUnavailability, Patient,
-                 Provider, InsurancePlan, Specialty, Location]
+DOMAIN_MODELS = [
+    SlotOffer,
+    MatchLog,
+    FreedSlot,
+    OutboundEmail,
+    WaitlistEntry,
+    Appointment,
+    ProviderUnavailability,
+    Patient,
+    Provider,
+    InsurancePlan,
+    Specialty,
+    Location,
+]
 # The demo's logins, one per role (SPEC 10). Their passwords are made when the demo is built,
 # and exist only in a database this command built: never a built-in password.
 DEMO_LOGINS = [("frontdesk", "Front desk"), ("manager", "Clinic manager"), ("ehr", "Integrator")]
 
 
-TEXTS_TOO = {"preferred_channel": Patient.Channel.BOTH, "sms_consent": True, "sms_consent_source": Patient.ConsentSource.STAFF}
+TEXTS_TOO = {
+    "preferred_channel": Patient.Channel.BOTH,
+    "sms_consent": True,
+    "sms_consent_source": Patient.ConsentSource.STAFF,
+}
 
 
 class Command(BaseCommand):
@@ -56,15 +165,23 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--seed", type=int, default=42)
-        parser.add_argument("--providers", type=int, default=24,
-                            help="spread over every location and specialty; 24 gives two of each specialty at each site")
+        parser.add_argument(
+            "--providers",
+            type=int,
+            default=24,
+            help="spread over every location and specialty; 24 gives two of each specialty at each site",
+        )
         parser.add_argument("--patients", type=int, default=400)
-        parser.add_argument("--waitlist", type=int, default=50, help="waiting entries (needs as many patients; more are made)")
+        parser.add_argument(
+            "--waitlist", type=int, default=50, help="waiting entries (needs as many patients; more are made)"
+        )
         parser.add_argument("--days", type=int, default=14, help="days of appointments from today")
         parser.add_argument("--history-days", type=int, default=90, help="days of past visits, for the no-show model")
         parser.add_argument("--reset", action="store_true", help="delete the clinic's data first")
         parser.add_argument("--if-empty", action="store_true", help="do nothing if the clinic already has data")
-        parser.add_argument("--logins-file", help="also write the demo logins to this file (bin/run keeps them in .demo/)")
+        parser.add_argument(
+            "--logins-file", help="also write the demo logins to this file (bin/run keeps them in .demo/)"
+        )
 
     def handle(self, *args, **options):
         if Location.objects.exists():
@@ -131,7 +248,9 @@ class DemoClinic:
         self.insurance_rng.setstate(rng.getstate())
 
     def build(self, options):
-        locations = [Location.objects.create(name=name, address=address, phone=phone) for name, address, phone in LOCATIONS]
+        locations = [
+            Location.objects.create(name=name, address=address, phone=phone) for name, address, phone in LOCATIONS
+        ]
         specialties = [Specialty.objects.create(name=name) for name in SPECIALTIES]
         plans = [InsurancePlan.objects.create(name=name, payer=payer) for name, payer in INSURANCE_PLANS]
         providers = self.providers(options["providers"], locations, specialties)
@@ -140,9 +259,15 @@ class DemoClinic:
         patients = self.patients(patient_count, locations, plans)
         appointments = self.appointments(providers, patients, options["days"])
         entries = self.waitlist(patients, specialties, providers, options["waitlist"])
-        return {"locations": len(locations), "specialties": len(specialties), "insurance plans": len(plans),
-                "providers": len(providers),
-                "patients": len(patients), "appointments": appointments, "waitlist entries": entries}
+        return {
+            "locations": len(locations),
+            "specialties": len(specialties),
+            "insurance plans": len(plans),
+            "providers": len(providers),
+            "patients": len(patients),
+            "appointments": appointments,
+            "waitlist entries": entries,
+        }
 
     def names(self, firsts, lasts, count):
         """`count` full names, all different while the lists allow, in a seeded order."""
@@ -157,9 +282,14 @@ class DemoClinic:
         providers = []
         for index, (first, last) in enumerate(self.names(PROVIDER_FIRST_NAMES, PROVIDER_LAST_NAMES, count)):
             location, specialty = pairs[index % len(pairs)]
-            providers.append(Provider(
-                name=f"Dr. {first} {last}", email=f"provider{index + 1}@clinic.example", specialty=specialty, location=location,
-            ))
+            providers.append(
+                Provider(
+                    name=f"Dr. {first} {last}",
+                    email=f"provider{index + 1}@clinic.example",
+                    specialty=specialty,
+                    location=location,
+                )
+            )
         return Provider.objects.bulk_create(providers)
 
     def accepted_plans(self, providers, plans):
@@ -177,19 +307,23 @@ class DemoClinic:
         rng, patients = self.rng, []
         for index, (first, last) in enumerate(self.names(FIRST_NAMES, LAST_NAMES, count)):
             days = sorted(rng.sample(range(5), rng.choice([0, 2, 3, 3, 4, 5])))
-            patients.append(Patient(
-                first_name=first, last_name=last,
-                email=f"patient{index + 1}@mail.example", phone=f"+1617555{index % 10000:04d}",
-                preferred_location=rng.choice(locations + [None]),
-                available_days=[WEEKDAYS[day] for day in days],
-                preferred_times=rng.choice(TIME_WINDOWS),
-                no_show_risk=round(rng.betavariate(2, 2.5), 2),
-                email_opt_out=rng.random() < 0.02,
-                # One in six pays for themselves.
-                insurance_plan=None if self.insurance_rng.random() < 1 / 6 else self.insurance_rng.choice(plans),
-                # One patient in three also gets texts, so the messages page shows both kinds.
-                **(TEXTS_TOO if index % 3 == 0 else {}),
-            ))
+            patients.append(
+                Patient(
+                    first_name=first,
+                    last_name=last,
+                    email=f"patient{index + 1}@mail.example",
+                    phone=f"+1617555{index % 10000:04d}",
+                    preferred_location=rng.choice(locations + [None]),
+                    available_days=[WEEKDAYS[day] for day in days],
+                    preferred_times=rng.choice(TIME_WINDOWS),
+                    no_show_risk=round(rng.betavariate(2, 2.5), 2),
+                    email_opt_out=rng.random() < 0.02,
+                    # One in six pays for themselves.
+                    insurance_plan=None if self.insurance_rng.random() < 1 / 6 else self.insurance_rng.choice(plans),
+                    # One patient in three also gets texts, so the messages page shows both kinds.
+                    **(TEXTS_TOO if index % 3 == 0 else {}),
+                )
+            )
         return Patient.objects.bulk_create(patients, batch_size=5000)
 
     def appointments(self, providers, patients, days):
@@ -208,11 +342,18 @@ class DemoClinic:
                         continue
                     busy.add((patient.pk, day))
                     start = timezone.make_aware(datetime.combine(day, time(hour)))
-                    appointments.append(Appointment(
-                        patient=patient, provider=provider, start=start, end=start + timedelta(minutes=45),
-                        status=Appointment.Status.CONFIRMED if rng.random() < 0.3 else Appointment.Status.SCHEDULED,
-                        source=rng.choice([Appointment.Source.STAFF, Appointment.Source.API]),
-                    ))
+                    appointments.append(
+                        Appointment(
+                            patient=patient,
+                            provider=provider,
+                            start=start,
+                            end=start + timedelta(minutes=45),
+                            status=Appointment.Status.CONFIRMED
+                            if rng.random() < 0.3
+                            else Appointment.Status.SCHEDULED,
+                            source=rng.choice([Appointment.Source.STAFF, Appointment.Source.API]),
+                        )
+                    )
         Appointment.objects.bulk_create(appointments, batch_size=5000)
         return len(appointments)
 
@@ -221,16 +362,26 @@ class DemoClinic:
         # ranking copies (risk, declined_first) are filled in here.
         rng, entries = self.rng, []
         now = timezone.now()
-        reasons = [WaitlistEntry.Reason.STAFF] * 5 + [WaitlistEntry.Reason.PATIENT_REQUEST] * 3 + [
-            WaitlistEntry.Reason.LOW_MATCH, WaitlistEntry.Reason.DECLINED_REASSIGNMENT]
+        reasons = (
+            [WaitlistEntry.Reason.STAFF] * 5
+            + [WaitlistEntry.Reason.PATIENT_REQUEST] * 3
+            + [WaitlistEntry.Reason.LOW_MATCH, WaitlistEntry.Reason.DECLINED_REASSIGNMENT]
+        )
         for patient in rng.sample(patients, count):
             reason = rng.choice(reasons)
-            entries.append(WaitlistEntry(
-                patient=patient, specialty=rng.choice(specialties), preferred_location=patient.preferred_location,
-                available_days=patient.available_days, time_windows=patient.preferred_times, reason=reason,
-                created_at=now - timedelta(minutes=rng.randint(10, 60 * 24 * 30)),
-                no_show_risk=patient.no_show_risk, declined_first=reason == WaitlistEntry.Reason.DECLINED_REASSIGNMENT,
-                insurance_plan_id=patient.insurance_plan_id,
-            ))
+            entries.append(
+                WaitlistEntry(
+                    patient=patient,
+                    specialty=rng.choice(specialties),
+                    preferred_location=patient.preferred_location,
+                    available_days=patient.available_days,
+                    time_windows=patient.preferred_times,
+                    reason=reason,
+                    created_at=now - timedelta(minutes=rng.randint(10, 60 * 24 * 30)),
+                    no_show_risk=patient.no_show_risk,
+                    declined_first=reason == WaitlistEntry.Reason.DECLINED_REASSIGNMENT,
+                    insurance_plan_id=patient.insurance_plan_id,
+                )
+            )
         WaitlistEntry.objects.bulk_create(entries, batch_size=5000)
         return len(entries)
