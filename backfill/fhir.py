@@ -6,10 +6,18 @@ absences) and Appointments, with the same authentication and permissions as the 
 Backfill's own ids are the resources' ids; an external id set by an integrator appears as an
 identifier. Resources are plain dicts in FHIR's JSON; the tests validate every one with
 the fhir.resources library.
+
+A search filters, sorts, counts and pages in SQL: a page reads `_count` rows (one more, to
+know whether a next page follows) and `total` is one COUNT, so a search costs what the API's
+list does at any history size. As FHIR's search rules ask, a parameter the server does not
+know is ignored (and left out of the `self` link) unless the client sends
+`Prefer: handling=strict` (docs/integrators.md, "FHIR").
 """
 
+import re
 from datetime import date
 from functools import partial
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import Q
@@ -28,6 +36,8 @@ from scheduling.models import Appointment, ProviderUnavailability
 
 FHIR_VERSION = "4.0.1"
 PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+LAST_PAGE = 1_000_000  # keeps the SQL offset a number every database takes
 APPOINTMENT_STATUS = {
     Appointment.Status.SCHEDULED: "booked",
     Appointment.Status.CONFIRMED: "booked",
@@ -44,6 +54,11 @@ SEARCH_PARAMETERS = {
     "Slot": ["schedule", "start", "status"],
     "Appointment": ["patient", "practitioner", "date", "status", "identifier"],
 }
+# What every search takes besides its resource's own parameters: the page size, whether to
+# count (`_total=none` spares the COUNT), `_summary=count` for the count alone, and the page.
+RESULT_PARAMETERS = ("_count", "_total", "_summary", "page")
+# Backfill's ids are ASCII digits; str.isdigit() also passes "²", which int() refuses.
+ID = re.compile(r"[0-9]{1,18}")
 
 
 class FhirRenderer(JSONRenderer):
@@ -192,12 +207,17 @@ def appointment_resource(appointment):
 # --- Search parameters -----------------------------------------------------------------------
 
 
+def as_id(raw):
+    """An id from a URL or a reference, or None when it cannot be one of ours."""
+    return int(raw) if ID.fullmatch(raw) else None
+
+
 def reference_id(value, resource_type):
     """'Patient/12' or '12' -> 12."""
-    raw = value.split("/", 1)[1] if value.startswith(f"{resource_type}/") else value
-    if not raw.isdigit():
+    number = as_id(value.removeprefix(f"{resource_type}/"))
+    if number is None:
         raise SearchError(f"'{value}' is not a {resource_type} reference such as {resource_type}/12.")
-    return int(raw)
+    return number
 
 
 PREFIXES = {"eq", "ge", "le", "gt", "lt"}
@@ -256,6 +276,71 @@ def identifier_filter(values):
     return Q(external_id__in=[value.split("|")[-1] for value in values])
 
 
+# --- Paging ---------------------------------------------------------------------------------
+
+
+def prefers_strict(request):
+    """`Prefer: handling=strict` (RFC 7240, FHIR's search rules): an unknown parameter is an
+    error instead of being ignored."""
+    preferences = request.headers.get("Prefer", "").split(",")
+    return any(preference.split(";")[0].strip().lower() == "handling=strict" for preference in preferences)
+
+
+def bounded(raw, default, low, high):
+    number = as_id(raw) if raw is not None else None
+    return default if number is None else max(low, min(number, high))
+
+
+class Search:
+    """One search request: the parameters the resource understands, and which page of how many."""
+
+    def __init__(self, query, resource_type):
+        understood = {*SEARCH_PARAMETERS[resource_type], *RESULT_PARAMETERS}
+        self.params = query.copy()
+        for name in set(query) - understood:
+            del self.params[name]
+        self.ignored = sorted(set(query) - understood)
+        self.count = bounded(query.get("_count"), PAGE_SIZE, 0, MAX_PAGE_SIZE)
+        self.page = bounded(query.get("page"), 1, 1, LAST_PAGE)
+        self.count_only = self.count == 0 or query.get("_summary") == "count"
+        # "estimate" is answered exactly: a COUNT in SQL is cheap enough (docs/integrators.md)
+        self.wants_total = self.count_only or query.get("_total") != "none"
+
+    @property
+    def offset(self):
+        return (self.page - 1) * self.count
+
+    def link(self, relation, base, page):
+        """The search as understood (ignored parameters left out), at `page`."""
+        pairs = [
+            (name, value) for name, values in self.params.lists() if name not in ("_count", "page") for value in values
+        ]
+        return {"relation": relation, "url": f"{base}?{urlencode([*pairs, ('_count', self.count), ('page', page)])}"}
+
+
+def bundle(request, search, resources, total, more):
+    base = request.build_absolute_uri(request.path)
+    links = [search.link("self", base, search.page)]
+    if search.page > 1 and not search.count_only:
+        links.append(search.link("previous", base, search.page - 1))
+    if more:
+        links.append(search.link("next", base, search.page + 1))
+    result = {"resourceType": "Bundle", "type": "searchset"}
+    if total is not None:
+        result["total"] = total
+    result["link"] = links
+    if resources:
+        result["entry"] = [
+            {
+                "fullUrl": f"{request.build_absolute_uri('/fhir/')}{resource['resourceType']}/{resource['id']}",
+                "resource": resource,
+                "search": {"mode": "match"},
+            }
+            for resource in resources
+        ]
+    return result
+
+
 # --- Views -----------------------------------------------------------------------------------
 
 
@@ -271,62 +356,43 @@ class FhirView(APIView):
 
     @extend_schema(exclude=True)
     def get(self, request, pk=None):
-        unknown = set(request.query_params) - set(SEARCH_PARAMETERS[self.resource_type]) - {"_count", "page"}
-        if unknown:
-            return outcome(400, "error", "not-supported", f"Unknown search parameter: {', '.join(sorted(unknown))}.")
         if pk is not None:
             found = self.read(pk)
             if found is None:
                 return outcome(404, "error", "not-found", f"{self.resource_type}/{pk} is not known.")
             return Response(found)
+        search = Search(request.query_params, self.resource_type)
+        if search.ignored and prefers_strict(request):
+            return outcome(400, "error", "not-supported", f"Unknown search parameter: {', '.join(search.ignored)}.")
         try:
-            resources = self.search(request.query_params)
+            found = self.matches(search.params)
+            resources, more = ([], False) if search.count_only else self.page(found, search.offset, search.count)
+            total = self.total(found) if search.wants_total else None
         except SearchError as error:
             return outcome(400, "error", "invalid", str(error))
-        return Response(bundle(request, resources))
+        return Response(bundle(request, search, resources, total, more))
 
     def read(self, pk):
-        if not str(pk).isdigit():
-            return None
-        obj = self.get_queryset().filter(pk=int(pk)).first()
+        number = as_id(pk)
+        obj = self.get_queryset().filter(pk=number).first() if number is not None else None
         return type(self).to_resource(obj) if obj else None
 
-    def search(self, params):
-        return [type(self).to_resource(obj) for obj in self.get_queryset().filter(self.filters(params))]
+    def matches(self, params):
+        """The rows the search finds, filtered and sorted in SQL, not yet read."""
+        return self.get_queryset().filter(self.filters(params))
+
+    def page(self, found, offset, count):
+        """The resources of one page, and whether another follows: one more row is read to know."""
+        rows = list(found[offset : offset + count + 1])
+        return [type(self).to_resource(obj) for obj in rows[:count]], len(rows) > count
+
+    def total(self, found):
+        return found.count()
 
     def filters(self, params):
         if "identifier" in params:
             return identifier_filter(params.getlist("identifier"))
         return Q()
-
-
-def bundle(request, resources):
-    try:
-        count = max(1, min(int(request.query_params.get("_count", PAGE_SIZE)), 200))
-        page = max(1, int(request.query_params.get("page", 1)))
-    except ValueError:
-        count, page = PAGE_SIZE, 1
-    shown = resources[(page - 1) * count : page * count]
-    base = request.build_absolute_uri(request.path)
-    result = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(resources),
-        "link": [{"relation": "self", "url": request.build_absolute_uri()}],
-        "entry": [
-            {
-                "fullUrl": f"{request.build_absolute_uri('/fhir/')}{resource['resourceType']}/{resource['id']}",
-                "resource": resource,
-                "search": {"mode": "match"},
-            }
-            for resource in shown
-        ],
-    }
-    if page * count < len(resources):
-        query = request.query_params.copy()
-        query["page"] = str(page + 1)
-        result["link"].append({"relation": "next", "url": f"{base}?{query.urlencode()}"})
-    return result
 
 
 class PatientFhir(FhirView):
@@ -366,16 +432,15 @@ class SlotFhir(FhirView):
     queryset = FreedSlot.objects.order_by("start", "pk")
 
     def read(self, pk):
-        kind, _, number = str(pk).partition("-")
-        if not number.isdigit():
+        kind, _, raw = str(pk).partition("-")
+        number = as_id(raw)
+        if number is None:
             return None
         if kind == "freed":
-            slot = self.free_slots().filter(pk=int(number)).first()
+            slot = self.free_slots().filter(pk=number).first()
             return free_slot_resource(slot) if slot else None
         if kind == "absence":
-            absence = (
-                ProviderUnavailability.objects.select_related("provider__location").filter(pk=int(number)).first()
-            )
+            absence = self.absences().filter(pk=number).first()
             return absence_slot_resource(absence) if absence else None
         return None
 
@@ -386,27 +451,38 @@ class SlotFhir(FhirView):
             .order_by("start", "pk")
         )
 
-    def search(self, params):
+    def absences(self):
+        return ProviderUnavailability.objects.select_related("provider__location").order_by("start_date", "pk")
+
+    def matches(self, params):
+        """Free slots first, then absences: two queries, paged as one list."""
         statuses = set(params.getlist("status")) or {"free", "busy-unavailable"}
         if statuses - {"free", "busy-unavailable"}:
             raise SearchError("Slot status is free or busy-unavailable.")
         providers = [reference_id(value, "Schedule") for value in params.getlist("schedule")]
-        found = []
+        free, absences = FreedSlot.objects.none(), ProviderUnavailability.objects.none()
         if "free" in statuses:
-            slots = self.free_slots().filter(date_filters(params.getlist("start"), "start"))
-            if providers:
-                slots = slots.filter(provider_id__in=providers)
-            found += [free_slot_resource(slot) for slot in slots]
+            free = self.free_slots().filter(date_filters(params.getlist("start"), "start"))
         if "busy-unavailable" in statuses:
-            absences = (
-                ProviderUnavailability.objects.filter(absence_filters(params.getlist("start")))
-                .select_related("provider__location")
-                .order_by("start_date", "pk")
-            )
-            if providers:
-                absences = absences.filter(provider_id__in=providers)
-            found += [absence_slot_resource(absence) for absence in absences]
-        return found
+            absences = self.absences().filter(absence_filters(params.getlist("start")))
+        if providers:
+            free, absences = free.filter(provider_id__in=providers), absences.filter(provider_id__in=providers)
+        return free, absences
+
+    def page(self, found, offset, count):
+        free, absences = found
+        slots = list(free[offset : offset + count + 1])
+        if len(slots) > count:
+            return [free_slot_resource(slot) for slot in slots[:count]], True
+        # The free slots end on this page (or before it): absences follow them.
+        skipped = max(0, offset - free.count()) if not slots else 0
+        rest = list(absences[skipped : skipped + count + 1 - len(slots)])
+        resources = [free_slot_resource(slot) for slot in slots] + [absence_slot_resource(one) for one in rest]
+        return resources[:count], len(resources) > count
+
+    def total(self, found):
+        free, absences = found
+        return free.count() + absences.count()
 
 
 class AppointmentFhir(FhirView):
@@ -425,9 +501,8 @@ class AppointmentFhir(FhirView):
         for value in params.getlist("status"):
             ours = [status for status, code in APPOINTMENT_STATUS.items() if code in value.split(",")]
             if not ours:
-                raise SearchError(
-                    f"'{value}' is not an appointment status: use {', '.join(sorted(set(APPOINTMENT_STATUS.values())))}."
-                )
+                codes = ", ".join(sorted(set(APPOINTMENT_STATUS.values())))
+                raise SearchError(f"'{value}' is not an appointment status: use {codes}.")
             query &= Q(status__in=ours)
         return query
 
