@@ -299,6 +299,7 @@ def webhook_cluster(args, redis):
     env = {
         **django_environment(DATABASE, redis, Q_WORKERS=args.workers, Q_POLL=args.poll),
         "Q_CLUSTER_NAME": "webhooks",
+        "WEBHOOK_ALLOW_PRIVATE": "1",  # the receiver listens on loopback
     }
     log = RESULTS / "logs" / f"qcluster-webhooks-{args.broker}-{int(args.rate)}.log"
     process = subprocess.Popen(

@@ -222,7 +222,7 @@ class WebhookEndpointAdmin(ClinicModelAdmin):
 
 class DeliveryAttemptInline(admin.TabularInline):
     model = DeliveryAttempt
-    fields = ["attempted_at", "status_code", "duration_ms", "response_excerpt", "error"]
+    fields = ["attempted_at", "status_code", "duration_ms", "error"]
     readonly_fields = fields
     extra = 0
     can_delete = False

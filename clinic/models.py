@@ -10,7 +10,7 @@ from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
 
 from clinic.fields import TimeWindowsField, WeekdaysField
-from clinic.validators import single_line, time_zone_name
+from clinic.validators import outside_url, single_line, time_zone_name
 
 
 def default_time_zone():
@@ -423,7 +423,7 @@ class Event(models.Model):
 class WebhookEndpoint(models.Model):
     """An integrator's URL that receives events, signed with its own secret (Standard Webhooks)."""
 
-    url = models.URLField(max_length=500)
+    url = models.URLField(max_length=500, validators=[outside_url])
     events = models.JSONField(default=list, help_text='Event types, or ["*"] for all.')
     active = models.BooleanField(default=True)
     description = models.CharField(max_length=200, blank=True)
@@ -493,12 +493,12 @@ class WebhookDelivery(models.Model):
 
 
 class DeliveryAttempt(models.Model):
-    """One POST to an endpoint and what it answered, kept for the admin."""
+    """One POST to an endpoint: its status code or why no answer came, kept for the admin."""
 
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
     attempted_at = models.DateTimeField(default=timezone.now)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_excerpt = models.CharField(max_length=500, blank=True)
+    # A class of failure ("connection refused", "timed out"), never the receiver's answer.
     error = models.CharField(max_length=300, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
 

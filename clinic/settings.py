@@ -378,6 +378,9 @@ REST_FRAMEWORK["NUM_PROXIES"] = env_int("PROXY_COUNT", 0) or None
 # every delivery failed for this long is disabled.
 WEBHOOK_RETRY_HOURS = env_int("WEBHOOK_RETRY_HOURS", 24)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+# Webhook URLs may name loopback and private addresses only with this on: for the demo and
+# tests whose receiver runs on this machine. `check --deploy` refuses it (clinic/checks.py).
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
 # While events keep coming, a run waits this long between its passes, to send a burst's
 # events in one pass (bench/latency.py --webhook 1).
 WEBHOOK_BATCH_SECONDS = float(os.environ.get("WEBHOOK_BATCH_SECONDS", "0.5"))

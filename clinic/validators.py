@@ -2,8 +2,11 @@
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.deconstruct import deconstructible
+
+from clinic.addresses import AddressRefused, check_url
 
 
 @deconstructible
@@ -32,3 +35,12 @@ def time_zone_name(value):
         raise ValidationError(
             f'"{value}" is not a time zone; use an IANA name such as "America/Los_Angeles".', code="time_zone"
         ) from None
+
+
+def outside_url(value):
+    """A URL the server may POST to: http(s), no credentials, not an internal address
+    (clinic/addresses.py; WEBHOOK_ALLOW_PRIVATE lets the demo's and tests' loopback through)."""
+    try:
+        check_url(str(value), allow_private=settings.WEBHOOK_ALLOW_PRIVATE)
+    except AddressRefused as refused:
+        raise ValidationError(refused.reason, code="url_refused") from None

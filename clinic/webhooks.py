@@ -10,6 +10,11 @@ A failed delivery is retried with exponential backoff (30 s, 1, 2, 4... min, at 
 apart) for WEBHOOK_RETRY_HOURS, then marked failed; an endpoint whose every delivery failed
 for that long is disabled and the clinic managers are told. The sweep asks for the job
 whenever a retry is due, so a receiver, broker or worker that was down loses nothing.
+
+Each connection goes only to an address checked right before it (clinic.addresses: never an
+internal one unless WEBHOOK_ALLOW_PRIVATE), redirects are not followed (a 3xx is a failed
+delivery), and the delivery log keeps the status code or a generic error class, never what
+the receiver answered: the log must not turn the server into a probe of other hosts.
 """
 
 import base64
@@ -17,8 +22,8 @@ import http.client
 import json
 import logging
 import secrets
+import ssl
 import time
-import urllib.parse
 from datetime import timedelta
 
 from django.conf import settings
@@ -29,6 +34,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from clinic.addresses import AddressRefused, HostNotFound, check_url, checked_addresses, connect, default_port
 from clinic.models import DeliveryAttempt, Event, PendingJob, WebhookDelivery, WebhookEndpoint
 from clinic.queue import enqueue, enqueue_unless_pending, started
 
@@ -191,6 +197,19 @@ def body_of(event):
     )
 
 
+def pinned_connection(url, addresses, timeout):
+    """An http.client connection whose TCP connection goes only to the addresses checked for
+    it (DNS rebinding: the name is not resolved again); the Host header, TLS's SNI and the
+    certificate check keep the URL's name."""
+    kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+    connection = kind(url.hostname, url.port, timeout=timeout)
+    # http.client opens its socket through this attribute (HTTPConnection.connect).
+    connection._create_connection = lambda _address, timeout, source_address=None: connect(
+        addresses, timeout, source_address
+    )
+    return connection
+
+
 class Poster:
     """One endpoint's sending for one run: the signer made once, and one connection kept
     open between POSTs when the receiver allows it (each new one is a TCP, maybe TLS, setup)."""
@@ -198,7 +217,6 @@ class Poster:
     def __init__(self, endpoint):
         self.endpoint = endpoint
         self.signer = Webhook(endpoint.secret)
-        self.url = urllib.parse.urlsplit(endpoint.url)
         self.connection = None
 
     def headers(self, event, body, at):
@@ -211,7 +229,7 @@ class Poster:
         }
 
     def post(self, body, headers):
-        """(status code, the start of the answer); raises OSError or HTTPException when no answer came."""
+        """The status code; raises OSError, AddressRefused or HTTPException when no answer came."""
         reused = self.connection is not None
         try:
             return self._post(body, headers)
@@ -223,24 +241,47 @@ class Poster:
             # repeat is harmless: receivers drop it by its webhook-id.
             return self._post(body, headers)
 
+    def open(self):
+        """A new connection, to an address checked now: the URL's name may resolve elsewhere
+        than when the endpoint was saved."""
+        allow_private = settings.WEBHOOK_ALLOW_PRIVATE
+        url = check_url(self.endpoint.url, allow_private=allow_private, resolve=False)
+        addresses = checked_addresses(url.hostname, url.port or default_port(url.scheme), allow_private=allow_private)
+        return url, pinned_connection(url, addresses, settings.WEBHOOK_TIMEOUT_SECONDS)
+
     def _post(self, body, headers):
         if self.connection is None:
-            if self.url.scheme not in ("http", "https") or not self.url.hostname:
-                raise ValueError(f"not an http(s) URL: {self.url.geturl()}")
-            kind = http.client.HTTPSConnection if self.url.scheme == "https" else http.client.HTTPConnection
-            self.connection = kind(self.url.hostname, self.url.port, timeout=settings.WEBHOOK_TIMEOUT_SECONDS)
+            self.url, self.connection = self.open()
         path = (self.url.path or "/") + (f"?{self.url.query}" if self.url.query else "")
         self.connection.request("POST", path, body=body.encode(), headers=headers)
         response = self.connection.getresponse()
-        answer = response.read(65536)
+        response.read(65536)  # read, to keep the connection; never kept
         if not response.isclosed():  # a long answer: not worth reading to keep the connection
             self.close()
-        return response.status, answer[:500].decode(errors="replace")
+        return response.status
 
     def close(self):
         if self.connection is not None:
             self.connection.close()
             self.connection = None
+
+
+def failure_class(failure):
+    """What the delivery log says of a POST that got no answer: a class, not the details
+    (which would tell what listens where)."""
+    if isinstance(failure, AddressRefused):
+        return failure.kind
+    if isinstance(failure, HostNotFound):
+        return "host not found"
+    if isinstance(failure, ssl.SSLError):
+        return "TLS error"
+    if isinstance(failure, TimeoutError):
+        return "timed out"
+    if isinstance(failure, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(failure, http.client.HTTPException):
+        return "bad HTTP answer"
+    return "connection failed"
 
 
 def attempt(poster, delivery, delivered):
@@ -249,20 +290,15 @@ def attempt(poster, delivery, delivered):
     event = delivery.event
     body = body_of(event)
     at = timezone.now()
-    status_code, excerpt, error = None, "", ""
+    status_code, error = None, ""
     began = time.monotonic()
     try:
-        status_code, excerpt = poster.post(body, poster.headers(event, body, at))
+        status_code = poster.post(body, poster.headers(event, body, at))
     except (OSError, ValueError, http.client.HTTPException) as failure:  # refused, timed out, unreachable, bad URL
-        error = f"{type(failure).__name__}: {failure}"[:300]
+        error = failure_class(failure)
     duration_ms = int((time.monotonic() - began) * 1000)
     kept = DeliveryAttempt(
-        delivery=delivery,
-        attempted_at=at,
-        status_code=status_code,
-        response_excerpt=excerpt[:500],
-        error=error,
-        duration_ms=duration_ms,
+        delivery=delivery, attempted_at=at, status_code=status_code, error=error, duration_ms=duration_ms
     )
     if status_code is not None and 200 <= status_code < 300:
         delivered.append(kept)
@@ -313,7 +349,7 @@ def record_failed(delivery, kept):
         delivery.endpoint_id,
         delivery.event_id,
         delivery.attempts,
-        kept.status_code or kept.error.split(":")[0],
+        kept.status_code or kept.error,
         kept.duration_ms,
     )
 

@@ -38,6 +38,8 @@ OURS = {
     "DJANGO_SETTINGS_MODULE",
     "SITE_URL",
     "PORT",
+    "WEBHOOK_ALLOW_PRIVATE",
+    "PROXY_COUNT",
 }
 CLEAN = {k: v for k, v in os.environ.items() if k not in OURS and not k.startswith("BACKFILL_")}
 A_SECRET = "a-test-secret-key-that-is-long-enough-for-django-deploy-checks-x7"
@@ -181,3 +183,21 @@ def test_links_follow_the_port_unless_the_site_url_is_set():
         run_settings(code, SECRET_KEY=A_SECRET, PORT="8123", SITE_URL="https://clinic.example/").stdout.strip()
         == "https://clinic.example"
     )
+
+
+def test_check_deploy_refuses_webhooks_to_internal_addresses():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={
+            **CLEAN,
+            "SECRET_KEY": A_SECRET,
+            "ALLOWED_HOSTS": "clinic.example",
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/backfill",
+            "WEBHOOK_ALLOW_PRIVATE": "1",
+        },
+    )
+    assert result.returncode != 0
+    assert "(clinic.E001) WEBHOOK_ALLOW_PRIVATE is on" in result.stderr
