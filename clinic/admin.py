@@ -199,15 +199,19 @@ class InboundTextAdmin(ClinicModelAdmin):
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(ClinicModelAdmin):
-    list_display = ["url", "description", "events", "active", "failing_since", "disabled_reason"]
+    list_display = ["url", "description", "events", "active", "owner", "failing_since", "disabled_reason"]
     list_filter = ["active"]
     search_fields = ["url", "description"]
-    readonly_fields = ["created_at", "failing_since", "disabled_reason"]
-    fields = ["url", "events", "active", "description", "created_at", "failing_since", "disabled_reason"]
+    readonly_fields = ["owner", "created_at", "failing_since", "disabled_reason"]
+    fields = ["url", "events", "active", "description", "owner", "created_at", "failing_since", "disabled_reason"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).visible_to(request.user)
 
     def save_model(self, request, obj, form, change):
         if not change:
             obj.secret = new_secret()
+            obj.owner = request.user
         if change and "active" in form.changed_data and obj.active:
             obj.failing_since, obj.disabled_reason = None, ""  # turned back on: a fresh start
         super().save_model(request, obj, form, change)
@@ -234,8 +238,13 @@ class DeliveryAttemptInline(admin.TabularInline):
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ClinicModelAdmin):
     list_display = ["event_type", "event_subject", "endpoint", "status", "attempts", "next_attempt_at", "delivered_at"]
-    list_filter = ["status", "endpoint", "event__type"]
+    # Only the endpoints this account sees are offered as filters.
+    list_filter = ["status", ("endpoint", admin.RelatedOnlyFieldListFilter), "event__type"]
     list_select_related = ["event", "endpoint"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(endpoint__in=WebhookEndpoint.objects.visible_to(request.user))
+
     readonly_fields = ["endpoint", "event", "status", "attempts", "next_attempt_at", "delivered_at", "created_at"]
     inlines = [DeliveryAttemptInline]
     actions = ["resend_failed"]

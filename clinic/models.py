@@ -420,10 +420,28 @@ class Event(models.Model):
         return f"evt_{self.pk}"
 
 
+class WebhookEndpointQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """An account's own endpoints; every endpoint for a clinic manager (the permission)."""
+        if user.has_perm("clinic.manage_every_webhookendpoint"):
+            return self
+        return self.filter(owner=user) if user.is_authenticated else self.none()
+
+
 class WebhookEndpoint(models.Model):
     """An integrator's URL that receives events, signed with its own secret (Standard Webhooks)."""
 
     url = models.URLField(max_length=500, validators=[outside_url])
+    # The account that made it: an integrator sees and changes only its own. Empty for
+    # endpoints made before endpoints had owners, which only clinic managers see.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="webhook_endpoints",
+        editable=False,
+    )
     events = models.JSONField(default=list, help_text='Event types, or ["*"] for all.')
     active = models.BooleanField(default=True)
     description = models.CharField(max_length=200, blank=True)
@@ -435,8 +453,11 @@ class WebhookEndpoint(models.Model):
     # A sender claims the endpoint while it sends, so its events go out one at a time, in order.
     claimed_until = models.DateTimeField(null=True, blank=True)
 
+    objects = WebhookEndpointQuerySet.as_manager()
+
     class Meta:
         ordering = ["url"]
+        permissions = [("manage_every_webhookendpoint", "Can see and change every account's webhook endpoints")]
 
     def __str__(self):
         return self.description or self.url

@@ -26,11 +26,26 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         help_text='Event types to receive, or ["*"] for all.',
     )
     description = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[single_line])
+    owner = serializers.SlugRelatedField(
+        slug_field="username",
+        read_only=True,
+        help_text="The account that made it; only it and clinic managers see it.",
+    )
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["id", "url", "events", "active", "description", "created_at", "failing_since", "disabled_reason"]
-        read_only_fields = ["created_at", "failing_since", "disabled_reason"]
+        fields = [
+            "id",
+            "url",
+            "events",
+            "active",
+            "description",
+            "owner",
+            "created_at",
+            "failing_since",
+            "disabled_reason",
+        ]
+        read_only_fields = ["owner", "created_at", "failing_since", "disabled_reason"]
 
     def validate_events(self, events):
         return ["*"] if "*" in events else sorted(set(events), key=EVENT_TYPES.index)
@@ -54,12 +69,16 @@ class WebhookEndpointViewSet(
     queryset = WebhookEndpoint.objects.order_by("id")
     serializer_class = WebhookEndpointSerializer
 
+    def get_queryset(self):
+        # An integrator sees and changes its own endpoints; another's answers 404.
+        return super().get_queryset().visible_to(self.request.user)
+
     @extend_schema(responses={201: CreatedWebhookEndpointSerializer})
     def create(self, request, *args, **kwargs):
         """Subscribe a URL; the answer carries its signing secret, this once."""
         form = self.get_serializer(data=request.data)
         form.is_valid(raise_exception=True)
-        endpoint = form.save(secret=new_secret())
+        endpoint = form.save(secret=new_secret(), owner=request.user)
         return Response(CreatedWebhookEndpointSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
 
@@ -107,6 +126,10 @@ class WebhookDeliveryViewSet(viewsets.ReadOnlyModelViewSet):
     )
     serializer_class = WebhookDeliverySerializer
     filterset_class = WebhookDeliveryFilter
+
+    def get_queryset(self):
+        return super().get_queryset().filter(endpoint__in=WebhookEndpoint.objects.visible_to(self.request.user))
+
     action_verbs = {"resend": "change"}
 
     @extend_schema(request=None, responses={202: WebhookDeliverySerializer})

@@ -365,12 +365,14 @@ def note_failure(endpoint_id, now):
 
 
 def tell_managers(endpoint_id):
-    endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
+    endpoint = WebhookEndpoint.objects.select_related("owner").get(pk=endpoint_id)
     recipients = list(
         User.objects.filter(groups__name="Clinic manager", is_active=True)
         .exclude(email="")
         .values_list("email", flat=True)
     )
+    if endpoint.owner and endpoint.owner.is_active and endpoint.owner.email not in ("", *recipients):
+        recipients.append(endpoint.owner.email)  # the integrator who made it can fix the receiver
     log.warning("webhook.endpoint_disabled endpoint=%s", endpoint_id)
     if recipients:
         send_mail(

@@ -68,6 +68,7 @@ ROLE_MIGRATIONS = [
     "0010_insurance_plan_permissions",
     "0011_front_desk_keeps_to_its_verbs",
     "0012_texts_and_contact_rules",
+    "0013_managers_see_every_webhook_endpoint",
 ]
 
 

@@ -294,7 +294,9 @@ def test_the_delivery_log_in_the_api_has_no_answer_from_the_receiver(
 ):
     settings.WEBHOOK_ALLOW_PRIVATE = True
     with receiving(answers=[500]) as receiver:
-        WebhookEndpoint.objects.create(url=receiver.url, events=["appointment.cancelled"], secret=new_secret())
+        WebhookEndpoint.objects.create(
+            url=receiver.url, events=["appointment.cancelled"], secret=new_secret(), owner=User.objects.get()
+        )
         cancel_with_deliveries(django_capture_on_commit_callbacks)
     [attempt] = integrator.get("/api/webhook-deliveries/").json()["results"][0]["attempt_log"]
     assert set(attempt) == {"attempted_at", "status_code", "error", "duration_ms"}

@@ -39,8 +39,8 @@ def integrator(client):
     return client
 
 
-def subscribe(url, events=("*",)):
-    return WebhookEndpoint.objects.create(url=url, events=list(events), secret=new_secret())
+def subscribe(url, events=("*",), owner=None):
+    return WebhookEndpoint.objects.create(url=url, events=list(events), secret=new_secret(), owner=owner)
 
 
 def verified(endpoint, received):
@@ -206,7 +206,7 @@ def test_an_error_leaving_events_written_together_lets_nothing_of_the_transactio
 def test_a_failed_delivery_can_be_sent_again_from_the_api(integrator, django_capture_on_commit_callbacks):
     appointment = AppointmentFactory()
     with receiving(answers=[503]) as receiver:
-        subscribe(receiver.url, events=["appointment.cancelled"])
+        subscribe(receiver.url, events=["appointment.cancelled"], owner=User.objects.get(username="ehr"))
         with django_capture_on_commit_callbacks(execute=True):
             appointment.cancel("sick", by="frontdesk")
         WebhookDelivery.objects.update(status="failed")  # as after a day of retries
