@@ -64,7 +64,31 @@ class ModelPermissions(permissions.DjangoModelPermissions):
         return super().has_permission(request, view)
 
 
-class PerTokenThrottle(throttling.SimpleRateThrottle):
+def client_address(request):
+    """The client's address: REMOTE_ADDR, or with PROXY_COUNT proxies in front, the address
+    the outermost trusted proxy saw (that many entries from the right of X-Forwarded-For).
+
+    Without PROXY_COUNT the header is ignored: anyone can send one, and a throttle counting
+    it would count whatever the client wrote. The throttles (DRF's NUM_PROXIES rule) and
+    the login lockout (AXES_CLIENT_IP_CALLABLE) all ask here.
+    """
+    remote = request.META.get("REMOTE_ADDR", "")
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if not settings.PROXY_COUNT or not forwarded:
+        return remote
+    hops = [hop.strip() for hop in forwarded.split(",")]
+    return hops[-min(settings.PROXY_COUNT, len(hops))] or remote
+
+
+class ClientAddress:
+    """Throttles count clients by client_address, read per request (DRF reads NUM_PROXIES
+    once, at import)."""
+
+    def get_ident(self, request):
+        return client_address(request)
+
+
+class PerTokenThrottle(ClientAddress, throttling.SimpleRateThrottle):
     """API_THROTTLE_RATE per API token (or per staff session); past it, 429 with Retry-After."""
 
     scope = "api"
@@ -82,7 +106,7 @@ class PerTokenThrottle(throttling.SimpleRateThrottle):
         return f"throttle:api:anon:{self.get_ident(request)}"
 
 
-class PatientLinkThrottle(throttling.SimpleRateThrottle):
+class PatientLinkThrottle(ClientAddress, throttling.SimpleRateThrottle):
     """PATIENT_LINK_THROTTLE_RATE per client address on the pages behind patients' links:
     a token is long, but nobody needs hundreds of tries a minute."""
 

@@ -198,7 +198,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
-AXES_IPWARE_PROXY_COUNT = env_int("PROXY_COUNT", 0)
+# Clients' addresses: REMOTE_ADDR, or behind PROXY_COUNT trusted proxies the address the
+# outermost one saw in X-Forwarded-For; one rule for the lockout and the throttles.
+PROXY_COUNT = env_int("PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "clinic.access.client_address"
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/schedule/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -371,8 +374,9 @@ REST_FRAMEWORK = {
 # Abuse limits (SPEC 10), as "N/second|minute|hour|day".
 API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "1200/minute")  # per token or staff session
 PATIENT_LINK_THROTTLE_RATE = os.environ.get("PATIENT_LINK_THROTTLE_RATE", "30/minute")  # per client address
-# Clients' addresses come from X-Forwarded-For only behind this many trusted proxies.
-REST_FRAMEWORK["NUM_PROXIES"] = env_int("PROXY_COUNT", 0) or None
+# Clients' addresses come from X-Forwarded-For only behind PROXY_COUNT trusted proxies; 0
+# ignores the header (None would trust all of it). clinic.access.client_address applies it.
+REST_FRAMEWORK["NUM_PROXIES"] = PROXY_COUNT
 
 # Webhooks (SPEC 13): a delivery is retried for this long, then failed; an endpoint whose
 # every delivery failed for this long is disabled.
