@@ -6,7 +6,8 @@ the view runs (the unique constraint decides between two at once); its answer is
 that row. A retry with the same body gets the stored answer again, with
 `Idempotent-Replayed: true`; with another body, 422; while the first is still being handled,
 the retry waits a little for its answer, then gets 409. A server error frees the key, so a
-retry can try again. Keys are kept for IDEMPOTENCY_HOURS.
+retry can try again. Keys are kept for IDEMPOTENCY_HOURS, per account; a request that is not
+authenticated keeps nothing (the API refuses it anyway).
 """
 
 import hashlib
@@ -16,6 +17,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 
 from clinic.models import IdempotentRequest
 
@@ -28,9 +31,20 @@ def digest(data):
 
 
 def caller_of(request):
-    """Who asked, from the credentials themselves: two integrators may use the same key."""
-    credentials = request.headers.get("Authorization") or request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
-    return digest(credentials.encode())
+    """The account that asked ("user:<id>"), or None when the request is not authenticated.
+
+    Keys are scoped to the account, not to how the credentials were spelt: `Token X`,
+    `token X` and `Token  X` are one caller. The token is read the way the API reads it
+    (TokenAuthentication, which the API tries first); then the staff session.
+    """
+    try:
+        found = TokenAuthentication().authenticate(request)
+    except AuthenticationFailed:
+        return None  # the view answers 401; there is nothing to remember
+    user = found[0] if found else getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return None
+    return f"user:{user.pk}"
 
 
 class IdempotencyMiddleware:
@@ -43,7 +57,10 @@ class IdempotencyMiddleware:
             return self.get_response(request)
         if len(key) > 200:
             return JsonResponse({"detail": f"{HEADER} is at most 200 characters."}, status=400)
-        claim = dict(caller=caller_of(request), key=key)
+        caller = caller_of(request)
+        if caller is None:  # refused by the view anyway; an anonymous key must not take a row
+            return self.get_response(request)
+        claim = dict(caller=caller, key=key)
         body = digest(request.body)
         try:
             with transaction.atomic():

@@ -537,7 +537,7 @@ class IdempotentRequest(models.Model):
     again and changes nothing; with another body, 422.
     """
 
-    caller = models.CharField(max_length=64, help_text="A digest of the caller's credentials.")
+    caller = models.CharField(max_length=64, help_text='The account that asked, as "user:<id>".')
     key = models.CharField(max_length=200)
     method = models.CharField(max_length=10)
     path = models.CharField(max_length=300)

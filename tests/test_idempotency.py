@@ -8,7 +8,7 @@ from django.db import connection
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from clinic.models import Patient
+from clinic.models import IdempotentRequest, Patient
 
 ADA = {"first_name": "Ada", "last_name": "King", "email": "ada@example.com"}
 
@@ -99,3 +99,32 @@ def test_concurrent_duplicates_create_one_patient(committing_token):
         thread.join()
     assert Patient.objects.count() == 1
     assert statuses.count(201) >= 1 and set(statuses) <= {201, 409}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("spelling", ["Token {}", "token {}", "Token  {}", "TOKEN {}"])
+def test_a_key_belongs_to_the_account_however_its_token_is_spelt(client, token, spelling):
+    post(client, token, ADA, "create-ada-1")
+    again = client.post(
+        "/api/patients/",
+        ADA,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=spelling.format(token),
+        HTTP_IDEMPOTENCY_KEY="create-ada-1",
+    )
+    assert again.status_code == 201
+    assert again["Idempotent-Replayed"] == "true"
+    assert Patient.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("authorization", [None, "Token not-a-token"])
+def test_an_unauthenticated_post_with_a_key_stores_nothing(client, authorization):
+    headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+    for _ in range(3):
+        response = client.post(
+            "/api/patients/", ADA, content_type="application/json", HTTP_IDEMPOTENCY_KEY="anon-1", **headers
+        )
+        assert response.status_code == 401
+    assert not IdempotentRequest.objects.exists()
+    assert not Patient.objects.exists()
