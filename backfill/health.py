@@ -18,11 +18,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_q.models import Schedule
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from backfill.models import FreedSlot
+from clinic.errors import unhandled_error_counts
 from clinic.models import OutboundEmail
 from clinic.queue import shared_broker
 
@@ -134,6 +135,14 @@ class BackfillCollector:
         for name in (settings.Q_CLUSTER["name"], settings.WEBHOOK_QUEUE):
             queue.add_metric([name], shared_broker(name).queue_size())
         yield queue
+        errors = CounterMetricFamily(
+            "backfill_unhandled_errors",
+            "Requests that ended in an unhandled error (500; an outage 503), each logged with its traceback.",
+            labels=["kind"],
+        )
+        for kind, count in unhandled_error_counts().items():
+            errors.add_metric([kind], count)
+        yield errors
 
     def time_to_fill(self):
         filled = FreedSlot.objects.filter(status=FreedSlot.Status.BACKFILLED, fill_ms__isnull=False)

@@ -21,6 +21,7 @@ from backfill.stats import (
     offer_funnel,
 )
 from clinic.access import staff_page
+from clinic.api import CLINIC_YEARS, OUTSIDE_CLINIC_YEARS
 from clinic.models import Location, Patient, Specialty
 from scheduling.models import NoShowModel
 
@@ -71,6 +72,8 @@ def schedule(request):
         return render(request, "staff/schedule.html", {"error": error, "today": today}, status=400)
     except UnknownLocation as unknown:
         return render(request, "staff/schedule.html", {"error": str(unknown), "today": today}, status=400)
+    if not in_clinic_years(day):  # the page links the day before and after: year 1 and 9999 have none
+        return render(request, "staff/schedule.html", {"error": OUTSIDE_CLINIC_YEARS, "today": today}, status=400)
     schedule = DaySchedule.for_day(day, location, locations)
     return render(
         request,
@@ -85,14 +88,31 @@ def schedule(request):
     )
 
 
+def in_clinic_years(day):
+    return CLINIC_YEARS[0] <= day.year <= CLINIC_YEARS[1]
+
+
+def clinic_day(day):
+    """A form's day within the years the clinic keeps (clinic/api.py): the dashboard counts
+    30 days back from its last, which before year 1 raised OverflowError."""
+    if not in_clinic_years(day):
+        raise forms.ValidationError(OUTSIDE_CLINIC_YEARS)
+
+
 class DashboardFilter(forms.Form):
     """Which slots the dashboard counts: freed between two days, at a location, of a specialty."""
 
     start_date = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        required=False,
+        label="From",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        validators=[clinic_day],
     )
     end_date = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        required=False,
+        label="To",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        validators=[clinic_day],
     )
     location = forms.ModelChoiceField(Location.objects.order_by("name"), required=False, empty_label="All locations")
     specialty = forms.ModelChoiceField(

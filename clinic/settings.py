@@ -101,6 +101,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # A NUL in the address or a form answers 400 before any view reads it (PostgreSQL refuses NUL).
+    "clinic.input_limits.RefuseNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -369,7 +371,8 @@ REST_FRAMEWORK = {
     # Domain refusals (AppointmentConflict, CannotCancel, BackfillError...) answer 409.
     "EXCEPTION_HANDLER": "clinic.api.api_exception_handler",
     # The API speaks JSON (SPEC 8); one request format keeps the schema and its checks simple.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON nested deeper than 64 levels, or with NUL in a string, is a 400 (clinic/input_limits.py).
+    "DEFAULT_PARSER_CLASSES": ["clinic.input_limits.BoundedJSONParser"],
 }
 # Abuse limits (SPEC 10), as "N/second|minute|hour|day".
 API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "1200/minute")  # per token or staff session
@@ -526,5 +529,8 @@ LOGGING = {
         "backfill": {"handlers": ["console", "file"], "level": "INFO", "propagate": False},
         "scheduling": {"handlers": ["console", "file"], "level": "INFO", "propagate": False},
         "clinic": {"handlers": ["console", "file"], "level": "INFO", "propagate": False},
+        # Every unhandled error, with its traceback (Django logs it here, then answers 500 or
+        # 503: clinic/errors.py). Django's own handlers would print it only with DEBUG on.
+        "django.request": {"handlers": ["console", "file"], "level": "ERROR", "propagate": False},
     },
 }
