@@ -3,10 +3,12 @@ from django.contrib.admin import helpers
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 
-from backfill.booking import BackfillError, book_entry_by_hand, retry_slot
+from backfill.actions import book_by_hand, retry_backfill
+from backfill.booking import BackfillError
 from backfill.explained_waitlist import ExplainedWaitlist, explain_entry
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from backfill.rules import RULES
+from clinic.actions import Via
 from clinic.admin_lists import ClinicModelAdmin
 from waitlist.admin import WaitlistEntryAdmin
 from waitlist.models import WaitlistEntry
@@ -82,7 +84,7 @@ class FreedSlotAdmin(ClinicModelAdmin):
     def retry_backfill(self, request, queryset):
         for slot in queryset:
             try:
-                retry_slot(slot, by=request.user.username)
+                retry_backfill(slot, by=request.user, channel=Via.ADMIN)
                 self.message_user(request, f"{slot}: backfill queued.", messages.SUCCESS)
             except BackfillError as error:
                 self.message_user(request, f"{slot}: {error}", messages.WARNING)
@@ -110,7 +112,7 @@ class FreedSlotAdmin(ClinicModelAdmin):
                 self.message_user(request, "Choose a waitlisted patient to book into this slot.", messages.ERROR)
             else:
                 try:
-                    appointment = book_entry_by_hand(slot, entry, by=request.user.username)
+                    appointment = book_by_hand(slot, entry, by=request.user, channel=Via.ADMIN)
                 except BackfillError as error:
                     self.message_user(request, str(error), messages.ERROR)
                 else:

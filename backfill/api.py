@@ -1,6 +1,6 @@
 """Freed slots, their match logs and the backfill numbers over the API (SPEC 8).
 
-Staff actions call the same functions as the admin (`retry_slot`, `book_entry_by_hand`);
+Staff actions call the same actions as the admin (`backfill.actions`: `retry_backfill`, `book_by_hand`);
 their refusals (`BackfillError`) become 409s in `clinic.api.api_exception_handler`.
 """
 
@@ -15,10 +15,11 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backfill.booking import book_entry_by_hand, retry_slot
+from backfill.actions import book_by_hand, retry_backfill
 from backfill.explained_waitlist import ExplainedWaitlist
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from backfill.stats import backfill_stats
+from clinic.actions import Via
 from clinic.api import ClinicDateField, ClinicDayFilter
 from waitlist.models import WaitlistEntry
 
@@ -165,7 +166,7 @@ class FreedSlotViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         """Run the backfill of this slot again (it found nobody, or failed)."""
-        slot = retry_slot(self.get_object(), by=request.user.get_username())
+        slot = retry_backfill(self.get_object(), by=request.user, channel=Via.API)
         return self.slot_detail(slot, status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=BookEntrySerializer, responses={200: FreedSlotDetailSerializer})
@@ -175,7 +176,7 @@ class FreedSlotViewSet(viewsets.ReadOnlyModelViewSet):
         slot = self.get_object()
         form = BookEntrySerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        book_entry_by_hand(slot, form.validated_data["waitlist_entry"], by=request.user.get_username())
+        book_by_hand(slot, form.validated_data["waitlist_entry"], by=request.user, channel=Via.API)
         return self.slot_detail(slot, status.HTTP_200_OK)
 
 

@@ -9,10 +9,13 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from backfill import actions as backfill_actions
 from backfill.appointment_history import AppointmentHistory
-from backfill.booking import BackfillError, book_entry_by_hand, retry_slot
+from backfill.booking import BackfillError
 from backfill.models import FreedSlot
 from clinic.access import staff_page
+from clinic.actions import Via
+from scheduling import actions as scheduling_actions
 from scheduling.models import Appointment, SchedulingError
 from waitlist.models import WaitlistEntry
 
@@ -61,7 +64,9 @@ def cancel_appointment(request, pk):
     if not form.is_valid():
         return _page(request, pk, status=400, cancel_form=form)
     try:
-        appointment.cancel(form.cleaned_data["reason"], by=request.user.get_username())
+        scheduling_actions.cancel_appointment(
+            appointment, by=request.user, channel=Via.STAFF_PAGE, reason=form.cleaned_data["reason"]
+        )
     except SchedulingError as error:
         return _page(request, pk, status=409, action_error=str(error))
     messages.success(request, "Cancelled. The freed slot, if still bookable, goes to the waitlist now.")
@@ -73,7 +78,7 @@ def cancel_appointment(request, pk):
 def retry_backfill(request, pk):
     slot = get_object_or_404(FreedSlot, appointment_id=pk)
     try:
-        retry_slot(slot, by=request.user.get_username())
+        backfill_actions.retry_backfill(slot, by=request.user, channel=Via.STAFF_PAGE)
     except BackfillError as error:
         return _page(request, pk, status=409, action_error=str(error))
     messages.success(request, "Backfill queued again for this slot.")
@@ -88,7 +93,9 @@ def book_by_hand(request, pk):
     if not form.is_valid():
         return _page(request, pk, status=400, book_form=form)
     try:
-        booked = book_entry_by_hand(slot, form.cleaned_data["entry"], by=request.user.get_username())
+        booked = backfill_actions.book_by_hand(
+            slot, form.cleaned_data["entry"], by=request.user, channel=Via.STAFF_PAGE
+        )
     except BackfillError as error:
         return _page(request, pk, status=409, action_error=str(error))
     messages.success(request, f"{booked.patient} is booked into this slot.")

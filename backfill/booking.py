@@ -7,13 +7,13 @@ booking one patient (through entries for two specialties) cannot both pass.
 """
 
 import logging
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from backfill.matching import Rules, SlotFacts, rank_candidates
-from backfill.models import FreedSlot, MatchLog
+from backfill.models import FreedSlot, MatchLog, enqueue_chain_release
 from clinic import events
 from clinic.exceptions import DomainError
 from clinic.models import OutboundEmail
@@ -133,7 +133,7 @@ def match_log(slot, rank, candidate, outcome):
 def try_candidate(slot, candidate):
     if candidate.already_booked:
         return None, MatchLog.Outcome.ALREADY_BOOKED
-    entry = _lock_waiting_entry(candidate.entry.pk)
+    entry = lock_waiting_entry(candidate.entry.pk)
     if entry is None:
         return None, MatchLog.Outcome.TAKEN
     try:
@@ -143,7 +143,7 @@ def try_candidate(slot, candidate):
     return appointment, MatchLog.Outcome.BOOKED
 
 
-def _lock_waiting_entry(entry_id):
+def lock_waiting_entry(entry_id):
     # skip_locked: an entry another worker is booking right now is taken; try the next.
     # no_key: FOR NO KEY UPDATE still excludes other bookers, but not the FOR KEY SHARE
     # that inserting a MatchLog (or appointment) referencing the row takes. With a plain
@@ -172,59 +172,8 @@ def book_entry(slot, entry):
     entry.save(update_fields=["status", "booked_appointment"])
     events.record("waitlist_entry.booked", entry, appointment=appointment)
     queue_email(OutboundEmail.Kind.BACKFILL_CONFIRMATION, appointment)
-    if settings.BACKFILL["CHAIN_BACKFILL"]:
-        _release_later_appointment(entry, appointment)
+    if settings.BACKFILL["CHAIN_BACKFILL"] and entry.original_appointment_id:
+        # Chain backfill: the later appointment the patient no longer needs is released by
+        # a job of its own once this booking commits, not inside it (backfill/tasks.py).
+        transaction.on_commit(partial(enqueue_chain_release, entry.pk), robust=True)
     return appointment
-
-
-def _release_later_appointment(entry, appointment):
-    """Chain backfill: the patient moved earlier gives up their later appointment."""
-    later = entry.original_appointment
-    if later is None or later.status not in Appointment.CANCELLABLE or later.start <= appointment.start:
-        return
-    # Staff read the reason in the admin: the new time and provider, not an id.
-    earlier = (
-        f"{appointment.provider.location.local(appointment.start):%a %-d %b %H:%M} with {appointment.provider.name}"
-    )
-    later.cancel(f"moved earlier to {earlier}", by="backfill")
-
-
-def book_entry_by_hand(slot, entry, by):
-    """Staff choose the patient for a freed slot (admin, API)."""
-    with transaction.atomic():
-        slot = lock_slot(slot.pk)
-        if not slot.is_fillable:
-            raise BackfillError(f"This slot is {slot.get_status_display().lower()}; only open slots can be booked.")
-        if slot.start <= timezone.now():
-            raise BackfillError("This slot has already started.")
-        locked = _lock_waiting_entry(entry.pk)
-        if locked is None:
-            raise BackfillError("That waitlist entry is no longer waiting.")
-        if locked.specialty_id != slot.provider.specialty_id:
-            raise BackfillError("That patient is waiting for another specialty.")
-        try:
-            appointment = book_entry(slot, locked)
-        except AppointmentConflict as conflict:
-            raise BackfillError(str(conflict)) from conflict
-        slot.mark_booked_by_hand(appointment)
-    log.info(
-        "slot.booked_by_hand slot=%s patient=%s appointment=%s by=%s",
-        slot.pk,
-        appointment.patient_id,
-        appointment.pk,
-        by,
-    )
-    return appointment
-
-
-def retry_slot(slot, by):
-    """Staff ask for another backfill run of a slot that found nobody or failed."""
-    with transaction.atomic():
-        slot = lock_slot(slot.pk)
-        if slot.status not in (FreedSlot.Status.OPEN, FreedSlot.Status.NO_MATCH, FreedSlot.Status.FAILED):
-            raise BackfillError(f"This slot is {slot.get_status_display().lower()}; there is nothing to retry.")
-        if not slot.is_bookable():
-            raise BackfillError("This slot is too soon, or its provider is away or inactive; it cannot be backfilled.")
-        slot.reopen()
-    log.info("slot.retry slot=%s by=%s", slot.pk, by)
-    return slot

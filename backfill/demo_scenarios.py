@@ -16,12 +16,13 @@ from django.urls import resolve
 from django.utils import timezone
 
 from backfill.models import FreedSlot
+from clinic.actions import Via
 from clinic.models import OutboundEmail, Patient, Provider
 from clinic.times import staff_datetime
+from scheduling.actions import mark_provider_unavailable
 from scheduling.links import read_token
 from scheduling.models import Appointment
 from scheduling.patient_views import PATIENT_ACTIONS
-from scheduling.reassignment import mark_provider_unavailable
 from waitlist.models import WaitlistEntry
 
 SEARCH_DAYS = 14
@@ -75,7 +76,7 @@ class ProviderSick:
         self.say(
             f"1. {provider.name} ({provider.specialty.name}, {provider.location.name}) calls in sick for {day:%A %-d %B}."
         )
-        summary = mark_provider_unavailable(provider, day, day, "out sick", by="demo_scenario")
+        summary = mark_provider_unavailable(provider, day, day, "out sick", by="demo_scenario", channel=Via.DEMO)
         offers = list(
             Appointment.objects.filter(pk__in=[r["new_appointment"] for r in summary.reassigned])
             .select_related("patient", "provider")

@@ -26,6 +26,19 @@ def enqueue_backfill(slot_id):
         FreedSlot.objects.filter(pk=slot_id, status=FreedSlot.Status.OPEN).update(next_attempt_at=timezone.now())
 
 
+def enqueue_chain_release(entry_id):
+    """Chain backfill: release the later appointment of the patient this entry booked earlier
+    (backfill/tasks.py's release_later_appointment, by name like the slot's job)."""
+    try:
+        enqueue(
+            "backfill.tasks.release_later_appointment", entry_id, group="backfill", task_name=f"chain-entry-{entry_id}"
+        )
+    except Exception:  # the broker is down; the booking stands, the sweep releases it later
+        log.warning(
+            "[BACKFILL] Could not enqueue the chain release of entry %s; the sweep will", entry_id, exc_info=True
+        )
+
+
 class FreedSlotQuerySet(models.QuerySet):
     def fillable(self):
         """Slots a new waitlist entry or a retry may still fill."""

@@ -6,15 +6,17 @@ never changes anything; a used link shows its outcome again.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from backfill import offers
+from backfill import actions, offers
 from backfill.models import SlotOffer
 from backfill.offer_links import read_token
 from clinic.access import throttled_per_client
+from clinic.actions import Via
 from scheduling.links import BadLink
 
 ACCEPTED = "Thank you: the time is yours and your appointment is booked. We have emailed you the details."
@@ -47,7 +49,7 @@ OFFER_ACTIONS = {
         prompt="a time has opened up and we are offering it to a few patients on our waitlist. "
         "The first to accept gets it.",
         button="Accept this time",
-        perform=offers.accept_offer,
+        perform=partial(actions.accept_slot_offer, by="patient", channel=Via.PATIENT_LINK),
         done_status=SlotOffer.Status.ACCEPTED,
         done_message=ACCEPTED,
         ruled_out_by=SlotOffer.Status.DECLINED,
@@ -57,7 +59,7 @@ OFFER_ACTIONS = {
         title="Decline this appointment time",
         prompt="a time has opened up and we offered it to you. Can't make it? Decline it and you stay on our waitlist.",
         button="Decline this time",
-        perform=offers.decline_offer,
+        perform=partial(actions.decline_slot_offer, by="patient", channel=Via.PATIENT_LINK),
         done_status=SlotOffer.Status.DECLINED,
         done_message=DECLINED,
         ruled_out_by=SlotOffer.Status.ACCEPTED,

@@ -3,7 +3,7 @@
 Instead of booking the best candidate, the slot's job emails the top OFFER_TOP_N
 candidates a time-limited offer; the first to accept is booked and the other offers are
 withdrawn. Offers go out in rounds: while an offer of the round is pending, another run
-of the job offers nobody new. When every offer of the round is declined (`decline_offer`
+of the job offers nobody new. When every offer of the round is declined (`decline`
 enqueues the job) or has expired (the slot's `next_attempt_at` is the earliest expiry, so
 the sweep runs the job then), the next candidates get theirs. Nobody left to offer and
 nothing pending: the slot is no_match, open for staff.
@@ -184,33 +184,32 @@ def closed_reason(offer, now=None):
     return None
 
 
-def accept_offer(offer):
-    """The patient takes the slot: they are booked into it, unless it is no longer theirs to take.
+def accept(offer):
+    """The patient takes the slot, inside the caller's transaction (backfill.actions.accept_slot_offer):
+    (appointment, None) once booked, or (None, why not) in their words.
 
-    Raises OfferError with the reason; what made the offer unanswerable (it expired, the
-    slot was taken) is recorded first, so the admin shows it too.
+    What made the offer unanswerable (it expired, the slot was taken) is recorded even so,
+    so the admin shows it too: the caller commits it, then tells the patient.
     """
-    with transaction.atomic():
-        slot = booking.lock_slot(offer.slot_id)
-        offer = _reload(offer, slot)
-        if offer.status == SlotOffer.Status.ACCEPTED:
-            return slot.filled_by  # a double click: the first one booked
-        refusal = ALREADY_DECLINED if offer.status == SlotOffer.Status.DECLINED else closed_reason(offer)
-        if refusal:
-            _record_closed(slot, offer)
-        else:
-            appointment, refusal = _book(slot, offer)
+    slot = booking.lock_slot(offer.slot_id)
+    offer = _reload(offer, slot)
+    if offer.status == SlotOffer.Status.ACCEPTED:
+        return slot.filled_by, None  # a double click: the first one booked
+    refusal = ALREADY_DECLINED if offer.status == SlotOffer.Status.DECLINED else closed_reason(offer)
     if refusal:
-        raise OfferError(refusal)
-    log.info(
-        "[BACKFILL] Backfilled slot %s with patient %s, who accepted offer %s (appointment %s, %s ms)",
-        slot.pk,
-        offer.patient_id,
-        offer.pk,
-        appointment.pk,
-        slot.fill_ms,
-    )
-    return appointment
+        _record_closed(slot, offer)
+        return None, refusal
+    appointment, refusal = _book(slot, offer)
+    if appointment is not None:
+        log.info(
+            "[BACKFILL] Backfilled slot %s with patient %s, who accepted offer %s (appointment %s, %s ms)",
+            slot.pk,
+            offer.patient_id,
+            offer.pk,
+            appointment.pk,
+            slot.fill_ms,
+        )
+    return appointment, refusal
 
 
 def _reload(offer, slot):
@@ -283,21 +282,19 @@ def _next_round_if_unanswered(slot):
         slot.enqueue_on_commit()
 
 
-def decline_offer(offer):
-    """The patient turns the time down and stays on the waitlist; once the whole round has
-    declined, the slot's job offers it to the next candidates."""
-    with transaction.atomic():
-        slot = booking.lock_slot(offer.slot_id)
-        offer = _reload(offer, slot)
-        if offer.status == SlotOffer.Status.DECLINED:
-            return offer  # a double click
-        refusal = ALREADY_ACCEPTED if offer.status == SlotOffer.Status.ACCEPTED else closed_reason(offer)
-        if refusal:
-            _record_closed(slot, offer)
-        else:
-            _answer(offer, SlotOffer.Status.DECLINED)
-            contact_rules.note_offer_let_go(offer.patient_id, timezone.now())
-            _next_round_if_unanswered(slot)
+def decline(offer):
+    """The patient turns the time down and stays on the waitlist, inside the caller's
+    transaction (backfill.actions.decline_slot_offer); once the whole round has declined,
+    the slot's job offers it to the next candidates. Returns why it could not be declined, or None."""
+    slot = booking.lock_slot(offer.slot_id)
+    offer = _reload(offer, slot)
+    if offer.status == SlotOffer.Status.DECLINED:
+        return None  # a double click
+    refusal = ALREADY_ACCEPTED if offer.status == SlotOffer.Status.ACCEPTED else closed_reason(offer)
     if refusal:
-        raise OfferError(refusal)
-    return offer
+        _record_closed(slot, offer)
+        return refusal
+    _answer(offer, SlotOffer.Status.DECLINED)
+    contact_rules.note_offer_let_go(offer.patient_id, timezone.now())
+    _next_round_if_unanswered(slot)
+    return None

@@ -1,20 +1,13 @@
-"""Hand-offs only: each receiver passes the event to the domain and returns."""
+"""Hand-offs only: each receiver enqueues a job once the change commits and returns; none
+writes a row. (A cancellation's freed slot is recorded by the hook backfill registers with
+`scheduling.models.when_cancelled` in its ready(), which `Appointment.cancel` runs.)"""
 
 from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from backfill.models import FreedSlot
 from backfill.tasks import enqueue_entry_search
-from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
-
-
-@receiver(post_save, sender=Appointment, dispatch_uid="backfill.appointment_cancelled")
-def appointment_cancelled(sender, instance, created, **kwargs):
-    # Trigger 1: only the transition to cancelled, not every save of a cancelled row.
-    if instance.just_cancelled:
-        FreedSlot.record_for(instance)
 
 
 @receiver(post_save, sender=WaitlistEntry, dispatch_uid="backfill.waitlist_entry_created")

@@ -1,25 +1,16 @@
-"""A patient's reply to a text (`POST /sms/twilio/inbound/`): one keyword, read against
-the latest open question sent to that number, acted on through the same verbs the links
-and staff use (offers.accept_offer, reassignment.decline_offer, Appointment.cancel...).
-
-Twilio retries a webhook that timed out: a MessageSid seen before is answered with the
-reply it got then and changes nothing.
+"""What a patient's reply to a text says (`POST /sms/twilio/inbound/`): one keyword, read
+against the latest open question sent to that number, and the texts that answer it. Only
+reads: `backfill.actions.receive_text` acts on it through the same actions the links and
+staff use.
 """
 
-import logging
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from backfill import offers
 from backfill.models import FreedSlot, SlotOffer
-from clinic.models import InboundText, OutboundEmail, Patient
-from scheduling import reassignment
-from scheduling.models import Appointment, SchedulingError
-
-log = logging.getLogger("backfill")
+from clinic.models import OutboundEmail
+from scheduling.models import Appointment
 
 YES = {"YES", "Y"}
 NO = {"NO", "N"}
@@ -55,51 +46,9 @@ class Answer:
     reply: str
 
 
-def handle_reply(message_sid, from_number, body):
-    """What the reply did and the text that answers it (an Answer). Handled once per MessageSid."""
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                inbound = InboundText.objects.create(
-                    message_sid=message_sid, from_number=from_number, body=body[:1600]
-                )
-        except IntegrityError:  # Twilio's retry, or the same request twice at once: answered already
-            earlier = InboundText.objects.get(message_sid=message_sid)
-            return Answer("repeat", earlier.reply)
-        patients = list(Patient.objects.filter(phone=from_number))
-        answer = _act(keyword(body), patients, from_number)
-        inbound.patient = patients[0] if len(patients) == 1 else None
-        inbound.outcome, inbound.reply = answer.outcome, answer.reply.replace("{phone}", settings.CLINIC_PHONE)
-        inbound.save(update_fields=["patient", "outcome", "reply"])
-    log.info("sms.reply sid=%s patients=%s outcome=%s", message_sid, [p.pk for p in patients], answer.outcome)
-    return Answer(inbound.outcome, inbound.reply)
-
-
 def keyword(body):
     words = body.strip().upper().split()
     return words[0].strip(".!?,") if words else ""
-
-
-def _act(word, patients, number):
-    if word in STOP:
-        return _set_consent(patients, False, STOPPED)
-    if word in START:
-        return _set_consent(patients, True, STARTED)
-    if word in HELP:
-        return Answer("help", HELP_REPLY)
-    if not patients:
-        return Answer("unknown_number", NOT_KNOWN)
-    if word in YES or word in NO:
-        return _answer_offer(patients, accept=word in YES)
-    if word in CANCEL:
-        return _cancel_last(patients, number)
-    return Answer("not_understood", UNKNOWN)
-
-
-def _set_consent(patients, consent, reply):
-    for patient in patients:
-        patient.set_sms_consent(consent, Patient.ConsentSource.SMS)
-    return Answer("opted_in" if consent else "opted_out", reply)
 
 
 def open_questions(patients, now=None):
@@ -115,48 +64,8 @@ def open_questions(patients, now=None):
     return slot_offers + moved
 
 
-def _answer_offer(patients, accept):
-    questions = open_questions(patients)
-    if not questions:
-        return Answer("nothing_open", NOTHING_OPEN)
-    if len(questions) > 1:
-        return Answer("ambiguous", TWO_OPEN)
-    question = questions[0]
-    try:
-        if isinstance(question, SlotOffer):
-            return _answer_slot_offer(question, accept)
-        return _answer_reassignment(question, accept)
-    except (offers.OfferError, SchedulingError) as refusal:
-        return Answer("refused", f"Backfill Clinic: {refusal}")
-
-
-def _answer_slot_offer(offer, accept):
-    if not accept:
-        offers.decline_offer(offer)
-        return Answer("declined", "Backfill Clinic: you passed on this time. You stay on our waitlist.")
-    appointment = offers.accept_offer(offer)
-    return Answer(
-        "accepted",
-        f"Backfill Clinic: it's yours. You're booked {_when(appointment)} with "
-        f"{appointment.provider.name}. Reply CANCEL if you can't come.",
-    )
-
-
-def _answer_reassignment(appointment, accept):
-    if not accept:
-        reassignment.decline_offer(appointment, by="patient")
-        return Answer(
-            "declined", "Backfill Clinic: you declined the new time, so it is cancelled. You're first on our waitlist."
-        )
-    reassignment.accept_offer(appointment)
-    return Answer(
-        "accepted",
-        f"Backfill Clinic: thank you, you're confirmed {_when(appointment)} with {appointment.provider.name}.",
-    )
-
-
-def _cancel_last(patients, number):
-    """Cancel the visit the last text to this number was about, if it is still to come."""
+def last_texted_visit(number):
+    """The visit the last text to this number was about, if it is still to come and cancellable."""
     last = (
         OutboundEmail.objects.filter(channel=OutboundEmail.Channel.SMS, recipient=number)
         .order_by("-created_at", "-id")
@@ -164,18 +73,12 @@ def _cancel_last(patients, number):
         .first()
     )
     appointment = last.appointment if last else None
-    active = (Appointment.Status.SCHEDULED, Appointment.Status.CONFIRMED, Appointment.Status.OFFERED)
-    if appointment is None or appointment.status not in active or appointment.start <= timezone.now():
-        return Answer("nothing_to_cancel", NOTHING_TO_CANCEL)
-    appointment.cancel("patient cancelled by text reply", by="patient")
-    return Answer(
-        "cancelled",
-        f"Backfill Clinic: your visit {_when(appointment)} with {appointment.provider.name} "
-        "is cancelled. Thank you for telling us.",
-    )
+    if appointment is None or appointment.status not in Appointment.CANCELLABLE or appointment.start <= timezone.now():
+        return None
+    return appointment
 
 
-def _when(appointment):
+def when(appointment):
     return (
         f"{appointment.provider.location.local(appointment.start):%a %-d %b, %-I:%M %p}"  # the site's clock (SPEC 14)
     )

@@ -1,11 +1,11 @@
-"""Twilio's webhook for patients' replies to texts; the work is in backfill/sms_replies.py."""
+"""Twilio's webhook for patients' replies to texts; the work is backfill.actions.receive_text."""
 
 from django.http import HttpResponse, HttpResponseForbidden
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.twiml.messaging_response import MessagingResponse
 
-from backfill.sms_replies import handle_reply
+from backfill.actions import receive_text
 from clinic import sms
 
 
@@ -17,7 +17,7 @@ def twilio_inbound(request):
     sid = request.POST.get("MessageSid", "")
     if not sid:
         return HttpResponse(status=400)
-    answer = handle_reply(sid, request.POST.get("From", ""), request.POST.get("Body", ""))
+    answer = receive_text(sid, request.POST.get("From", ""), request.POST.get("Body", ""))
     twiml = MessagingResponse()
     if answer.reply:
         twiml.message(answer.reply)

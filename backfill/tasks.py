@@ -5,22 +5,33 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from backfill import filling
 from backfill.matching import Rules, SlotFacts, is_eligible
-from backfill.models import FreedSlot, enqueue_backfill
+from backfill.models import FreedSlot, enqueue_backfill, enqueue_chain_release
 from clinic import webhooks
+from clinic.actions import Via
 from clinic.email import resend_stuck_emails
 from clinic.idempotency import forget_old_keys
 from clinic.models import Location
 from clinic.queue import enqueue
+from scheduling.actions import cancel_appointment
+from scheduling.models import Appointment, CannotCancel
 from waitlist.models import WaitlistEntry
 
 log = logging.getLogger("backfill")
 
 
-__all__ = ["backfill_slot", "enqueue_backfill", "enqueue_entry_search", "fill_slots_for_entry", "sweep"]
+__all__ = [
+    "backfill_slot",
+    "enqueue_backfill",
+    "enqueue_entry_search",
+    "fill_slots_for_entry",
+    "release_later_appointment",
+    "sweep",
+]
 
 
 def backfill_slot(slot_id):
@@ -42,6 +53,53 @@ def record_failure(slot_id, error):
         if slot is not None:
             slot.record_failure(error)
         return slot
+
+
+def release_later_appointment(entry_id):
+    """Chain backfill: a patient booked earlier from the waitlist gives up the later
+    appointment their entry came from, whose slot is then backfilled in turn. Its own job,
+    run once the booking committed; it re-checks, so running it twice releases once."""
+    entry = (
+        WaitlistEntry.objects.filter(pk=entry_id, status=WaitlistEntry.Status.BOOKED)
+        .select_related("original_appointment", "booked_appointment__provider__location")
+        .first()
+    )
+    later = entry and entry.original_appointment
+    earlier = entry and entry.booked_appointment
+    if later is None or earlier is None or not _still_to_release(later, earlier):
+        return None
+    # Staff read the reason in the admin: the new time and provider, not an id.
+    when = f"{earlier.provider.location.local(earlier.start):%a %-d %b %H:%M} with {earlier.provider.name}"
+    try:
+        # Not told: the booking's confirmation already gave them the earlier time.
+        cancel_appointment(later, by="backfill", channel=Via.BACKFILL, reason=f"moved earlier to {when}", notify=False)
+    except CannotCancel:  # cancelled meanwhile (by them, staff, or a run of this job)
+        return None
+    return later.pk
+
+
+def _still_to_release(later, earlier):
+    return later.status in Appointment.CANCELLABLE and earlier.is_active and later.start > earlier.start
+
+
+def release_lost_chain_jobs(now):
+    """For the sweep: booked entries whose later appointment a lost job never released."""
+    if not settings.BACKFILL["CHAIN_BACKFILL"]:
+        return 0
+    stale = now - timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"])
+    entries = list(
+        WaitlistEntry.objects.filter(
+            status=WaitlistEntry.Status.BOOKED,
+            original_appointment__status__in=Appointment.CANCELLABLE,
+            original_appointment__start__gt=F("booked_appointment__start"),
+            booked_appointment__status__in=Appointment.CANCELLABLE,
+            booked_appointment__source=Appointment.Source.BACKFILL,
+            booked_appointment__created_at__lte=stale,
+        ).values_list("pk", flat=True)[:500]
+    )
+    for entry_id in entries:
+        enqueue_chain_release(entry_id)
+    return len(entries)
 
 
 def enqueue_entry_search(entry_id):
@@ -116,6 +174,7 @@ def sweep(now=None):
         "requeued_slots": len(due),
         "expired_entries": expired_entries,
         "requeued_emails": emails,
+        "chain_releases": release_lost_chain_jobs(now),
         "webhook_jobs": webhooks.retries_due(now),
         "forgotten_idempotency_keys": forget_old_keys(now),
     }

@@ -4,13 +4,14 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from clinic.actions import Via
 from clinic.admin import ProviderAdmin
 from clinic.admin_lists import ClinicModelAdmin
 from clinic.models import Provider
-from scheduling.cancellation import cancel_for_the_clinic
+from scheduling.actions import cancel_appointment, mark_provider_unavailable, record_no_show
 from scheduling.forms import CancelAppointmentsForm, ProviderUnavailableForm
 from scheduling.models import Appointment, NoShowModel, ProviderUnavailability, SchedulingError
-from scheduling.reassignment import WorkflowError, mark_provider_unavailable
+from scheduling.reassignment import WorkflowError
 
 
 @admin.register(Appointment)
@@ -57,7 +58,7 @@ class AppointmentAdmin(ClinicModelAdmin):
             )
         for appointment in appointments:
             try:
-                cancel_for_the_clinic(appointment, form.cleaned_data["reason"], by=request.user.get_username())
+                cancel_appointment(appointment, by=request.user, channel=Via.ADMIN, reason=form.cleaned_data["reason"])
             except SchedulingError as error:
                 self.message_user(request, f"{appointment_in_words(appointment)}: {error}", messages.WARNING)
             else:
@@ -68,7 +69,7 @@ class AppointmentAdmin(ClinicModelAdmin):
     def mark_no_show(self, request, queryset):
         for appointment in queryset.select_related("patient", "provider__location"):
             try:
-                appointment.mark_no_show()
+                record_no_show(appointment, by=request.user, channel=Via.ADMIN)
             except SchedulingError as error:
                 self.message_user(request, f"{appointment_in_words(appointment)}: {error}", messages.WARNING)
             else:
@@ -177,7 +178,12 @@ class ProviderWithReassignmentAdmin(ProviderAdmin):
     def _reassign_patients_of(self, request, provider, days):
         try:
             summary = mark_provider_unavailable(
-                provider, days["start_date"], days["end_date"], days["reason"], by=request.user.get_username()
+                provider,
+                days["start_date"],
+                days["end_date"],
+                days["reason"],
+                by=request.user,
+                channel=Via.ADMIN,
             )
         except WorkflowError as error:
             self.message_user(request, f"{provider.name}: {error}", messages.ERROR)

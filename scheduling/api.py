@@ -2,7 +2,7 @@
 
 Appointments are created and cancelled only: a status never changes through a plain
 update, and moving an appointment is cancel-and-book, so every change goes through
-`Appointment.book` or `Appointment.cancel` like everywhere else.
+`scheduling.actions` like everywhere else.
 """
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -13,12 +13,12 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from clinic.actions import Via
 from clinic.api import ClinicDateField, ClinicDateTimeField, ClinicDayFilter, ExternalIds
 from clinic.models import Patient, Provider
 from clinic.validators import single_line
-from scheduling.cancellation import cancel_for_the_clinic
+from scheduling import actions
 from scheduling.models import Appointment, ProviderUnavailability
-from scheduling.reassignment import mark_provider_unavailable
 
 
 class AppointmentSerializer(ExternalIds, serializers.ModelSerializer):
@@ -37,7 +37,7 @@ class AppointmentSerializer(ExternalIds, serializers.ModelSerializer):
         return data
 
     def create(self, validated_data):
-        return Appointment.book(source=Appointment.Source.API, **validated_data)
+        return actions.book_appointment(**validated_data, by=self.context["request"].user, channel=Via.API)
 
 
 class ProviderUnavailabilitySerializer(serializers.ModelSerializer):
@@ -86,11 +86,11 @@ class AppointmentViewSet(
     @extend_schema(request=CancelSerializer, responses=CancelledAppointmentSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        """Cancel through the same door as every cancellation, which starts the backfill."""
+        """Cancel through the same action as every cancellation: the patient is told, the slot backfilled."""
         appointment = self.get_object()
         form = CancelSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        cancel_for_the_clinic(appointment, form.validated_data["reason"], by=request.user.get_username())
+        actions.cancel_appointment(appointment, by=request.user, channel=Via.API, reason=form.validated_data["reason"])
         return Response(CancelledAppointmentSerializer(appointment).data)
 
 
@@ -130,7 +130,12 @@ class TriggerWorkflowView(APIView):
         form = TriggerWorkflowSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        summary = mark_provider_unavailable(
-            data["provider_id"], data["start_date"], data["end_date"], data["reason"], by=request.user.get_username()
+        summary = actions.mark_provider_unavailable(
+            data["provider_id"],
+            data["start_date"],
+            data["end_date"],
+            data["reason"],
+            by=request.user,
+            channel=Via.API,
         )
         return Response(summary.as_dict(), status=status.HTTP_201_CREATED)

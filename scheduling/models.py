@@ -40,6 +40,17 @@ class AppointmentQuerySet(models.QuerySet):
         return self.active().filter(start__lt=end, end__gt=start)
 
 
+# What the apps above do when an appointment is cancelled, registered from their ready()
+# (backfill records the freed slot): scheduling runs them without importing those apps.
+_WHEN_CANCELLED = []
+
+
+def when_cancelled(hook):
+    """Run `hook(appointment)` inside every cancellation's transaction, after its event."""
+    if hook not in _WHEN_CANCELLED:
+        _WHEN_CANCELLED.append(hook)
+
+
 def worth_filling(provider, start, now=None):
     """SPEC 4: a freed time is filled only far enough ahead, with a provider who is active and not away then."""
     now = now or timezone.now()
@@ -98,10 +109,6 @@ class Appointment(models.Model):
             models.Index(fields=["status", "start"]),
         ]
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._saved_status = None
-
     def __str__(self):
         local = self.provider.location.local(self.start)
         return f"{self.patient} with {self.provider.name}, {local:%a %d %b %Y %H:%M} ({self.status})"
@@ -109,8 +116,7 @@ class Appointment(models.Model):
     def save(self, *args, **kwargs):
         if self.status == self.Status.CANCELLED:
             # A cancelled row takes part in no overlap constraint: no savepoint needed.
-            super().save(*args, **kwargs)  # post_save sees just_cancelled here
-            self._saved_status = self.status
+            super().save(*args, **kwargs)
             return
         try:
             self._save_retrying_a_deadlock(*args, **kwargs)
@@ -118,15 +124,6 @@ class Appointment(models.Model):
             if "overlap" in str(error):
                 raise AppointmentConflict(self.find_conflict() or "The appointment overlaps another one.") from error
             raise
-        self._saved_status = self.status
-
-    @classmethod
-    def from_db(cls, db, field_names, values):
-        # Remember the stored status, so a save can tell a transition to cancelled from a
-        # re-save of a cancelled row (SPEC 4, trigger 1).
-        instance = super().from_db(db, field_names, values)
-        instance._saved_status = instance.__dict__.get("status")
-        return instance
 
     @property
     def is_active(self):
@@ -139,11 +136,6 @@ class Appointment(models.Model):
     @property
     def specialty(self):
         return self.provider.specialty
-
-    @property
-    def just_cancelled(self):
-        """True between the save that cancelled this appointment and the next load."""
-        return self.status == self.Status.CANCELLED and self._saved_status not in (None, self.Status.CANCELLED)
 
     def clean(self):
         if self.start and self.end and self.end <= self.start:
@@ -232,10 +224,10 @@ class Appointment(models.Model):
         return appointment
 
     def cancel(self, reason, by="staff"):
-        """The one door every cancellation goes through (admin, API, links, workflow).
-
-        Saving the status change fires post_save, whose receiver records the freed slot
-        and hands it to the backfill job after commit (backfill/signals.py).
+        """Lock, re-check, mark cancelled, record the event, then run what the apps above
+        registered for a cancellation (`when_cancelled`: backfill records the freed slot),
+        all in the caller's transaction. Whom to tell is the caller's choice: entry points
+        call `scheduling.actions.cancel_appointment`, which decides it.
         """
         with transaction.atomic(), events.written_together():  # the cancellation's and the freed slot's
             # The provider and its site come in the same query: the freed slot needs both
@@ -246,16 +238,16 @@ class Appointment(models.Model):
             self.refresh_from_db(from_queryset=locked)
             if self.status not in self.CANCELLABLE:
                 raise CannotCancel(f"This appointment is {self.get_status_display().lower()} and cannot be cancelled.")
-            self._saved_status = self.status
             self.status = self.Status.CANCELLED
             # One line whatever the caller passed: it reaches emails, pages and the log.
             self.cancel_reason = " ".join(reason.split())[:200]
             self.cancelled_by = str(by)[:100]
             self.cancelled_at = timezone.now()
-            # Recorded before the save, whose receiver frees the slot: the EHR hears of the
-            # cancellation before the slot.freed that follows from it.
-            events.record("appointment.cancelled", self)
             self.save(update_fields=["status", "cancel_reason", "cancelled_by", "cancelled_at", "updated_at"])
+            # Before the hooks: the EHR hears of the cancellation before the slot.freed that follows from it.
+            events.record("appointment.cancelled", self)
+            for hook in _WHEN_CANCELLED:
+                hook(self)
             log.info("appointment.cancelled id=%s patient=%s by=%s reason=%s", self.pk, self.patient_id, by, reason)
         return self
 
@@ -270,7 +262,6 @@ class Appointment(models.Model):
                 raise SchedulingError(
                     f"This appointment is {self.get_status_display().lower()}; it cannot become {status}."
                 )
-            self._saved_status = self.status
             events.record(f"appointment.{status}", self)
         log.info("appointment.%s id=%s patient=%s", status, self.pk, self.patient_id)
         return self

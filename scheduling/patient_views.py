@@ -11,7 +11,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from clinic.access import throttled_per_client
-from scheduling import cancellation, reassignment
+from clinic.actions import Via
+from scheduling import actions, reassignment
 from scheduling.links import BadLink, read_token
 from scheduling.models import Appointment, SchedulingError
 
@@ -45,7 +46,7 @@ class PatientAction:
 
 
 def cancel_from_link(appointment):
-    cancellation.cancel_for_the_patient(appointment)
+    actions.cancel_appointment(appointment, by="patient", channel=Via.PATIENT_LINK, reason=actions.PATIENT_LINK_REASON)
     return "Your appointment is cancelled. Thank you for letting us know; we will offer the time to another patient."
 
 
@@ -57,7 +58,7 @@ DECLINED = (
 
 
 def accept_from_link(appointment):
-    reassignment.accept_offer(appointment)
+    actions.accept_move(appointment, by="patient", channel=Via.PATIENT_LINK)
     return ACCEPTED
 
 
@@ -70,7 +71,7 @@ def accept_refusal(appointment):
 
 
 def decline_from_link(appointment):
-    reassignment.decline_offer(appointment, by="patient")
+    actions.decline_move(appointment, by="patient", channel=Via.PATIENT_LINK)
     return declined_recap(appointment)
 
 

@@ -1,7 +1,8 @@
 """Provider unavailable: move their patients to colleagues, or to the waitlist (SPEC 6).
 
-`mark_provider_unavailable` is the one entry point (the API's trigger-workflow,
-`manage.py provider_unavailable`, the provider admin action). It records the absence
+`mark_provider_unavailable` runs the workflow; every entry point (the API's trigger-workflow,
+`manage.py provider_unavailable`, the provider admin action) calls it through
+`scheduling.actions.mark_provider_unavailable`. It records the absence
 first, so cancelling the provider's appointments records no freed slot
 (`FreedSlot.record_for` checks `provider.is_unavailable_on`): a slot of a provider who is
 away is never backfilled. Then each active appointment in the range goes to the
@@ -11,13 +12,12 @@ nobody scores REASSIGN_MIN_SCORE, the patient goes to the waitlist.
 Everything runs in one transaction, one savepoint per appointment: an unexpected failure
 leaves nothing half done, and emails and jobs go out only once it is committed.
 
-`accept_offer` and `decline_offer` are what the links in the offer email do.
+Accepting and declining the move are `scheduling.actions.accept_move` and `decline_move`.
 """
 
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -392,33 +392,17 @@ def join_waitlist(appointment, reason):
     return entry
 
 
-def accept_offer(appointment):
-    """The patient keeps the appointment they were moved to."""
-    with transaction.atomic():
-        if appointment.status != Appointment.Status.OFFERED:
-            raise SchedulingError(
-                f"This appointment is {appointment.get_status_display().lower()}; only an offer can be accepted."
-            )
-        appointment.confirm()  # a conditional update: of an accept and a decline at once, one wins
-        queue_email(OutboundEmail.Kind.ACCEPT_CONFIRMATION, appointment)
-    log.info("appointment.accepted id=%s patient=%s", appointment.pk, appointment.patient_id)
-    return appointment
-
-
 def decline_offer(appointment, by="patient"):
-    """The patient turns the offer down: it is cancelled, which frees the slot for the
-    waitlist (trigger 2), and the patient joins the waitlist first in line."""
-    with transaction.atomic():
-        current = Appointment.objects.select_for_update(no_key=True).get(pk=appointment.pk)
-        if current.status != Appointment.Status.OFFERED:
-            raise SchedulingError(
-                f"This appointment is {current.get_status_display().lower()}; only an offer can be declined."
-            )
-        appointment.cancel(DECLINE_REASON, by=by)
-        entry = join_waitlist(appointment, WaitlistEntry.Reason.DECLINED_REASSIGNMENT)
-        # Registered after the cancel's backfill hand-off, so a backfill that runs at once
-        # (a fast worker, the in-process queue in tests) is already visible to the email.
-        transaction.on_commit(partial(send_decline_confirmation, appointment.pk), robust=True)
+    """Inside the caller's transaction (scheduling.actions.decline_move): the offer is
+    cancelled, which frees the slot for the waitlist (trigger 2), and the patient joins the
+    waitlist first in line. Returns their entry."""
+    current = Appointment.objects.select_for_update(no_key=True).get(pk=appointment.pk)
+    if current.status != Appointment.Status.OFFERED:
+        raise SchedulingError(
+            f"This appointment is {current.get_status_display().lower()}; only an offer can be declined."
+        )
+    appointment.cancel(DECLINE_REASON, by=by)
+    entry = join_waitlist(appointment, WaitlistEntry.Reason.DECLINED_REASSIGNMENT)
     log.info("appointment.declined id=%s patient=%s entry=%s", appointment.pk, appointment.patient_id, entry.pk)
     return entry
 

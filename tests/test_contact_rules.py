@@ -7,9 +7,10 @@ import pytest
 from freezegun import freeze_time
 
 from backfill import contact_rules
+from backfill.actions import decline_slot_offer
 from backfill.models import FreedSlot, MatchLog, SlotOffer
-from backfill.offers import decline_offer
 from backfill.tasks import sweep
+from clinic.actions import Via
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from scheduling.factories import AppointmentFactory
 from waitlist.factories import WaitlistEntryFactory
@@ -129,7 +130,7 @@ def test_three_declines_in_a_row_pause_offers_until_resumed(provider, patient, d
         for day in range(3):
             slot = free_slot(provider, local(2026, 12, 7 + day, 14, 0), django_capture_on_commit_callbacks)
             with django_capture_on_commit_callbacks(execute=True):
-                decline_offer(slot.offers.get(patient=patient))
+                decline_slot_offer(slot.offers.get(patient=patient), by="patient", channel=Via.PATIENT_LINK)
     patient.refresh_from_db()
     assert patient.offers_paused_at is not None
 

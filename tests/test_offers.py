@@ -8,10 +8,12 @@ from django.core import mail
 from django.utils import timezone
 from freezegun import freeze_time
 
+from backfill.actions import accept_slot_offer, book_by_hand
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from backfill.offer_links import make_token
-from backfill.offers import OfferError, accept_offer
+from backfill.offers import OfferError
 from backfill.tasks import sweep
+from clinic.actions import Via
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from clinic.models import OutboundEmail
 from scheduling.factories import AppointmentFactory
@@ -182,10 +184,10 @@ def test_a_second_accept_gets_the_someone_else_page_and_changes_nothing(
 def test_a_late_accept_racing_the_winner_gets_the_someone_else_message(slot, entries):
     # Both patients opened the page while the slot was free; the winner's POST lands first.
     loser = offer_to(entries[0])
-    accept_offer(offer_to(entries[2]))
+    accept_slot_offer(offer_to(entries[2]), by="patient", channel=Via.PATIENT_LINK)
 
     with pytest.raises(OfferError, match=TAKEN):
-        accept_offer(loser)
+        accept_slot_offer(loser, by="patient", channel=Via.PATIENT_LINK)
 
     assert statuses(entries)[:3] == ["withdrawn", "withdrawn", "accepted"]
     assert Appointment.objects.filter(source="backfill").count() == 1
@@ -334,9 +336,7 @@ def test_an_accept_by_a_patient_booked_elsewhere_meanwhile_is_refused(
 def test_an_accept_after_staff_booked_the_slot_by_hand_is_refused(
     client, slot, entries, staff_user, django_capture_on_commit_callbacks
 ):
-    from backfill.booking import book_entry_by_hand
-
-    book_entry_by_hand(slot, entries[4], by="frontdesk")
+    book_by_hand(slot, entries[4], by="frontdesk", channel=Via.ADMIN)
 
     response = post(client, link(entries[0], "accept"), django_capture_on_commit_callbacks)
 
@@ -426,7 +426,12 @@ def test_two_patients_accepting_at_the_same_instant_get_exactly_one_booking(prov
     appointment.cancel("patient called in sick")  # autocommit: the job runs right after
     first, second = offer_to(entries[0]), offer_to(entries[1])
 
-    results = run_in_threads([lambda: accept_offer(first), lambda: accept_offer(second)])
+    results = run_in_threads(
+        [
+            lambda: accept_slot_offer(first, by="patient", channel=Via.PATIENT_LINK),
+            lambda: accept_slot_offer(second, by="patient", channel=Via.PATIENT_LINK),
+        ]
+    )
 
     booked = [result for result in results if isinstance(result, Appointment)]
     refused = [result for result in results if isinstance(result, OfferError)]

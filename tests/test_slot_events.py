@@ -11,9 +11,9 @@ from freezegun import freeze_time
 from standardwebhooks.webhooks import Webhook
 
 from backfill import tasks
-from backfill.booking import book_entry_by_hand
+from backfill.actions import accept_slot_offer, book_by_hand, decline_slot_offer
 from backfill.models import FreedSlot, SlotOffer
-from backfill.offers import accept_offer, decline_offer
+from clinic.actions import Via
 from clinic.factories import HighRiskPatientFactory, PatientFactory, ProviderFactory
 from clinic.models import Event, WebhookEndpoint
 from clinic.webhooks import new_secret
@@ -127,7 +127,7 @@ def test_booking_by_hand_is_a_backfill_the_slot_calls_manual(provider):
         appointment=appointment,
         status=FreedSlot.Status.NO_MATCH,
     )
-    booked = book_entry_by_hand(slot, entry, by=User.objects.create_user("desk"))
+    booked = book_by_hand(slot, entry, by=User.objects.create_user("desk"), channel=Via.ADMIN)
     payload = last("slot.backfilled")
     assert payload["slot"]["status"] == "manual"
     assert payload["booked_appointment"]["id"] == booked.pk
@@ -157,9 +157,9 @@ class TestOffers:
         first, second = SlotOffer.objects.order_by("-score", "id")
         before = latest_event()
         with django_capture_on_commit_callbacks(execute=True):
-            decline_offer(first)
+            decline_slot_offer(first, by="patient", channel=Via.PATIENT_LINK)
         with django_capture_on_commit_callbacks(execute=True):
-            accept_offer(second)
+            accept_slot_offer(second, by="patient", channel=Via.PATIENT_LINK)
         assert types_since(before) == [
             "offer.declined",
             "appointment.created",

@@ -4,7 +4,7 @@
     manage.py demo_scenario no-match       # a slot nobody on the waitlist fits stays open
     manage.py demo_scenario provider-sick  # a provider out sick: colleagues offered, a decline, its backfill
 
-The cancellation goes through the real door (Appointment.cancel), so the backfill runs in
+The cancellation goes through the real door (scheduling.actions.cancel_appointment), so the backfill runs in
 whatever qcluster is serving the queue; the command waits for its outcome.
 """
 
@@ -16,7 +16,9 @@ from django.utils import timezone
 
 from backfill.demo_scenarios import ProviderSick
 from backfill.models import FreedSlot
+from clinic.actions import Via
 from clinic.models import Location, Patient, Provider, Specialty
+from scheduling.actions import cancel_appointment
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 
@@ -34,7 +36,10 @@ class Command(BaseCommand):
             return
         appointment = self.high_risk() if scenario == "high-risk" else self.no_match()
         self.stdout.write(f"Cancelling appointment {appointment.pk}: {appointment}")
-        appointment.cancel("demo: patient called in sick", by="demo_scenario")
+        # The patient phoned in: the front desk cancels and, as the phone call said it all, sends nothing.
+        cancel_appointment(
+            appointment, by="demo_scenario", channel=Via.DEMO, reason="demo: patient called in sick", notify=False
+        )
         slot = FreedSlot.objects.filter(appointment=appointment).first()
         if slot is None:
             raise CommandError("No freed slot was recorded (too soon, or the provider is away).")

@@ -5,8 +5,10 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
+from clinic.actions import Via
 from clinic.models import Provider
-from scheduling.reassignment import WorkflowError, mark_provider_unavailable
+from scheduling.actions import mark_provider_unavailable
+from scheduling.reassignment import WorkflowError
 
 
 def iso_date(value):
@@ -30,7 +32,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, provider, start, end, reason, **options):
         try:
-            summary = mark_provider_unavailable(find_provider(provider), start, end or start, reason, by="manage.py")
+            summary = mark_provider_unavailable(
+                find_provider(provider), start, end or start, reason, by="manage.py", channel=Via.COMMAND
+            )
         except WorkflowError as error:
             raise CommandError(str(error)) from error
         for line in summary.lines():

@@ -1,0 +1,64 @@
+"""What a person or another system can change about the practice's patients, and the words
+every app's actions use to say who acted and through which door.
+
+Every write a user can cause is one function in its app's `actions` module (this one,
+`waitlist/actions.py`, `scheduling/actions.py`, `backfill/actions.py`), in the manner of
+zulip's `do_*`: it takes who acted (`by`) and how (`channel`), opens its transaction, and
+says in its own body what follows (messages, events, hand-offs). Staff pages, the admin,
+the API, patients' links and texts, the feed and manage.py call the action and nothing else
+(docs/how-it-works.md walks one cancellation through them).
+"""
+
+import logging
+
+from django.db import models, transaction
+
+log = logging.getLogger("clinic")
+
+
+class Via(models.TextChoices):
+    """The door an action came through."""
+
+    STAFF_PAGE = "staff_page", "Front desk page"
+    ADMIN = "admin", "Admin"
+    API = "api", "API"
+    PATIENT_LINK = "patient_link", "Patient's link"
+    TEXT_REPLY = "text_reply", "Patient's text reply"
+    FEED = "feed", "Scheduling feed"
+    COMMAND = "command", "manage.py"
+    BACKFILL = "backfill", "The backfill"
+    DEMO = "demo", "Demo"
+
+
+# Doors a patient acts through themselves: they are sent a confirmation, not told "the clinic cancelled".
+PATIENT_DOORS = (Via.PATIENT_LINK, Via.TEXT_REPLY)
+
+
+def actor(by):
+    """Who acted, as stored and logged: a user's username, or the name given ("patient", "backfill")."""
+    get_username = getattr(by, "get_username", None)
+    return str(get_username() if get_username else by)[:100]
+
+
+def opt_out_of_email(patient, *, by, channel):
+    """The patient's one-click unsubscribe: no more emails (texts follow their own consent)."""
+    with transaction.atomic(durable=True):
+        patient.opt_out_of_email()
+    log.info("patient.email_opt_out patient=%s by=%s channel=%s", patient.pk, actor(by), channel)
+    return patient
+
+
+def set_text_consent(patient, consent, *, by, channel, source):
+    """Consent to texts given or withdrawn (staff, the API, the patient's page, STOP/START)."""
+    with transaction.atomic(durable=True):
+        patient.set_sms_consent(consent, source)
+    log.info("patient.sms_consent patient=%s consent=%s by=%s channel=%s", patient.pk, consent, actor(by), channel)
+    return patient
+
+
+def resume_offers(patient, *, by, channel):
+    """Offers paused after several went by are on again (staff in the admin, the patient's page)."""
+    with transaction.atomic(durable=True):
+        patient.resume_offers()
+    log.info("patient.offers_resumed patient=%s by=%s channel=%s", patient.pk, actor(by), channel)
+    return patient

@@ -1,0 +1,104 @@
+"""What a person or another system can do to the schedule, one function each (the
+conventions are clinic/actions.py's): cancel, book by hand, record a no-show, mark a
+provider unavailable, accept or decline a move.
+
+Each opens the outermost business transaction (durable: nothing wraps it, so once it
+returns it has committed), changes the appointment through its model's verbs, which lock
+and re-check, and says here whom it tells. A cancellation's freed slot is backfill's
+business: `Appointment.cancel` runs the hook backfill registered (scheduling.models.
+when_cancelled), and its job is enqueued once this transaction commits.
+"""
+
+import logging
+from functools import partial
+
+from django.db import transaction
+
+from clinic.actions import PATIENT_DOORS, Via, actor
+from clinic.models import OutboundEmail
+from scheduling import reassignment
+from scheduling.messages import queue_email
+from scheduling.models import Appointment, SchedulingError
+
+log = logging.getLogger("scheduling")
+
+PATIENT_LINK_REASON = "patient cancelled from email link"
+TEXT_REPLY_REASON = "patient cancelled by text reply"
+# How an appointment booked by hand came in, by door (the no-show model reads it).
+SOURCE_OF = {Via.API: Appointment.Source.API, Via.FEED: Appointment.Source.API}
+
+
+def cancel_appointment(appointment, *, by, channel, reason, notify=True):
+    """Cancel the appointment; its slot goes to the waitlist if still worth filling.
+
+    With `notify`, the patient is told: a confirmation when they cancelled it themselves
+    (their link, a text), otherwise that the clinic cancelled it and why. Opted-out patients
+    get nothing. Raises CannotCancel when it is no longer cancellable.
+    """
+    with transaction.atomic(durable=True):
+        appointment.cancel(reason, by=actor(by))  # lock, re-check, event, the freed slot (its hook)
+        if notify:
+            patient_did = channel in PATIENT_DOORS
+            kind = OutboundEmail.Kind.CANCEL_CONFIRMATION if patient_did else OutboundEmail.Kind.CLINIC_CANCELLATION
+            queue_email(kind, appointment)
+    log.info("action.cancel_appointment id=%s by=%s channel=%s notify=%s", appointment.pk, actor(by), channel, notify)
+    return appointment
+
+
+def record_no_show(appointment, *, by, channel):
+    """The patient did not come (staff, the feed). Only once the appointment has started."""
+    with transaction.atomic(durable=True):
+        appointment.mark_no_show()
+    log.info("action.record_no_show id=%s by=%s channel=%s", appointment.pk, actor(by), channel)
+    return appointment
+
+
+def book_appointment(*, patient, provider, start, end, by, channel, external_id=None):
+    """Book a patient by hand (the API, the feed); raises AppointmentConflict if either is busy then."""
+    with transaction.atomic(durable=True):
+        appointment = Appointment.book(
+            patient=patient,
+            provider=provider,
+            start=start,
+            end=end,
+            source=SOURCE_OF.get(channel, Appointment.Source.STAFF),
+            external_id=external_id,
+        )
+    log.info("action.book_appointment id=%s by=%s channel=%s", appointment.pk, actor(by), channel)
+    return appointment
+
+
+def mark_provider_unavailable(provider, start_date, end_date, reason, *, by, channel):
+    """Record the provider's absence and move each of their patients in the range to a
+    colleague (an offer they may decline) or to the waitlist; each is emailed which
+    (scheduling/reassignment.py). Returns the WorkflowSummary."""
+    with transaction.atomic(durable=True):
+        summary = reassignment.mark_provider_unavailable(provider, start_date, end_date, reason, by=actor(by))
+    log.info("action.mark_provider_unavailable provider=%s by=%s channel=%s", provider.pk, actor(by), channel)
+    return summary
+
+
+def accept_move(appointment, *, by, channel):
+    """The patient keeps the appointment the workflow moved them to, and is emailed its details."""
+    with transaction.atomic(durable=True):
+        if appointment.status != Appointment.Status.OFFERED:
+            raise SchedulingError(
+                f"This appointment is {appointment.get_status_display().lower()}; only an offer can be accepted."
+            )
+        appointment.confirm()  # a conditional update: of an accept and a decline at once, one wins
+        queue_email(OutboundEmail.Kind.ACCEPT_CONFIRMATION, appointment)
+    log.info(
+        "action.accept_move id=%s patient=%s by=%s channel=%s", appointment.pk, appointment.patient_id, by, channel
+    )
+    return appointment
+
+
+def decline_move(appointment, *, by, channel):
+    """The patient turns the move down: the new appointment is cancelled (its slot goes to
+    the waitlist) and they join the waitlist first in line. Their confirmation is written
+    once this commits, so it can say whether the slot already went to someone else."""
+    with transaction.atomic(durable=True):
+        entry = reassignment.decline_offer(appointment, by=actor(by))
+        transaction.on_commit(partial(reassignment.send_decline_confirmation, appointment.pk), robust=True)
+    log.info("action.decline_move id=%s entry=%s by=%s channel=%s", appointment.pk, entry.pk, actor(by), channel)
+    return entry

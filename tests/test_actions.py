@@ -1,0 +1,178 @@
+"""Every door calls the same action and gets the same effects: the patient told, the slot
+freed, who acted recorded; and the chain backfill is a job of its own."""
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from backfill import tasks
+from backfill.actions import receive_text
+from backfill.models import FreedSlot
+from clinic.actions import Via
+from clinic.factories import HighRiskPatientFactory, PatientFactory, ProviderFactory
+from clinic.models import InboundText, OutboundEmail
+from scheduling.actions import cancel_appointment, record_no_show
+from scheduling.factories import AppointmentFactory, next_weekday_at
+from scheduling.messages import queue_email
+from scheduling.models import Appointment
+from waitlist.factories import WaitlistEntryFactory
+from waitlist.models import WaitlistEntry
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def appointment():
+    return AppointmentFactory(patient=PatientFactory(first_name="Maya"), provider=ProviderFactory(name="Dr. Diaz"))
+
+
+def cancelled(appointment):
+    appointment.refresh_from_db()
+    return appointment.status, appointment.cancelled_by, FreedSlot.objects.filter(appointment=appointment).exists()
+
+
+def test_the_schedule_pages_cancel_emails_the_patient_like_the_admin_and_the_api(
+    staff_client, appointment, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(f"/schedule/appointments/{appointment.pk}/cancel/", {"reason": "clinic closed"})
+
+    assert response.status_code == 302
+    assert cancelled(appointment) == ("cancelled", "frontdesk", True)
+    told = OutboundEmail.objects.get(appointment=appointment)
+    assert (told.kind, told.status) == (OutboundEmail.Kind.CLINIC_CANCELLATION, "sent")
+    assert "the clinic has had to cancel this appointment (clinic closed)" in mail.outbox[0].body
+
+
+@pytest.mark.parametrize(
+    ("channel", "kind"),
+    [
+        (Via.STAFF_PAGE, OutboundEmail.Kind.CLINIC_CANCELLATION),
+        (Via.ADMIN, OutboundEmail.Kind.CLINIC_CANCELLATION),
+        (Via.API, OutboundEmail.Kind.CLINIC_CANCELLATION),
+        (Via.FEED, OutboundEmail.Kind.CLINIC_CANCELLATION),
+        (Via.PATIENT_LINK, OutboundEmail.Kind.CANCEL_CONFIRMATION),
+    ],
+)
+def test_the_cancel_action_tells_the_patient_by_who_cancelled(
+    appointment, channel, kind, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        cancel_appointment(appointment, by="someone", channel=channel, reason="closed")
+
+    assert cancelled(appointment) == ("cancelled", "someone", True)
+    assert list(OutboundEmail.objects.values_list("kind", flat=True)) == [kind]
+
+
+def test_without_notify_the_patient_is_told_nothing_but_the_slot_is_freed(
+    appointment, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        cancel_appointment(appointment, by="demo", channel=Via.DEMO, reason="called in sick", notify=False)
+
+    assert cancelled(appointment) == ("cancelled", "demo", True)
+    assert not OutboundEmail.objects.exists()
+
+
+def test_a_text_reply_cancels_through_the_action_and_the_reply_is_the_confirmation(
+    django_capture_on_commit_callbacks,
+):
+    patient = PatientFactory(preferred_channel="sms", sms_consent=True)
+    appointment = AppointmentFactory(patient=patient)
+    with django_capture_on_commit_callbacks(execute=True):
+        queue_email(OutboundEmail.Kind.BACKFILL_CONFIRMATION, appointment)
+        answer = receive_text("SM1", str(patient.phone), "Cancel")
+
+    assert answer.outcome == "cancelled"
+    assert cancelled(appointment) == ("cancelled", "patient", True)
+    assert OutboundEmail.objects.filter(appointment=appointment).count() == 1  # only the text it replied to
+
+
+def test_a_text_whose_action_fails_frees_its_message_sid_for_twilios_retry(django_capture_on_commit_callbacks):
+    patient = PatientFactory(preferred_channel="sms", sms_consent=True)
+    with mock.patch("backfill.actions._act", side_effect=RuntimeError("database went away")):
+        with pytest.raises(RuntimeError):
+            receive_text("SM2", str(patient.phone), "STOP")
+    assert not InboundText.objects.exists()
+
+    assert receive_text("SM2", str(patient.phone), "STOP").outcome == "opted_out"
+
+
+def test_recording_a_no_show_needs_the_appointment_to_have_started():
+    started = AppointmentFactory(
+        start=timezone.now() - timedelta(minutes=20), end=timezone.now() + timedelta(minutes=25)
+    )
+
+    record_no_show(started, by="feed", channel=Via.FEED)
+
+    started.refresh_from_db()
+    assert started.status == Appointment.Status.NO_SHOW
+
+
+def test_the_book_by_hand_page_emails_the_patient(staff_client, appointment, django_capture_on_commit_callbacks):
+    entry = WaitlistEntryFactory(patient=PatientFactory(first_name="Hugo"), specialty=appointment.provider.specialty)
+    with django_capture_on_commit_callbacks(execute=False):  # the slot recorded; no backfill job runs
+        appointment.cancel("sick")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(f"/schedule/appointments/{appointment.pk}/book/", {"entry": entry.pk})
+
+    booked = entry.patient.appointments.get()
+    assert response.status_code == 302
+    assert FreedSlot.objects.get(appointment=appointment).status == FreedSlot.Status.MANUAL
+    assert OutboundEmail.objects.get(appointment=booked).kind == OutboundEmail.Kind.BACKFILL_CONFIRMATION
+
+
+@pytest.fixture
+def chain(settings):
+    """A patient waiting for an earlier time than their booked one, and a slot freed before it."""
+    settings.BACKFILL = {**settings.BACKFILL, "CHAIN_BACKFILL": True}
+    provider = ProviderFactory()
+    mover = HighRiskPatientFactory()
+    later = AppointmentFactory(provider=provider, patient=mover, start=next_weekday_at(hour=10, days_ahead=6))
+    entry = WaitlistEntryFactory(patient=mover, specialty=provider.specialty, original_appointment=later)
+    freed = AppointmentFactory(provider=provider, start=next_weekday_at(hour=10, days_ahead=2))
+    return later, entry, freed
+
+
+def test_the_booking_only_enqueues_the_chain_release_and_the_job_does_it(chain, django_capture_on_commit_callbacks):
+    later, entry, freed = chain
+    with django_capture_on_commit_callbacks(execute=False):
+        freed.cancel("sick")
+    slot = FreedSlot.objects.get(appointment=freed)
+
+    with mock.patch("backfill.models.enqueue") as enqueue:
+        with django_capture_on_commit_callbacks(execute=True):
+            tasks.backfill_slot(slot.pk)
+    later.refresh_from_db()
+    entry.refresh_from_db()
+    assert entry.status == WaitlistEntry.Status.BOOKED
+    assert later.status == Appointment.Status.SCHEDULED  # not released inside the booking
+    enqueue.assert_called_once_with(
+        "backfill.tasks.release_later_appointment", entry.pk, group="backfill", task_name=f"chain-entry-{entry.pk}"
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.release_later_appointment(entry.pk) == later.pk
+        assert tasks.release_later_appointment(entry.pk) is None  # twice: released once
+    later.refresh_from_db()
+    assert later.status == Appointment.Status.CANCELLED
+    assert later.cancelled_by == "backfill"
+    assert FreedSlot.objects.filter(appointment=later).exists()  # backfilled in turn
+
+
+def test_the_sweep_enqueues_a_chain_release_whose_job_was_lost(chain, django_capture_on_commit_callbacks):
+    later, entry, freed = chain
+    with django_capture_on_commit_callbacks(execute=False):
+        freed.cancel("sick")
+    with mock.patch("backfill.models.enqueue"), django_capture_on_commit_callbacks(execute=True):
+        tasks.backfill_slot(FreedSlot.objects.get(appointment=freed).pk)  # its job is lost
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = tasks.sweep(now=timezone.now() + timedelta(minutes=10))
+
+    later.refresh_from_db()
+    assert result["chain_releases"] == 1
+    assert later.status == Appointment.Status.CANCELLED
