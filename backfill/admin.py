@@ -3,6 +3,7 @@ from django.contrib.admin import helpers
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 
+from audit.trail import record_views
 from backfill.actions import book_by_hand, retry_backfill
 from backfill.booking import BackfillError
 from backfill.explained_waitlist import ExplainedWaitlist, explain_entry
@@ -138,7 +139,9 @@ def _chosen_entry(raw):
 def explanation_context(slot):
     """The slot's waitlist as the backfill judges it, best first (the same as the explain API)."""
     explained = ExplainedWaitlist(slot)
-    return {"slot": slot, "explanations": explained[:EXPLAINED_ON_PAGE], "total": len(explained)}
+    shown = explained[:EXPLAINED_ON_PAGE]
+    record_views("waitlist entry", [(item.entry.pk, item.entry.patient_id) for item in shown])
+    return {"slot": slot, "explanations": shown, "total": len(explained)}
 
 
 def points_in_words(breakdown):

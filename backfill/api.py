@@ -15,6 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.trail import record_views
 from backfill.actions import book_by_hand, retry_backfill
 from backfill.explained_waitlist import ExplainedWaitlist
 from backfill.models import FreedSlot, MatchLog, SlotOffer
@@ -160,6 +161,7 @@ class FreedSlotViewSet(viewsets.ReadOnlyModelViewSet):
     def explain(self, request, pk=None):
         """Every waiting entry of the slot's specialty, eligible first in the engine's order, with why."""
         page = self.paginate_queryset(ExplainedWaitlist(self.get_object()))
+        record_views("waitlist entry", [(item.entry.pk, item.entry.patient_id) for item in page])
         return self.get_paginated_response(ExplanationSerializer(page, many=True).data)
 
     @extend_schema(request=None, responses={202: FreedSlotDetailSerializer})

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from audit.trail import record_view
 from backfill import actions as backfill_actions
 from backfill.appointment_history import AppointmentHistory
 from backfill.booking import BackfillError
@@ -37,6 +38,7 @@ class BookByHandForm(forms.Form):
 def _page(request, appointment_id, status=200, **forms_):
     history = AppointmentHistory.of(appointment_id)
     appointment = history.appointment
+    record_view("appointment", appointment.pk, appointment.patient_id)
     site = appointment.provider.location  # every time on the page is on the site's clock, and the footer says whose
     context = {
         "history": history,

@@ -11,7 +11,9 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
-from rest_framework import permissions, throttling
+from rest_framework import authentication, permissions, throttling
+
+from audit import context as audit_context
 
 
 def staff_page(permission):
@@ -34,6 +36,15 @@ def staff_page(permission):
         return guarded
 
     return decorate
+
+
+class TokenAuthentication(authentication.TokenAuthentication):
+    """DRF's token authentication, naming the token's account in the audit trail."""
+
+    def authenticate_credentials(self, key):
+        user, token = super().authenticate_credentials(key)
+        audit_context.identify(f"{audit_context.user_label(user)} (API token)", user=user)
+        return user, token
 
 
 class ModelPermissions(permissions.DjangoModelPermissions):

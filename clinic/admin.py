@@ -50,6 +50,7 @@ class ProviderAdmin(ClinicModelAdmin):
 
 @admin.register(Patient)
 class PatientAdmin(ClinicModelAdmin):
+    audited_as, audited_patient = "patient", "pk"
     list_display = [
         "__str__",
         "email",

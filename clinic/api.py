@@ -21,6 +21,7 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import APIException
 from rest_framework.views import exception_handler
 
+from audit.trail import RecordsReads
 from clinic.exceptions import DomainError
 from clinic.fields import WEEKDAYS, mask_to_weekdays, weekdays_to_mask
 from clinic.models import InsurancePlan, Location, Patient, Provider, Specialty, day_bounds
@@ -277,7 +278,7 @@ class ProviderViewSet(RecordViewSet):
         return super().get_queryset().prefetch_related("accepted_insurance_plans")
 
 
-class PatientViewSet(RecordViewSet):
+class PatientViewSet(RecordsReads, RecordViewSet):
     queryset = Patient.objects.order_by("last_name", "first_name", "id")
     serializer_class = PatientSerializer
     filterset_fields = ["preferred_location", "email", "external_id", "insurance_plan"]

@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
+from audit.api import AuditEventViewSet
 from backfill.api import FreedSlotViewSet, StatsView
 from clinic.api import (
     InsurancePlanViewSet,
@@ -38,6 +39,7 @@ router.register("webhook-endpoints", WebhookEndpointViewSet)
 router.register("webhook-deliveries", WebhookDeliveryViewSet)
 router.register("messages", MessageViewSet)
 router.register("freed-slots", FreedSlotViewSet, basename="freed-slot")
+router.register("audit-events", AuditEventViewSet)
 
 # The schema and its docs page describe the API, not the clinic's data: open to read.
 urlpatterns = [

@@ -2,6 +2,7 @@
 
 from rest_framework import mixins, serializers, viewsets
 
+from audit.trail import RecordsReads
 from clinic.api import ClinicDateTimeField
 from clinic.models import OutboundEmail
 
@@ -31,7 +32,8 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class MessageViewSet(RecordsReads, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = OutboundEmail.objects.order_by("-created_at", "-id")
     serializer_class = MessageSerializer
     filterset_fields = ["patient", "channel", "kind", "status"]
+    audited_as, audited_patient = "message", "patient_id"

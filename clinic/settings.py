@@ -89,6 +89,8 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "phonenumber_field",
+    "pgtrigger",
+    "audit",
     "clinic",
     "scheduling",
     "waitlist",
@@ -106,6 +108,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Who acts and through which entry point, for the audit trail's triggers.
+    "audit.middleware.AuditMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A retried POST under /api/ with the same Idempotency-Key answers the first answer again.
     "clinic.idempotency.IdempotencyMiddleware",
@@ -256,6 +260,17 @@ else:
         }
     }
 
+# --- Audit trail ------------------------------------------------------------------------
+# Every change to patients, appointments, waitlist entries, providers, absences, webhook
+# endpoints, users and roles is recorded by database triggers (audit/tracking.py), which
+# django-pgtrigger installs on PostgreSQL after each migrate; none lives in a migration file.
+PGTRIGGER_MIGRATIONS = False
+PGTRIGGER_INSTALL_ON_MIGRATE = True
+# Entries older than this are deleted by the nightly sweep; nothing else may delete one.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 6 * 365 + 2)  # six years, leap days included
+# `manage.py flush` (the test run's reset, the demo's) may empty the trail only when this is on.
+AUDIT_ALLOW_FLUSH = env_bool("AUDIT_ALLOW_FLUSH", False)
+
 # --- Queue (django-q2) ------------------------------------------------------------------
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -356,7 +371,7 @@ TWILIO_WEBHOOK_BASE_URL = os.environ.get("TWILIO_WEBHOOK_BASE_URL", "").rstrip("
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "clinic.access.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Every endpoint checks the account's Django permissions (clinic.access.ModelPermissions):

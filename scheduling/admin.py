@@ -16,6 +16,7 @@ from scheduling.reassignment import WorkflowError
 
 @admin.register(Appointment)
 class AppointmentAdmin(ClinicModelAdmin):
+    audited_as = "appointment"
     list_display = ["start", "end", "patient", "provider", "status", "source", "cancel_reason"]
     list_filter = ["status", "source", "provider__specialty", "provider__location", "provider", "start"]
     search_fields = ["patient__first_name", "patient__last_name", "patient__email", "provider__name"]

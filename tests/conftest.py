@@ -69,6 +69,7 @@ ROLE_MIGRATIONS = [
     "0011_front_desk_keeps_to_its_verbs",
     "0012_texts_and_contact_rules",
     "0013_managers_see_every_webhook_endpoint",
+    "0014_managers_read_the_audit_trail",
 ]
 
 

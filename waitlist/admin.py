@@ -6,6 +6,7 @@ from waitlist.models import WaitlistEntry
 
 @admin.register(WaitlistEntry)
 class WaitlistEntryAdmin(ClinicModelAdmin):
+    audited_as = "waitlist entry"
     list_display = ["patient", "specialty", "status", "reason", "risk", "preferred_location", "days", "created_at"]
     list_filter = ["status", "reason", "specialty", "preferred_location"]
     search_fields = ["patient__first_name", "patient__last_name", "patient__email"]
