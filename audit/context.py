@@ -21,11 +21,13 @@ from dataclasses import asdict, dataclass
 
 
 class Channel:
-    STAFF_PAGE = "staff page"
+    """The entry points, in the words of clinic.actions.Via where it has one."""
+
+    STAFF_PAGE = "staff_page"
     ADMIN = "admin"
     API = "api"
-    PATIENT_LINK = "patient link"
-    TEXT = "text"
+    PATIENT_LINK = "patient_link"
+    TEXT = "text_reply"
     FEED = "feed"
     JOB = "job"
     COMMAND = "command"

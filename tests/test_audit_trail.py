@@ -44,7 +44,7 @@ def test_a_front_desk_cancellation_names_the_user_and_the_page(client, roles):
     client.post(f"/schedule/appointments/{appointment.pk}/cancel/", {"reason": "patient moved away"})
 
     entry = cancellation_of(appointment)
-    assert (entry.actor, entry.channel, entry.patient_id) == ("dana", "staff page", appointment.patient_id)
+    assert (entry.actor, entry.channel, entry.patient_id) == ("dana", "staff_page", appointment.patient_id)
     assert entry.changes["status"] == ["scheduled", "cancelled"]
     assert entry.changes["cancel_reason"] == ["", "patient moved away"]
 
@@ -71,7 +71,7 @@ def test_a_cancellation_through_the_patients_link_names_the_link(client):
     client.post(link_for(appointment, "cancel").removeprefix("http://testserver"))
 
     entry = cancellation_of(appointment)
-    assert (entry.channel, entry.user_id, entry.patient_id) == ("patient link", None, appointment.patient_id)
+    assert (entry.channel, entry.user_id, entry.patient_id) == ("patient_link", None, appointment.patient_id)
     assert "patient" in entry.actor
 
 
@@ -89,7 +89,7 @@ def test_a_cancellation_by_text_names_the_text(client, django_capture_on_commit_
     client.post("/sms/twilio/inbound/", data, HTTP_X_TWILIO_SIGNATURE=signature)
 
     entry = cancellation_of(appointment)
-    assert (entry.channel, entry.patient_id) == ("text", patient.pk)
+    assert (entry.channel, entry.patient_id) == ("text_reply", patient.pk)
 
 
 def test_the_backfill_job_that_books_a_waiting_patient_names_itself(django_capture_on_commit_callbacks):
@@ -210,7 +210,7 @@ def test_opening_an_appointments_page_is_recorded_as_a_view(client, roles):
         str(appointment.pk),
         appointment.patient_id,
         "dana",
-        "staff page",
+        "staff_page",
     )
 
 
