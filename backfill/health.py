@@ -2,12 +2,15 @@
 
 `/healthz` answers as long as the process does. `/readyz` answers 503 when Backfill cannot do
 its job: the database or the broker is unreachable, the sweep has stopped running (no
-`qcluster`), or an open freed slot has waited too long for its job. `/metrics` is the
+`qcluster`), a cluster holds work and runs none (clinic/watchdog.py), or an open freed slot
+has waited too long for its job; which check failed is told only to a client on the machine
+and to the roles that read the metrics. `/metrics` is the
 Prometheus text format, read from the database at each scrape, so every process answers
 the same whatever process did the work.
 """
 
 import hmac
+import ipaddress
 
 from django.conf import settings
 from django.db import connection
@@ -23,6 +26,7 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from backfill.models import FreedSlot
+from clinic import watchdog
 from clinic.errors import unhandled_error_counts
 from clinic.models import OutboundEmail
 from clinic.queue import shared_broker
@@ -43,22 +47,34 @@ def healthz(request):
 @require_GET
 def readyz(request):
     checks = {}
-    for name, check in (
-        ("database", database_check),
-        ("broker", broker_check),
-        ("sweep", sweep_check),
-        ("open_slots", open_slots_check),
-    ):
+    for name, check in READY_CHECKS:
         try:
             checks[name] = check()
         except Exception as error:  # an unreachable service raises; that is the answer
             checks[name] = {"ok": False, "detail": f"{type(error).__name__}: {error}"[:200]}
         if not checks[name]["ok"] and name == "database":
             break  # the remaining checks read the database too
-    ready = len(checks) == 4 and all(check["ok"] for check in checks.values())
-    return JsonResponse(
-        {"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
-    )
+    ready = len(checks) == len(READY_CHECKS) and all(check["ok"] for check in checks.values())
+    body = {"status": "ready" if ready else "unavailable"}
+    # The checks name internal addresses and the queue's state: for the operator's probe on
+    # the machine itself and for the roles that read the metrics, not for anyone who asks.
+    if client_is_loopback(request) or may_read_metrics(request):
+        body["checks"] = checks
+    return JsonResponse(body, status=200 if ready else 503)
+
+
+def client_is_loopback(request):
+    """The client is on this machine: the peer itself, or behind PROXY_COUNT trusted proxies
+    the address the nearest of them saw (a loopback peer is then only the proxy)."""
+    address = request.META.get("REMOTE_ADDR", "")
+    hops = settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0
+    if hops:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        address = forwarded[-hops] if len(forwarded) >= hops else ""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def database_check():
@@ -83,6 +99,23 @@ def sweep_check():
     return {"ok": False, "detail": f"{overdue:.0f} s overdue (is a qcluster running?)"}
 
 
+def clusters_check():
+    """The django-q2 clusters run jobs: the watchdog's check job has not waited in vain (clinic/watchdog.py)."""
+    states = watchdog.states()
+    if not states:
+        return {"ok": True, "detail": "not watched (no supervise_qcluster)"}
+    stalled = [f"{state.cluster}: {reason}" for state in states if (reason := watchdog.stall_reason(state))]
+    if stalled:
+        return {"ok": False, "detail": "; ".join(stalled)}
+    restarted = [
+        f"{state.cluster} restarted {state.restarts} times, last"
+        f" {timezone.localtime(state.last_restart_at):%Y-%m-%d %H:%M:%S} ({state.last_restart_reason})"
+        for state in states
+        if state.restarts
+    ]
+    return {"ok": True, "detail": "; ".join(restarted) or "running"}
+
+
 def open_slots_check():
     """An open slot is handled in milliseconds; one waiting minutes is stuck."""
     now = timezone.now()
@@ -93,6 +126,15 @@ def open_slots_check():
         return {"ok": True, "detail": "none open"}
     age = (now - waiting_since).total_seconds()
     return {"ok": age < settings.READY_SLOT_STUCK_SECONDS, "detail": f"oldest open for {age:.0f} s"}
+
+
+READY_CHECKS = (
+    ("database", database_check),
+    ("broker", broker_check),
+    ("sweep", sweep_check),
+    ("clusters", clusters_check),
+    ("open_slots", open_slots_check),
+)
 
 
 @never_cache
@@ -143,6 +185,27 @@ class BackfillCollector:
         for kind, count in unhandled_error_counts().items():
             errors.add_metric([kind], count)
         yield errors
+        yield from self.clusters()
+
+    def clusters(self):
+        states = watchdog.states()
+        restarts = GaugeMetricFamily(
+            "backfill_cluster_restarts", "Times the watchdog restarted a django-q2 cluster.", labels=["cluster"]
+        )
+        idle = GaugeMetricFamily(
+            "backfill_cluster_last_job_age_seconds",
+            "Seconds since a cluster's worker last finished a job (the watchdog checks every few seconds).",
+            labels=["cluster"],
+        )
+        stalled = GaugeMetricFamily(
+            "backfill_cluster_stalled", "1 while a cluster holds work and runs none.", labels=["cluster"]
+        )
+        for state in states:
+            restarts.add_metric([state.cluster], state.restarts)
+            if state.last_finished_at:
+                idle.add_metric([state.cluster], (state.db_now - state.last_finished_at).total_seconds())
+            stalled.add_metric([state.cluster], int(bool(watchdog.stall_reason(state))))
+        yield from (restarts, idle, stalled)
 
     def time_to_fill(self):
         filled = FreedSlot.objects.filter(status=FreedSlot.Status.BACKFILLED, fill_ms__isnull=False)

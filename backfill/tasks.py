@@ -30,6 +30,7 @@ __all__ = [
     "enqueue_entry_search",
     "fill_slots_for_entry",
     "release_later_appointment",
+    "recover_lost_jobs",
     "sweep",
 ]
 
@@ -143,6 +144,21 @@ def _expire_slots(too_soon):
         for slot in slots:
             slot.close(FreedSlot.Status.EXPIRED)
     return len(slots)
+
+
+def recover_lost_jobs():
+    """A cluster's process died (clinic/watchdog.py): the jobs it had taken are gone with it.
+
+    Slots waiting for their job are due now rather than after LOST_JOB_SECONDS, and the sweep
+    hands each to a new job. A slot whose job survived is then run twice, which is safe.
+    """
+    now = timezone.now()
+    FreedSlot.objects.filter(
+        status=FreedSlot.Status.OPEN,
+        next_attempt_at__gt=now,
+        next_attempt_at__lte=now + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"]),
+    ).update(next_attempt_at=now)
+    return sweep(now)
 
 
 def sweep(now=None):

@@ -391,6 +391,27 @@ class PendingJob(models.Model):
         return f"{self.name} (asked for {self.requested_at:%H:%M:%S})"
 
 
+class ClusterHeartbeat(models.Model):
+    """What the watchdog (clinic/watchdog.py) knows of one django-q2 cluster, by its queue's name.
+
+    Times are the database's clock, so processes on several machines compare them alike.
+    """
+
+    cluster = models.CharField(max_length=100, primary_key=True)
+    # When the watchdog last started the cluster's processes.
+    started_at = models.DateTimeField(null=True, blank=True)
+    # When one of its workers last finished a job (written at most once a second per worker).
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    # The watchdog's check job waiting on the queue since then; cleared once a worker runs it.
+    probe_sent_at = models.DateTimeField(null=True, blank=True)
+    restarts = models.PositiveIntegerField(default=0)
+    last_restart_at = models.DateTimeField(null=True, blank=True)
+    last_restart_reason = models.CharField(max_length=200, blank=True)
+
+    def __str__(self):
+        return f"{self.cluster} ({self.restarts} restarts)"
+
+
 class Event(models.Model):
     """A change an integrator cares about, written in the same transaction as the change
     itself: it exists if and only if the change committed (SPEC 13). `clinic.events.record`

@@ -161,8 +161,9 @@ if DATABASE_IS_POSTGRES and env_bool("DB_POOL", True) and not RUNNING_QCLUSTER:
     # processes x DB_POOL_MAX_SIZE whatever the load. Under runserver each request thread
     # kept a connection of its own, and 16 API clients exhausted PostgreSQL's 100.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    # A connection the pool hands out is checked first: after a PostgreSQL restart the
-    # pool's old connections are dead, and a request must not be the one to find out.
+    # A connection the pool hands out is checked first (Django passes the pool
+    # ConnectionPool.check_connection): after a PostgreSQL restart the pool's old
+    # connections are dead, and a request must not be the one to find out.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"]["OPTIONS"] = {
         "pool": {
@@ -174,6 +175,9 @@ if DATABASE_IS_POSTGRES and env_bool("DB_POOL", True) and not RUNNING_QCLUSTER:
     }
 elif DATABASE_IS_POSTGRES:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
+    # A kept connection is checked before a job (or request) uses it: after a PostgreSQL
+    # restart it is dead, and the job that found out would fail and wait for its retry.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASE_IS_POSTGRES and env_bool("POSTGRES_PREPARED_STATEMENTS", True):
     # Bind parameters on the server and prepare a statement once it has run 5 times on a
     # connection: PostgreSQL then skips parsing and planning the ORM's repeated queries,
@@ -311,6 +315,15 @@ Q_CLUSTER["ALT_CLUSTERS"] = {
         "poll": float(os.environ.get("WEBHOOK_POLL", "0.2")),
     },
 }
+# bin/serve runs each cluster under a watchdog (`manage.py supervise_qcluster`, clinic/watchdog.py):
+# it puts a check job on the cluster's queue every WATCHDOG_INTERVAL_SECONDS, and when that
+# job has waited WATCHDOG_STALL_SECONDS while no job finished for as long (a worker killed
+# while holding the queue's lock), it kills the cluster and starts a new one. Longer than
+# any job should run (Q_CLUSTER["timeout"]), short enough to refill within a minute.
+WATCHDOG_INTERVAL_SECONDS = float(os.environ.get("WATCHDOG_INTERVAL_SECONDS", "5"))
+WATCHDOG_STALL_SECONDS = float(os.environ.get("WATCHDOG_STALL_SECONDS", "30"))
+# Enqueued (by name) after a restart and whenever a cluster's process dies: the jobs it held are gone.
+WATCHDOG_RECOVERY_JOB = "backfill.tasks.recover_lost_jobs"
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:

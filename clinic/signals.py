@@ -1,8 +1,11 @@
-"""anymail's delivery tracking updates the stored message (SPEC 7). Receivers stay fast."""
+"""anymail's delivery tracking updates the stored message (SPEC 7); a django-q2 worker that
+finished a job stamps the watchdog's heartbeat. Receivers stay fast."""
 
 from anymail.signals import tracking
 from django.dispatch import receiver
+from django_q.signals import post_execute_in_worker
 
+from clinic import watchdog
 from clinic.models import OutboundEmail
 
 TRACKED = {
@@ -22,3 +25,9 @@ def delivery_status_changed(sender, event, esp_name, **kwargs):
     OutboundEmail.objects.filter(esp_message_id=event.message_id).exclude(last_event_id=event.event_id or "-").update(
         status=status, last_event_id=event.event_id or ""
     )
+
+
+@receiver(post_execute_in_worker)
+def job_finished(sender, task, **kwargs):
+    """A django-q2 worker finished a job: the watchdog's heartbeat (clinic/watchdog.py)."""
+    watchdog.job_finished(task)

@@ -91,7 +91,8 @@ def free_port():
 class QCluster:
     """One `manage.py qcluster` process group, its output kept in a log file for failures."""
 
-    def __init__(self, database_url, redis_url=None, workers=2, name=None):
+    def __init__(self, database_url, redis_url=None, workers=2, name=None, command="qcluster", env=None):
+        self.command = command  # or "supervise_qcluster": the cluster under its watchdog, as bin/serve runs it
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "clinic.settings",
@@ -107,13 +108,14 @@ class QCluster:
             self.env["REDIS_URL"] = redis_url
         if name:  # one of settings.Q_CLUSTER's ALT_CLUSTERS, e.g. the webhooks' cluster
             self.env["Q_CLUSTER_NAME"] = name
+        self.env.update(env or {})
         self.log_path = Path(self.env["LOG_DIR"]) / "qcluster.out"
         self.process = None
 
     def start(self, timeout=30):
         self.log_path.write_text("")
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
+            [sys.executable, "manage.py", self.command],
             cwd=ROOT,
             env=self.env,
             stdout=self.log_path.open("a"),

@@ -1,5 +1,6 @@
 """What an operator's tools read: /healthz, /readyz, /metrics (SPEC 10)."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from django_q.models import Schedule
 from rest_framework.authtoken.models import Token
 
 from backfill.models import FreedSlot
+from clinic.models import ClusterHeartbeat
 from scheduling.factories import AppointmentFactory
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +30,7 @@ def test_readyz_is_ready_when_the_database_broker_and_sweep_are(client, sweep_on
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json()["status"] == "ready"
-    assert set(response.json()["checks"]) == {"database", "broker", "sweep", "open_slots"}
+    assert set(response.json()["checks"]) == {"database", "broker", "sweep", "clusters", "open_slots"}
 
 
 def test_readyz_is_unavailable_once_the_sweep_stops_running(client):
@@ -46,6 +48,91 @@ def test_readyz_is_unavailable_while_a_freed_slot_is_stuck(client, sweep_on_time
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["open_slots"] == {"ok": False, "detail": "oldest open for 600 s"}
+
+
+def a_stalled_cluster(name="backfill"):
+    """A cluster whose watchdog's check job has waited a minute, its last job done two minutes ago."""
+    now = timezone.now()
+    return ClusterHeartbeat.objects.create(
+        cluster=name,
+        started_at=now - timedelta(minutes=10),
+        last_finished_at=now - timedelta(minutes=2),
+        probe_sent_at=now - timedelta(minutes=1),
+    )
+
+
+def test_readyz_is_unavailable_while_a_cluster_holds_work_and_runs_none(client, sweep_on_time, settings):
+    settings.WATCHDOG_STALL_SECONDS = 30
+    a_stalled_cluster()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    check = response.json()["checks"]["clusters"]
+    assert check["ok"] is False
+    assert re.fullmatch(r"backfill: no job finished for 12\d s while a job waited 6\d s", check["detail"])
+
+
+def test_readyz_is_ready_while_a_cluster_busy_with_a_backlog_keeps_finishing_jobs(client, sweep_on_time, settings):
+    settings.WATCHDOG_STALL_SECONDS = 30
+    busy = a_stalled_cluster()
+    busy.last_finished_at = timezone.now() - timedelta(seconds=2)
+    busy.save()
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["clusters"] == {"ok": True, "detail": "running"}
+
+
+def test_readyz_says_when_the_watchdog_restarted_a_cluster(client, sweep_on_time):
+    ClusterHeartbeat.objects.create(
+        cluster="webhooks",
+        restarts=2,
+        last_restart_at=timezone.now(),
+        last_restart_reason="no job finished for 31 s while a job waited 30 s",
+    )
+    detail = client.get("/readyz").json()["checks"]["clusters"]["detail"]
+    assert detail.startswith("webhooks restarted 2 times, last ")
+    assert detail.endswith("(no job finished for 31 s while a job waited 30 s)")
+
+
+def test_readyz_tells_only_its_status_to_a_client_elsewhere(client, sweep_on_time):
+    a_stalled_cluster()
+    response = client.get("/readyz", REMOTE_ADDR="203.0.113.7")
+    assert (response.status_code, response.json()) == (503, {"status": "unavailable"})
+    # A forwarding header is not believed without PROXY_COUNT.
+    response = client.get("/readyz", REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR="127.0.0.1")
+    assert response.json() == {"status": "unavailable"}
+
+
+def test_readyz_tells_which_check_failed_to_a_manager_or_an_integrator_but_not_the_front_desk(client, sweep_on_time):
+    a_stalled_cluster()
+    elsewhere = {"REMOTE_ADDR": "203.0.113.7"}
+    for role, sees in (("Front desk", False), ("Clinic manager", True), ("Integrator", True)):
+        user = User.objects.create_user(role.replace(" ", "-"))
+        user.groups.add(Group.objects.get(name=role))
+        token = Token.objects.create(user=user).key
+        body = client.get("/readyz", HTTP_AUTHORIZATION=f"Token {token}", **elsewhere).json()
+        assert ("checks" in body) is sees, role
+        client.force_login(user)
+        assert ("checks" in client.get("/readyz", **elsewhere).json()) is sees, role
+        client.logout()
+
+
+def test_readyz_behind_a_proxy_tells_the_checks_to_the_machine_itself_only(client, sweep_on_time, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    # The proxy on the machine is the peer; the client is the address it forwarded.
+    outside = client.get("/readyz", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="127.0.0.1, 198.51.100.4")
+    assert "checks" not in outside.json()
+    local = client.get("/readyz", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="127.0.0.1")
+    assert "checks" in local.json()
+
+
+def test_metrics_count_the_watchdogs_restarts_and_say_when_a_cluster_is_stalled(client, settings):
+    settings.METRICS_SCRAPE_SECRET = "scrape-secret-for-tests"
+    a_stalled_cluster()
+    ClusterHeartbeat.objects.create(cluster="webhooks", restarts=3)
+    body = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret-for-tests").content.decode()
+    assert 'backfill_cluster_restarts{cluster="webhooks"} 3.0' in body
+    assert 'backfill_cluster_stalled{cluster="backfill"} 1.0' in body
+    assert 'backfill_cluster_stalled{cluster="webhooks"} 0.0' in body
 
 
 def test_metrics_need_a_token_or_the_scrape_secret(client):

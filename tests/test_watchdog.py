@@ -1,0 +1,209 @@
+"""A killed worker does not stop the backfilling: the cluster's watchdog (clinic/watchdog.py).
+
+django-q2's workers share one multiprocessing queue; the idle worker blocked in its `get()`
+holds the queue's read lock, the others wait for that lock. SIGKILL of the holder (what the
+OOM killer does) leaves the lock held for good: the sentinel starts a new worker, which waits
+on the lock too, and no job runs again. These tests do that to a real cluster run as bin/serve
+runs it (`manage.py supervise_qcluster`), under a stream of cancellations, and expect every
+freed slot filled within a minute of the kill, nobody double-booked. The watchdog looks every
+second and calls a cluster stalled after 8 s here (30 s by default).
+"""
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from backfill.models import FreedSlot
+from clinic.models import ClusterHeartbeat
+from tests.processes import (
+    QCluster,
+    RedisServer,
+    assert_nobody_double_booked,
+    current_database_url,
+    end_other_sessions,
+    enqueue_to_orm,
+    enqueue_to_redis,
+    wait_until,
+)
+from tests.test_crash_recovery import a_morning_to_fill
+
+pytestmark = [pytest.mark.postgres, pytest.mark.qcluster, pytest.mark.django_db(transaction=True)]
+
+WORKERS = 2
+STALL_S = 8
+FILL_WITHIN_S = 60  # every slot freed is filled within a minute of the kill
+READ = 0  # the read(2) system call's number on x86-64: the worker waiting for a job in get()
+
+
+@pytest.fixture
+def redis_server():
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["orm", pytest.param("redis", marks=pytest.mark.redis)])
+def broker_url(request, monkeypatch):
+    """None for the ORM broker, else a private Redis; this process enqueues to the same one."""
+    if request.param == "orm":
+        enqueue_to_orm(monkeypatch)
+        return None
+    url = request.getfixturevalue("redis_server").url
+    enqueue_to_redis(monkeypatch, url)
+    return url
+
+
+@pytest.fixture
+def supervised_cluster(broker_url):
+    cluster = QCluster(
+        current_database_url(),
+        redis_url=broker_url,
+        workers=WORKERS,
+        command="supervise_qcluster",
+        env={"WATCHDOG_INTERVAL_SECONDS": "1", "WATCHDOG_STALL_SECONDS": str(STALL_S)},
+    ).start()
+    yield cluster
+    cluster.stop()
+    end_other_sessions()
+
+
+def children(pid):
+    """The live children of `pid` (a killed one its parent has not reaped yet is not)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        state, parent = text[text.rindex(")") + 2 :].split()[:2]
+        if int(parent) == pid and state != "Z":
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+class Processes:
+    """The cluster's processes by role, followed as the sentinel replaces them and the watchdog the cluster.
+
+    supervise_qcluster -> qcluster -> the sentinel, which forks the workers, then the monitor
+    and the pusher; a process it replaces is the child it did not have before.
+    """
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.sentinel = None
+        self.by_role = {}
+
+    def current(self):
+        (qcluster,) = wait_until(lambda: children(self.cluster.process.pid), what="the qcluster process")
+        (sentinel,) = wait_until(lambda: children(qcluster), what="the sentinel")
+        forked = wait_until(
+            lambda: len(children(sentinel)) == WORKERS + 2 and children(sentinel), what="the sentinel's processes"
+        )
+        if sentinel != self.sentinel:  # a new cluster: the order forked tells the roles
+            self.by_role = {f"worker {n + 1}": pid for n, pid in enumerate(forked[:WORKERS])}
+            self.by_role.update(monitor=forked[WORKERS], pusher=forked[WORKERS + 1])
+        else:
+            new = [pid for pid in forked if pid not in self.by_role.values()]
+            for role, pid in self.by_role.items():
+                if pid not in forked and role != "sentinel":
+                    self.by_role[role] = new.pop()
+        self.sentinel = self.by_role["sentinel"] = sentinel
+        return self.by_role
+
+    def workers(self):
+        return [pid for role, pid in self.current().items() if role.startswith("worker")]
+
+
+def system_call(pid):
+    try:
+        return int(Path(f"/proc/{pid}/syscall").read_text().split()[0])
+    except (OSError, ValueError):  # gone, or "running"
+        return None
+
+
+def holder_of_the_queue_lock(workers):
+    """The worker reading the queue's pipe (the others wait on the lock it holds), seen twice."""
+    for pid in workers:
+        if system_call(pid) == READ:
+            time.sleep(0.02)
+            if system_call(pid) == READ:
+                return pid
+    return None
+
+
+def statuses():
+    return sorted(FreedSlot.objects.values_list("status", flat=True))
+
+
+def cancel_some(appointments, pause=0.3):
+    for appointment in appointments:
+        appointment.cancel("patient called in sick")
+        time.sleep(pause)
+
+
+def all_filled(count):
+    return lambda: statuses() == ["backfilled"] * count
+
+
+def restarts():
+    return ClusterHeartbeat.objects.filter(cluster="backfill").values_list("restarts", flat=True).first() or 0
+
+
+def test_a_worker_killed_holding_the_queue_lock_is_noticed_and_its_cluster_restarted(
+    supervised_cluster, client, settings
+):
+    cluster = supervised_cluster
+    appointments, _ = a_morning_to_fill(12)
+    cancel_some(appointments[:3])
+    wait_until(all_filled(3), timeout=20, what=lambda: f"the first slots filled:\n{cluster.output()}")
+    workers = Processes(cluster).workers()
+
+    holder = wait_until(lambda: holder_of_the_queue_lock(workers), what="a worker waiting for a job")
+    os.kill(holder, signal.SIGKILL)
+    killed_at = time.monotonic()
+    cancel_some(appointments[3:6])
+
+    # /readyz says so before the watchdog acts (this process judges after 3 s, the watchdog after 8).
+    settings.WATCHDOG_STALL_SECONDS = 3
+    response = wait_until(
+        lambda: (r := client.get("/readyz")).json()["checks"]["clusters"]["ok"] is False and r,
+        timeout=STALL_S,
+        what="/readyz to report the stall",
+    )
+    assert response.status_code == 503
+    assert "backfill: no job finished for" in response.json()["checks"]["clusters"]["detail"]
+
+    cancel_some(appointments[6:])
+    wait_until(
+        all_filled(12),
+        timeout=FILL_WITHIN_S - (time.monotonic() - killed_at),
+        what=lambda: f"every slot filled within {FILL_WITHIN_S} s, now {statuses()}:\n{cluster.output()}",
+    )
+    assert restarts() == 1, cluster.output()
+    assert "[WATCHDOG] Restarting the backfill cluster: no job finished for" in cluster.log_path.read_text()
+    assert_nobody_double_booked()
+
+
+@pytest.mark.parametrize("broker_url", [pytest.param("redis", marks=pytest.mark.redis)], indirect=True)
+def test_each_process_of_the_cluster_killed_in_turn_loses_no_slot(supervised_cluster):
+    cluster = supervised_cluster
+    appointments, _ = a_morning_to_fill(3 * (WORKERS + 3))
+    batches = iter(appointments[n : n + 3] for n in range(0, len(appointments), 3))
+    processes = Processes(cluster)
+    filled = 0
+    for name in [*(f"worker {n + 1}" for n in range(WORKERS)), "monitor", "pusher", "sentinel"]:
+        os.kill(processes.current()[name], signal.SIGKILL)
+        killed_at = time.monotonic()
+        cancel_some(next(batches))
+        filled += 3
+        wait_until(
+            all_filled(filled),
+            timeout=FILL_WITHIN_S - (time.monotonic() - killed_at),
+            what=lambda name=name: (
+                f"every slot filled after killing the {name}, now {statuses()}:\n{cluster.output()}"
+            ),
+        )
+    assert_nobody_double_booked()
