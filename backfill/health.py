@@ -27,6 +27,7 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from backfill.models import FreedSlot
 from clinic import watchdog
+from clinic.access import client_address
 from clinic.errors import unhandled_error_counts
 from clinic.models import OutboundEmail
 from clinic.queue import shared_broker
@@ -64,15 +65,10 @@ def readyz(request):
 
 
 def client_is_loopback(request):
-    """The client is on this machine: the peer itself, or behind PROXY_COUNT trusted proxies
-    the address the nearest of them saw (a loopback peer is then only the proxy)."""
-    address = request.META.get("REMOTE_ADDR", "")
-    hops = settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0
-    if hops:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        address = forwarded[-hops] if len(forwarded) >= hops else ""
+    """The client is on this machine (behind PROXY_COUNT proxies, the address they forwarded:
+    a loopback peer is then only the proxy)."""
     try:
-        return ipaddress.ip_address(address).is_loopback
+        return ipaddress.ip_address(client_address(request)).is_loopback
     except ValueError:
         return False
 

@@ -117,7 +117,7 @@ def test_readyz_tells_which_check_failed_to_a_manager_or_an_integrator_but_not_t
 
 
 def test_readyz_behind_a_proxy_tells_the_checks_to_the_machine_itself_only(client, sweep_on_time, settings):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    settings.PROXY_COUNT = 1
     # The proxy on the machine is the peer; the client is the address it forwarded.
     outside = client.get("/readyz", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="127.0.0.1, 198.51.100.4")
     assert "checks" not in outside.json()
