@@ -42,9 +42,14 @@ class Tracked:
 
 
 TRACKED = [
-    # The no-show model's own estimate and reasons are derived, rewritten at each scoring;
-    # the risk the backfill uses (no_show_risk) is audited.
-    Tracked("clinic.Patient", "patient", patient_column="id", ignored=("no_show_risk_model", "no_show_risk_reasons")),
+    # The no-show model's own estimate, reasons and standing are derived, rewritten at each
+    # scoring, and so is the ranking risk (clinic/risk_scale.py); the risk itself is audited.
+    Tracked(
+        "clinic.Patient",
+        "patient",
+        patient_column="id",
+        ignored=("no_show_risk_model", "no_show_risk_reasons", "no_show_risk_standing", "ranking_risk"),
+    ),
     Tracked("scheduling.Appointment", "appointment", patient_column="patient_id", ignored=("updated_at",)),
     # An entry keeps copies of its patient's risk and plan for ranking (waitlist/models.py);
     # the patient's own row records those changes.
@@ -52,7 +57,7 @@ TRACKED = [
         "waitlist.WaitlistEntry",
         "waitlist entry",
         patient_column="patient_id",
-        ignored=("updated_at", "no_show_risk", "insurance_plan_id"),
+        ignored=("updated_at", "ranking_risk", "insurance_plan_id"),
     ),
     Tracked("clinic.Provider", "provider"),
     Tracked("scheduling.ProviderUnavailability", "absence"),

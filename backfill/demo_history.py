@@ -16,8 +16,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from backfill import rules as table
 from backfill.models import FreedSlot, MatchLog, SlotOffer
-from clinic.fields import WEEKDAYS
+from backfill.rules import Case, Rules, SlotFacts
 from clinic.models import Patient, Provider
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
@@ -38,23 +39,13 @@ class Made:
 
 
 def score(patient, provider, start):
-    """Points by rule as the backfill gives them (SPEC 5 weights in BACKFILL)."""
-    rules = settings.BACKFILL
-    risk = patient.no_show_risk
-    weekday = WEEKDAYS[timezone.localtime(start).weekday()]
-    breakdown = {
-        "no_show_risk": rules["HIGH_RISK_POINTS"]
-        if risk >= 0.8
-        else rules["MEDIUM_RISK_POINTS"]
-        if risk >= 0.6
-        else 0,
-        "specialty": rules["SPECIALTY_POINTS"],
-        "availability": rules["AVAILABILITY_POINTS"]
-        if not patient.available_days or weekday in patient.available_days
-        else 0,
-        "location": rules["LOCATION_POINTS"] if patient.preferred_location_id == provider.location_id else 0,
-    }
-    return sum(breakdown.values()), breakdown
+    """Points by rule as the backfill gives them: the rule table's tiers (backfill/rules.py),
+    for the entry the patient would have had waiting for the provider's specialty."""
+    entry = WaitlistEntry.defaults_from_patient(
+        patient, specialty_id=provider.specialty_id, ranking_risk=patient.risk_on_ranking_scale()
+    )
+    slot = SlotFacts(provider.pk, provider.specialty_id, provider.location_id, start, start)
+    return table.score(Case(entry, slot, Rules()))
 
 
 class BackfillPast:
@@ -78,7 +69,7 @@ class BackfillPast:
         }
         self.candidates = list(
             Patient.objects.filter(
-                no_show_risk__gte=settings.BACKFILL["MIN_NO_SHOW_RISK"], email_opt_out=False
+                ranking_risk__gte=settings.BACKFILL["MIN_NO_SHOW_RISK"], email_opt_out=False
             ).order_by("pk")
         )
         self.plans_taken = {}  # provider id -> the plans they take (none listed: every plan)
@@ -121,7 +112,7 @@ class BackfillPast:
         ]  # SPEC 14: a hard rule
         scored = [(*score(p, appointment.provider, appointment.start), p) for p in free[:CANDIDATES]]
         scored = [item for item in scored if item[0] >= settings.BACKFILL["MIN_SCORE"]]
-        return sorted(scored, key=lambda item: (-item[0], -item[2].no_show_risk, item[2].pk))
+        return sorted(scored, key=lambda item: (-item[0], -item[2].ranking_risk, item[2].pk))
 
     def fill(self, slot, ranked):
         rng, (_, _, winner) = self.rng, ranked[0]
@@ -169,7 +160,7 @@ class BackfillPast:
             reason=self.rng.choice([WaitlistEntry.Reason.STAFF, WaitlistEntry.Reason.PATIENT_REQUEST]),
             status=WaitlistEntry.Status.BOOKED if booked else WaitlistEntry.Status.EXPIRED,
             created_at=slot.freed_at - timedelta(days=self.rng.uniform(1, 20)),
-            no_show_risk=patient.no_show_risk,
+            ranking_risk=patient.risk_on_ranking_scale(),
             booked_appointment=booked,
         )
         if booked and self.rng.random() < CHAIN_SHARE:

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils import timezone
 
+from clinic import risk_scale
 from clinic.fields import WEEKDAYS, span_mask, weekday_bit, windows_to_mask
 from clinic.models import Provider
 from scheduling.models import Appointment
@@ -254,11 +255,30 @@ def _on_off(setting, sql, holds, words, otherwise_sql=None, otherwise_words=None
 
 
 def _risk_between(low, high):
-    return lambda case: case.entry.no_show_risk >= low and (high is None or case.entry.no_show_risk < high)
+    return lambda case: case.entry.ranking_risk >= low and (high is None or case.entry.ranking_risk < high)
+
+
+def _risk_words(case):
+    """A typed risk as it is; a learned one with where it stands: "no-show risk 0.31, in this
+    clinic's highest fifth" (clinic/risk_scale.py). Needs `entry.patient`."""
+    return f"no-show risk {case.entry.patient.no_show_risk_words(case.rules.config)}"
+
+
+def _risk_refusal(case):
+    patient = case.entry.patient
+    if not patient.risk_is_learned:
+        return f"no-show risk {patient.no_show_risk:.2f} is under the minimum {case.rules.MIN_NO_SHOW_RISK}"
+    floor = risk_scale.quantile_words(case.rules.LEARNED_FLOOR_QUANTILE)
+    return f"{_risk_words(case)}, is under the minimum for learned risks (this clinic's {floor})"
 
 
 def _risk_tiers(rules):
-    """High, medium and low risk, from the floor MIN_NO_SHOW_RISK up (lower tiers cannot match)."""
+    """High, medium and low risk, from the floor MIN_NO_SHOW_RISK up (lower tiers cannot match).
+
+    On the ranking risk, where a typed risk is itself and a learned one stands for where it
+    ranks in the clinic (clinic/risk_scale.py): a learned risk in the highest fifth is at or
+    above HIGH_RISK_THRESHOLD there, so one set of tiers ranks both kinds.
+    """
     floor = rules.MIN_NO_SHOW_RISK
     bounds = [
         (rules.HIGH_RISK_THRESHOLD, None, rules.HIGH_RISK_POINTS),
@@ -270,10 +290,8 @@ def _risk_tiers(rules):
         if high is not None and high <= floor:
             continue
         low = max(low, floor)
-        sql = f"e.no_show_risk >= {float(low)!r}" + ("" if high is None else f" AND e.no_show_risk < {float(high)!r}")
-        tiers.append(
-            Tier(sql, _risk_between(low, high), points, lambda case: f"no-show risk {case.entry.no_show_risk:.2f}")
-        )
+        sql = f"e.ranking_risk >= {float(low)!r}" + ("" if high is None else f" AND e.ranking_risk < {float(high)!r}")
+        tiers.append(Tier(sql, _risk_between(low, high), points, _risk_words))
     return tiers
 
 
@@ -297,15 +315,13 @@ RULES = (
     Rule(
         "no_show_risk",
         Filter(
-            lambda rules: f"e.no_show_risk >= {float(rules.MIN_NO_SHOW_RISK)!r}",
-            lambda case: case.entry.no_show_risk >= case.rules.MIN_NO_SHOW_RISK,
-            lambda case: (
-                f"no-show risk {case.entry.no_show_risk:.2f} is under the minimum {case.rules.MIN_NO_SHOW_RISK}"
-            ),
+            lambda rules: f"e.ranking_risk >= {float(rules.MIN_NO_SHOW_RISK)!r}",
+            lambda case: case.entry.ranking_risk >= case.rules.MIN_NO_SHOW_RISK,
+            _risk_refusal,
             active=lambda rules: rules.MIN_NO_SHOW_RISK > 0,  # SPEC 5: 0 turns the filter off
         ),
         tiers=_risk_tiers,
-        tie_breaks=((2, "no_show_risk", True),),
+        tie_breaks=((2, "ranking_risk", True),),
     ),
     Rule(
         "specialty",
@@ -433,6 +449,13 @@ RULES = (
         flag=True,
     ),
 )
+
+
+def risk_points(entry, rules=None, table=RULES):
+    """The points the no-show risk rule gives the entry (0 under the floor)."""
+    rules = rules or Rules()
+    tier = next(rule for rule in table if rule.name == "no_show_risk").tier_of(Case(entry, None, rules))
+    return tier.points if tier else 0
 
 
 def active_filters(rules, table=RULES):

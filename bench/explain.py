@@ -118,7 +118,7 @@ def build_clinic(size, rebuild):
                 time_windows=patient.preferred_times,
                 reason=reason,
                 created_at=patient.created_at - timedelta(minutes=rng.randint(0, 60 * 24 * 30)),
-                no_show_risk=patient.no_show_risk,
+                ranking_risk=patient.risk_on_ranking_scale(),
                 declined_first=reason == WaitlistEntry.Reason.DECLINED_REASSIGNMENT,
             )
         )

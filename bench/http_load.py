@@ -199,7 +199,7 @@ def add_cancellable_appointments(count):
                 patient=patient,
                 specialty_id=appointment.provider.specialty_id,
                 preferred_location_id=appointment.provider.location_id,
-                no_show_risk=patient.no_show_risk,
+                ranking_risk=patient.risk_on_ranking_scale(),
             )
             for patient, appointment in zip(waiting, appointments, strict=False)
         ]

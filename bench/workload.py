@@ -196,7 +196,7 @@ def build_clinic(count, waitlist):
                 patient=patient,
                 specialty_id=appointment.provider.specialty_id,
                 preferred_location_id=appointment.provider.location_id,
-                no_show_risk=patient.no_show_risk,
+                ranking_risk=patient.risk_on_ranking_scale(),
             )
             for patient, appointment in zip(waiting, appointments, strict=False)
         ],
@@ -229,6 +229,7 @@ def bench_patient(name, risk):
         last_name="Bench",
         email=f"{name}@bench.example",
         no_show_risk=risk,
+        ranking_risk=risk,  # bulk_create skips Patient.save
         phone="+16175550100",
         preferred_channel=Patient.Channel.BOTH,
         sms_consent=True,

@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
 
+from clinic import risk_scale
 from clinic.fields import TimeWindowsField, WeekdaysField
 from clinic.validators import outside_url, single_line, time_zone_name
 
@@ -215,6 +216,12 @@ class Patient(models.Model):
     # staff can compare it with a value they typed.
     no_show_risk_model = models.FloatField("model's no-show estimate", null=True, blank=True, editable=False)
     no_show_risk_reasons = models.JSONField("model's reasons", default=list, blank=True, editable=False)
+    # Where the model's estimate stands among the clinic's scored patients: the share of
+    # them rated at or below it (clinic/risk_scale.py), from the model's own percentiles.
+    no_show_risk_standing = models.FloatField("model's estimate stands above", null=True, blank=True, editable=False)
+    # The risk the backfill ranks by: a typed or sent risk as it is, a learned one placed on
+    # the same scale by its standing (clinic/risk_scale.py). Kept in step by save().
+    ranking_risk = models.FloatField(default=0.0, editable=False)
     email_opt_out = models.BooleanField(default=False)
     insurance_plan = models.ForeignKey(
         InsurancePlan,
@@ -252,6 +259,9 @@ class Patient(models.Model):
         return f"{self.first_name} {self.last_name}"
 
     def save(self, *args, **kwargs):
+        self.ranking_risk = self.risk_on_ranking_scale()
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "ranking_risk"}
         super().save(*args, **kwargs)
         # Waiting entries keep a copy of the risk and the plan so one index can filter and rank them.
         plan_differs = (
@@ -260,8 +270,28 @@ class Patient(models.Model):
             else models.Q(insurance_plan__isnull=False)
         )
         self.waitlist_entries.filter(status="waiting").filter(
-            ~models.Q(no_show_risk=self.no_show_risk) | plan_differs
-        ).update(no_show_risk=self.no_show_risk, insurance_plan_id=self.insurance_plan_id)
+            ~models.Q(ranking_risk=self.ranking_risk) | plan_differs
+        ).update(ranking_risk=self.ranking_risk, insurance_plan_id=self.insurance_plan_id)
+
+    @property
+    def risk_is_learned(self):
+        """The model set this risk, and knows where it stands in the clinic."""
+        return self.no_show_risk_source == self.RiskSource.MODEL and self.no_show_risk_standing is not None
+
+    def no_show_risk_words(self, config=None):
+        """ "0.85" for a typed risk; "0.31, in this clinic's highest fifth" for a learned one."""
+        if not self.risk_is_learned:
+            return f"{self.no_show_risk:.2f}"
+        return f"{self.no_show_risk:.2f}, {self.no_show_risk_standing_words(config)}"
+
+    def no_show_risk_standing_words(self, config=None):
+        """Where a learned risk stands in the clinic ("in this clinic's highest fifth"); "" for a typed one."""
+        return risk_scale.standing_words(self.no_show_risk_standing, config) if self.risk_is_learned else ""
+
+    def risk_on_ranking_scale(self):
+        if self.risk_is_learned:
+            return risk_scale.ranking_risk_of_standing(self.no_show_risk_standing)
+        return self.no_show_risk
 
     @property
     def full_name(self):

@@ -466,6 +466,14 @@ BACKFILL = {
     "HIGH_RISK_POINTS": 40,
     "MEDIUM_RISK_THRESHOLD": 0.6,
     "MEDIUM_RISK_POINTS": 30,
+    # A learned risk (set by the no-show model) is judged by where it stands among the
+    # clinic's scored patients: each threshold above has a quantile it stands for, rising
+    # with the thresholds and equal where they are (clinic/risk_scale.py, docs/rules.md).
+    # The median is the floor (and, as the floor is the medium threshold, +30); the highest
+    # fifth gets +40.
+    "LEARNED_FLOOR_QUANTILE": 0.5,
+    "LEARNED_MEDIUM_RISK_QUANTILE": 0.5,
+    "LEARNED_HIGH_RISK_QUANTILE": 0.8,
     "SPECIALTY_POINTS": 20,
     "AVAILABILITY_POINTS": 20,
     "LOCATION_POINTS": 10,

@@ -11,12 +11,10 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
 from clinic.models import Patient, Provider
 from scheduling.models import Appointment
-from waitlist.models import WaitlistEntry
 
 SOURCES = (
     [Appointment.Source.STAFF] * 10
@@ -151,8 +149,8 @@ def past_visit(rng, patient, provider, start, past, no_show_chance, cancel_chanc
 def add_demo_history(rng, days=90):
     """seed_demo's past: `days` of visits before today, for the demo clinic's patients.
 
-    Waitlisted patients keep the risk typed for them ("manual"): the demo's backfill
-    scenarios rank them by it. Everyone else's risk is the model's to set once trained.
+    Every patient's risk is the model's to set once trained (seed_demo trains it on this
+    history), waitlisted patients' included: the backfill ranks them by learned risks.
     """
     patients = list(Patient.objects.order_by("pk"))
     providers = list(Provider.objects.filter(active=True).order_by("pk"))
@@ -167,8 +165,5 @@ def add_demo_history(rng, days=90):
         fill=DEMO_FILL,
         one_visit_a_day=True,
     )
-    with transaction.atomic():
-        Appointment.objects.bulk_create([appointment for appointment, _ in made], batch_size=5000)
-        waiting = WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING).values("patient_id")
-        Patient.objects.filter(pk__in=waiting).update(no_show_risk_source=Patient.RiskSource.MANUAL)
+    Appointment.objects.bulk_create([appointment for appointment, _ in made], batch_size=5000)
     return len(made)

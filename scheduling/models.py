@@ -366,6 +366,10 @@ class NoShowModel(models.Model):
     estimator = models.BinaryField()
     scored_at = models.DateTimeField(null=True, blank=True)
     patients_scored = models.PositiveIntegerField(default=0)
+    # Its estimates' percentiles 0..100 over every patient, fixed at its first scoring (right
+    # after training), so a learned risk's standing in the clinic (clinic/risk_scale.py)
+    # stays put until the next model.
+    risk_quantiles = models.JSONField(default=list, editable=False)
 
     objects = NoShowModelQuerySet.as_manager()
 

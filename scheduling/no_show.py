@@ -36,6 +36,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
+from clinic import risk_scale
 from clinic.models import Location, Patient, Specialty
 from scheduling.models import Appointment, NoShowModel, installed_sklearn_version
 from waitlist.models import WaitlistEntry
@@ -519,13 +520,16 @@ def score_patients(model, now=None):
     with threadpool_limits(THREADS):
         estimates = np.round(estimator.predict_proba(features)[:, 1], 3)
         reasons = explain(estimator, features, model.typical_visit["reference"], estimates, clinic_names())
+    if not model.risk_quantiles:
+        model.risk_quantiles = risk_quantiles(estimates)
+    standings = [risk_scale.standing_of(float(estimate), model.risk_quantiles) for estimate in estimates]
     with transaction.atomic():
-        store_estimates(upcoming.patient, estimates, reasons)
+        store_estimates(upcoming.patient, estimates, reasons, standings)
         model_set = Patient.objects.risk_set_by_model()
         changed = model_set.exclude(no_show_risk=F("no_show_risk_model")).update(no_show_risk=F("no_show_risk_model"))
         copy_risk_to_waiting_entries(model_set)
         model.scored_at, model.patients_scored = timezone.now(), model_set.count()
-        model.save(update_fields=["scored_at", "patients_scored"])
+        model.save(update_fields=["scored_at", "patients_scored", "risk_quantiles"])
     log.info(
         "no_show_model.scored id=%s patients=%s risks_set=%s risks_changed=%s",
         model.pk,
@@ -536,28 +540,53 @@ def score_patients(model, now=None):
     return model.patients_scored
 
 
-def store_estimates(patients, estimates, reasons):
-    """Every patient's estimate and reasons, in one statement run for many rows: bulk_update
-    spent 21 s building its CASE expressions for 20,000 patients (bench/no_show.py)."""
+def risk_quantiles(estimates):
+    """The estimates' percentiles 0..100: the clinic's scale for learned risks (clinic/risk_scale.py)."""
+    steps = np.linspace(0.0, 1.0, risk_scale.QUANTILE_STEPS + 1)
+    return [round(float(value), 6) for value in np.quantile(np.asarray(estimates, dtype=float), steps)]
+
+
+def store_estimates(patients, estimates, reasons, standings):
+    """Every patient's estimate, reasons and standing, and the ranking risk of those whose
+    risk is the model's, in one statement run for many rows: bulk_update spent 21 s building
+    its CASE expressions for 20,000 patients (bench/no_show.py)."""
     table = connection.ops.quote_name(Patient._meta.db_table)
-    estimate, why, pk = (
+    estimate, why, standing, ranking, source, pk = (
         connection.ops.quote_name(Patient._meta.get_field(name).column)
-        for name in ("no_show_risk_model", "no_show_risk_reasons", "id")
+        for name in (
+            "no_show_risk_model",
+            "no_show_risk_reasons",
+            "no_show_risk_standing",
+            "ranking_risk",
+            "no_show_risk_source",
+            "id",
+        )
     )
     rows = [
-        (float(value), json.dumps(sentences), int(patient))
-        for patient, value, sentences in zip(patients, estimates, reasons, strict=False)
+        (
+            float(value),
+            json.dumps(sentences),
+            place,
+            Patient.RiskSource.MODEL.value,
+            risk_scale.ranking_risk_of_standing(place),
+            int(patient),
+        )
+        for patient, value, sentences, place in zip(patients, estimates, reasons, standings, strict=False)
     ]
     with connection.cursor() as cursor:
-        cursor.executemany(f"UPDATE {table} SET {estimate} = %s, {why} = %s WHERE {pk} = %s", rows)  # noqa: S608 - our own names
+        cursor.executemany(
+            f"UPDATE {table} SET {estimate} = %s, {why} = %s, {standing} = %s, "  # noqa: S608 - our own names
+            f"{ranking} = CASE WHEN {source} = %s THEN %s ELSE {ranking} END WHERE {pk} = %s",
+            rows,
+        )
 
 
 def copy_risk_to_waiting_entries(patients):
     """Waiting entries keep a copy of the risk for the ranking index; Patient.save keeps it in
     step one patient at a time, this does it for a bulk update."""
-    risk = Patient.objects.filter(pk=OuterRef("patient_id")).values("no_show_risk")[:1]
+    risk = Patient.objects.filter(pk=OuterRef("patient_id")).values("ranking_risk")[:1]
     WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING, patient__in=patients).update(
-        no_show_risk=Subquery(risk)
+        ranking_risk=Subquery(risk)
     )
 
 
@@ -597,7 +626,19 @@ def train_and_apply():
         trained,
         trained,
         f"{summary}\nIn use: it sets the no-show risk of {scored:,} patients "
-        "(risks typed by staff or sent by the API are left as they are).",
+        "(risks typed by staff or sent by the API are left as they are).\n" + learned_scale_words(trained),
+    )
+
+
+def learned_scale_words(model):
+    """The thresholds a learned risk meets, as this model's estimates put them."""
+    config = settings.BACKFILL
+    floor, high = config["LEARNED_FLOOR_QUANTILE"], config["LEARNED_HIGH_RISK_QUANTILE"]
+    at = {quantile: model.risk_quantiles[round(quantile * risk_scale.QUANTILE_STEPS)] for quantile in (floor, high)}
+    return (
+        f"Learned risks are judged on this clinic's scale: from {at[floor]:.2f} (its "
+        f"{risk_scale.quantile_words(floor)}) a patient may be booked, from {at[high]:.2f} "
+        f"({risk_scale.standing_words(high)}) +{config['HIGH_RISK_POINTS']}."
     )
 
 

@@ -4,6 +4,7 @@ visit (SPEC 15), instead of 0.0 until the next nightly training."""
 from django.db.models.signals import pre_save
 from django.dispatch import receiver
 
+from clinic import risk_scale
 from clinic.models import Patient
 from scheduling.models import NoShowModel
 
@@ -18,3 +19,6 @@ def start_new_patient_at_the_model_estimate(sender, instance, raw=False, **kwarg
         return
     instance.no_show_risk = instance.no_show_risk_model = first_visit["estimate"]
     instance.no_show_risk_reasons = first_visit["reasons"]
+    if model.risk_quantiles:
+        instance.no_show_risk_standing = risk_scale.standing_of(first_visit["estimate"], model.risk_quantiles)
+    instance.ranking_risk = instance.risk_on_ranking_scale()  # Patient.save set it before this ran

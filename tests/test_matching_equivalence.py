@@ -21,12 +21,19 @@ from backfill.matching import Rules, SlotFacts, busy_patients, rank_by_full_scan
 from backfill.rules import RULES, Filter, Rule, Tier
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from clinic.fields import WEEKDAYS
-from clinic.models import InsurancePlan
+from clinic.models import InsurancePlan, Patient
+from clinic.risk_scale import standing_of
 from scheduling.models import Appointment
+from scheduling.no_show import risk_quantiles
 from waitlist.models import WaitlistEntry
 
 SLOT_MONDAY = date(2031, 3, 3)
 RISKS = [0.95, 0.8, 0.7, 0.6, 0.81, 0.79, 0.61, 1.0, 0.59, 0.3, 0.0]
+# Learned risks stand on a clinic's scale (clinic/risk_scale.py): this clinic's estimates
+# run from 0.02 to 0.40, median 0.115. Picked at, just under and between the percentiles
+# the thresholds stand for, so learned and typed risks meet at the tier bounds.
+QUANTILES = risk_quantiles([round(0.02 + 0.38 * (i / 399) ** 2, 3) for i in range(400)])
+LEARNED_RISKS = [QUANTILES[k] for k in (0, 30, 49, 50, 65, 79, 80, 90, 100)] + [QUANTILES[50] - 0.001, 0.01]
 WINDOWS = [["08:00-12:00"], ["12:00-17:00"], ["09:00-10:00", "15:00-18:00"], ["10:30-11:30"]]
 # Each entry is eligible but for at most one of these (random ones would rarely leave
 # two eligible entries in one group, and the interesting cases need that).
@@ -43,6 +50,7 @@ entries = st.lists(
     st.fixed_dictionaries(
         {
             "risk": st.sampled_from(RISKS),
+            "learned": st.one_of(st.none(), st.sampled_from(LEARNED_RISKS)),  # None: the risk is typed
             "location": st.sampled_from([0, 1, None]),
             "days": st.one_of(st.just([]), st.lists(st.sampled_from(WEEKDAYS), min_size=1, max_size=6, unique=True)),
             "windows": st.one_of(st.just([]), st.sampled_from(WINDOWS)),
@@ -152,7 +160,7 @@ class RankingEquivalence(TestCase):
     def add_entry(self, spec, provider, start):
         spoiler, day = spec["spoiler"], provider.location.local(start).date()
         patient = PatientFactory(
-            no_show_risk=spec["risk"],
+            **risk_of(spec),
             email_opt_out=spoiler == "opted_out",
             insurance_plan=None if spec["plan"] is None else self.plans[spec["plan"]],
             preferred_location=None if spec["location"] is None else self.locations[spec["location"]],
@@ -187,6 +195,18 @@ class RankingEquivalence(TestCase):
                 status=Appointment.Status.CANCELLED if spec["busy"] == "cancelled" else Appointment.Status.SCHEDULED,
             )
         return patient
+
+
+def risk_of(spec):
+    learned = spec["learned"]
+    if learned is None:
+        return {"no_show_risk": spec["risk"], "no_show_risk_source": Patient.RiskSource.MANUAL}
+    return {
+        "no_show_risk": learned,
+        "no_show_risk_model": learned,
+        "no_show_risk_standing": standing_of(learned, QUANTILES),
+        "no_show_risk_source": Patient.RiskSource.MODEL,
+    }
 
 
 # Two rules a clinic might add: only the entry and the table change, nothing else.

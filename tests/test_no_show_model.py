@@ -1,7 +1,9 @@
+import io
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db.models import F
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.models import Schedule
@@ -139,17 +141,25 @@ def test_the_nightly_schedule_trains_it_when_due(history_with_a_pattern):
     assert timezone.localtime(Schedule.objects.get(name="no-show-model-nightly").next_run).hour == 3
 
 
-def test_seed_demo_history_trains_a_usable_model():
-    call_command("seed_demo")
-    waiting = Patient.objects.filter(waitlist_entries__status=WaitlistEntry.Status.WAITING)
-    typed = dict(waiting.values_list("pk", "no_show_risk"))
+def test_seed_demo_trains_a_usable_model_that_sets_the_waiting_patients_risks():
+    call_command("seed_demo", stdout=io.StringIO())
 
-    outcome = train_and_apply()
+    model = NoShowModel.objects.in_use()
+    assert model.auc >= 0.6
+    assert Patient.objects.risk_set_by_model().count() == Patient.objects.count()
+    waiting = WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING).select_related("patient")
+    assert all(entry.patient.risk_is_learned for entry in waiting)
+    by_standing = sorted(waiting, key=lambda entry: entry.patient.no_show_risk_standing)
+    assert [entry.ranking_risk for entry in by_standing] == sorted(entry.ranking_risk for entry in waiting)
+    assert sum(entry.ranking_risk >= 0.6 for entry in waiting) >= len(waiting) / 2
 
-    assert outcome.trained.auc >= 0.6
-    assert outcome.in_use == outcome.trained
-    assert dict(waiting.values_list("pk", "no_show_risk")) == typed
-    assert Patient.objects.risk_set_by_model().count() == Patient.objects.count() - len(typed)
+
+def test_seed_demo_can_keep_its_risks_typed():
+    call_command("seed_demo", "--risks", "typed", stdout=io.StringIO())
+
+    assert not NoShowModel.objects.exists()
+    assert not Patient.objects.exclude(no_show_risk_source=Patient.RiskSource.MANUAL).exists()
+    assert not WaitlistEntry.objects.exclude(ranking_risk=F("patient__no_show_risk")).exists()
 
 
 def test_staff_see_each_training_in_the_admin(staff_client, history_with_a_pattern):

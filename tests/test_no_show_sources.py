@@ -4,6 +4,7 @@ import pytest
 
 from clinic.factories import LocationFactory, PatientFactory
 from clinic.models import Patient
+from clinic.risk_scale import ranking_risk_of_standing
 from scheduling.no_show import train_and_apply
 from tests.no_show_history import generate_history, known_rule
 from waitlist.factories import WaitlistEntryFactory
@@ -59,7 +60,35 @@ def test_the_model_updates_the_copy_of_the_risk_on_waiting_entries(history):
     train_and_apply()
 
     entry.refresh_from_db()
-    assert entry.no_show_risk == Patient.objects.get(pk=history[0].pk).no_show_risk_model
+    patient = Patient.objects.get(pk=history[0].pk)
+    assert patient.risk_is_learned
+    assert entry.ranking_risk == patient.ranking_risk == ranking_risk_of_standing(patient.no_show_risk_standing)
+
+
+def test_a_typed_risk_ranks_as_it_is_and_a_learned_one_by_where_it_stands(history):
+    typed, learned = history[0], history[1]
+    train_and_apply()
+    typed.refresh_from_db()
+    typed.set_no_show_risk(0.65, MANUAL)
+    typed.save()
+    learned.refresh_from_db()
+
+    assert typed.ranking_risk == 0.65
+    assert learned.ranking_risk == ranking_risk_of_standing(learned.no_show_risk_standing) != learned.no_show_risk
+
+
+def test_handing_a_risk_back_to_the_model_ranks_it_by_its_standing_again(history):
+    train_and_apply()
+    patient = Patient.objects.get(pk=history[0].pk)
+    entry = WaitlistEntryFactory(patient=patient)
+    patient.set_no_show_risk(0.99, MANUAL)
+    patient.save()
+
+    patient.hand_risk_to_model()
+    patient.save()
+
+    entry.refresh_from_db()
+    assert entry.ranking_risk == ranking_risk_of_standing(patient.no_show_risk_standing)
 
 
 def test_an_integrator_sending_a_risk_makes_it_theirs(staff_client):

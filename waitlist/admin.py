@@ -17,9 +17,9 @@ class WaitlistEntryAdmin(ClinicModelAdmin):
     readonly_fields = ["status", "original_appointment", "booked_appointment", "updated_at"]
     actions = ["remove_entries"]
 
-    @admin.display(description="No-show risk", ordering="no_show_risk")
+    @admin.display(description="No-show risk", ordering="ranking_risk")
     def risk(self, entry):
-        return f"{entry.no_show_risk:.2f}"
+        return entry.patient.no_show_risk_words()
 
     @admin.display(description="Days")
     def days(self, entry):

@@ -49,8 +49,9 @@ class WaitlistEntry(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # Copies kept so one index serves both the candidate filter and the ranking order
     # (SPEC 5 tie-breaks: declined reassignment first, then higher risk, then longest
-    # waiting). Kept in step by save() and Patient.save().
-    no_show_risk = models.FloatField(default=0.0, editable=False)
+    # waiting). Kept in step by save() and Patient.save(). The risk is the patient's
+    # ranking risk: typed and learned risks on one scale (clinic/risk_scale.py).
+    ranking_risk = models.FloatField(default=0.0, editable=False)
     declined_first = models.BooleanField(default=False, editable=False)
     # The patient's insurance plan, copied for the same reason: the candidate query filters
     # on it while it walks the index, before it looks the patient up (bench/matching.py).
@@ -82,7 +83,7 @@ class WaitlistEntry(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["specialty", "status", "-declined_first", "-no_show_risk", "created_at", "id"],
+                fields=["specialty", "status", "-declined_first", "-ranking_risk", "created_at", "id"],
                 name="waitlist_rank",
             ),
             models.Index(
@@ -91,7 +92,7 @@ class WaitlistEntry(models.Model):
                     "status",
                     "preferred_location",
                     "-declined_first",
-                    "-no_show_risk",
+                    "-ranking_risk",
                     "created_at",
                     "id",
                 ],
@@ -103,13 +104,13 @@ class WaitlistEntry(models.Model):
         return f"{self.patient} waiting for {self.specialty}"
 
     def save(self, *args, **kwargs):
-        self.no_show_risk = self.patient.no_show_risk
+        self.ranking_risk = self.patient.risk_on_ranking_scale()
         self.declined_first = self.reason == self.Reason.DECLINED_REASSIGNMENT
         self.insurance_plan_id = self.patient.insurance_plan_id
         if kwargs.get("update_fields") is not None:
             kwargs["update_fields"] = {
                 *kwargs["update_fields"],
-                "no_show_risk",
+                "ranking_risk",
                 "declined_first",
                 "insurance_plan",
                 "updated_at",

@@ -2,6 +2,8 @@
 
 from django import template
 
+from backfill.rules import Rules, risk_points
+
 register = template.Library()
 
 RULE_WORDS = {"no_show_risk": "no-show risk", "time_of_day": "time of day"}
@@ -13,3 +15,13 @@ def points_by_rule(breakdown):
     if not breakdown:
         return "–"
     return ", ".join(f"{RULE_WORDS.get(rule, rule.replace('_', ' '))} {points}" for rule, points in breakdown.items())
+
+
+@register.filter
+def risk_level(entry):
+    """ "high", "medium" or "low": the no-show risk rule's points for the entry (backfill/rules.py)."""
+    rules = Rules()
+    points = risk_points(entry, rules)
+    if points and points >= rules.HIGH_RISK_POINTS:
+        return "high"
+    return "medium" if points else "low"

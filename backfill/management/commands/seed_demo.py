@@ -18,7 +18,8 @@ from backfill.models import FreedSlot, MatchLog, SlotOffer
 from clinic.fields import WEEKDAYS
 from clinic.models import InsurancePlan, Location, OutboundEmail, Patient, Provider, Specialty
 from scheduling.demo_history import add_demo_history
-from scheduling.models import Appointment, ProviderUnavailability
+from scheduling.models import Appointment, NoShowModel, ProviderUnavailability
+from scheduling.no_show import train_and_apply
 from waitlist.models import WaitlistEntry
 
 LOCATIONS = [
@@ -135,6 +136,7 @@ PROVIDER_LAST_NAMES = [
 FORWARD_FILL = 0.55
 TIME_WINDOWS = [[], [], [], ["08:00-12:00"], ["12:00-17:00"], ["16:00-19:00"], ["08:00-10:00", "15:00-18:00"]]
 DOMAIN_MODELS = [
+    NoShowModel,
     SlotOffer,
     MatchLog,
     FreedSlot,
@@ -177,6 +179,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--days", type=int, default=14, help="days of appointments from today")
         parser.add_argument("--history-days", type=int, default=90, help="days of past visits, for the no-show model")
+        parser.add_argument(
+            "--risks",
+            choices=["learned", "typed"],
+            default="learned",
+            help="learned (default): train the no-show model on the history and let it set every patient's risk; "
+            "typed: keep the seeded risks as if typed by staff, and train no model",
+        )
         parser.add_argument("--reset", action="store_true", help="delete the clinic's data first")
         parser.add_argument("--if-empty", action="store_true", help="do nothing if the clinic already has data")
         parser.add_argument(
@@ -201,9 +210,11 @@ class Command(BaseCommand):
             counts = DemoClinic(random.Random(options["seed"])).build(options)
             counts["past appointments"] = add_demo_history(random.Random(options["seed"]), options["history_days"])
             counts.update(add_backfill_history(random.Random(options["seed"]), options["history_days"]))
+            risks = set_risks(options["risks"])
             logins = create_demo_logins()
         for name, count in counts.items():
             self.stdout.write(f"{count:>8} {name}")
+        self.stdout.write(risks)
         text = "\n".join(logins)
         self.stdout.write(self.style.SUCCESS(text))
         if options["logins_file"]:
@@ -211,6 +222,16 @@ class Command(BaseCommand):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text + "\n")
             path.chmod(0o600)
+
+
+def set_risks(kind):
+    """What the clinic does once it has a history: the no-show model learns from it and sets
+    the patients' risks, the waiting ones included (docs/rules.md: one scale for typed and
+    learned risks). Says what happened."""
+    if kind == "typed":
+        Patient.objects.update(no_show_risk_source=Patient.RiskSource.MANUAL)
+        return "No-show risks: as seeded, typed by staff (no model trained)."
+    return train_and_apply().message
 
 
 def delete_all(model, chunk=10_000):
@@ -324,6 +345,8 @@ class DemoClinic:
                     **(TEXTS_TOO if index % 3 == 0 else {}),
                 )
             )
+        for patient in patients:  # bulk_create skips Patient.save, which keeps it in step
+            patient.ranking_risk = patient.risk_on_ranking_scale()
         return Patient.objects.bulk_create(patients, batch_size=5000)
 
     def appointments(self, providers, patients, days):
@@ -378,7 +401,7 @@ class DemoClinic:
                     time_windows=patient.preferred_times,
                     reason=reason,
                     created_at=now - timedelta(minutes=rng.randint(10, 60 * 24 * 30)),
-                    no_show_risk=patient.no_show_risk,
+                    ranking_risk=patient.risk_on_ranking_scale(),
                     declined_first=reason == WaitlistEntry.Reason.DECLINED_REASSIGNMENT,
                     insurance_plan_id=patient.insurance_plan_id,
                 )
