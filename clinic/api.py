@@ -192,7 +192,7 @@ class InsurancePlanSerializer(serializers.ModelSerializer):
 class SpecialtySerializer(serializers.ModelSerializer):
     class Meta:
         model = Specialty
-        fields = ["id", "name"]
+        fields = ["id", "name", "external_id"]
 
 
 class ProviderSerializer(ExternalIds, serializers.ModelSerializer):

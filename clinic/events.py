@@ -39,6 +39,14 @@ EVENT_TYPES = [
 
 # model class -> (name used in events, the API's serializer for it)
 _SHOWN = {}
+# What else runs once events have committed, besides asking for the webhooks' job: added by
+# apps above this one when they are ready (the HL7 interface's sending).
+_ALSO_AFTER_COMMIT = []
+
+
+def after_commit(callback):
+    """Call `callback()` (no arguments) whenever events have committed; once per burst."""
+    _ALSO_AFTER_COMMIT.append(callback)
 
 
 def show(model, name, serializer_class):
@@ -117,6 +125,8 @@ class _DeliveryRequest:
     def __call__(self):
         if not self.superseded:
             request_delivery()
+            for callback in _ALSO_AFTER_COMMIT:
+                callback()
 
 
 def _ask_for_delivery_after_commit():

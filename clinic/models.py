@@ -111,6 +111,8 @@ class InsurancePlan(models.Model):
 
 class Specialty(models.Model):
     name = models.CharField(max_length=100, unique=True, validators=[single_line])
+    # The integrator's own id for it (SPEC 13), unique when set; an HL7 feed's AIS-3 code.
+    external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
 
     class Meta:
         ordering = ["name"]
@@ -191,6 +193,9 @@ class Patient(models.Model):
     external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
     # E.164 (+16175550123); typed numbers are read in PHONENUMBER_DEFAULT_REGION.
     phone = PhoneNumberField(blank=True)
+    birth_date = models.DateField(null=True, blank=True)
+    # The language the patient reads, as a code (ISO 639, e.g. "es"); empty: the clinic's own.
+    preferred_language = models.CharField(max_length=16, blank=True, validators=[single_line])
     preferred_location = models.ForeignKey(
         Location, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

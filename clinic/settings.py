@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "scheduling",
     "waitlist",
     "backfill",
+    "integrations.hl7",
 ]
 
 MIDDLEWARE = [
@@ -419,6 +420,22 @@ WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
 # While events keep coming, a run waits this long between its passes, to send a burst's
 # events in one pass (bench/latency.py --webhook 1).
 WEBHOOK_BATCH_SECONDS = float(os.environ.get("WEBHOOK_BATCH_SECONDS", "0.5"))
+# The HL7 v2 interface (docs/hl7.md). `manage.py hl7_listen` serves MLLP on HL7_BIND
+# (host:port; bin/serve starts it when set). Acknowledgements name Backfill as HL7_APPLICATION
+# at HL7_FACILITY; PID-3's MRN is the repetition assigned by HL7_MRN_AUTHORITY (empty: the
+# one typed MR, else the first). A connection silent for HL7_IDLE_SECONDS is closed; a
+# message longer than HL7_MAX_MESSAGE_BYTES is refused. Messages are kept HL7_RETENTION_DAYS.
+HL7_BIND = os.environ.get("HL7_BIND", "")
+HL7_APPLICATION = os.environ.get("HL7_APPLICATION", "BACKFILL")
+HL7_FACILITY = os.environ.get("HL7_FACILITY", "")
+HL7_MRN_AUTHORITY = os.environ.get("HL7_MRN_AUTHORITY", "")
+HL7_IDLE_SECONDS = env_int("HL7_IDLE_SECONDS", 600)
+HL7_MAX_MESSAGE_BYTES = env_int("HL7_MAX_MESSAGE_BYTES", 1024 * 1024)
+HL7_RETENTION_DAYS = env_int("HL7_RETENTION_DAYS", 90)
+# Outbound: an endpoint's acknowledgement is awaited this long; a message is retried with
+# backoff for HL7_RETRY_HOURS, then given up (shown in the admin, re-sent by hand).
+HL7_TIMEOUT_SECONDS = env_int("HL7_TIMEOUT_SECONDS", 10)
+HL7_RETRY_HOURS = env_int("HL7_RETRY_HOURS", 24)
 # The identifier system under which integrators' external ids appear in the FHIR view.
 FHIR_IDENTIFIER_SYSTEM = os.environ.get("FHIR_IDENTIFIER_SYSTEM", "urn:backfill:external-id")
 # An Idempotency-Key is remembered this long.
@@ -568,5 +585,6 @@ LOGGING = {
         # Every unhandled error, with its traceback (Django logs it here, then answers 500 or
         # 503: clinic/errors.py). Django's own handlers would print it only with DEBUG on.
         "django.request": {"handlers": ["console", "file"], "level": "ERROR", "propagate": False},
+        "hl7": {"handlers": ["console", "file"], "level": "INFO", "propagate": False},
     },
 }

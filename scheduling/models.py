@@ -74,6 +74,7 @@ class Appointment(models.Model):
         API = "api", "API"
         REASSIGNMENT = "reassignment"
         BACKFILL = "backfill"
+        HL7 = "hl7", "EHR feed (HL7)"
 
     # Statuses a patient or staff can still cancel from.
     CANCELLABLE = (Status.SCHEDULED, Status.OFFERED, Status.CONFIRMED)

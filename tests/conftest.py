@@ -62,14 +62,15 @@ def pytest_report_header(config):
 
 
 ROLE_MIGRATIONS = [
-    "0006_roles",
-    "0008_managers_read_no_show_models",
-    "0009_webhook_permissions",
-    "0010_insurance_plan_permissions",
-    "0011_front_desk_keeps_to_its_verbs",
-    "0012_texts_and_contact_rules",
-    "0013_managers_see_every_webhook_endpoint",
-    "0014_managers_read_the_audit_trail",
+    ("backfill", "0006_roles"),
+    ("backfill", "0008_managers_read_no_show_models"),
+    ("backfill", "0009_webhook_permissions"),
+    ("backfill", "0010_insurance_plan_permissions"),
+    ("backfill", "0011_front_desk_keeps_to_its_verbs"),
+    ("backfill", "0012_texts_and_contact_rules"),
+    ("backfill", "0013_managers_see_every_webhook_endpoint"),
+    ("backfill", "0014_managers_read_the_audit_trail"),
+    ("hl7", "0002_roles"),
 ]
 
 
@@ -87,8 +88,8 @@ def roles():
     if Group.objects.exists():
         return
     loader = MigrationExecutor(connection).loader
-    for name in ROLE_MIGRATIONS:
-        state_apps = loader.project_state(("backfill", name)).apps
-        for operation in loader.get_migration("backfill", name).operations:
+    for app, name in ROLE_MIGRATIONS:
+        state_apps = loader.project_state((app, name)).apps
+        for operation in loader.get_migration(app, name).operations:
             if isinstance(operation, RunPython):
                 operation.code(state_apps, None)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Bottom up. "top" is what wires the apps together: the project's URL confs and settings.
-LAYERS = ["audit", "clinic", "waitlist", "scheduling", "backfill", "top"]
+LAYERS = ["audit", "clinic", "waitlist", "scheduling", "backfill", "integrations", "top"]
 TOP = {"clinic.urls", "clinic.api_urls", "clinic.settings", "clinic.wsgi", "clinic.asgi", "clinic.gunicorn.conf"}
 
 

@@ -1,0 +1,475 @@
+"""Applying a message from the EHR's feed, once, in order, and answering it (docs/hl7.md).
+
+`receive(block, peer)` is the whole of it for one MLLP block: read it, answer a resent
+control id from the stored acknowledgement, apply the change and store the message with its
+acknowledgement in one durable transaction, and return the acknowledgement only once that
+committed. Changes go through the same verbs as the API and the front desk
+(`cancel_for_the_clinic`, `Appointment.book`, `Appointment.mark_no_show`), so an S15 frees
+the slot and the backfill runs exactly as for any cancellation.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from django.db import IntegrityError, InterfaceError, OperationalError, close_old_connections, transaction
+from django.utils import timezone
+
+from clinic import events
+from clinic.exceptions import DomainError
+from clinic.models import Location, Patient, Provider, Specialty
+from integrations.hl7 import acks, reading
+from integrations.hl7.models import Hl7CodeMapping, Hl7Message
+from integrations.hl7.reading import Hl7Problem
+from scheduling.cancellation import cancel_for_the_clinic
+from scheduling.models import Appointment
+from waitlist.models import WaitlistEntry
+
+log = logging.getLogger("hl7")
+
+CANCEL_REASON = {"S15": "cancelled in the EHR", "S17": "deleted in the EHR"}
+RESCHEDULE_REASON = "rescheduled in the EHR"
+
+
+def receive_in_worker_thread(block, peer):
+    """`receive` for the listener's threads: a connection left broken or too old by an earlier
+    message is dropped first, and this thread's is released after (CONN_MAX_AGE, the pool)."""
+    close_old_connections()
+    try:
+        return receive(block, peer)
+    finally:
+        close_old_connections()
+
+
+def receive(block, peer="unknown"):
+    """The acknowledgement (text) for one MLLP block once its change has committed, or None
+    when the database could not be reached: nothing is acknowledged, so the sender resends."""
+    text = decode(block)
+    try:
+        return answer(text, peer)
+    except (OperationalError, InterfaceError):
+        log.exception("hl7.database_unreachable peer=%s", peer)
+        return None
+
+
+def decode(block):
+    # MSH-18 may name another character set; UTF-8 is the common case and latin-1 reads any byte.
+    try:
+        return block.decode("utf-8")
+    except UnicodeDecodeError:
+        return block.decode("latin-1")
+
+
+def answer(text, peer):
+    try:
+        message = reading.parse(text)
+    except Hl7Problem as problem:
+        ack = acks.rejection_of_unreadable(problem)
+        keep(Hl7Message(sender=f"unknown ({peer})", raw=text, ack=ack, outcome="AR", note=problem.text))
+        log.info("hl7.rejected peer=%s reason=unreadable", peer)
+        return ack
+    try:
+        header = reading.header(message)
+    except Hl7Problem as problem:
+        ack = acks.acknowledgement(message, problem.ack_code, problem)
+        keep(
+            Hl7Message(
+                sender=reading.value(message, "MSH", 3) or f"unknown ({peer})",
+                message_type=f"{reading.value(message, 'MSH', 9, 1, 1)}^{reading.value(message, 'MSH', 9, 1, 2)}"[:20],
+                raw=text,
+                ack=ack,
+                outcome=problem.ack_code,
+                note=problem.text[:500],
+            )
+        )
+        log.info("hl7.rejected peer=%s reason=%s", peer, problem.code)
+        return ack
+    stored = answered_before(header)
+    if stored is not None:
+        return stored
+    try:
+        return apply(message, header, text)
+    except IntegrityError:
+        # The same control id, sent again on another connection at the same moment: that
+        # one committed first, and its answer is this one's.
+        stored = answered_before(header)
+        if stored is not None:
+            return stored
+        return failed(message, header, text)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception:
+        return failed(message, header, text)
+
+
+def failed(message, header, text):
+    """A fault of Backfill's own: logged with its traceback and answered AE, so the sender
+    does not resend it forever; the message is kept for the admin."""
+    log.exception("hl7.failed sender=%s control_id=%s", header.sender, header.control_id)
+    problem = Hl7Problem(
+        "Backfill could not apply this message; the clinic's administrator has been told.",
+        code=reading.APPLICATION_INTERNAL_ERROR,
+    )
+    ack = acks.acknowledgement(message, "AE", problem)
+    keep(
+        Hl7Message(
+            sender=header.sender,
+            message_type=header.message_type,
+            control_id=header.control_id,
+            sent_at=header.sent_at,
+            raw=text,
+            ack=ack,
+            outcome="AE",
+            note=problem.text,
+        )
+    )
+    return ack
+
+
+def keep(record):
+    with transaction.atomic():
+        record.direction = Hl7Message.Direction.IN
+        record.save()
+
+
+def answered_before(header):
+    return (
+        Hl7Message.objects.filter(
+            direction=Hl7Message.Direction.IN, sender=header.sender, control_id=header.control_id
+        )
+        .values_list("ack", flat=True)
+        .first()
+    )
+
+
+@dataclass
+class Touched:
+    """What a message touched and what was done, for its stored record."""
+
+    note: str = ""
+    mrn: str = ""
+    reference: str = ""
+    patient: Patient = None
+    appointment: Appointment = None
+
+
+def apply(message, header, text):
+    record = Hl7Message(
+        direction=Hl7Message.Direction.IN,
+        sender=header.sender,
+        message_type=header.message_type,
+        control_id=header.control_id,
+        sent_at=header.sent_at,
+        raw=text,
+    )
+    touched = Touched()
+    with transaction.atomic(durable=True):
+        try:
+            with transaction.atomic():
+                APPLY[header.event](message, header, touched)
+            record.outcome, problem = Hl7Message.Outcome.ACCEPTED, None
+        except Hl7Problem as found:
+            record.outcome, problem = found.ack_code, found
+        except DomainError as refused:  # the verbs' own refusals: a clash, a visit not yet started
+            problem = Hl7Problem(str(refused), code=reading.APPLICATION_INTERNAL_ERROR, where=where_refused(header))
+            record.outcome = problem.ack_code
+        record.note = (problem.text if problem else touched.note)[:500]
+        record.mrn, record.appointment_ref = touched.mrn, touched.reference
+        # Read again: what an AE rolled back is not there to point to.
+        record.patient = Patient.objects.filter(external_id=touched.mrn).first() if touched.mrn else None
+        record.appointment = (
+            Appointment.objects.filter(external_id=touched.reference).first() if touched.reference else None
+        )
+        record.ack = acks.acknowledgement(message, record.outcome, problem)
+        record.save()
+    log.info(
+        "hl7.received sender=%s type=%s control_id=%s outcome=%s appointment=%s",
+        header.sender,
+        header.message_type,
+        header.control_id,
+        record.outcome,
+        record.appointment_id,
+    )
+    return record.ack
+
+
+def where_refused(header):
+    return ("AIS", 4) if header.event in ("S12", "S13", "S14") else ("SCH", 2)
+
+
+# --- Patients (PID) -------------------------------------------------------------------
+
+
+def patient_from(message, touched, segment="PID"):
+    facts = reading.patient_facts(message, segment)
+    touched.mrn = facts.mrn
+    touched.patient = update_or_create_patient(facts)
+    return touched.patient
+
+
+def update_or_create_patient(facts):
+    """The patient of this MRN, with what PID says; a patient first seen in a feed is made from it."""
+    patient = Patient.objects.select_for_update().filter(external_id=facts.mrn).first()
+    if patient is None:
+        patient = Patient(external_id=facts.mrn, first_name="", last_name="")
+    patient.first_name = facts.given_name or patient.first_name or "(no given name)"
+    patient.last_name = facts.family_name or patient.last_name or "(no family name)"
+    patient.birth_date = facts.birth_date or patient.birth_date
+    patient.phone = facts.phone or patient.phone
+    patient.email = facts.email or patient.email
+    patient.preferred_language = facts.language or patient.preferred_language
+    try:
+        with transaction.atomic():
+            patient.save()
+    except IntegrityError:
+        if patient.pk:
+            raise
+        # Made by another message a moment ago: update that one.
+        patient = Patient.objects.select_for_update().get(external_id=facts.mrn)
+        return update_or_create_patient(facts)
+    return patient
+
+
+def apply_patient(message, header, touched):
+    """ADT A04 (registered) and A08 (updated): the patient as PID says."""
+    patient = patient_from(message, touched)
+    touched.note = f"{patient} registered or updated."
+
+
+def apply_merge(message, header, touched):
+    """ADT A40: the patient of MRG-1 is merged into the patient of PID-3."""
+    prior_mrn = reading.value(message, "MRG", 1, 1, 1)
+    if not prior_mrn:
+        raise Hl7Problem(
+            "MRG-1 (the merged patient's MRN) is empty.", code=reading.REQUIRED_FIELD_MISSING, where=("MRG", 1)
+        )
+    facts = reading.patient_facts(message)
+    touched.mrn = facts.mrn
+    prior = Patient.objects.select_for_update().filter(external_id=prior_mrn).first()
+    survivor = Patient.objects.select_for_update().filter(external_id=facts.mrn).first()
+    if prior is None or prior == survivor:
+        touched.patient = update_or_create_patient(facts)
+        touched.note = f"No patient has MRN {prior_mrn}: nothing to merge; {touched.patient} updated."
+        return
+    if survivor is None:  # only the MRN changes
+        prior.external_id = facts.mrn
+        prior.save(update_fields=["external_id"])
+        touched.patient = update_or_create_patient(facts)
+        touched.note = f"{touched.patient}'s MRN changed from {prior_mrn} to {facts.mrn}."
+        return
+    touched.patient = survivor = update_or_create_patient(facts)
+    move_history(prior, survivor)
+    touched.note = f"{prior} (MRN {prior_mrn}) merged into {survivor}."
+
+
+def move_history(prior, survivor):
+    """The merged patient's appointments, waitlist entries and messages become the survivor's;
+    the merged record stays, without its MRN, so nothing that pointed to it is lost."""
+    try:
+        with transaction.atomic():
+            Appointment.objects.filter(patient=prior).update(patient=survivor, updated_at=timezone.now())
+    except IntegrityError as clash:
+        raise Hl7Problem(
+            "The two patients have appointments at the same time: cancel one, then merge.",
+            code=reading.APPLICATION_INTERNAL_ERROR,
+            where=("MRG", 1),
+        ) from clash
+    waiting_for = set(
+        survivor.waitlist_entries.filter(status=WaitlistEntry.Status.WAITING).values_list("specialty_id", flat=True)
+    )
+    for entry in prior.waitlist_entries.filter(status=WaitlistEntry.Status.WAITING):
+        if entry.specialty_id in waiting_for:
+            entry.remove()
+    prior.waitlist_entries.exclude(status=WaitlistEntry.Status.WAITING, specialty_id__in=waiting_for).update(
+        patient=survivor
+    )
+    prior.messages.update(patient=survivor)
+    prior.external_id = None
+    prior.save(update_fields=["external_id"])
+
+
+# --- Appointments (SIU) ---------------------------------------------------------------
+
+
+def apply_schedule(message, header, touched):
+    """SIU: the appointment the EHR names in SCH, as the message says, unless a newer message
+    about it was applied already (MSH-7)."""
+    facts = reading.patient_facts(message)
+    booking = reading.booking(message)
+    touched.mrn, touched.reference = facts.mrn, booking.reference
+    if header.sent_at and newer_applied(booking.reference, header.sent_at):
+        touched.note = "Older (MSH-7) than a message already applied to this appointment: nothing changed."
+        return
+    patient = patient_from(message, touched)
+    existing = (
+        Appointment.objects.select_related("provider__location", "patient")
+        .filter(external_id=booking.reference)
+        .first()
+    )
+    touched.appointment = existing
+    VERBS[header.event](booking, patient, existing, header, touched)
+
+
+def newer_applied(reference, sent_at):
+    return Hl7Message.objects.filter(
+        direction=Hl7Message.Direction.IN,
+        appointment_ref=reference,
+        outcome=Hl7Message.Outcome.ACCEPTED,
+        sent_at__gt=sent_at,
+    ).exists()
+
+
+def place(booking, patient, existing, header, touched):
+    """S12, S13, S14: the appointment is booked, moved or left as it is."""
+    provider = mapped(Provider, Hl7CodeMapping.Kind.PROVIDER, booking.provider_code, ("AIP", 3), existing)
+    location = (
+        mapped(Location, Hl7CodeMapping.Kind.LOCATION, booking.location_code, ("AIL", 3), None)
+        if booking.location_code
+        else provider.location
+    )
+    specialty = (
+        mapped(Specialty, Hl7CodeMapping.Kind.SPECIALTY, booking.specialty_code, ("AIS", 3), None)
+        if booking.specialty_code
+        else provider.specialty
+    )
+    start, end = times(booking, location, existing)
+    if existing is not None and existing.is_active and existing.patient_id != patient.pk:
+        raise Hl7Problem(
+            f"Appointment {booking.reference} belongs to another patient than PID-3 says.",
+            code=reading.UNKNOWN_KEY,
+            where=("PID", 3),
+        )
+    if existing is not None and existing.is_active:
+        if (existing.provider_id, existing.start, existing.end) == (provider.pk, start, end):
+            touched.note = "No change to the appointment's time or provider."
+            return
+        touched.appointment = move(existing, provider, start, end, booking)
+        touched.note = f"Moved to {describe(touched.appointment)}."
+    else:
+        if existing is not None:  # the EHR books its id again after a cancellation
+            Appointment.objects.filter(pk=existing.pk).update(external_id=None)
+        touched.appointment = book(patient, provider, start, end, booking)
+    take_off_waitlist(patient, specialty, touched.appointment)
+
+
+def book(patient, provider, start, end, booking):
+    same = patient.appointments.active().filter(provider=provider, start=start, end=end).first()
+    if same is not None:
+        # Already booked here (by Backfill, which told the EHR): the EHR's id is adopted,
+        # nothing is booked twice.
+        Appointment.objects.filter(pk=same.pk).update(external_id=booking.reference)
+        same.external_id = booking.reference
+        return same
+    return Appointment.book(
+        patient=patient,
+        provider=provider,
+        start=start,
+        end=end,
+        source=Appointment.Source.HL7,
+        external_id=booking.reference,
+    )
+
+
+def move(existing, provider, start, end, booking):
+    """Moving is cancel-and-book, as everywhere (scheduling/api.py): the old time is freed for the waitlist."""
+    existing.cancel(RESCHEDULE_REASON, by="hl7")
+    Appointment.objects.filter(pk=existing.pk).update(external_id=None)
+    return Appointment.book(
+        patient=existing.patient,
+        provider=provider,
+        start=start,
+        end=end,
+        source=Appointment.Source.HL7,
+        replaces=existing,
+        external_id=booking.reference,
+    )
+
+
+def take_off_waitlist(patient, specialty, appointment):
+    """The patient booked by the EHR no longer waits for that specialty: the backfill books
+    nobody twice."""
+    waiting = WaitlistEntry.objects.select_for_update().filter(
+        patient=patient, specialty=specialty, status=WaitlistEntry.Status.WAITING
+    )
+    for entry in waiting:
+        entry.status = WaitlistEntry.Status.BOOKED
+        entry.booked_appointment = appointment
+        entry.save(update_fields=["status", "booked_appointment"])
+        events.record("waitlist_entry.booked", entry, appointment=appointment)
+
+
+def cancel(booking, patient, existing, header, touched):
+    """S15 and S17: cancelled exactly as the API and the front desk cancel."""
+    found = required(existing, booking)
+    if found.status == Appointment.Status.CANCELLED:
+        touched.note = "Already cancelled: nothing changed."
+        return
+    reason = booking.reason or CANCEL_REASON[header.event]
+    cancel_for_the_clinic(found, reason, by="hl7")
+    touched.note = f"Cancelled ({reason})."
+
+
+def no_show(booking, patient, existing, header, touched):
+    """S26: the patient did not come."""
+    found = required(existing, booking)
+    if found.status == Appointment.Status.NO_SHOW:
+        touched.note = "Already marked no-show: nothing changed."
+        return
+    found.mark_no_show()
+    touched.note = "Marked no-show."
+
+
+def required(existing, booking):
+    if existing is None:
+        raise Hl7Problem(f"No appointment has the id {booking.reference}.", code=reading.UNKNOWN_KEY, where=("SCH", 2))
+    return existing
+
+
+def mapped(model, kind, code, where, existing):
+    """The object the EHR's code stands for: the code table first, then our external ids."""
+    if not code:
+        if existing is not None and model is Provider:
+            return existing.provider
+        raise Hl7Problem(f"{where[0]}-{where[1]} is empty.", code=reading.REQUIRED_FIELD_MISSING, where=where)
+    mapping = Hl7CodeMapping.objects.filter(kind=kind, code=code).first()
+    if mapping is not None:
+        return mapping.target
+    found = model.objects.filter(external_id=code).first()
+    if found is None:
+        raise Hl7Problem(
+            f"{where[0]}-{where[1]} {code!r} is no {kind} Backfill knows: add it to the HL7 codes.",
+            code=reading.TABLE_VALUE_NOT_FOUND,
+            where=where,
+        )
+    return found
+
+
+def times(booking, location, existing):
+    start = reading.moment(booking.start_text, booking.start_where, location.zone)
+    if start is None:
+        raise Hl7Problem(
+            "AIS-4 and SCH-11 (the start) are both empty.", code=reading.REQUIRED_FIELD_MISSING, where=("AIS", 4)
+        )
+    start += booking.offset
+    if booking.duration is not None:
+        return start, start + booking.duration
+    end = reading.moment(booking.end_text, ("SCH", 11), location.zone)
+    if end is not None and end > start:
+        return start, end
+    if existing is not None:
+        return start, start + (existing.end - existing.start)
+    raise Hl7Problem(
+        "AIS-7 and SCH-9 (the duration) are both empty.", code=reading.REQUIRED_FIELD_MISSING, where=("AIS", 7)
+    )
+
+
+def describe(appointment):
+    return f"{appointment.provider.name}, {appointment.provider.location.local(appointment.start):%a %d %b %Y %H:%M}"
+
+
+APPLY = {
+    "A04": apply_patient,
+    "A08": apply_patient,
+    "A40": apply_merge,
+    **dict.fromkeys(["S12", "S13", "S14", "S15", "S17", "S26"], apply_schedule),
+}
+VERBS = {"S12": place, "S13": place, "S14": place, "S15": cancel, "S17": cancel, "S26": no_show}

@@ -1,0 +1,244 @@
+"""The EHR's feed applied: each message type, once, in order, through the clinic's own verbs."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from backfill.models import FreedSlot
+from clinic.factories import PatientFactory
+from clinic.models import OutboundEmail, Patient
+from integrations.hl7.inbound import receive
+from integrations.hl7.models import Hl7CodeMapping, Hl7Message
+from scheduling.factories import AppointmentFactory
+from scheduling.models import Appointment
+from tests.hl7_feed import ack_fields, ehr_clinic, sample
+from waitlist.factories import WaitlistEntryFactory
+from waitlist.models import WaitlistEntry
+
+pytestmark = pytest.mark.django_db
+EASTERN = ZoneInfo("America/New_York")
+
+
+def send(name, fields=None):
+    return ack_fields(receive(sample(name, fields).encode()))
+
+
+@pytest.fixture
+def clinic():
+    return ehr_clinic()
+
+
+def test_it_books_an_s12_for_a_patient_first_seen_in_the_feed(clinic):
+    location, specialty, provider = clinic
+
+    assert send("siu_s12") == ("AA", "MSG00001", "", "")
+
+    appointment = Appointment.objects.get(external_id="FL1001")
+    patient = appointment.patient
+    assert (appointment.provider, appointment.source) == (provider, Appointment.Source.HL7)
+    assert appointment.start == datetime(2030, 1, 10, 10, 0, tzinfo=EASTERN)
+    assert appointment.end == datetime(2030, 1, 10, 10, 30, tzinfo=EASTERN)
+    assert (patient.external_id, patient.first_name, patient.last_name) == ("MRN1001", "Ana", "Rivera")
+    assert (str(patient.phone), patient.email, patient.preferred_language) == (
+        "+16175550123",
+        "ana.rivera@example.org",
+        "es",
+    )
+    assert patient.birth_date.isoformat() == "1985-04-12"
+
+
+def test_a_time_without_an_offset_is_on_the_locations_clock(clinic):
+    location, _, _ = clinic
+    location.time_zone = "America/Los_Angeles"
+    location.save()
+
+    send("siu_s12", {"AIS.4": "20300110090000"})
+
+    start = Appointment.objects.get(external_id="FL1001").start
+    assert start == datetime(2030, 1, 10, 9, 0, tzinfo=ZoneInfo("America/Los_Angeles"))
+
+
+def test_the_start_comes_from_sch_11_when_ais_4_is_empty_and_the_offset_moves_it(clinic):
+    send("siu_s12", {"AIS.4": "", "AIS.5": "15", "AIS.6": "MIN"})
+
+    appointment = Appointment.objects.get(external_id="FL1001")
+    assert appointment.start == datetime(2030, 1, 10, 10, 15, tzinfo=EASTERN)
+
+
+def test_a_resent_message_gets_the_same_ack_and_changes_nothing(clinic):
+    first = receive(sample("siu_s12").encode())
+    again = receive(sample("siu_s12").encode())
+
+    assert again == first
+    assert Appointment.objects.count() == 1
+    assert Hl7Message.objects.filter(control_id="MSG00001").count() == 1
+
+
+def test_an_s12_for_a_waitlisted_patient_takes_them_off_the_waitlist(clinic):
+    _, specialty, _ = clinic
+    patient = PatientFactory(external_id="MRN1001")
+    entry = WaitlistEntryFactory(patient=patient, specialty=specialty)
+
+    send("siu_s12")
+
+    entry.refresh_from_db()
+    assert entry.status == WaitlistEntry.Status.BOOKED
+    assert entry.booked_appointment.external_id == "FL1001"
+
+
+def test_an_s12_for_a_time_backfill_already_booked_adopts_that_appointment(clinic):
+    _, _, provider = clinic
+    patient = PatientFactory(external_id="MRN1001")
+    booked = AppointmentFactory(
+        patient=patient,
+        provider=provider,
+        start=datetime(2030, 1, 10, 10, 0, tzinfo=EASTERN),
+        end=datetime(2030, 1, 10, 10, 30, tzinfo=EASTERN),
+        source=Appointment.Source.BACKFILL,
+    )
+
+    assert send("siu_s12")[0] == "AA"
+
+    booked.refresh_from_db()
+    assert booked.external_id == "FL1001"
+    assert Appointment.objects.count() == 1
+
+
+def test_an_s13_moves_the_appointment_and_frees_its_old_time(clinic):
+    send("siu_s12")
+    old = Appointment.objects.get(external_id="FL1001")
+
+    assert send("siu_s13")[0] == "AA"
+
+    old.refresh_from_db()
+    moved = Appointment.objects.get(external_id="FL1001")
+    assert old.status == Appointment.Status.CANCELLED
+    assert moved.start == datetime(2030, 1, 10, 14, 0, tzinfo=EASTERN)
+    assert moved.replaces == old
+    assert FreedSlot.objects.filter(start=old.start).exists()
+
+
+def test_an_s15_cancels_as_the_api_does_and_frees_the_slot(clinic):
+    send("siu_s12")
+
+    assert send("siu_s15") == ("AA", "MSG00003", "", "")
+
+    appointment = Appointment.objects.get(external_id="FL1001")
+    assert appointment.status == Appointment.Status.CANCELLED
+    assert appointment.cancel_reason == "Patient is unwell"
+    assert appointment.cancelled_by == "hl7"
+    assert FreedSlot.objects.filter(start=appointment.start, provider=appointment.provider).exists()
+    assert OutboundEmail.objects.filter(appointment=appointment, kind=OutboundEmail.Kind.CLINIC_CANCELLATION).exists()
+
+
+def test_an_s15_older_than_the_last_applied_message_does_not_undo_it(clinic):
+    send("siu_s12")
+    send("siu_s13")  # sent at 09:00
+
+    assert send("siu_s15", {"MSH.7": "20300105084500-0500"})[0] == "AA"  # made at 08:45
+
+    appointment = Appointment.objects.get(external_id="FL1001")
+    assert appointment.status == Appointment.Status.SCHEDULED
+    assert "Older" in Hl7Message.objects.get(control_id="MSG00003").note
+
+
+def test_an_s15_for_an_unknown_appointment_is_an_error_naming_sch_2(clinic):
+    assert send("siu_s15") == ("AE", "MSG00003", "SCH-2", "204")
+
+
+def test_an_unknown_provider_code_is_an_error_naming_aip_3_until_mapped(clinic):
+    _, _, provider = clinic
+
+    assert send("siu_s12", {"AIP.3": "DRX^Who^Knows"}) == ("AE", "MSG00001", "AIP-3", "103")
+    assert not Appointment.objects.exists()
+
+    Hl7CodeMapping.objects.create(kind=Hl7CodeMapping.Kind.PROVIDER, code="DRX", provider=provider)
+    assert send("siu_s12", {"AIP.3": "DRX^Who^Knows", "MSH.10": "MSG00001-B"})[0] == "AA"
+    assert Appointment.objects.get(external_id="FL1001").provider == provider
+
+
+def test_an_s26_marks_a_no_show(clinic):
+    past = {"AIS.4": "20200110100000-0500", "SCH.11": "", "MSH.7": "20200105083000-0500"}
+    send("siu_s12", past)
+
+    assert send("siu_s26", {**past, "MSH.7": "20200110120000-0500"})[0] == "AA"
+
+    assert Appointment.objects.get(external_id="FL1001").status == Appointment.Status.NO_SHOW
+
+
+def test_an_s26_before_the_visit_is_an_error_and_changes_nothing(clinic):
+    send("siu_s12")
+
+    assert send("siu_s26")[0] == "AE"
+
+    assert Appointment.objects.get(external_id="FL1001").status == Appointment.Status.SCHEDULED
+
+
+def test_a_clash_with_another_appointment_is_an_error(clinic):
+    _, _, provider = clinic
+    AppointmentFactory(provider=provider, start=datetime(2030, 1, 10, 10, 0, tzinfo=EASTERN))
+
+    assert send("siu_s12")[:3] == ("AE", "MSG00001", "AIS-4")
+
+    assert not Appointment.objects.filter(external_id="FL1001").exists()
+
+
+def test_a_missing_mrn_is_an_error_naming_pid_3(clinic):
+    assert send("siu_s12", {"PID.3": ""}) == ("AE", "MSG00001", "PID-3", "101")
+
+
+def test_a04_registers_and_a08_updates_a_patient(clinic):
+    assert send("adt_a04")[0] == "AA"
+    patient = Patient.objects.get(external_id="MRN2002")
+    assert (patient.first_name, str(patient.phone), patient.preferred_language) == ("Chidi", "+16175550188", "fr")
+
+    send("adt_a04", {"MSH.9": "ADT^A08^ADT_A01", "MSH.10": "MSG00012", "PID.5": "Okafor^Chidi Emeka"})
+
+    patient.refresh_from_db()
+    assert patient.first_name == "Chidi Emeka"
+
+
+def test_a40_merges_the_prior_patients_appointments_into_the_survivor(clinic):
+    survivor = PatientFactory(external_id="MRN1001")
+    prior = PatientFactory(external_id="MRN3003")
+    appointment = AppointmentFactory(patient=prior)
+
+    assert send("adt_a40")[0] == "AA"
+
+    appointment.refresh_from_db()
+    prior.refresh_from_db()
+    assert appointment.patient == survivor
+    assert prior.external_id is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "where", "code"),
+    [
+        ({"MSH.9": "ORM^O01"}, "MSH-9", "200"),
+        ({"MSH.9": "SIU^S99"}, "MSH-9", "201"),
+        ({"MSH.12": "2.7"}, "MSH-12", "203"),
+    ],
+)
+def test_messages_backfill_does_not_take_are_rejected(clinic, fields, where, code):
+    msa1, msa2, err_where, err_code = send("siu_s12", fields)
+
+    assert (msa1, msa2, err_where, err_code) == ("AR", "MSG00001", where, code)
+    assert not Appointment.objects.exists()
+
+
+def test_text_that_is_not_hl7_is_rejected_and_kept():
+    msa1, _, _, code = ack_fields(receive(b"hello, is this the EHR?"))
+
+    assert (msa1, code) == ("AR", "102")
+    assert Hl7Message.objects.get().outcome == "AR"
+
+
+def test_every_message_is_kept_with_its_ack_and_what_it_touched(clinic):
+    send("siu_s12")
+
+    kept = Hl7Message.objects.get()
+    assert (kept.direction, kept.sender, kept.message_type, kept.outcome) == ("in", "EPIC^NORTHSIDE", "SIU^S12", "AA")
+    assert (kept.mrn, kept.appointment_ref) == ("MRN1001", "FL1001")
+    assert kept.appointment == Appointment.objects.get()
+    assert "MSA|AA|MSG00001" in kept.ack
