@@ -25,7 +25,7 @@ log = logging.getLogger("scheduling")
 PATIENT_LINK_REASON = "patient cancelled from email link"
 TEXT_REPLY_REASON = "patient cancelled by text reply"
 # How an appointment booked by hand came in, by door (the no-show model reads it).
-SOURCE_OF = {Via.API: Appointment.Source.API, Via.FEED: Appointment.Source.API}
+SOURCE_OF = {Via.API: Appointment.Source.API, Via.FEED: Appointment.Source.HL7}
 
 
 def cancel_appointment(appointment, *, by, channel, reason, notify=True):

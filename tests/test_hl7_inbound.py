@@ -127,7 +127,7 @@ def test_an_s15_cancels_as_the_api_does_and_frees_the_slot(clinic):
     appointment = Appointment.objects.get(external_id="FL1001")
     assert appointment.status == Appointment.Status.CANCELLED
     assert appointment.cancel_reason == "Patient is unwell"
-    assert appointment.cancelled_by == "hl7"
+    assert appointment.cancelled_by == "EPIC^NORTHSIDE"
     assert FreedSlot.objects.filter(start=appointment.start, provider=appointment.provider).exists()
     assert OutboundEmail.objects.filter(appointment=appointment, kind=OutboundEmail.Kind.CLINIC_CANCELLATION).exists()
 

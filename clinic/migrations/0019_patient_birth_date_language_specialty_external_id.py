@@ -8,6 +8,7 @@ import clinic.validators
 class Migration(migrations.Migration):
     dependencies = [
         ("clinic", "0018_cluster_heartbeat"),
+        ("clinic", "0018_patient_ranking_risk"),
     ]
 
     operations = [

@@ -1,11 +1,17 @@
 """Applying a message from the EHR's feed, once, in order, and answering it (docs/hl7.md).
 
 `receive(block, peer)` is the whole of it for one MLLP block: read it, answer a resent
-control id from the stored acknowledgement, apply the change and store the message with its
-acknowledgement in one durable transaction, and return the acknowledgement only once that
-committed. Changes go through the same verbs as the API and the front desk
-(`cancel_for_the_clinic`, `Appointment.book`, `Appointment.mark_no_show`), so an S15 frees
-the slot and the backfill runs exactly as for any cancellation.
+control id from the stored acknowledgement, check everything the message says before
+changing anything (an AE changes nothing), make the change through the same actions as the
+API and the front desk (`scheduling.actions`, channel `Via.FEED`), so an S15 frees the slot
+and the backfill runs exactly as for any cancellation, then store the message with its
+acknowledgement and return the acknowledgement only once all of that committed.
+
+The actions commit on their own (each is the outermost transaction), so the message is
+stored after them. Should the listener die in between, the sender, unanswered, resends:
+applying a message again is a no-op by construction (the appointment already has the EHR's
+id and time, is already cancelled or no-show; the patient already reads as PID says), and
+that resend is stored and answered. So each control id still changes the schedule once.
 """
 
 import logging
@@ -15,13 +21,14 @@ from django.db import IntegrityError, InterfaceError, OperationalError, close_ol
 from django.utils import timezone
 
 from clinic import events
+from clinic.actions import Via
 from clinic.exceptions import DomainError
 from clinic.models import Location, Patient, Provider, Specialty
 from integrations.hl7 import acks, reading
 from integrations.hl7.models import Hl7CodeMapping, Hl7Message
 from integrations.hl7.reading import Hl7Problem
-from scheduling.cancellation import cancel_for_the_clinic
-from scheduling.models import Appointment
+from scheduling.actions import book_appointment, cancel_appointment, record_no_show
+from scheduling.models import Appointment, AppointmentConflict
 from waitlist.models import WaitlistEntry
 
 log = logging.getLogger("hl7")
@@ -162,16 +169,15 @@ def apply(message, header, text):
         raw=text,
     )
     touched = Touched()
+    try:
+        APPLY[header.event](message, header, touched)
+        record.outcome, problem = Hl7Message.Outcome.ACCEPTED, None
+    except Hl7Problem as found:
+        record.outcome, problem = found.ack_code, found
+    except DomainError as refused:  # the actions' own refusals: a clash, a visit not yet started
+        problem = Hl7Problem(str(refused), code=reading.APPLICATION_INTERNAL_ERROR, where=where_refused(header))
+        record.outcome = problem.ack_code
     with transaction.atomic(durable=True):
-        try:
-            with transaction.atomic():
-                APPLY[header.event](message, header, touched)
-            record.outcome, problem = Hl7Message.Outcome.ACCEPTED, None
-        except Hl7Problem as found:
-            record.outcome, problem = found.ack_code, found
-        except DomainError as refused:  # the verbs' own refusals: a clash, a visit not yet started
-            problem = Hl7Problem(str(refused), code=reading.APPLICATION_INTERNAL_ERROR, where=where_refused(header))
-            record.outcome = problem.ack_code
         record.note = (problem.text if problem else touched.note)[:500]
         record.mrn, record.appointment_ref = touched.mrn, touched.reference
         # Read again: what an AE rolled back is not there to point to.
@@ -202,12 +208,21 @@ def where_refused(header):
 def patient_from(message, touched, segment="PID"):
     facts = reading.patient_facts(message, segment)
     touched.mrn = facts.mrn
-    touched.patient = update_or_create_patient(facts)
+    touched.patient = record_patient(facts)
     return touched.patient
 
 
+def record_patient(facts):
+    """The patient of this MRN, as PID says; a patient first seen in the feed is made from it."""
+    try:
+        with transaction.atomic(durable=True):
+            return update_or_create_patient(facts)
+    except IntegrityError:  # made by another message a moment ago: update that one
+        with transaction.atomic(durable=True):
+            return update_or_create_patient(facts)
+
+
 def update_or_create_patient(facts):
-    """The patient of this MRN, with what PID says; a patient first seen in a feed is made from it."""
     patient = Patient.objects.select_for_update().filter(external_id=facts.mrn).first()
     if patient is None:
         patient = Patient(external_id=facts.mrn, first_name="", last_name="")
@@ -217,15 +232,7 @@ def update_or_create_patient(facts):
     patient.phone = facts.phone or patient.phone
     patient.email = facts.email or patient.email
     patient.preferred_language = facts.language or patient.preferred_language
-    try:
-        with transaction.atomic():
-            patient.save()
-    except IntegrityError:
-        if patient.pk:
-            raise
-        # Made by another message a moment ago: update that one.
-        patient = Patient.objects.select_for_update().get(external_id=facts.mrn)
-        return update_or_create_patient(facts)
+    patient.save()
     return patient
 
 
@@ -244,21 +251,18 @@ def apply_merge(message, header, touched):
         )
     facts = reading.patient_facts(message)
     touched.mrn = facts.mrn
-    prior = Patient.objects.select_for_update().filter(external_id=prior_mrn).first()
-    survivor = Patient.objects.select_for_update().filter(external_id=facts.mrn).first()
-    if prior is None or prior == survivor:
+    with transaction.atomic(durable=True):
+        prior = Patient.objects.select_for_update().filter(external_id=prior_mrn).first()
+        survivor = Patient.objects.select_for_update().filter(external_id=facts.mrn).first()
+        if prior is not None and survivor is None:  # only the MRN changes
+            prior.external_id = facts.mrn
+            prior.save(update_fields=["external_id"])
         touched.patient = update_or_create_patient(facts)
-        touched.note = f"No patient has MRN {prior_mrn}: nothing to merge; {touched.patient} updated."
-        return
-    if survivor is None:  # only the MRN changes
-        prior.external_id = facts.mrn
-        prior.save(update_fields=["external_id"])
-        touched.patient = update_or_create_patient(facts)
-        touched.note = f"{touched.patient}'s MRN changed from {prior_mrn} to {facts.mrn}."
-        return
-    touched.patient = survivor = update_or_create_patient(facts)
-    move_history(prior, survivor)
-    touched.note = f"{prior} (MRN {prior_mrn}) merged into {survivor}."
+        if prior is None or survivor is None or prior == survivor:
+            touched.note = f"{touched.patient} has MRN {facts.mrn}; no other patient has MRN {prior_mrn}."
+            return
+        move_history(prior, touched.patient)
+    touched.note = f"{prior} (MRN {prior_mrn}) merged into {touched.patient}."
 
 
 def move_history(prior, survivor):
@@ -299,14 +303,12 @@ def apply_schedule(message, header, touched):
     if header.sent_at and newer_applied(booking.reference, header.sent_at):
         touched.note = "Older (MSH-7) than a message already applied to this appointment: nothing changed."
         return
-    patient = patient_from(message, touched)
     existing = (
         Appointment.objects.select_related("provider__location", "patient")
         .filter(external_id=booking.reference)
         .first()
     )
-    touched.appointment = existing
-    VERBS[header.event](booking, patient, existing, header, touched)
+    VERBS[header.event](message, booking, existing, header, touched)
 
 
 def newer_applied(reference, sent_at):
@@ -318,8 +320,16 @@ def newer_applied(reference, sent_at):
     ).exists()
 
 
-def place(booking, patient, existing, header, touched):
-    """S12, S13, S14: the appointment is booked, moved or left as it is."""
+@dataclass
+class Placement:
+    provider: Provider
+    specialty: Specialty
+    start: object
+    end: object
+
+
+def placement(booking, existing):
+    """Where and when the message puts the appointment, every code and time checked."""
     provider = mapped(Provider, Hl7CodeMapping.Kind.PROVIDER, booking.provider_code, ("AIP", 3), existing)
     location = (
         mapped(Location, Hl7CodeMapping.Kind.LOCATION, booking.location_code, ("AIL", 3), None)
@@ -332,89 +342,126 @@ def place(booking, patient, existing, header, touched):
         else provider.specialty
     )
     start, end = times(booking, location, existing)
-    if existing is not None and existing.is_active and existing.patient_id != patient.pk:
+    return Placement(provider, specialty, start, end)
+
+
+def place(message, booking, existing, header, touched):
+    """S12, S13, S14: the appointment is booked, moved or left as it is."""
+    where = placement(booking, existing)
+    facts = reading.patient_facts(message)
+    if existing is not None and existing.is_active and existing.patient.external_id != facts.mrn:
         raise Hl7Problem(
-            f"Appointment {booking.reference} belongs to another patient than PID-3 says.",
+            f"Appointment {booking.reference} is another patient's than PID-3 says.",
             code=reading.UNKNOWN_KEY,
             where=("PID", 3),
         )
-    if existing is not None and existing.is_active:
-        if (existing.provider_id, existing.start, existing.end) == (provider.pk, start, end):
-            touched.note = "No change to the appointment's time or provider."
-            return
-        touched.appointment = move(existing, provider, start, end, booking)
-        touched.note = f"Moved to {describe(touched.appointment)}."
+    unchanged = (
+        existing is not None
+        and existing.is_active
+        and (existing.provider_id, existing.start, existing.end) == (where.provider.pk, where.start, where.end)
+    )
+    if not unchanged:
+        refuse_a_clash(existing, facts.mrn, where)
+    patient = patient_from(message, touched)
+    if unchanged:
+        touched.note = "No change to the appointment's time or provider."
+        appointment = existing
+    elif existing is not None and existing.is_active:
+        appointment = move(existing, where, booking, header)
+        touched.note = f"Moved to {describe(appointment)}."
     else:
-        if existing is not None:  # the EHR books its id again after a cancellation
-            Appointment.objects.filter(pk=existing.pk).update(external_id=None)
-        touched.appointment = book(patient, provider, start, end, booking)
-    take_off_waitlist(patient, specialty, touched.appointment)
+        appointment = book(patient, where, booking, existing, header)
+        touched.note = f"Booked with {describe(appointment)}."
+    take_off_waitlist(patient, where.specialty, appointment)
 
 
-def book(patient, provider, start, end, booking):
-    same = patient.appointments.active().filter(provider=provider, start=start, end=end).first()
+def refuse_a_clash(existing, mrn, where):
+    """An AE before anything changes when the provider or the patient is busy then (the
+    actions would refuse it too, after the patient's details were written)."""
+    patient = Patient.objects.filter(external_id=mrn).first()
+    others = Appointment.objects.overlapping(where.start, where.end)
+    if existing is not None:
+        others = others.exclude(pk=existing.pk)
+    if patient is not None:  # the same visit booked already (by Backfill) is adopted, not a clash
+        others = others.exclude(patient=patient, provider=where.provider, start=where.start, end=where.end)
+    if others.filter(provider=where.provider).exists():
+        raise AppointmentConflict("The provider already has an appointment at that time.")
+    if patient is not None and others.filter(patient=patient).exists():
+        raise AppointmentConflict("The patient already has an appointment at that time.")
+
+
+def book(patient, where, booking, existing, header):
+    if existing is not None:  # the EHR books its id again after a cancellation
+        Appointment.objects.filter(pk=existing.pk).update(external_id=None)
+    same = patient.appointments.active().filter(provider=where.provider, start=where.start, end=where.end).first()
     if same is not None:
         # Already booked here (by Backfill, which told the EHR): the EHR's id is adopted,
         # nothing is booked twice.
         Appointment.objects.filter(pk=same.pk).update(external_id=booking.reference)
         same.external_id = booking.reference
         return same
-    return Appointment.book(
+    return book_appointment(
         patient=patient,
-        provider=provider,
-        start=start,
-        end=end,
-        source=Appointment.Source.HL7,
+        provider=where.provider,
+        start=where.start,
+        end=where.end,
+        by=header.sender,
+        channel=Via.FEED,
         external_id=booking.reference,
     )
 
 
-def move(existing, provider, start, end, booking):
-    """Moving is cancel-and-book, as everywhere (scheduling/api.py): the old time is freed for the waitlist."""
-    existing.cancel(RESCHEDULE_REASON, by="hl7")
+def move(existing, where, booking, header):
+    """Moving is cancel-and-book, as everywhere (scheduling/api.py): the old time is freed
+    for the waitlist; the patient hears from the EHR, not twice."""
+    cancel_appointment(existing, by=header.sender, channel=Via.FEED, reason=RESCHEDULE_REASON, notify=False)
     Appointment.objects.filter(pk=existing.pk).update(external_id=None)
-    return Appointment.book(
+    moved = book_appointment(
         patient=existing.patient,
-        provider=provider,
-        start=start,
-        end=end,
-        source=Appointment.Source.HL7,
-        replaces=existing,
+        provider=where.provider,
+        start=where.start,
+        end=where.end,
+        by=header.sender,
+        channel=Via.FEED,
         external_id=booking.reference,
     )
+    Appointment.objects.filter(pk=moved.pk).update(replaces=existing)
+    return moved
 
 
 def take_off_waitlist(patient, specialty, appointment):
     """The patient booked by the EHR no longer waits for that specialty: the backfill books
     nobody twice."""
-    waiting = WaitlistEntry.objects.select_for_update().filter(
-        patient=patient, specialty=specialty, status=WaitlistEntry.Status.WAITING
-    )
-    for entry in waiting:
-        entry.status = WaitlistEntry.Status.BOOKED
-        entry.booked_appointment = appointment
-        entry.save(update_fields=["status", "booked_appointment"])
-        events.record("waitlist_entry.booked", entry, appointment=appointment)
+    with transaction.atomic(durable=True):
+        waiting = WaitlistEntry.objects.select_for_update().filter(
+            patient=patient, specialty=specialty, status=WaitlistEntry.Status.WAITING
+        )
+        for entry in waiting:
+            entry.status = WaitlistEntry.Status.BOOKED
+            entry.booked_appointment = appointment
+            entry.save(update_fields=["status", "booked_appointment"])
+            events.record("waitlist_entry.booked", entry, appointment=appointment)
 
 
-def cancel(booking, patient, existing, header, touched):
+def cancel(message, booking, existing, header, touched):
     """S15 and S17: cancelled exactly as the API and the front desk cancel."""
     found = required(existing, booking)
+    patient_from(message, touched)
     if found.status == Appointment.Status.CANCELLED:
         touched.note = "Already cancelled: nothing changed."
         return
     reason = booking.reason or CANCEL_REASON[header.event]
-    cancel_for_the_clinic(found, reason, by="hl7")
+    cancel_appointment(found, by=header.sender, channel=Via.FEED, reason=reason)
     touched.note = f"Cancelled ({reason})."
 
 
-def no_show(booking, patient, existing, header, touched):
+def no_show(message, booking, existing, header, touched):
     """S26: the patient did not come."""
     found = required(existing, booking)
     if found.status == Appointment.Status.NO_SHOW:
         touched.note = "Already marked no-show: nothing changed."
         return
-    found.mark_no_show()
+    record_no_show(found, by=header.sender, channel=Via.FEED)
     touched.note = "Marked no-show."
 
 

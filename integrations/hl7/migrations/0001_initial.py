@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("clinic", "0019_patient_birth_date_language_specialty_external_id"),
-        ("scheduling", "0008_appointment_source_hl7"),
+        ("scheduling", "0009_appointment_source_hl7"),
     ]
 
     operations = [

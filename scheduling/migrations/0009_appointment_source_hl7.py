@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("scheduling", "0007_external_ids"),
+        ("scheduling", "0008_no_show_model_risk_quantiles"),
     ]
 
     operations = [
