@@ -4,7 +4,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -161,6 +161,20 @@ def recover_lost_jobs():
     return sweep(now)
 
 
+def _claim_due_slots(now):
+    """Open slots whose job is due again, each claimed by moving its next attempt on, so two
+    sweeps at once enqueue it once: SKIP LOCKED passes over rows the other sweep holds, and the
+    UPDATE repeats the condition for databases without row locks (SQLite)."""
+    due = FreedSlot.objects.filter(status=FreedSlot.Status.OPEN, next_attempt_at__lte=now)
+    later = now + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"])
+    with transaction.atomic():
+        ids = list(due.select_for_update(skip_locked=True, no_key=True).values_list("pk", flat=True)[:1000])
+        if connection.features.has_select_for_update_skip_locked:
+            due.filter(pk__in=ids).update(next_attempt_at=later)
+            return ids
+    return [slot_id for slot_id in ids if due.filter(pk=slot_id).update(next_attempt_at=later) == 1]
+
+
 def sweep(now=None):
     """Trigger 4: re-enqueue slots whose job was lost or whose retry is due; expire past slots.
 
@@ -169,14 +183,7 @@ def sweep(now=None):
     now = now or timezone.now()
     lead = timedelta(minutes=settings.BACKFILL["MIN_LEAD_MINUTES"])
     expired = _expire_slots(now + lead)
-    due = list(
-        FreedSlot.objects.filter(status=FreedSlot.Status.OPEN, next_attempt_at__lte=now).values_list("pk", flat=True)[
-            :1000
-        ]
-    )
-    FreedSlot.objects.filter(pk__in=due).update(
-        next_attempt_at=now + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"])
-    )
+    due = _claim_due_slots(now)
     for slot_id in due:
         enqueue_backfill(slot_id)
     expired_entries = WaitlistEntry.objects.filter(

@@ -1,9 +1,12 @@
-"""Outgoing email: every message is stored first, then sent after commit by a job (SPEC 7).
+"""Outgoing email and texts: every message is stored first, then sent after commit by a job.
 
 One job sends every message not tried yet; a burst of bookings asks for it once, not once
 per message (clinic.queue.enqueue_unless_pending). The sweep gives a message whose send
-failed or whose job was lost a job of its own. Both lock the stored row and skip it unless it
-is still queued, so a retry or a redelivered task never sends a message twice.
+failed or whose job was lost a job of its own. Claim, then act (as healthchecks' sendalerts):
+a sender claims a queued row with a conditional UPDATE (queued -> sending) and commits, and
+only then talks to the provider, holding no lock; the outcome is written only while the
+claim is still its own. A retry or a redelivered task finds the row no longer queued and
+sends nothing; a claim whose sender died is retaken by the sweep.
 """
 
 import logging
@@ -13,6 +16,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -24,6 +28,10 @@ from clinic.queue import enqueue, enqueue_unless_pending, started
 log = logging.getLogger("clinic")
 
 RESEND_AFTER = timedelta(minutes=2)
+# A sender that has held a claim this long died mid-send (a send times out in EMAIL_TIMEOUT):
+# the sweep queues the message again. Should it have gone out after all, it goes twice;
+# a message is never lost.
+SEND_CLAIM_TIMEOUT = timedelta(minutes=10)
 SEND_JOB = "send-queued-emails"
 # Messages sent per transaction: fewer commits, and a crash mid-batch can resend at most this many.
 SEND_BATCH = 10
@@ -70,7 +78,7 @@ def _compose_email(kind, patient, context, appointment):
 
 
 def _compose_text(kind, patient, context, appointment):
-    context = {**context, "short": sms.ShortLinks(context.get("links", {}))}
+    context = {**context, "short": sms.short_links_for(kind, context.get("links", {}))}
     body = sms.gsm_friendly(" ".join(render_to_string(f"sms/{kind}.txt", context).split()))
     if sms.segments(body) > sms.MAX_SEGMENTS:
         log.warning("sms.long kind=%s patient=%s segments=%s", kind, patient.pk, sms.segments(body))
@@ -101,20 +109,36 @@ def request_send():
 def send_queued_emails():
     """Send every message not tried yet, oldest first; returns how many were sent."""
     started(SEND_JOB)
-    # Without row locks (SQLite) a transaction holds the whole database's write lock while
-    # it talks to the ESP: there, one message per transaction, so bookings wait for one send.
-    batch_size = SEND_BATCH if connection.features.has_select_for_update_skip_locked else 1
     sent = 0
-    while True:
-        with transaction.atomic():
-            batch = list(
-                OutboundEmail.objects.select_for_update(skip_locked=True)
-                .filter(status=OutboundEmail.Status.QUEUED, attempts=0)
-                .order_by("pk")[:batch_size]
-            )
-            sent += sum(_send(email) == OutboundEmail.Status.SENT for email in batch)
-        if len(batch) < batch_size:
-            return sent
+    while batch := claim_batch():
+        sent += sum(send_claimed(email) == OutboundEmail.Status.SENT for email in batch)
+    return sent
+
+
+def claim_batch():
+    """Claim the oldest untried messages for this sender, and commit before any is sent.
+
+    On PostgreSQL a batch at once: SKIP LOCKED passes over rows another sender is claiming
+    in this instant. Elsewhere (SQLite) one conditional UPDATE per message decides.
+    """
+    untried = OutboundEmail.objects.filter(status=OutboundEmail.Status.QUEUED, attempts=0).order_by("pk")
+    now = timezone.now()
+    if not connection.features.has_select_for_update_skip_locked:
+        claimed = (claim(pk, now) for pk in untried.values_list("pk", flat=True)[:SEND_BATCH])
+        return [email for email in claimed if email is not None]
+    with transaction.atomic():
+        ids = list(untried.select_for_update(skip_locked=True).values_list("pk", flat=True)[:SEND_BATCH])
+        OutboundEmail.objects.filter(pk__in=ids).update(status=OutboundEmail.Status.SENDING, claimed_at=now)
+    return list(OutboundEmail.objects.filter(pk__in=ids).order_by("pk"))
+
+
+def claim(email_id, now=None):
+    """The queued message, claimed for this sender; None when another has it or it is done."""
+    now = now or timezone.now()
+    claimed = OutboundEmail.objects.filter(pk=email_id, status=OutboundEmail.Status.QUEUED).update(
+        status=OutboundEmail.Status.SENDING, claimed_at=now
+    )
+    return OutboundEmail.objects.get(pk=email_id) if claimed == 1 else None
 
 
 def enqueue_send(email_id):
@@ -122,30 +146,26 @@ def enqueue_send(email_id):
 
 
 def send_stored_email(email_id):
-    with transaction.atomic():
-        email = (
-            OutboundEmail.objects.select_for_update().filter(pk=email_id, status=OutboundEmail.Status.QUEUED).first()
-        )
-        if email is None:
-            return None
-        return _send(email)
+    email = claim(email_id)
+    return send_claimed(email) if email is not None else None
 
 
-def _send(email):
-    """Send a locked, queued message (an email or a text) and record the outcome on it."""
-    email.attempts += 1
+def send_claimed(email):
+    """Send a message this sender claimed (an email or a text), no transaction open, and
+    record the outcome, unless the sweep retook the claim meanwhile."""
     try:
         message_id = _send_text(email) if email.is_text else _send_email(email)
     except Exception as error:  # any ESP or network failure: keep the row, retry later
-        email.last_error = f"{type(error).__name__}: {error}"[:2000]
-        email.status = OutboundEmail.Status.QUEUED if email.can_retry else OutboundEmail.Status.FAILED
-        email.save(update_fields=["attempts", "last_error", "status", "updated_at"])
-        log.warning("email.failed id=%s attempt=%s error=%s", email.pk, email.attempts, email.last_error)
-        return email.status
-    email.status = OutboundEmail.Status.SENT
-    email.sent_at = timezone.now()
-    email.esp_message_id = message_id
-    email.save(update_fields=["attempts", "status", "sent_at", "esp_message_id", "updated_at"])
+        return _record_failure(email, error)
+    mine = OutboundEmail.objects.filter(pk=email.pk, status=OutboundEmail.Status.SENDING, claimed_at=email.claimed_at)
+    now = timezone.now()
+    mine.update(
+        status=OutboundEmail.Status.SENT,
+        sent_at=now,
+        esp_message_id=message_id,
+        attempts=F("attempts") + 1,
+        updated_at=now,
+    )
     log.info(
         "%s.sent id=%s kind=%s appointment=%s",
         "sms" if email.is_text else "email",
@@ -153,6 +173,17 @@ def _send(email):
         email.kind,
         email.appointment_id,
     )
+    return OutboundEmail.Status.SENT
+
+
+def _record_failure(email, error):
+    email.attempts += 1
+    email.last_error = f"{type(error).__name__}: {error}"[:2000]
+    email.status = OutboundEmail.Status.QUEUED if email.can_retry else OutboundEmail.Status.FAILED
+    OutboundEmail.objects.filter(pk=email.pk, status=OutboundEmail.Status.SENDING, claimed_at=email.claimed_at).update(
+        status=email.status, attempts=email.attempts, last_error=email.last_error, updated_at=timezone.now()
+    )
+    log.warning("email.failed id=%s attempt=%s error=%s", email.pk, email.attempts, email.last_error)
     return email.status
 
 
@@ -209,13 +240,22 @@ def _esp_message_id(message):
 
 
 def resend_stuck_emails(now):
-    """Queued messages whose send job failed or was lost get another job (called by the sweep)."""
-    stuck = list(
-        OutboundEmail.objects.filter(
-            status=OutboundEmail.Status.QUEUED, updated_at__lte=now - RESEND_AFTER
-        ).values_list("pk", flat=True)[:500]
+    """For the sweep: queued messages whose send failed or whose job was lost, and claims
+    older than SEND_CLAIM_MINUTES (their sender died mid-send), each get a job of their own.
+
+    Each is taken with a conditional UPDATE, so two sweeps at once enqueue it once.
+    """
+    stale_claims = OutboundEmail.objects.filter(
+        status=OutboundEmail.Status.SENDING, claimed_at__lte=now - SEND_CLAIM_TIMEOUT
     )
-    OutboundEmail.objects.filter(pk__in=stuck).update(updated_at=now)
-    for email_id in stuck:
-        enqueue_send(email_id)
-    return len(stuck)
+    stuck = OutboundEmail.objects.filter(status=OutboundEmail.Status.QUEUED, updated_at__lte=now - RESEND_AFTER)
+    retaken = 0
+    for email_id in [*stale_claims.values_list("pk", flat=True)[:500], *stuck.values_list("pk", flat=True)[:500]]:
+        again = OutboundEmail.objects.filter(pk=email_id).filter(
+            Q(status=OutboundEmail.Status.SENDING, claimed_at__lte=now - SEND_CLAIM_TIMEOUT)
+            | Q(status=OutboundEmail.Status.QUEUED, updated_at__lte=now - RESEND_AFTER)
+        )
+        if again.update(status=OutboundEmail.Status.QUEUED, claimed_at=None, updated_at=now) == 1:
+            enqueue_send(email_id)
+            retaken += 1
+    return retaken

@@ -368,6 +368,9 @@ class OutboundEmail(models.Model):
 
     class Status(models.TextChoices):
         QUEUED = "queued"
+        # Claimed by a sender, which talks to the provider once the claim committed
+        # (clinic/email.py); a claim older than SEND_CLAIM_MINUTES is retaken by the sweep.
+        SENDING = "sending"
         SENT = "sent"
         FAILED = "failed"
         DELIVERED = "delivered"
@@ -390,6 +393,7 @@ class OutboundEmail(models.Model):
     last_error = models.TextField(blank=True)
     last_event_id = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

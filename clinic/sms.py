@@ -15,7 +15,7 @@ from django.utils.module_loading import import_string
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from clinic.models import ShortLink
+from clinic.models import OutboundEmail, ShortLink
 
 # Sent texts, for tests (the locmem backend), as django.core.mail.outbox is for emails.
 outbox = []
@@ -59,18 +59,22 @@ def short_link(url):
     return settings.SITE_URL + reverse("short-link", kwargs={"code": link.code})
 
 
-class ShortLinks:
-    """The message's links, shortened when a text template uses one (`{{ short.cancel }}`):
-    a text carries one link, so only that one gets a row."""
+# The one link each kind of text carries (`{{ short.<action> }}` in templates/sms/): a text
+# has room for one, and its row is made before the template renders, never by rendering it.
+LINK_IN_TEXT = {
+    OutboundEmail.Kind.BACKFILL_CONFIRMATION: "manage",
+    OutboundEmail.Kind.WAITLIST_NOTICE: "manage",
+    OutboundEmail.Kind.REASSIGNMENT_OFFER: "accept",
+    OutboundEmail.Kind.SLOT_OFFER: "accept",
+}
 
-    def __init__(self, links):
-        self.links = links
-        self.made = {}
 
-    def __getitem__(self, action):
-        if action not in self.made:
-            self.made[action] = short_link(self.links[action])
-        return self.made[action]
+def short_links_for(kind, links):
+    """{action: short URL} for the one link a text of this kind carries, if it has one."""
+    action = LINK_IN_TEXT.get(kind)
+    if action is None or action not in links:
+        return {}
+    return {action: short_link(links[action])}
 
 
 def status_callback_url():

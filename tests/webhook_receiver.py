@@ -7,8 +7,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Receiver:
-    def __init__(self, answers=(), keep_alive=False):
+    def __init__(self, answers=(), keep_alive=False, on_post=None):
         self.answers = list(answers)
+        self.on_post = on_post  # called while the sender waits for the answer
         self.keep_alive = keep_alive  # HTTP/1.1: one connection serves many POSTs
         self.received = []  # (headers dict, body str)
         self.connections = set()  # the clients' (address, port): one per connection
@@ -28,6 +29,8 @@ class Receiver:
                 receiver.connections.add(self.client_address)
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode()
                 receiver.received.append(({name.lower(): value for name, value in self.headers.items()}, body))
+                if receiver.on_post:
+                    receiver.on_post()
                 code = receiver.answers.pop(0) if receiver.answers else 200
                 answer = b"ok" if code < 300 else b"receiver says no"
                 self.send_response(code)
@@ -49,8 +52,8 @@ class Receiver:
 
 
 @contextmanager
-def receiving(answers=(), keep_alive=False):
-    receiver = Receiver(answers, keep_alive).start()
+def receiving(answers=(), keep_alive=False, on_post=None):
+    receiver = Receiver(answers, keep_alive, on_post).start()
     try:
         yield receiver
     finally:
