@@ -5,8 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("clinic", "0018_cluster_heartbeat"),
-        ("clinic", "0018_patient_ranking_risk"),
+        ("clinic", "0019_patient_birth_date_language_specialty_external_id"),
     ]
 
     operations = [
