@@ -67,6 +67,20 @@ TRACKED = [
     Tracked("auth.Group", "role"),
     Tracked("auth.User_groups", "user's role", object_id_column="user_id"),
     Tracked("auth.Group_permissions", "role's permission", object_id_column="group_id"),
+    # Second factors added and removed; each use moves their counters, not worth a row.
+    Tracked(
+        "otp_totp.TOTPDevice",
+        "second factor",
+        object_id_column="user_id",
+        ignored=("last_t", "drift", "throttling_failure_timestamp", "throttling_failure_count", "last_used_at"),
+        hidden=("key",),
+    ),
+    Tracked(
+        "otp_static.StaticDevice",
+        "recovery codes",
+        object_id_column="user_id",
+        ignored=("throttling_failure_timestamp", "throttling_failure_count", "last_used_at"),
+    ),
 ]
 
 

@@ -90,6 +90,9 @@ INSTALLED_APPS = [
     "csp",
     "phonenumber_field",
     "pgtrigger",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "audit",
     "clinic",
     "scheduling",
@@ -108,6 +111,10 @@ MIDDLEWARE = [
     "clinic.input_limits.RefuseNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session confirmed a second factor.
+    "django_otp.middleware.OTPMiddleware",
+    # Accounts that need a second factor reach only its pages until they confirm one.
+    "clinic.second_factor.RequireSecondFactor",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Who acts and through which entry point, for the audit trail's triggers.
     "audit.middleware.AuditMiddleware",
@@ -213,6 +220,17 @@ AXES_RESET_ON_SUCCESS = True
 # outermost one saw in X-Forwarded-For; one rule for the lockout and the throttles.
 PROXY_COUNT = env_int("PROXY_COUNT", 0)
 AXES_CLIENT_IP_CALLABLE = "clinic.access.client_address"
+# A second factor (clinic/second_factor.py) for these roles and every superuser. Only the
+# demo, on plain HTTP on its own machine, may turn it off (MFA_REQUIRED_ROLES=none).
+MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", "Clinic manager,Integrator")
+if MFA_REQUIRED_ROLES == ["none"]:
+    if SECURE_SSL_REDIRECT:
+        refuse_to_start(
+            "MFA_REQUIRED_ROLES=none turns the second factor off, which only the demo may do, on plain HTTP "
+            "(SECURE_SSL_REDIRECT=0)."
+        )
+    MFA_REQUIRED_ROLES = []
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Backfill")
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/schedule/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"

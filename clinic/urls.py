@@ -9,6 +9,7 @@ from backfill import appointment_views, fhir, health
 from backfill import sms_views as backfill_sms_views
 from backfill import views as backfill_views
 from clinic import patient_views as clinic_patient_views
+from clinic import second_factor
 from clinic import views as clinic_views
 from waitlist import views as waitlist_views
 
@@ -22,6 +23,8 @@ urlpatterns = [
     path("api/", include("clinic.api_urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/two-factor/", second_factor.confirm, name="second-factor"),
+    path("accounts/two-factor/enrol/", second_factor.enrol, name="second-factor-enrol"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),

@@ -40,6 +40,7 @@ OURS = {
     "PORT",
     "WEBHOOK_ALLOW_PRIVATE",
     "PROXY_COUNT",
+    "MFA_REQUIRED_ROLES",
 }
 CLEAN = {k: v for k, v in os.environ.items() if k not in OURS and not k.startswith("BACKFILL_")}
 A_SECRET = "a-test-secret-key-that-is-long-enough-for-django-deploy-checks-x7"
@@ -201,3 +202,13 @@ def test_check_deploy_refuses_webhooks_to_internal_addresses():
     )
     assert result.returncode != 0
     assert "(clinic.E001) WEBHOOK_ALLOW_PRIVATE is on" in result.stderr
+
+
+def test_only_the_demo_on_plain_http_may_turn_the_second_factor_off():
+    probe = "import clinic.settings as s; print(s.MFA_REQUIRED_ROLES)"
+    production = run_settings(probe, SECRET_KEY=A_SECRET, MFA_REQUIRED_ROLES="none")
+    assert production.returncode != 0
+    assert "only the demo may do" in production.stderr
+    demo = run_settings(probe, SECRET_KEY=A_SECRET, MFA_REQUIRED_ROLES="none", SECURE_SSL_REDIRECT="0")
+    assert demo.stdout.strip() == "[]"
+    assert run_settings(probe, SECRET_KEY=A_SECRET).stdout.strip() == "['Clinic manager', 'Integrator']"
