@@ -67,6 +67,7 @@ TRACKED = [
     Tracked("auth.Group", "role"),
     Tracked("auth.User_groups", "user's role", object_id_column="user_id"),
     Tracked("auth.Group_permissions", "role's permission", object_id_column="group_id"),
+    Tracked("clinic.ApiToken", "API token", ignored=("last_used_at",), hidden=("digest",)),
     # Second factors added and removed; each use moves their counters, not worth a row.
     Tracked(
         "otp_totp.TOTPDevice",

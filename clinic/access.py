@@ -11,9 +11,10 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
-from rest_framework import authentication, permissions, throttling
+from rest_framework import authentication, exceptions, permissions, throttling
 
 from audit import context as audit_context
+from clinic.models import ApiToken
 
 
 def staff_page(permission):
@@ -39,12 +40,20 @@ def staff_page(permission):
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
-    """DRF's token authentication, naming the token's account in the audit trail."""
+    """`Authorization: Token <key>`: a named token (ApiToken), or DRF's one key per account.
+    The audit trail names the token's account (and the token's name)."""
 
     def authenticate_credentials(self, key):
-        user, token = super().authenticate_credentials(key)
-        audit_context.identify(f"{audit_context.user_label(user)} (API token)", user=user)
-        return user, token
+        named = ApiToken.for_key(key)
+        if named is None:
+            user, token = super().authenticate_credentials(key)
+            audit_context.identify(f"{audit_context.user_label(user)} (API token)", user=user)
+            return user, token
+        if not named.user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        named.note_use()
+        audit_context.identify(f"{audit_context.user_label(named.user)} (API token “{named.name}”)", user=named.user)
+        return named.user, named
 
 
 class ModelPermissions(permissions.DjangoModelPermissions):

@@ -4,6 +4,7 @@ from django.utils.html import format_html, format_html_join
 
 from clinic.admin_lists import ClinicModelAdmin
 from clinic.models import (
+    ApiToken,
     DeliveryAttempt,
     Event,
     InboundText,
@@ -286,3 +287,32 @@ class EventAdmin(ClinicModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ClinicModelAdmin):
+    """Clinic managers name, list and revoke integrators' API tokens; a new token's key is
+    shown once, on the page that follows its creation."""
+
+    list_display = ["name", "user", "created_at", "last_used_at"]
+    list_select_related = ["user"]
+    fields = ["name", "user", "created_at", "last_used_at"]
+    readonly_fields = ["created_at", "last_used_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "user"] if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        token, key = ApiToken.issue(obj.user, obj.name)
+        obj.pk, obj.digest, obj.created_at = token.pk, token.digest, token.created_at
+        messages.warning(
+            request,
+            format_html(
+                "The key of “{}”, shown only now: <code>{}</code>. Give it to the integrator; "
+                "it is sent as <code>Authorization: Token …</code>.",
+                token.name,
+                key,
+            ),
+        )

@@ -1,3 +1,5 @@
+import hashlib
+import secrets
 import time
 from datetime import datetime, timedelta
 from datetime import time as clock_time
@@ -648,3 +650,61 @@ class InboundText(models.Model):
 
     def __str__(self):
         return f"{self.body[:30]!r} from {self.from_number}"
+
+
+class ApiToken(models.Model):
+    """A named key an integrator's system sends as `Authorization: Token <key>`.
+
+    Only a digest of the key is kept: the key is shown once, when the token is made. A Clinic
+    manager lists the tokens with their last use and revokes one by deleting it. (DRF's own
+    one-token-per-account keys still work beside these.)
+    """
+
+    name = models.CharField(
+        max_length=100, validators=[single_line], help_text='Which system uses it, e.g. "EHR sync".'
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="api_tokens",
+        help_text="The account it acts as: its roles decide what the token may do.",
+    )
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    # A use is written at most this often, so a busy integrator's requests do not each write.
+    USE_RECORDED_EVERY = timedelta(minutes=1)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API token"
+
+    def __str__(self):
+        return self.name
+
+    @staticmethod
+    def digest_of(key):
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user, name):
+        """A new token and its key, which is not stored and cannot be shown again."""
+        key = secrets.token_hex(20)
+        return cls.objects.create(user=user, name=name, digest=cls.digest_of(key)), key
+
+    @classmethod
+    def for_key(cls, key):
+        return cls.objects.select_related("user").filter(digest=cls.digest_of(key)).first()
+
+    @property
+    def key(self):
+        # The throttles count per token by its `key` (clinic.access); the digest stands in.
+        return self.digest
+
+    def note_use(self, now=None):
+        now = now or timezone.now()
+        if self.last_used_at and now - self.last_used_at < self.USE_RECORDED_EVERY:
+            return
+        ApiToken.objects.filter(pk=self.pk).update(last_used_at=now)
+        self.last_used_at = now

@@ -1,11 +1,16 @@
 """A second factor for staff: Clinic managers and Integrators (MFA_REQUIRED_ROLES) reach only
 enrolment until they add an authenticator app, and confirm a code at every later login."""
 
+import re
+
 import pytest
 from django.contrib.auth.models import Group, User
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
+
+from audit.models import AuditEvent
+from clinic.models import ApiToken
 
 pytestmark = pytest.mark.django_db
 
@@ -127,3 +132,29 @@ def test_an_unconfirmed_session_gets_403_from_the_api(client, roles):
 
     assert response.status_code == 403
     assert "second factor" in response.json()["detail"]
+
+
+def test_a_manager_issues_a_named_token_sees_its_last_use_and_revokes_it(client, roles, settings):
+    settings.MFA_REQUIRED_ROLES = []
+    integrator = account("Integrator", "ehr-sync")
+    client.force_login(account("Clinic manager"))
+
+    response = client.post("/admin/clinic/apitoken/add/", {"name": "EHR sync", "user": integrator.pk}, follow=True)
+    key = re.search(r"shown only now: <code>([0-9a-f]{40})</code>", response.text).group(1)
+    assert client.get("/api/patients/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
+    token = ApiToken.objects.get(name="EHR sync")
+    assert token.last_used_at is not None
+    assert "EHR sync" in client.get("/admin/clinic/apitoken/").text
+
+    client.post(f"/admin/clinic/apitoken/{token.pk}/delete/", {"post": "yes"})
+
+    assert client.get("/api/patients/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 401
+    revoked = AuditEvent.objects.get(object_type="API token", action="delete")
+    assert (revoked.actor, revoked.changes["name"]) == ("morgan", ["EHR sync", None])
+
+
+def test_the_front_desk_cannot_see_the_tokens(client, roles, settings):
+    settings.MFA_REQUIRED_ROLES = []
+    client.force_login(account("Front desk", "dana"))
+
+    assert client.get("/admin/clinic/apitoken/").status_code == 403
