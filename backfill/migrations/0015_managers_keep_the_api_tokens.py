@@ -8,6 +8,6 @@ GRANTS = {"Clinic manager": ["view_apitoken", "add_apitoken", "change_apitoken",
 
 
 class Migration(migrations.Migration):
-    dependencies = [("backfill", "0014_managers_read_the_audit_trail"), ("clinic", "0020_api_tokens")]
+    dependencies = [("backfill", "0014_managers_read_the_audit_trail"), ("clinic", "0021_api_tokens")]
 
     operations = [migrations.RunPython(*granting(GRANTS, "clinic"))]

@@ -11,7 +11,7 @@ import clinic.validators
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clinic', '0019_patient_birth_date_language_specialty_external_id'),
+        ('clinic', '0020_outbox_claims'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
