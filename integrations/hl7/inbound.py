@@ -17,7 +17,14 @@ that resend is stored and answered. So each control id still changes the schedul
 import logging
 from dataclasses import dataclass
 
-from django.db import IntegrityError, InterfaceError, OperationalError, close_old_connections, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    transaction,
+)
 from django.utils import timezone
 
 from clinic import events
@@ -56,14 +63,20 @@ def receive(block, peer="unknown"):
     except (OperationalError, InterfaceError):
         log.exception("hl7.database_unreachable peer=%s", peer)
         return None
+    except DatabaseError:  # the database refused to keep it: answered, not kept
+        log.exception("hl7.not_kept peer=%s", peer)
+        return acks.rejection_of_unreadable(
+            Hl7Problem("Backfill could not keep this message.", code=reading.APPLICATION_INTERNAL_ERROR)
+        )
 
 
 def decode(block):
     # MSH-18 may name another character set; UTF-8 is the common case and latin-1 reads any byte.
     try:
-        return block.decode("utf-8")
+        text = block.decode("utf-8")
     except UnicodeDecodeError:
-        return block.decode("latin-1")
+        text = block.decode("latin-1")
+    return text.replace("\x00", "\ufffd")  # PostgreSQL keeps no NUL in text
 
 
 def answer(text, peer):
