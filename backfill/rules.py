@@ -272,12 +272,13 @@ def _risk_refusal(case):
     return f"{_risk_words(case)}, is under the minimum for learned risks (this clinic's {floor})"
 
 
-def _risk_tiers(rules):
-    """High, medium and low risk, from the floor MIN_NO_SHOW_RISK up (lower tiers cannot match).
+def risk_bands(rules):
+    """(low, high, points) of the high, medium and low risk tiers on the ranking risk, from
+    the floor MIN_NO_SHOW_RISK up (high None: no top; lower tiers cannot match).
 
-    On the ranking risk, where a typed risk is itself and a learned one stands for where it
-    ranks in the clinic (clinic/risk_scale.py): a learned risk in the highest fifth is at or
-    above HIGH_RISK_THRESHOLD there, so one set of tiers ranks both kinds.
+    A typed risk is its own ranking risk; a learned one stands for where it ranks in the
+    clinic (clinic/risk_scale.py): in the highest fifth it is at or above HIGH_RISK_THRESHOLD,
+    so one set of tiers ranks both kinds.
     """
     floor = rules.MIN_NO_SHOW_RISK
     bounds = [
@@ -285,11 +286,12 @@ def _risk_tiers(rules):
         (rules.MEDIUM_RISK_THRESHOLD, rules.HIGH_RISK_THRESHOLD, rules.MEDIUM_RISK_POINTS),
         (0.0, rules.MEDIUM_RISK_THRESHOLD, 0),
     ]
+    return [(max(low, floor), high, points) for low, high, points in bounds if high is None or high > floor]
+
+
+def _risk_tiers(rules):
     tiers = []
-    for low, high, points in bounds:
-        if high is not None and high <= floor:
-            continue
-        low = max(low, floor)
+    for low, high, points in risk_bands(rules):
         sql = f"e.ranking_risk >= {float(low)!r}" + ("" if high is None else f" AND e.ranking_risk < {float(high)!r}")
         tiers.append(Tier(sql, _risk_between(low, high), points, _risk_words))
     return tiers

@@ -1,15 +1,18 @@
 """How well the schedule is kept full: the numbers behind the dashboard, the API's stats
 and `backfill_report`."""
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 from statistics import median
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from backfill.models import FreedSlot, SlotOffer
+from backfill.rules import Rules, risk_bands
+from clinic import risk_scale
 from clinic.models import day_bounds
 from waitlist.models import WaitlistEntry
 
@@ -135,3 +138,58 @@ def offer_funnel(slots):
         "pending": by_status.get(SlotOffer.Status.PENDING, 0),
         "acceptance_rate": round(accepted / sent, 4) if sent else 0.0,
     }
+
+
+@dataclass
+class RiskBand:
+    """Waiting entries in one of the no-show risk rule's tiers, or under its floor."""
+
+    points: int | None  # None: under the floor, never booked by the backfill
+    typed: str  # the band for typed risks, "0.60–0.80"
+    learned: str  # the band for learned ones, "between this clinic's median and 80th percentile"
+    waiting: int = 0
+
+
+def risk_band_words(low, high, config):
+    """(typed, learned) words for ranking risks from `low` up to `high` (None: no top)."""
+    if high is None:
+        typed = f"{low:.2f} or more"
+        learned = risk_scale.standing_words(risk_scale.standing_of_ranking_risk(low, config), config)
+    elif low <= 0:
+        typed = f"under {high:.2f}"
+        learned = risk_scale.standing_words(risk_scale.standing_of_ranking_risk(high, config) - 1e-9, config)
+    else:
+        typed = f"{low:.2f}–{high:.2f}"
+        words = [
+            risk_scale.quantile_words(risk_scale.standing_of_ranking_risk(bound, config)) for bound in (low, high)
+        ]
+        learned = f"between this clinic's {words[0]} and {words[1]}"
+    return typed, learned
+
+
+def waitlist_by_risk(specialty=None, rules: Rules | None = None):
+    """How the waiting list spreads over the no-show risk rule's tiers (backfill/rules.py), and
+    how many its floor leaves out: one pass over the waiting entries' ranking risks."""
+    rules = rules or Rules()
+    bands, conditions = [], []
+    for low, high, points in risk_bands(rules):
+        bands.append(RiskBand(points, *risk_band_words(low, high, rules.config)))
+        conditions.append(Q(ranking_risk__gte=low) & (Q() if high is None else Q(ranking_risk__lt=high)))
+    floor = float(rules.MIN_NO_SHOW_RISK)
+    if floor > 0:
+        bands.append(RiskBand(None, *risk_band_words(0.0, floor, rules.config)))
+        conditions.append(Q(ranking_risk__lt=floor))
+    waiting = WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING)
+    if specialty is not None:
+        waiting = waiting.filter(specialty=specialty)
+    counts = waiting.aggregate(**{f"band{i}": Count("pk", filter=condition) for i, condition in enumerate(conditions)})
+    for index, band in enumerate(bands):
+        band.waiting = counts[f"band{index}"]
+    return bands
+
+
+def floor_leaves_out_too_many(bands):
+    """More than half of the waiting list under the floor: the backfill can book few of them."""
+    total = sum(band.waiting for band in bands)
+    left_out = sum(band.waiting for band in bands if band.points is None)
+    return total > 0 and left_out * 2 > total

@@ -17,8 +17,10 @@ from backfill.stats import (
     counting_zone,
     daily_counts,
     days_sooner,
+    floor_leaves_out_too_many,
     freed_between,
     offer_funnel,
+    waitlist_by_risk,
 )
 from clinic.access import staff_page
 from clinic.api import CLINIC_YEARS, OUTSIDE_CLINIC_YEARS
@@ -142,6 +144,7 @@ def dashboard(request):
     stats = backfill_stats(first, last, **where)
     slots = freed_between(first, last, **where)
     funnel = offer_funnel(slots)
+    risk_bands = waitlist_by_risk(where["specialty"])
     return render(
         request,
         "staff/dashboard.html",
@@ -159,6 +162,8 @@ def dashboard(request):
             "p95_time_to_fill": as_duration(stats["p95_time_to_fill_seconds"]),
             "chart": freed_slots_chart(daily_counts(first, last, **where)),
             "no_show": no_show_model_panel(),
+            "risk_bands": risk_bands,
+            "floor_leaves_out_too_many": floor_leaves_out_too_many(risk_bands),
         },
     )
 

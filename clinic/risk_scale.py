@@ -59,6 +59,15 @@ def ranking_risk_of_standing(standing, config=None):
     return 1.0
 
 
+def standing_of_ranking_risk(ranking, config=None):
+    """The standing a learned risk needs to reach `ranking` (the inverse of the above)."""
+    points = knots(config)
+    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+        if ranking <= y1:
+            return x0 + (max(ranking, y0) - y0) * (x1 - x0) / (y1 - y0)
+    return 1.0
+
+
 def standing_of(risk, quantiles):
     """The share of the clinic's scored patients at or below `risk`, from the model's
     percentiles (quantiles[k] is the k-th percentile), interpolated between them so a

@@ -1,9 +1,10 @@
+import html
 import re
 
 import pytest
 
 from backfill.models import FreedSlot
-from clinic.factories import HighRiskPatientFactory, ProviderFactory
+from clinic.factories import HighRiskPatientFactory, PatientFactory, ProviderFactory
 from scheduling.factories import AppointmentFactory, next_weekday_at
 from scheduling.no_show import train_and_apply
 from tests.no_show_history import generate_history, known_rule
@@ -88,3 +89,35 @@ def test_it_says_no_no_show_model_was_trained_yet(staff_client):
     text = staff_client.get("/dashboard/").text
 
     assert "No model in use. No model has been trained yet: run manage.py train_no_show_model" in text
+
+
+def risk_rows(text):
+    section = text[text.index('id="risk-bands"') : text.index('id="no-show-model"')]
+    return [
+        [html.unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in re.findall(r"<td>(.*?)</td>", row)]
+        for row in re.findall(r"<tr[^>]*>(<td>.*?)</tr>", section)
+    ]
+
+
+def test_it_shows_how_the_waiting_list_spreads_over_the_risk_tiers(staff_client):
+    for risk in (0.9, 0.85, 0.7, 0.3):
+        WaitlistEntryFactory(patient=PatientFactory(no_show_risk=risk))
+    WaitlistEntryFactory(patient=PatientFactory(no_show_risk=0.12, no_show_risk_model=0.12, no_show_risk_standing=0.9))
+
+    text = staff_client.get("/dashboard/").text
+
+    assert risk_rows(text) == [
+        ["+40", "0.80 or more", "in this clinic's highest fifth", "3"],
+        ["+30", "0.60–0.80", "between this clinic's median and 80th percentile", "1"],
+        ["under the floor: never booked", "under 0.60", "in this clinic's lower half", "1"],
+    ]
+    assert 'id="risk-floor-warning"' not in text
+
+
+def test_it_warns_when_the_floor_leaves_out_more_than_half_of_the_waiting_list(staff_client):
+    for risk in (0.9, 0.3, 0.1):
+        WaitlistEntryFactory(patient=PatientFactory(no_show_risk=risk))
+
+    text = staff_client.get("/dashboard/").text
+
+    assert "The risk floor leaves out more than half of the waiting list" in text
