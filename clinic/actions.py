@@ -56,6 +56,23 @@ def set_text_consent(patient, consent, *, by, channel, source):
     return patient
 
 
+def set_contact_preferences(patient, preferred_channel, consent, *, by, channel, source):
+    """How the patient wants to be reached, and their consent to texts when it changed (None: unchanged)."""
+    with transaction.atomic(durable=True):
+        if consent is not None:
+            patient.set_sms_consent(consent, source)
+        patient.preferred_channel = preferred_channel
+        patient.save(update_fields=["preferred_channel"])
+    log.info(
+        "patient.contact patient=%s channel_pref=%s by=%s channel=%s",
+        patient.pk,
+        preferred_channel,
+        actor(by),
+        channel,
+    )
+    return patient
+
+
 def resume_offers(patient, *, by, channel):
     """Offers paused after several went by are on again (staff in the admin, the patient's page)."""
     with transaction.atomic(durable=True):

@@ -2,6 +2,8 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from clinic import actions as clinic_actions
+from clinic.actions import Via
 from clinic.admin_lists import ClinicModelAdmin
 from clinic.models import (
     ApiToken,
@@ -113,7 +115,7 @@ class PatientAdmin(ClinicModelAdmin):
     @admin.action(description="Resume offers for the selected patients", permissions=["change"])
     def resume_offers(self, request, queryset):
         for patient in queryset.exclude(offers_paused_at=None):
-            patient.resume_offers()
+            clinic_actions.resume_offers(patient, by=request.user, channel=Via.ADMIN)
         self.message_user(request, "Offers resumed.", messages.SUCCESS)
 
     def save_model(self, request, obj, form, change):

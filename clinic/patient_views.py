@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from clinic import sms
 from clinic.access import throttled_per_client
+from clinic.actions import Via, opt_out_of_email
 from clinic.email import read_unsubscribe_token
 from clinic.models import OutboundEmail, ShortLink
 
@@ -36,7 +37,7 @@ def unsubscribe(request, token):
         message = "This link is not valid. It may have been altered or copied incompletely."
         return render(request, "patient/bad_link.html", {"message": message}, status=400)
     if request.method == "POST":
-        patient.opt_out_of_email()
+        opt_out_of_email(patient, by="patient", channel=Via.PATIENT_LINK)
         return render(request, "patient/unsubscribed.html", {"patient": patient, "done": True})
     return render(request, "patient/unsubscribed.html", {"patient": patient, "done": patient.email_opt_out})
 

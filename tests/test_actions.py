@@ -13,7 +13,7 @@ from backfill.actions import receive_text
 from backfill.models import FreedSlot
 from clinic.actions import Via
 from clinic.factories import HighRiskPatientFactory, PatientFactory, ProviderFactory
-from clinic.models import InboundText, OutboundEmail
+from clinic.models import Event, InboundText, OutboundEmail
 from scheduling.actions import cancel_appointment, record_no_show
 from scheduling.factories import AppointmentFactory, next_weekday_at
 from scheduling.messages import queue_email
@@ -176,3 +176,27 @@ def test_the_sweep_enqueues_a_chain_release_whose_job_was_lost(chain, django_cap
     later.refresh_from_db()
     assert result["chain_releases"] == 1
     assert later.status == Appointment.Status.CANCELLED
+
+
+def test_adding_a_waitlist_entry_in_the_admin_joins_through_the_action_and_looks_for_slots(
+    staff_client, appointment, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):  # the slot recorded; no backfill job runs
+        appointment.cancel("sick")
+    patient = HighRiskPatientFactory(first_name="Hugo")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            "/admin/waitlist/waitlistentry/add/",
+            {
+                "patient": patient.pk,
+                "specialty": appointment.provider.specialty_id,
+                "reason": "staff",
+                "created_at_0": timezone.localdate().isoformat(),
+                "created_at_1": "09:00:00",
+            },
+        )
+
+    assert response.status_code == 302
+    entry = WaitlistEntry.objects.get(patient=patient)
+    assert entry.status == WaitlistEntry.Status.BOOKED  # the new entry's search booked the open slot
+    assert Event.objects.filter(type="waitlist_entry.created", subject=f"waitlist_entry:{entry.pk}").exists()

@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 
+from clinic.actions import Via
 from clinic.admin_lists import ClinicModelAdmin
+from waitlist.actions import join_waitlist, leave_waitlist
 from waitlist.models import WaitlistEntry
 
 
@@ -17,6 +19,12 @@ class WaitlistEntryAdmin(ClinicModelAdmin):
     readonly_fields = ["status", "original_appointment", "booked_appointment", "updated_at"]
     actions = ["remove_entries"]
 
+    def save_model(self, request, obj, form, change):
+        if change:  # the status is read-only here: an edit changes preferences only
+            super().save_model(request, obj, form, change)
+        else:
+            join_waitlist(obj, by=request.user, channel=Via.ADMIN)
+
     @admin.display(description="No-show risk", ordering="ranking_risk")
     def risk(self, entry):
         return entry.patient.no_show_risk_words()
@@ -27,5 +35,5 @@ class WaitlistEntryAdmin(ClinicModelAdmin):
 
     @admin.action(permissions=["change"], description="Remove selected entries from the waitlist")
     def remove_entries(self, request, queryset):
-        removed = sum(entry.remove() for entry in queryset)
+        removed = sum(leave_waitlist(entry, by=request.user, channel=Via.ADMIN) for entry in queryset)
         self.message_user(request, f"{removed} entr{'y' if removed == 1 else 'ies'} removed.", messages.SUCCESS)

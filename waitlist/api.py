@@ -1,16 +1,17 @@
 """Waitlist entries over the API (SPEC 8).
 
-Creating an entry is trigger 3: the post_save signal looks for open freed slots it fits.
+Creating an entry (waitlist.actions.join_waitlist) is trigger 3: once committed it looks for open freed slots it fits.
 Deleting one only marks it removed, so the history of who waited stays.
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
+from clinic.actions import Via
 from clinic.api import Conflict, ExternalIds, WeekdaysField
 from clinic.models import Patient, Provider
+from waitlist.actions import join_waitlist, leave_waitlist
 from waitlist.models import WaitlistEntry
 
 
@@ -51,10 +52,8 @@ class WaitlistEntrySerializer(ExternalIds, serializers.ModelSerializer):
         return data
 
     def create(self, validated_data):
-        entry = self.entry_from(validated_data)
-        with transaction.atomic():  # a concurrent duplicate fails on the constraint: a 409
-            entry.save()
-        return entry
+        # A concurrent duplicate fails on the constraint: a 409.
+        return join_waitlist(self.entry_from(validated_data), by=self.context["request"].user, channel=Via.API)
 
     @staticmethod
     def entry_from(data):
@@ -75,7 +74,10 @@ class WaitlistEntryViewSet(
 
     def destroy(self, request, *args, **kwargs):
         entry = self.get_object()
-        if not entry.remove() and entry.status != WaitlistEntry.Status.REMOVED:
+        if (
+            not leave_waitlist(entry, by=request.user, channel=Via.API)
+            and entry.status != WaitlistEntry.Status.REMOVED
+        ):
             raise Conflict(
                 f"This waitlist entry is {entry.get_status_display().lower()}; only waiting entries can be removed."
             )

@@ -4,8 +4,11 @@ from django import forms
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from clinic import actions as clinic_actions
 from clinic.access import throttled_per_client
+from clinic.actions import Via
 from clinic.models import Patient
+from waitlist.actions import change_waitlist_entry, leave_waitlist
 from waitlist.models import WaitlistEntry
 from waitlist.self_service import BadSelfServiceLink, read_token
 
@@ -69,7 +72,7 @@ def self_service(request, token):
         return _page(request, patient)
     action = request.POST.get("action", "")
     if action == "resume":
-        patient.resume_offers()
+        clinic_actions.resume_offers(patient, by="patient", channel=Via.PATIENT_LINK)
         return _page(request, patient, "Offers are on again: we will tell you when a time that suits you opens up.")
     if action == "contact":
         return _contact(request, patient)
@@ -81,7 +84,7 @@ def self_service(request, token):
             request, patient, "That change could not be made: the entry is no longer on the waitlist.", status=400
         )
     if action == "leave":
-        entry.remove()
+        leave_waitlist(entry, by="patient", channel=Via.PATIENT_LINK)
         return _page(request, patient, f"You have left the waitlist for {entry.specialty}.")
     return _save_entry(request, patient, entry)
 
@@ -91,7 +94,7 @@ def _save_entry(request, patient, entry):
     form = next(form for listed, form in forms_ if listed == entry)
     if not form.is_valid():
         return _page(request, patient, "Please correct the errors below.", status=400, entries=forms_)
-    form.save()
+    change_waitlist_entry(form, by="patient", channel=Via.PATIENT_LINK)
     return _page(request, patient, f"Saved your choices for {entry.specialty}.")
 
 
@@ -99,10 +102,14 @@ def _contact(request, patient):
     form = ContactForm(request.POST, instance=patient)
     if not form.is_valid():
         return _page(request, patient, "Please correct the errors below.", status=400, contact=form)
-    if "sms_consent" in form.changed_data:
-        patient.set_sms_consent(form.cleaned_data["sms_consent"], Patient.ConsentSource.PATIENT)
-    patient.preferred_channel = form.cleaned_data["preferred_channel"]
-    patient.save(update_fields=["preferred_channel"])
+    clinic_actions.set_contact_preferences(
+        patient,
+        form.cleaned_data["preferred_channel"],
+        form.cleaned_data["sms_consent"] if "sms_consent" in form.changed_data else None,
+        by="patient",
+        channel=Via.PATIENT_LINK,
+        source=Patient.ConsentSource.PATIENT,
+    )
     return _page(request, patient, "Saved how we reach you.")
 
 

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clinic', '0016_webhook_endpoint_owner'),
+        ("clinic", "0016_webhook_endpoint_owner"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='idempotentrequest',
-            name='caller',
+            model_name="idempotentrequest",
+            name="caller",
             field=models.CharField(help_text='The account that asked, as "user:<id>".', max_length=64),
         ),
     ]

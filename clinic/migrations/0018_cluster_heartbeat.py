@@ -4,22 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clinic', '0017_idempotency_keys_per_account'),
+        ("clinic", "0017_idempotency_keys_per_account"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ClusterHeartbeat',
+            name="ClusterHeartbeat",
             fields=[
-                ('cluster', models.CharField(max_length=100, primary_key=True, serialize=False)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('last_finished_at', models.DateTimeField(blank=True, null=True)),
-                ('probe_sent_at', models.DateTimeField(blank=True, null=True)),
-                ('restarts', models.PositiveIntegerField(default=0)),
-                ('last_restart_at', models.DateTimeField(blank=True, null=True)),
-                ('last_restart_reason', models.CharField(blank=True, max_length=200)),
+                ("cluster", models.CharField(max_length=100, primary_key=True, serialize=False)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("last_finished_at", models.DateTimeField(blank=True, null=True)),
+                ("probe_sent_at", models.DateTimeField(blank=True, null=True)),
+                ("restarts", models.PositiveIntegerField(default=0)),
+                ("last_restart_at", models.DateTimeField(blank=True, null=True)),
+                ("last_restart_reason", models.CharField(blank=True, max_length=200)),
             ],
         ),
     ]

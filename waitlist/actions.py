@@ -1,0 +1,45 @@
+"""What a person or another system can do to the waitlist, one function each (the
+conventions are clinic/actions.py's): join it, change an entry, leave it.
+
+A new waiting entry looks for open freed slots it fits once it commits: the job is
+backfill's, handed off by its receiver (backfill/signals.py), which only enqueues.
+"""
+
+import logging
+
+from django.db import transaction
+
+from clinic.actions import actor
+
+log = logging.getLogger("waitlist")
+
+
+def join_waitlist(entry, *, by, channel):
+    """Put a patient on the waitlist with the entry given (unsaved; its omitted preferences
+    the patient's own, WaitlistEntry.defaults_from_patient). Raises IntegrityError when they
+    already wait for that specialty: the caller answers it.
+
+    Not durable: the admin's add form (Django's changeform_view) saves inside its own
+    transaction, with its log entry."""
+    with transaction.atomic():
+        entry.save()  # with its waitlist_entry.created event
+    log.info(
+        "action.join_waitlist entry=%s patient=%s by=%s channel=%s", entry.pk, entry.patient_id, actor(by), channel
+    )
+    return entry
+
+
+def change_waitlist_entry(form, *, by, channel):
+    """Save a waiting entry's changed days, times, dates or location (a validated ModelForm)."""
+    with transaction.atomic(durable=True):
+        entry = form.save()
+    log.info("action.change_waitlist_entry entry=%s by=%s channel=%s", entry.pk, actor(by), channel)
+    return entry
+
+
+def leave_waitlist(entry, *, by, channel):
+    """Take a waiting entry off the list (kept, marked removed); False when it was not waiting."""
+    with transaction.atomic(durable=True):
+        removed = entry.remove()
+    log.info("action.leave_waitlist entry=%s removed=%s by=%s channel=%s", entry.pk, removed, actor(by), channel)
+    return removed
