@@ -9,7 +9,8 @@
   CharField refuses it, naming the field.)
 """
 
-from django.http import JsonResponse
+from django.http import JsonResponse, QueryDict
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -18,6 +19,7 @@ from clinic.errors import JSON_PATHS
 
 NUL = "\x00"
 NUL_REFUSED = "NUL characters (%00) are not accepted in an address or a form."
+UNREADABLE_FORM = "The form could not be read: check its Content-Type."
 # An API body is a flat object with a list or two (webhook events); 64 levels is far more.
 MAX_JSON_DEPTH = 64
 TOO_DEEP = f"JSON nested deeper than {MAX_JSON_DEPTH} levels is not accepted."
@@ -29,21 +31,28 @@ class RefuseNulMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if has_nul(request):
+        if NUL in request.path or has_nul(request.GET):
             return refusal(request, NUL_REFUSED)
+        if request.method == "POST" and request.content_type in FORMS:
+            try:
+                form = read_form(request)
+            except MultiPartParserError:  # e.g. multipart/form-data without its boundary
+                return refusal(request, UNREADABLE_FORM)
+            if has_nul(form):
+                return refusal(request, NUL_REFUSED)
         return self.get_response(request)
 
 
-def has_nul(request):
-    if NUL in request.path or any(NUL in name or NUL in value for name, value in pairs(request.GET)):
-        return True
-    # Django parses a form once and keeps it for the view (a urlencoded form's body too; no
-    # view of Backfill's reads a multipart body raw, which this parse would consume).
-    return (
-        request.method == "POST"
-        and request.content_type in FORMS
-        and any(NUL in name or NUL in value for name, value in pairs(request.POST))
-    )
+def read_form(request):
+    """The submitted form, parsed once and kept for the view. The body is read first, so it
+    is kept in memory (Django's DATA_UPLOAD_MAX_MEMORY_SIZE bounds it) and stays readable:
+    parsing a multipart stream would consume it, and the idempotency middleware reads it."""
+    body = request.body
+    return request.POST if body else QueryDict()
+
+
+def has_nul(query):
+    return any(NUL in name or NUL in value for name, value in pairs(query))
 
 
 def pairs(query):

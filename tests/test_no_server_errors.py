@@ -104,6 +104,18 @@ def test_the_dashboard_refuses_dates_out_of_range_or_garbled(desk, query):
     )
 
 
+def test_a_multipart_form_to_the_api_is_a_415_with_an_idempotency_key_too(ehr):
+    """The NUL check parses the form; the idempotency middleware still reads the raw body."""
+    response = ehr.post("/api/waitlist/", {"patient_id": "1"}, HTTP_IDEMPOTENCY_KEY="k-1")
+    assert response.status_code == 415
+
+
+def test_a_form_without_its_multipart_boundary_is_a_400(ehr):
+    response = ehr.generic("POST", "/api/waitlist/", b"x", content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The form could not be read: check its Content-Type."}
+
+
 def test_json_nested_100000_deep_is_a_400(desk):
     response = desk.post("/api/patients/", "[" * 100_000 + "]" * 100_000, content_type="application/json")
     assert response.status_code == 400
