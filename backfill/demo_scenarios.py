@@ -15,7 +15,9 @@ from django.core.management.base import CommandError
 from django.urls import resolve
 from django.utils import timezone
 
+from backfill.explanation import judge_for_slot
 from backfill.models import FreedSlot
+from backfill.rules import Rules, SlotFacts
 from clinic.actions import Via
 from clinic.models import OutboundEmail, Patient, Provider
 from clinic.times import staff_datetime
@@ -62,6 +64,15 @@ def story_day_and_provider():
     raise CommandError("No provider with a free colleague in the next two weeks: run seed_demo --reset first.")
 
 
+def why_chosen(slot):
+    """The booked patient's points by rule, in the words the slot's page uses: learned and
+    typed risks rank on one scale (docs/how-it-works.md), so the keen patient may be outranked."""
+    entry = WaitlistEntry.objects.select_related("patient", "specialty", "preferred_location").get(
+        booked_appointment=slot.filled_by
+    )
+    return judge_for_slot(entry, slot, SlotFacts.of(slot), Rules(), None).summary
+
+
 class ProviderSick:
     def __init__(self, stdout, style, wait):
         self.out, self.style, self.wait = stdout, style, wait
@@ -72,7 +83,10 @@ class ProviderSick:
     def play(self):
         day, provider = story_day_and_provider()
         keen = self.keen_patient(provider)
-        self.say(f"{keen} is on the waitlist for {provider.specialty.name}, any day.")
+        self.say(
+            f"{keen} (no-show risk {keen.no_show_risk_words()}, typed by staff) is on the waitlist "
+            f"for {provider.specialty.name}, any day."
+        )
         self.say(
             f"1. {provider.name} ({provider.specialty.name}, {provider.location.name}) calls in sick for {day:%A %-d %B}."
         )
@@ -97,6 +111,7 @@ class ProviderSick:
                 f"({slot.fill_ms} ms after the decline).",
                 self.style.SUCCESS,
             )
+            self.say(f"   Why: {why_chosen(slot)}.")
         self.say(f"See it on /schedule/?date={day:%Y-%m-%d} at {provider.location.name}, and in the outbox, /emails/.")
 
     def keen_patient(self, provider):

@@ -55,3 +55,15 @@ def test_the_same_demo_plays_the_same_story():
     assert [line for line in first.splitlines() if "ms after" not in line] == [
         line for line in second.getvalue().splitlines() if "ms after" not in line
     ]
+
+
+def test_with_the_model_setting_the_risks_the_story_still_backfills_the_decline_and_says_why():
+    call_command("seed_demo", stdout=io.StringIO())  # 90 days of history: the model sets the risks
+    out = io.StringIO()
+    call_command("demo_scenario", "provider-sick", "--wait", "5", stdout=out)
+
+    declined = Appointment.objects.get(source=Appointment.Source.REASSIGNMENT, cancel_reason=DECLINE_REASON)
+    slot = FreedSlot.objects.get(appointment=declined)
+    assert slot.status == FreedSlot.Status.BACKFILLED
+    assert f"The slot went to {slot.filled_by.patient} from the waitlist" in out.getvalue()
+    assert "Why: no-show risk " in out.getvalue()
