@@ -1,6 +1,7 @@
 """How long ranking the waitlist for one freed slot takes, at several waitlist sizes (SPEC 9).
 
     .venv/bin/python bench/matching.py [--sizes 1000,10000,100000] [--slots 200] [--baseline FILE]
+                                       [--risks learned|typed]
 
 For each size it builds (once, then reuses) the seed_demo clinic with that many waiting
 entries and patients in its own PostgreSQL database ``backfill_bench_<size>``, then times
@@ -9,6 +10,11 @@ if cancelled), --rounds times each, after one warm-up pass. In the same run it t
 seed's approach (`rank_by_full_scan`: load every waiting entry, score it in Python) on a
 sample of the slots, checks both pick the same best candidate, and prints the ratio. It
 shows the candidate query's EXPLAIN ANALYZE and the indexes it uses.
+
+--risks learned (the default) builds the clinic as seed_demo does: the no-show model trained on
+its history sets every patient's risk, so the waitlist is ranked by learned risks on the
+clinic's scale (docs/how-it-works.md, "No-show risk: one scale"); --risks typed keeps the
+seeded risks typed and trains nothing, in its own database ``backfill_bench_<size>_typed``.
 
 Each size runs in a child process, because Django is configured for one database per
 process.
@@ -39,6 +45,12 @@ def main():
     )
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the slots")
     parser.add_argument("--baseline-slots", type=int, help="slots the naive full scan is timed on (default: by size)")
+    parser.add_argument(
+        "--risks",
+        choices=["learned", "typed"],
+        default="learned",
+        help="learned: the no-show model sets the risks (as seed_demo does); typed: as seeded, no model",
+    )
     parser.add_argument("--rebuild", action="store_true", help="rebuild the clinics even if they exist")
     parser.add_argument("--baseline", help="a previous bench/results/matching-*.json to compare with")
     parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
@@ -56,7 +68,7 @@ def main():
         "benchmark": "matching",
         "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": machine,
-        "config": {"slots": args.slots, "rounds": args.rounds, "broker": "none (in-process)"},
+        "config": {"slots": args.slots, "rounds": args.rounds, "risks": args.risks, "broker": "none (in-process)"},
         "key": ["size"],
         "rows": rows,
         "details": details,
@@ -78,6 +90,8 @@ def run_child(size, args):
             str(args.slots),
             "--rounds",
             str(args.rounds),
+            "--risks",
+            args.risks,
             "--out",
             out.name,
         ]
@@ -127,9 +141,9 @@ def show(result):
 
 def measure_one_size(args):
     size = args.one_size
-    setup_django(database_url(size))
+    setup_django(database_url(size if args.risks == "learned" else f"{size}_typed"))
     machine = machine_facts()
-    build_clinic(size, args.slots, args.rebuild)
+    build_clinic(size, args.slots, args.rebuild, args.risks)
     facts = freed_slots(args.slots)
     timings, queries = time_ranking(facts, args.rounds)
     naive, same_best = time_full_scan(facts, args.baseline_slots or default_baseline_slots(size))
@@ -162,25 +176,26 @@ def default_baseline_slots(size):
     return max(3, min(50, 2_000_000 // size))
 
 
-def build_clinic(size, slots, rebuild):
-    """The seed_demo clinic with `size` waiting entries, unless this database already has it."""
+def build_clinic(size, slots, rebuild, risks):
+    """The seed_demo clinic with `size` waiting entries and `risks` risks, unless this database already has it."""
     from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone
 
-    from scheduling.models import Appointment
+    from scheduling.models import Appointment, NoShowModel
     from waitlist.models import WaitlistEntry
 
     ready = (
         WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING).count() == size
         and Appointment.objects.filter(start__gt=timezone.now()).count() >= slots
+        and (NoShowModel.objects.in_use() is not None) == (risks == "learned")
     )
     if ready and not rebuild:
         print(f"[{size:,}] reusing the clinic in {connection.settings_dict['NAME']}", flush=True)
         return
-    print(f"[{size:,}] building the seed_demo clinic with {size:,} waiting entries...", flush=True)
+    print(f"[{size:,}] building the seed_demo clinic with {size:,} waiting entries, {risks} risks...", flush=True)
     started = time.monotonic()
-    call_command("seed_demo", reset=True, waitlist=size, patients=size, verbosity=0)
+    call_command("seed_demo", reset=True, waitlist=size, patients=size, risks=risks, verbosity=0)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")  # fresh statistics and visibility map, as after autovacuum
     print(f"[{size:,}] built in {time.monotonic() - started:.0f} s", flush=True)
@@ -253,7 +268,10 @@ def explain_candidate_query(slot):
 
     with CaptureQueriesContext(connection) as captured:
         rank_candidates(slot)
-    sql = captured.captured_queries[0]["sql"]
+    # The candidate query, not a statement the connection sends first (the audit trail's context).
+    sql = next(
+        query["sql"] for query in captured.captured_queries if query["sql"].lstrip().startswith("WITH eligible")
+    )
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
         plan = "\n".join(line for (line,) in cursor.fetchall())
