@@ -56,6 +56,14 @@ class TokenAuthentication(authentication.TokenAuthentication):
         return named.user, named
 
 
+def reads_message_content(user):
+    """Whether `user` may read what messages say: their subjects and bodies hold the
+    patient's own links (cancel, self-service, unsubscribe), which act as the patient.
+    Front desk and Clinic manager may; an Integrator sees only a message's kind, channel,
+    status and times (the API's /api/messages/ and the messages page alike)."""
+    return user.has_perm("clinic.read_message_content")
+
+
 class ModelPermissions(permissions.DjangoModelPermissions):
     """The model's Django permissions, reads included: listing patients needs view_patient.
 

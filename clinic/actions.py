@@ -56,13 +56,20 @@ def set_text_consent(patient, consent, *, by, channel, source):
     return patient
 
 
-def set_contact_preferences(patient, preferred_channel, consent, *, by, channel, source):
-    """How the patient wants to be reached, and their consent to texts when it changed (None: unchanged)."""
+def set_contact_preferences(patient, preferred_channel, consent, *, by, channel, source, email_opt_out=None):
+    """How the patient wants to be reached, and their consent to texts when it changed (None: unchanged).
+
+    `email_opt_out` (None: unchanged) comes only from the patient's own page: taking back an
+    opt-out is the patient's act (Patient.check_change_by_staff refuses it to staff)."""
     with transaction.atomic(durable=True):
         if consent is not None:
             patient.set_sms_consent(consent, source)
         patient.preferred_channel = preferred_channel
-        patient.save(update_fields=["preferred_channel"])
+        changed = ["preferred_channel"]
+        if email_opt_out is not None:
+            patient.email_opt_out = email_opt_out
+            changed.append("email_opt_out")
+        patient.save(update_fields=changed)
     log.info(
         "patient.contact patient=%s channel_pref=%s by=%s channel=%s",
         patient.pk,

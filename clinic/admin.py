@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -51,9 +52,20 @@ class ProviderAdmin(ClinicModelAdmin):
     filter_horizontal = ["accepted_insurance_plans"]
 
 
+class PatientForm(forms.ModelForm):
+    def clean(self):
+        cleaned = super().clean()
+        # The instance still holds what was saved: an opt-out is only the patient's to undo.
+        self.instance.check_change_by_staff(
+            email_opt_out=cleaned.get("email_opt_out"), sms_consent=cleaned.get("sms_consent")
+        )
+        return cleaned
+
+
 @admin.register(Patient)
 class PatientAdmin(ClinicModelAdmin):
     audited_as, audited_patient = "patient", "pk"
+    form = PatientForm
     list_display = [
         "__str__",
         "email",

@@ -245,6 +245,10 @@ class PatientSerializer(ExternalIds, serializers.ModelSerializer):
         # SPEC 15: a risk an integrator sends is theirs; the no-show model leaves it alone.
         if "no_show_risk" in attrs:
             attrs["no_show_risk_source"] = Patient.RiskSource.API
+        if self.instance is not None:  # an opt-out is only the patient's to undo
+            self.instance.check_change_by_staff(
+                email_opt_out=attrs.get("email_opt_out"), sms_consent=attrs.get("sms_consent")
+            )
         # Consent to texts is kept with when and by whom it changed.
         if "sms_consent" in attrs and (self.instance is None or attrs["sms_consent"] != self.instance.sms_consent):
             attrs["sms_consent_at"] = timezone.now()

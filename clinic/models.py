@@ -6,6 +6,7 @@ from datetime import time as clock_time
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -331,6 +332,19 @@ class Patient(models.Model):
         self.email_opt_out = True
         self.save(update_fields=["email_opt_out"])
 
+    def check_change_by_staff(self, *, email_opt_out=None, sms_consent=None):
+        """Staff and integrators (the admin, the API) may record an opt-out, never undo the
+        patient's own: only the patient takes it back, on their self-service page (or, for
+        texts, by replying START). Raises ValidationError naming the field."""
+        errors = {}
+        if self.pk and self.email_opt_out and email_opt_out is False:
+            errors["email_opt_out"] = EMAIL_OPT_OUT_IS_THE_PATIENTS
+        withdrew = self.sms_consent_source in (self.ConsentSource.PATIENT, self.ConsentSource.SMS)
+        if self.pk and not self.sms_consent and withdrew and sms_consent:
+            errors["sms_consent"] = SMS_OPT_OUT_IS_THE_PATIENTS
+        if errors:
+            raise ValidationError(errors)
+
     def pause_offers(self, now=None):
         self.offers_paused_at = now or timezone.now()
         self.save(update_fields=["offers_paused_at"])
@@ -350,6 +364,16 @@ class Patient(models.Model):
         self.no_show_risk_source = self.RiskSource.MODEL
         if self.no_show_risk_model is not None:
             self.no_show_risk = self.no_show_risk_model
+
+
+EMAIL_OPT_OUT_IS_THE_PATIENTS = (
+    "Only the patient can take back their email opt-out, on their self-service page (the link in any message "
+    "from the clinic)."
+)
+SMS_OPT_OUT_IS_THE_PATIENTS = (
+    "The patient withdrew consent to texts; only they can give it again, by replying START or on their "
+    "self-service page."
+)
 
 
 class OutboundEmail(models.Model):
@@ -406,6 +430,10 @@ class OutboundEmail(models.Model):
             models.Index(fields=["recipient", "channel", "-created_at"], name="message_latest_to_number"),
         ]
         verbose_name = "message"
+        # A message's subject and body carry the patient's own links (cancel, self-service,
+        # unsubscribe), which act as the patient: only staff who talk to patients read them;
+        # others (integrators) see when, how and what kind (view_outboundemail).
+        permissions = [("read_message_content", "Can read messages' subjects, bodies and links")]
 
     def __str__(self):
         return f"{self.get_kind_display()} to {self.recipient}"

@@ -4,7 +4,7 @@ from django import forms
 from django.core.paginator import Paginator
 from django.shortcuts import render
 
-from clinic.access import staff_page
+from clinic.access import reads_message_content, staff_page
 from clinic.models import OutboundEmail, Patient
 
 MESSAGES_PER_PAGE = 20
@@ -34,7 +34,14 @@ def outbox(request):
     name_addressees(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "staff/outbox.html", {"form": form, "page": page, "filter_query": query.urlencode()})
+    # Subjects and bodies hold the patient's links: an integrator sees only when, how and what kind.
+    context = {
+        "form": form,
+        "page": page,
+        "filter_query": query.urlencode(),
+        "shows_content": reads_message_content(request.user),
+    }
+    return render(request, "staff/outbox.html", context)
 
 
 def name_addressees(emails):

@@ -71,6 +71,7 @@ ROLE_MIGRATIONS = [
     ("backfill", "0013_managers_see_every_webhook_endpoint"),
     ("backfill", "0014_managers_read_the_audit_trail"),
     ("hl7", "0002_roles"),
+    ("backfill", "0016_staff_read_message_content"),
 ]
 
 

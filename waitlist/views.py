@@ -49,8 +49,12 @@ class EntryForm(forms.ModelForm):
 class ContactForm(forms.ModelForm):
     class Meta:
         model = Patient
-        fields = ["preferred_channel", "sms_consent"]
-        labels = {"preferred_channel": "Reach me by", "sms_consent": "I agree to receive texts about my appointments"}
+        fields = ["preferred_channel", "sms_consent", "email_opt_out"]
+        labels = {
+            "preferred_channel": "Reach me by",
+            "sms_consent": "I agree to receive texts about my appointments",
+            "email_opt_out": "Do not email me",
+        }
 
 
 def entry_forms(patient, data=None, bound_entry=None):
@@ -102,10 +106,12 @@ def _contact(request, patient):
     form = ContactForm(request.POST, instance=patient)
     if not form.is_valid():
         return _page(request, patient, "Please correct the errors below.", status=400, contact=form)
+    # The patient's own page: the one place an email opt-out can be taken back.
     clinic_actions.set_contact_preferences(
         patient,
         form.cleaned_data["preferred_channel"],
         form.cleaned_data["sms_consent"] if "sms_consent" in form.changed_data else None,
+        email_opt_out=form.cleaned_data["email_opt_out"],
         by="patient",
         channel=Via.PATIENT_LINK,
         source=Patient.ConsentSource.PATIENT,
