@@ -5,4 +5,4 @@ class ClinicConfig(AppConfig):
     name = "clinic"
 
     def ready(self):
-        from clinic import checks, errors, signals  # noqa: F401
+        from clinic import checks, errors, sessions, signals  # noqa: F401

@@ -111,6 +111,8 @@ MIDDLEWARE = [
     "clinic.input_limits.RefuseNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Staff sessions end after SESSION_IDLE_MINUTES idle and SESSION_MAX_HOURS in all.
+    "clinic.sessions.StaffSessionLimits",
     # request.user.is_verified(): whether this session confirmed a second factor.
     "django_otp.middleware.OTPMiddleware",
     # Accounts that need a second factor reach only its pages until they confirm one.
@@ -231,6 +233,11 @@ if MFA_REQUIRED_ROLES == ["none"]:
         )
     MFA_REQUIRED_ROLES = []
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Backfill")
+# A staff session ends after this long without a request, and this long after the login
+# whatever happens (clinic/sessions.py); the cookie itself lasts no longer.
+SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 30)
+SESSION_MAX_HOURS = env_int("SESSION_MAX_HOURS", 12)
+SESSION_COOKIE_AGE = SESSION_MAX_HOURS * 3600
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/schedule/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -427,6 +434,13 @@ PATIENT_LINK_THROTTLE_RATE = os.environ.get("PATIENT_LINK_THROTTLE_RATE", "30/mi
 # Clients' addresses come from X-Forwarded-For only behind PROXY_COUNT trusted proxies; 0
 # ignores the header (None would trust all of it). clinic.access.client_address applies it.
 REST_FRAMEWORK["NUM_PROXIES"] = PROXY_COUNT
+
+# Bounds on what the API accepts: an appointment's length, and how far back and ahead a
+# waitlist entry's earliest/latest dates may be (a little back: the caller's "today" may be
+# behind ours).
+APPOINTMENT_MAX_HOURS = env_int("APPOINTMENT_MAX_HOURS", 8)
+WAITLIST_DATES_PAST_DAYS = env_int("WAITLIST_DATES_PAST_DAYS", 7)
+WAITLIST_DATES_AHEAD_DAYS = env_int("WAITLIST_DATES_AHEAD_DAYS", 730)
 
 # Webhooks (SPEC 13): a delivery is retried for this long, then failed; an endpoint whose
 # every delivery failed for this long is disabled.

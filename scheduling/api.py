@@ -6,6 +6,7 @@ update, and moving an appointment is cancel-and-book, so every change goes throu
 """
 
 from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -32,8 +33,10 @@ class AppointmentSerializer(ExternalIds, serializers.ModelSerializer):
         read_only_fields = ["status", "source", "cancel_reason"]
 
     def validate(self, data):
-        if data["end"] <= data["start"]:
-            raise serializers.ValidationError({"end": "The appointment must end after it starts."})
+        try:
+            Appointment.check_length(data["start"], data["end"])
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(serializers.as_serializer_error(error)) from error
         return data
 
     def create(self, validated_data):

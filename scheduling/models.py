@@ -139,12 +139,22 @@ class Appointment(models.Model):
         return self.provider.specialty
 
     def clean(self):
-        if self.start and self.end and self.end <= self.start:
-            raise ValidationError({"end": "The appointment must end after it starts."})
+        if self.start and self.end:
+            self.check_length(self.start, self.end)
         if self.is_active and self.start and self.end and self.provider_id and self.patient_id:
             conflict = self.find_conflict()
             if conflict:
                 raise ValidationError(conflict)
+
+    @staticmethod
+    def check_length(start, end):
+        """An appointment ends after it starts and lasts at most APPOINTMENT_MAX_HOURS: a
+        27-hour visit is a typo, and it would hold the provider's whole day and the next."""
+        if end <= start:
+            raise ValidationError({"end": "The appointment must end after it starts."})
+        longest = settings.APPOINTMENT_MAX_HOURS
+        if end - start > timedelta(hours=longest):
+            raise ValidationError({"end": f"An appointment lasts at most {longest} hours."})
 
     def find_conflict(self):
         others = Appointment.objects.overlapping(self.start, self.end).exclude(pk=self.pk)

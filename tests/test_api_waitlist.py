@@ -1,6 +1,7 @@
-from datetime import date
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from backfill.models import FreedSlot
 from clinic.factories import HighRiskPatientFactory, LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
@@ -34,6 +35,8 @@ def test_it_adds_a_patient_with_their_own_preferences_by_default(staff_client):
 def test_it_keeps_preferences_given_explicitly(staff_client):
     patient = PatientFactory(available_days=["tue"])
     provider = ProviderFactory()
+    earliest = timezone.localdate() + timedelta(days=30)
+    latest = earliest + timedelta(days=31)
 
     post(
         staff_client,
@@ -45,8 +48,8 @@ def test_it_keeps_preferences_given_explicitly(staff_client):
             "preferred_provider": provider.pk,
             "available_days": [],
             "reason": "patient_request",
-            "earliest_date": "2030-01-01",
-            "latest_date": "2030-02-01",
+            "earliest_date": earliest.isoformat(),
+            "latest_date": latest.isoformat(),
         },
     )
 
@@ -55,7 +58,7 @@ def test_it_keeps_preferences_given_explicitly(staff_client):
     assert entry.preferred_provider == provider
     assert entry.available_days == []
     assert entry.reason == "patient_request"
-    assert (entry.earliest_date, entry.latest_date) == (date(2030, 1, 1), date(2030, 2, 1))
+    assert (entry.earliest_date, entry.latest_date) == (earliest, latest)
 
 
 def test_it_refuses_a_second_waiting_entry_for_the_same_specialty(staff_client):
@@ -75,8 +78,8 @@ def test_it_refuses_a_latest_date_before_the_earliest(staff_client):
         {
             "patient": PatientFactory().pk,
             "specialty": SpecialtyFactory().pk,
-            "earliest_date": "2030-02-01",
-            "latest_date": "2030-01-01",
+            "earliest_date": (timezone.localdate() + timedelta(days=40)).isoformat(),
+            "latest_date": (timezone.localdate() + timedelta(days=10)).isoformat(),
         },
     )
 

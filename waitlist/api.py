@@ -43,10 +43,12 @@ class WaitlistEntrySerializer(ExternalIds, serializers.ModelSerializer):
         }
 
     def validate(self, data):
-        # The model's own rules (date range, provider's specialty, one waiting entry per
-        # patient and specialty), checked on the entry as it will be saved.
+        # The model's own rules (dates within the window and in order, provider's specialty,
+        # one waiting entry per patient and specialty), checked on the entry as it will be saved.
+        entry = self.entry_from(data)
         try:
-            self.entry_from(data).clean()
+            entry.check_date_window()
+            entry.clean()
         except DjangoValidationError as error:
             raise serializers.ValidationError(serializers.as_serializer_error(error)) from error
         return data

@@ -1,5 +1,7 @@
 import logging
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
@@ -120,6 +122,21 @@ class WaitlistEntry(models.Model):
         with transaction.atomic():  # the entry and its event commit together
             super().save(*args, **kwargs)
             events.record("waitlist_entry.created", self)
+
+    def check_date_window(self, today=None):
+        """New dates from outside (the API) fall within a sane window: from a few days back (a
+        caller's "today" may be behind ours) to WAITLIST_DATES_AHEAD_DAYS ahead. Year 1 or
+        9999 is a typo, and far dates break the day arithmetic of pages and searches."""
+        today = today or timezone.localdate()
+        first = today - timedelta(days=settings.WAITLIST_DATES_PAST_DAYS)
+        last = today + timedelta(days=settings.WAITLIST_DATES_AHEAD_DAYS)
+        errors = {
+            name: f"The {name.replace('_', ' ')} must be from {first.isoformat()} to {last.isoformat()}."
+            for name in ("earliest_date", "latest_date")
+            if getattr(self, name) and not first <= getattr(self, name) <= last
+        }
+        if errors:
+            raise ValidationError(errors)
 
     def clean(self):
         if self.earliest_date and self.latest_date and self.latest_date < self.earliest_date:
