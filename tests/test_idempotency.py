@@ -128,3 +128,16 @@ def test_an_unauthenticated_post_with_a_key_stores_nothing(client, authorization
         assert response.status_code == 401
     assert not IdempotentRequest.objects.exists()
     assert not Patient.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_form_post_with_a_key_is_answered_4xx_and_remembers_nothing(client, token):
+    response = client.post(
+        "/api/patients/",
+        ADA,  # the test client sends a multipart form
+        HTTP_AUTHORIZATION=f"Token {token}",
+        HTTP_IDEMPOTENCY_KEY="form-1",
+    )
+    assert response.status_code == 400  # the API reads JSON only: the form's fields are not there
+    assert not IdempotentRequest.objects.exists()
+    assert not Patient.objects.exists()
