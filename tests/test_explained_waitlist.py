@@ -23,6 +23,8 @@ entries = st.lists(
     st.fixed_dictionaries(
         {
             "risk": st.sampled_from([0.0, 0.3, 0.59, 0.6, 0.7, 0.79, 0.8, 0.95]),
+            # A learned risk's standing among the clinic's patients (None: the risk is typed).
+            "standing": st.sampled_from([None, None, 0.2, 0.49, 0.5, 0.79, 0.8, 0.97]),
             "days": st.lists(st.sampled_from(DAYS), max_size=3, unique=True),
             "windows": st.sampled_from([[], ["08:00-12:00"], ["12:00-17:00"]]),
             "here": st.booleans(),
@@ -47,8 +49,11 @@ def build(specs):
     slot = FreedSlot.objects.create(provider=provider, start=start, end=appointment.end, appointment=appointment)
     now = timezone.now()
     for spec in specs:
+        learned = spec.get("standing") is not None
         patient = PatientFactory(
-            no_show_risk=spec["risk"],
+            no_show_risk=spec["risk"] / 3 if learned else spec["risk"],
+            no_show_risk_model=spec["risk"] / 3 if learned else None,
+            no_show_risk_standing=spec.get("standing"),
             email_opt_out=spec["opted_out"],
             preferred_location=riverside if spec["here"] else elsewhere,
         )
