@@ -13,6 +13,7 @@ import hmac
 import ipaddress
 
 from django.conf import settings
+from django.core.cache import caches
 from django.db import connection
 from django.db.models import Count, Max, Min, Q, Sum
 from django.http import HttpResponse, JsonResponse
@@ -28,6 +29,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from backfill.models import FreedSlot
 from clinic import watchdog
 from clinic.access import client_address
+from clinic.cache import RedisWithLocalFallback, fallback_operations
 from clinic.errors import unhandled_error_counts
 from clinic.models import OutboundEmail
 from clinic.queue import shared_broker
@@ -170,9 +172,16 @@ class BackfillCollector:
         queue = GaugeMetricFamily(
             "backfill_queue_depth", "Jobs waiting on the django-q2 broker, by queue.", labels=["queue"]
         )
-        for name in (settings.Q_CLUSTER["name"], settings.WEBHOOK_QUEUE):
-            queue.add_metric([name], shared_broker(name).queue_size())
-        yield queue
+        broker_up = GaugeMetricFamily("backfill_broker_up", "1 while the django-q2 broker answers.")
+        try:
+            for name in (settings.Q_CLUSTER["name"], settings.WEBHOOK_QUEUE):
+                queue.add_metric([name], shared_broker(name).queue_size())
+        except Exception:  # Redis down: the rest of the figures still come from the database
+            broker_up.add_metric([], 0)
+        else:
+            broker_up.add_metric([], 1)
+            yield queue
+        yield broker_up
         errors = CounterMetricFamily(
             "backfill_unhandled_errors",
             "Requests that ended in an unhandled error (500; an outage 503), each logged with its traceback.",
@@ -182,6 +191,25 @@ class BackfillCollector:
             errors.add_metric([kind], count)
         yield errors
         yield from self.clusters()
+        yield from self.shared_cache()
+
+    def shared_cache(self):
+        """Whether the throttles count in Redis, or (Redis down) in each process's memory (clinic/cache.py)."""
+        cache = caches["default"]
+        if not isinstance(cache, RedisWithLocalFallback):
+            return
+        up = GaugeMetricFamily(
+            "backfill_shared_cache_up",
+            "1 while Redis answers; 0 while throttles count in each web process's own memory instead.",
+        )
+        up.add_metric([], int(cache.shared()))
+        yield up
+        fallback = CounterMetricFamily(
+            "backfill_cache_fallback_operations",
+            "Cache operations this process made in its own memory because Redis did not answer.",
+        )
+        fallback.add_metric([], fallback_operations())
+        yield fallback
 
     def clusters(self):
         states = watchdog.states()

@@ -275,12 +275,19 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# Throttles and the login lockout count in this cache: Redis when there is one, so every
-# process shares the counts; otherwise files under the project, shared by the processes
-# of one machine (the embedded default).
+# Throttles count in this cache (the login lockout is in the database: django-axes' database
+# handler): Redis when there is one, so every process shares the counts; otherwise files under
+# the project, shared by the processes of one machine (the embedded default). While Redis does
+# not answer, each process counts in its own memory, and says so (clinic/cache.py): a Redis
+# outage must not take the pages and the API down with it.
 if os.environ.get("REDIS_URL"):
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}
+        "default": {
+            "BACKEND": "clinic.cache.RedisWithLocalFallback",
+            "LOCATION": os.environ["REDIS_URL"],
+            # A Redis that does not answer costs a request at most this, then is left alone for a few seconds.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1},
+        }
     }
 else:
     CACHES = {

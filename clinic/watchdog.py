@@ -36,7 +36,7 @@ from django.db.models.functions import Now
 from django_q.conf import Conf
 
 from clinic.models import ClusterHeartbeat
-from clinic.queue import enqueue
+from clinic.queue import enqueue, shared_broker
 
 log = logging.getLogger("clinic.watchdog")
 
@@ -163,6 +163,8 @@ class Supervisor:
         while self.pause(self.interval):
             self.reap_orphans()
             code = self.child.poll()
+            if code is not None and not self.broker_answers():
+                continue  # a new cluster would stop at once (it pings the broker first); wait for it
             if code is not None:
                 quick = time.monotonic() - self.started < self.QUICK_EXIT_SECONDS
                 quick_exits = quick_exits + 1 if quick else 0
@@ -196,11 +198,11 @@ class Supervisor:
 
         A worker recycled after Q_RECYCLE jobs also counts: one sweep too many costs little.
         """
-        if not settings.WATCHDOG_RECOVERY_JOB:
-            return
+        if not settings.WATCHDOG_RECOVERY_JOB or not self.broker_answers():
+            return  # with the broker down, the sweep's own schedule catches up once it is back
         try:
             enqueue(settings.WATCHDOG_RECOVERY_JOB, group="watchdog")
-        except Exception:  # the broker is down; the sweep's own schedule catches up once it is back
+        except Exception:
             log.warning("[WATCHDOG] Could not enqueue %s", settings.WATCHDOG_RECOVERY_JOB, exc_info=True)
 
     def stop_requested(self, signum, frame):
@@ -216,6 +218,8 @@ class Supervisor:
     def check(self):
         """One look at the cluster: the reason it is stalled, or "" (and a new check job sent)."""
         close_old_connections()  # each look is a "request": a dead connection is replaced
+        if not self.broker_answers():
+            return ""
         try:
             state = state_of(self.cluster)
             if state is None:  # the row was deleted under us (a test's flush): start over
@@ -230,6 +234,20 @@ class Supervisor:
             # A database outage stops every job, and a new cluster would not help.
             self.say_once("database", f"cannot read the database ({error}); not judging the cluster")
             return ""
+
+    def broker_answers(self):
+        """A broker outage stops every job, and a new cluster would not help: no judging then."""
+        try:
+            shared_broker(self.cluster).ping()
+        except Exception as error:
+            self.say_once("broker", f"cannot reach the broker ({type(error).__name__}); jobs wait until it is back")
+            return False
+        if "broker" in self.said:
+            self.say_once("broker", "")
+            # A check job sent before the outage may have been lost with the broker's queue.
+            with contextlib.suppress(DatabaseError):
+                ClusterHeartbeat.objects.filter(pk=self.cluster).update(probe_sent_at=None)
+        return True
 
     def send_probe(self):
         ClusterHeartbeat.objects.filter(pk=self.cluster).update(probe_sent_at=Now())

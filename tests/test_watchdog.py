@@ -7,14 +7,23 @@ on the lock too, and no job runs again. These tests do that to a real cluster ru
 runs it (`manage.py supervise_qcluster`), under a stream of cancellations, and expect every
 freed slot filled within a minute of the kill, nobody double-booked. The watchdog looks every
 second and calls a cluster stalled after 8 s here (30 s by default).
+
+Two faults that are not a stall, with the same cluster: a Redis outage is waited out (the
+sweep hands the slots to the queue once it is back, no restart), and a PostgreSQL restart
+(every kept connection terminated) costs the next job no failure, since connections are
+checked before reuse.
 """
 
 import os
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.utils import timezone
+from django_q.models import Schedule
 
 from backfill.models import FreedSlot
 from clinic.models import ClusterHeartbeat
@@ -206,4 +215,87 @@ def test_each_process_of_the_cluster_killed_in_turn_loses_no_slot(supervised_clu
                 f"every slot filled after killing the {name}, now {statuses()}:\n{cluster.output()}"
             ),
         )
+    assert_nobody_double_booked()
+
+
+def the_sweep_every_half_minute():
+    """The two sweep schedules the migrations make (an earlier transactional test may have flushed them)."""
+    now = timezone.now()
+    for name, offset in (("backfill-sweep", 0), ("backfill-sweep-half", 30)):
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={
+                "func": "backfill.tasks.sweep",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": 1,
+                "repeats": -1,
+                "next_run": now + timedelta(seconds=offset),
+            },
+        )
+
+
+@pytest.mark.parametrize("broker_url", [pytest.param("redis", marks=pytest.mark.redis)], indirect=True)
+def test_a_redis_outage_is_waited_out_not_taken_for_a_stall_and_the_sweep_hands_off_after_it(
+    supervised_cluster, redis_server
+):
+    cluster = supervised_cluster
+    the_sweep_every_half_minute()
+    appointments, _ = a_morning_to_fill(6)
+    cancel_some(appointments[:2])
+    wait_until(all_filled(2), timeout=20, what=lambda: f"the first slots filled:\n{cluster.output()}")
+
+    redis_server.stop()
+    cancel_some(appointments[2:], pause=1)  # they commit; their jobs cannot be enqueued
+    time.sleep(STALL_S + 2)  # longer than the watchdog takes to call a cluster stalled
+    assert statuses().count("open") == 4
+    redis_server.start()
+    back_at = time.monotonic()
+
+    # Nothing else is done here: the schedules run the sweep, which hands the slots to the queue.
+    wait_until(
+        all_filled(6),
+        timeout=FILL_WITHIN_S,
+        what=lambda: (
+            f"every slot filled within {FILL_WITHIN_S} s of Redis's return, now {statuses()}:\n{cluster.output()}"
+        ),
+    )
+    log = cluster.log_path.read_text()
+    assert "cannot reach the broker" in log and "the broker answers again" in log
+    assert "no job finished for" not in log, "the outage was taken for a stalled cluster"
+    print(f"filled {time.monotonic() - back_at:.1f} s after Redis came back")
+    assert_nobody_double_booked()
+
+
+def cluster_sessions():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_restarted_database_costs_the_next_job_no_failure_and_no_retry(supervised_cluster):
+    """What a PostgreSQL restart does to a running cluster: every connection it kept is gone."""
+    cluster = supervised_cluster
+    appointments, _ = a_morning_to_fill(4)
+    cancel_some(appointments[:2])
+    wait_until(all_filled(2), timeout=20, what=lambda: f"the first slots filled:\n{cluster.output()}")
+    time.sleep(2)  # their confirmations sent too: a job running when its connection dies fails, as it would
+    assert cluster_sessions() > 0  # the workers keep their connections between jobs
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    cancel_some(appointments[2:])
+
+    # Well within the 30 s a failed run waits for its retry (BACKFILL RETRY_BACKOFF_SECONDS).
+    wait_until(
+        all_filled(4), timeout=10, what=lambda: f"the slots filled at once, now {statuses()}:\n{cluster.output()}"
+    )
+    after = FreedSlot.objects.filter(appointment__in=appointments[2:])
+    assert list(after.values_list("failures", flat=True)) == [0, 0]
+    log = cluster.log_path.read_text()
+    assert not [slot.pk for slot in after if f"[BACKFILL] Backfill of slot {slot.pk} raised" in log]
     assert_nobody_double_booked()
