@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.http import HttpResponse, JsonResponse, RawPostDataException
+from django.http import HttpResponse, JsonResponse
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -61,12 +61,7 @@ class IdempotencyMiddleware:
         if caller is None:  # refused by the view anyway; an anonymous key must not take a row
             return self.get_response(request)
         claim = dict(caller=caller, key=key)
-        try:
-            body = digest(request.body)
-        except RawPostDataException:
-            # A multipart form already parsed before us (clinic.input_limits reads forms):
-            # the API takes JSON only and refuses it (4xx), so there is nothing to remember.
-            return self.get_response(request)
+        body = digest(request.body)
         try:
             with transaction.atomic():
                 record = IdempotentRequest.objects.create(
