@@ -19,7 +19,7 @@ from django.utils import timezone
 from backfill import rules as table
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from backfill.rules import Case, Rules, SlotFacts
-from clinic.models import Patient, Provider
+from clinic.models import Patient, Provider, takes_plan
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 
@@ -68,9 +68,7 @@ class BackfillPast:
             .values_list("patient_id", "start")
         }
         self.candidates = list(
-            Patient.objects.filter(
-                ranking_risk__gte=settings.BACKFILL["MIN_NO_SHOW_RISK"], email_opt_out=False
-            ).order_by("pk")
+            Patient.objects.reachable().filter(ranking_risk__gte=settings.BACKFILL["MIN_NO_SHOW_RISK"]).order_by("pk")
         )
         self.plans_taken = {}  # provider id -> the plans they take (none listed: every plan)
         through = Provider.accepted_insurance_plans.through
@@ -102,14 +100,14 @@ class BackfillPast:
 
     def rank(self, appointment):
         day = timezone.localdate(appointment.start)
-        taken = self.plans_taken.get(appointment.provider_id)
+        taken = self.plans_taken.get(appointment.provider_id, ())
         free = [
             p
             for p in self.rng.sample(self.candidates, min(len(self.candidates), 12))
             if (p.pk, day) not in self.busy
             and p.pk != appointment.patient_id
-            and (not taken or p.insurance_plan_id is None or p.insurance_plan_id in taken)
-        ]  # SPEC 14: a hard rule
+            and takes_plan(p.insurance_plan_id, taken)
+        ]
         scored = [(*score(p, appointment.provider, appointment.start), p) for p in free[:CANDIDATES]]
         scored = [item for item in scored if item[0] >= settings.BACKFILL["MIN_SCORE"]]
         return sorted(scored, key=lambda item: (-item[0], -item[2].ranking_risk, item[2].pk))

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from clinic import risk_scale
 from clinic.fields import WEEKDAYS, span_mask, weekday_bit, windows_to_mask
-from clinic.models import Provider
+from clinic.models import Provider, takes_plan
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 
@@ -212,7 +212,9 @@ class Rule:
 
 AVAILABLE_DAYS = "(e.available_days = 0 OR (e.available_days & %(weekday)s) = %(weekday)s)"
 INSIDE_WINDOWS = "(e.time_windows <> 0 AND (e.time_windows & %(span)s) = %(span)s)"
-# SPEC 14: self-pay patients see anyone; a provider with no plans listed takes every plan.
+# clinic.models.takes_plan in SQL: self-pay patients see anyone; a provider with no plans listed takes every plan.
+# clinic.models.REACHABLE in SQL: email not opted out of, or texts consented to with a number.
+REACHABLE = "((p.email <> '' AND NOT p.email_opt_out) OR (p.sms_consent AND p.phone <> ''))"
 INSURANCE_ACCEPTED = f"""(e.insurance_plan_id IS NULL
         OR NOT EXISTS (SELECT 1 FROM {ACCEPTED_PLANS._meta.db_table} ap WHERE ap.provider_id = %(provider)s)
         OR EXISTS (SELECT 1 FROM {ACCEPTED_PLANS._meta.db_table} ap
@@ -388,9 +390,9 @@ RULES = (
     Rule(
         "contact",
         Filter(
-            "NOT p.email_opt_out",
-            lambda case: not case.entry.patient.email_opt_out,
-            lambda case: "has opted out of email",
+            REACHABLE,
+            lambda case: case.entry.patient.is_reachable,
+            lambda case: "has opted out of email and not agreed to texts",
         ),
     ),
     Rule(
@@ -429,11 +431,7 @@ RULES = (
         "insurance",
         Filter(
             INSURANCE_ACCEPTED,
-            lambda case: (
-                case.entry.insurance_plan_id is None
-                or not case.slot.accepted_plan_ids
-                or case.entry.insurance_plan_id in case.slot.accepted_plan_ids
-            ),
+            lambda case: takes_plan(case.entry.insurance_plan_id, lambda: case.slot.accepted_plan_ids),
             lambda case: f"{case.slot.provider.name} does not take {case.entry.patient.insurance_plan.name}",
         ),
     ),

@@ -125,9 +125,24 @@ class Specialty(models.Model):
         return self.name
 
 
+def takes_plan(plan_id, accepted_plan_ids):
+    """The insurance rule (docs/reference.md, "Insurance"): a self-pay patient (no plan) is seen
+    by anyone, a provider with no plans listed takes every plan, otherwise only those listed.
+
+    Every Python reader uses this; `ProviderQuerySet.accepting` is the same rule in the ORM and
+    backfill/rules.py's INSURANCE_ACCEPTED in the matcher's SQL, each proved equal to it by
+    tests/test_insurance.py and tests/test_matching_equivalence.py. `accepted_plan_ids` may be
+    a function, called only for a patient with a plan (a self-pay patient costs no query).
+    """
+    if plan_id is None:
+        return True
+    accepted = accepted_plan_ids() if callable(accepted_plan_ids) else accepted_plan_ids
+    return not accepted or plan_id in accepted
+
+
 class ProviderQuerySet(models.QuerySet):
     def accepting(self, plan_id):
-        """Providers who see a patient on this plan (SPEC 14: None is self-pay; no plans listed: every plan)."""
+        """Providers who see a patient on this plan (`takes_plan` in the ORM)."""
         if plan_id is None:
             return self
         return self.filter(models.Q(accepted_insurance_plans=None) | models.Q(accepted_insurance_plans=plan_id))
@@ -161,7 +176,17 @@ class Provider(models.Model):
         return self.unavailabilities.filter(start_date__lte=day, end_date__gte=day).exists()
 
 
+# Reachable: by email they have not opted out of, or by texts they consented to, with a
+# number to send them to (docs/reference.md, "Reachable"). `Patient.is_reachable` is the rule
+# in Python; this the same in the ORM, backfill/rules.py's REACHABLE the same in the matcher's
+# SQL. A patient the sender can reach is one the backfill may book, and the other way round.
+REACHABLE = (models.Q(email_opt_out=False) & ~models.Q(email="")) | (models.Q(sms_consent=True) & ~models.Q(phone=""))
+
+
 class PatientQuerySet(models.QuerySet):
+    def reachable(self):
+        return self.filter(REACHABLE)
+
     def risk_set_by_model(self):
         """Patients whose risk is the no-show model's estimate (SPEC 15)."""
         return self.filter(no_show_risk_source=Patient.RiskSource.MODEL, no_show_risk_model__isnull=False)
@@ -305,21 +330,34 @@ class Patient(models.Model):
     def full_name(self):
         return str(self)
 
+    @property
+    def can_email(self):
+        return bool(self.email) and not self.email_opt_out
+
+    @property
+    def can_text(self):
+        return bool(self.phone) and self.sms_consent
+
+    @property
+    def is_reachable(self):
+        """By a channel they consented to (REACHABLE above): bookable, and told."""
+        return self.can_email or self.can_text
+
     def message_channels(self):
-        """How a message reaches this patient now: by preference, consent and opt-outs.
+        """How a message reaches this patient now: the channels they prefer among those open to
+        them, or, when none of those is, the one that is (email first).
 
         A patient who prefers texts but cannot get one (no consent, no number) still gets
-        the email, unless they opted out of email too: nobody goes silent by accident.
+        the email; one who opted out of email but consented to texts gets the text: nobody
+        reachable goes silent by accident.
         """
-        wants_sms = self.preferred_channel in (self.Channel.SMS, self.Channel.BOTH)
-        can_sms = bool(self.phone) and self.sms_consent
-        can_email = bool(self.email) and not self.email_opt_out
-        channels = []
-        if can_email and (self.preferred_channel != self.Channel.SMS or not can_sms):
-            channels.append(Channel.EMAIL)
-        if wants_sms and can_sms:
-            channels.append(Channel.SMS)
-        return channels
+        wanted = {self.Channel.EMAIL: [Channel.EMAIL], self.Channel.SMS: [Channel.SMS]}.get(
+            self.preferred_channel, [Channel.EMAIL, Channel.SMS]
+        )
+        open_to_them = [
+            channel for channel, can in ((Channel.EMAIL, self.can_email), (Channel.SMS, self.can_text)) if can
+        ]
+        return [channel for channel in wanted if channel in open_to_them] or open_to_them[:1]
 
     def set_sms_consent(self, consent, source, now=None):
         """Record consent to texts given or withdrawn (a STOP reply, the self-service page, staff)."""

@@ -85,7 +85,8 @@ def what_became_of_the_slot(appointment):
     """The Cancel action's result, read once the cancellation committed (and, with an
     in-process queue, once the backfill ran): who got the slot, or that the search runs."""
     said = f"{appointment_in_words(appointment)}: cancelled"
-    told = "" if appointment.patient.email_opt_out else f"; {appointment.patient} is emailed"
+    channels = appointment.patient.message_channels()
+    told = f"; {appointment.patient} is {'emailed' if 'email' in channels else 'texted'}" if channels else ""
     # FreedSlot (the backfill's) through its reverse accessor: read without importing the layer above.
     appointment = Appointment.objects.select_related("freed_slot__filled_by__patient").get(pk=appointment.pk)
     if not hasattr(appointment, "freed_slot"):  # the reverse one-to-one raises when there is none

@@ -10,7 +10,7 @@ from backfill.explanation import explain
 from backfill.matching import SlotFacts
 from backfill.models import FreedSlot
 from clinic.factories import PatientFactory, ProviderFactory, SpecialtyFactory
-from clinic.models import InsurancePlan, Patient, Provider
+from clinic.models import InsurancePlan, Patient, Provider, takes_plan
 from scheduling.factories import AppointmentFactory, next_weekday_at
 from scheduling.reassignment import mark_provider_unavailable
 from waitlist.factories import WaitlistEntryFactory
@@ -158,3 +158,16 @@ def test_a_patient_who_changes_plan_is_matched_on_the_new_one(
     slot = cancel(AppointmentFactory(provider=dr_ito), django_capture_on_commit_callbacks)
 
     assert slot.status == FreedSlot.Status.NO_MATCH
+
+
+def test_the_orm_form_of_the_rule_agrees_with_takes_plan(dr_ito, aetna, medicare):
+    takes_all = ProviderFactory(name="Dr Any", specialty=dr_ito.specialty)
+    for plan in (None, aetna, medicare):
+        plan_id = plan and plan.pk
+        by_orm = set(Provider.objects.accepting(plan_id).values_list("pk", flat=True))
+        by_rule = {
+            provider.pk
+            for provider in (dr_ito, takes_all)
+            if takes_plan(plan_id, set(provider.accepted_insurance_plans.values_list("pk", flat=True)))
+        }
+        assert by_orm == by_rule, plan

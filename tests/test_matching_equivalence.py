@@ -37,7 +37,16 @@ LEARNED_RISKS = [QUANTILES[k] for k in (0, 30, 49, 50, 65, 79, 80, 90, 100)] + [
 WINDOWS = [["08:00-12:00"], ["12:00-17:00"], ["09:00-10:00", "15:00-18:00"], ["10:30-11:30"]]
 # Each entry is eligible but for at most one of these (random ones would rarely leave
 # two eligible entries in one group, and the interesting cases need that).
-SPOILERS = ["opted_out", "other_specialty", "removed", "booked", "starts_later", "ended", "other_provider"]
+SPOILERS = [
+    "opted_out",
+    "texts_without_number",
+    "other_specialty",
+    "removed",
+    "booked",
+    "starts_later",
+    "ended",
+    "other_provider",
+]
 SETTINGS_VARIANTS = [
     {},
     {"REQUIRE_AVAILABILITY": False},
@@ -61,6 +70,8 @@ entries = st.lists(
             "busy": st.sampled_from([None, None, "active", "cancelled"]),
             "spoiler": st.one_of(st.none(), st.sampled_from(SPOILERS)),
             "plan": st.sampled_from([None, 0, 1]),  # None: self-pay
+            # Opted out of email but agreed to texts: still reachable, so still bookable.
+            "texts_only": st.booleans(),
         }
     ),
     max_size=12,
@@ -161,7 +172,9 @@ class RankingEquivalence(TestCase):
         spoiler, day = spec["spoiler"], provider.location.local(start).date()
         patient = PatientFactory(
             **risk_of(spec),
-            email_opt_out=spoiler == "opted_out",
+            email_opt_out=spoiler in ("opted_out", "texts_without_number") or spec["texts_only"],
+            sms_consent=spoiler == "texts_without_number" or (spec["texts_only"] and spoiler != "opted_out"),
+            **({"phone": ""} if spoiler == "texts_without_number" else {}),
             insurance_plan=None if spec["plan"] is None else self.plans[spec["plan"]],
             preferred_location=None if spec["location"] is None else self.locations[spec["location"]],
         )

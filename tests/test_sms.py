@@ -9,10 +9,11 @@ from twilio.http.response import Response as TwilioResponse
 
 from clinic import sms
 from clinic.email import send_stored_email
-from clinic.factories import PatientFactory
+from clinic.factories import HighRiskPatientFactory, PatientFactory
 from clinic.models import OutboundEmail, Patient
 from scheduling.factories import AppointmentFactory
 from scheduling.messages import queue_email
+from waitlist.factories import WaitlistEntryFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -253,3 +254,34 @@ def test_the_migration_rewrites_phones_typed_before_in_e164():
 
     assert str(Patient.objects.get(pk=typed.pk).phone) == "+16175550123"
     assert Patient.objects.get(pk=unreadable.pk).phone.raw_input == "555-0100"
+
+
+@pytest.mark.parametrize(
+    ("fields", "reachable"),
+    [
+        ({}, True),
+        ({"email_opt_out": True}, False),
+        ({"email_opt_out": True, "sms_consent": True}, True),
+        ({"email_opt_out": True, "sms_consent": True, "phone": ""}, False),
+    ],
+)
+def test_reachable_means_the_same_to_the_sender_the_orm_and_the_matcher(fields, reachable):
+    patient = PatientFactory(**fields)
+    assert patient.is_reachable == bool(patient.message_channels()) == reachable
+    assert Patient.objects.reachable().filter(pk=patient.pk).exists() == reachable
+
+
+def test_a_patient_who_opted_out_of_email_but_takes_texts_gets_the_text():
+    patient = PatientFactory.build(preferred_channel="email", email_opt_out=True, sms_consent=True)
+    assert patient.message_channels() == ["sms"]
+
+
+def test_the_backfill_books_and_texts_a_patient_reachable_only_by_text(django_capture_on_commit_callbacks):
+    texter = HighRiskPatientFactory(email_opt_out=True, sms_consent=True)
+    appointment = AppointmentFactory()
+    WaitlistEntryFactory(patient=texter, specialty=appointment.provider.specialty)
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment.cancel("sick")
+
+    booked = texter.appointments.get()
+    assert [(message.channel, message.status) for message in booked.emails.all()] == [("sms", "sent")]
