@@ -21,6 +21,7 @@ from clinic.api import (
 )
 from clinic.message_api import MessageViewSet
 from clinic.webhook_api import WebhookDeliveryViewSet, WebhookEndpointViewSet
+from integrations.hl7.api import Hl7EndpointViewSet, Hl7MessageViewSet
 from scheduling.api import AppointmentViewSet, TriggerWorkflowView
 from waitlist.api import WaitlistEntryViewSet
 
@@ -38,6 +39,8 @@ router.register("waitlist", WaitlistEntryViewSet, basename="waitlist")
 router.register("webhook-endpoints", WebhookEndpointViewSet)
 router.register("webhook-deliveries", WebhookDeliveryViewSet)
 router.register("messages", MessageViewSet)
+router.register("hl7-endpoints", Hl7EndpointViewSet)
+router.register("hl7-messages", Hl7MessageViewSet)
 router.register("freed-slots", FreedSlotViewSet, basename="freed-slot")
 router.register("audit-events", AuditEventViewSet)
 

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import hl7
-from hl7.mllp import open_hl7_connection
+from hl7.mllp import open_hl7_connection, start_hl7_server
 
 from clinic.factories import LocationFactory, ProviderFactory, SpecialtyFactory
 from integrations.hl7.listener import serve
@@ -60,21 +60,22 @@ def exchange(port, *messages, timeout=15):
 
 
 @contextmanager
-def running_listener():
-    """Backfill's MLLP listener on a free loopback port, in a thread with its own event loop."""
+def serving(start):
+    """An asyncio server made by `start()` (a coroutine), in a thread with its own event loop;
+    yields the port it listens on."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     box = {}
 
     def run():
         asyncio.set_event_loop(loop)
-        box["server"] = loop.run_until_complete(serve("127.0.0.1", 0))
+        box["server"] = loop.run_until_complete(start())
         ready.set()
         loop.run_forever()
 
-    thread = threading.Thread(target=run, daemon=True, name="hl7-listener")
+    thread = threading.Thread(target=run, daemon=True, name="hl7-server")
     thread.start()
-    assert ready.wait(10), "the listener did not start"
+    assert ready.wait(10), "the server did not start"
     server = box["server"]
     try:
         yield server.sockets[0].getsockname()[1]
@@ -89,3 +90,43 @@ def running_listener():
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@contextmanager
+def running_listener():
+    """Backfill's MLLP listener on a free loopback port."""
+    with serving(lambda: serve("127.0.0.1", 0)) as port:
+        yield port
+
+
+class StandInEhr:
+    """The EHR's inbound interface: keeps what Backfill sends and answers each with `answer` (AA)."""
+
+    def __init__(self):
+        self.received = []
+        self.answer = "AA"
+        self.port = None
+
+    async def handle(self, reader, writer):
+        try:
+            while True:
+                message = await reader.readmessage()
+                self.received.append(str(message))
+                writer.writemessage(message.create_ack(self.answer))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def messages(self, trigger=None):
+        parsed = [hl7.parse(text) for text in self.received]
+        return [m for m in parsed if trigger is None or value(m, "MSH", 9, 1, 2) == trigger]
+
+
+@contextmanager
+def stand_in_ehr():
+    ehr = StandInEhr()
+    with serving(lambda: start_hl7_server(ehr.handle, "127.0.0.1", 0)) as port:
+        ehr.port = port
+        yield ehr

@@ -3,10 +3,11 @@
 Integrators and clinic managers see them (hl7 migration 0002); the front desk does not.
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from clinic.admin_lists import ClinicModelAdmin
 from integrations.hl7.models import Hl7CodeMapping, Hl7Endpoint, Hl7Message
+from integrations.hl7.outbound import resend
 
 
 @admin.register(Hl7Message)
@@ -50,6 +51,16 @@ class Hl7MessageAdmin(ClinicModelAdmin):
         "acknowledgement_segments",
     ]
     readonly_fields = fields
+    actions = ["resend_failed"]
+
+    @admin.action(permissions=["change"], description="Re-send the selected outbound messages that were given up")
+    def resend_failed(self, request, queryset):
+        count = resend(queryset)
+        self.message_user(
+            request,
+            f"{count} messages will be sent again." if count else "None of the selected messages had been given up.",
+            messages.SUCCESS if count else messages.WARNING,
+        )
 
     @admin.display(description="Acknowledgement")
     def acknowledgement_segments(self, message):

@@ -1,10 +1,12 @@
 import time
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from clinic import addresses
 from clinic.models import Event, Location, Patient, Provider, Specialty
 from clinic.validators import single_line
 from scheduling.models import Appointment
@@ -120,6 +122,17 @@ class Hl7CodeMapping(models.Model):
             raise ValidationError(f"Choose the {self.kind} this code stands for, and nothing else.")
 
 
+def address_refused(host, port):
+    """Why the server must not connect to host:port (loopback, private...: clinic/addresses.py), or ""."""
+    try:
+        addresses.checked_addresses(host, port or 0, allow_private=settings.WEBHOOK_ALLOW_PRIVATE)
+    except addresses.AddressRefused as refused:
+        return refused.reason
+    except addresses.HostNotFound:
+        return ""  # checked again before each connection
+    return ""
+
+
 class Hl7Endpoint(models.Model):
     """The EHR's inbound interface: Backfill's own bookings, moves and patients' cancellations
     are sent there as SIU messages over MLLP (docs/hl7.md, "Outbound")."""
@@ -152,6 +165,14 @@ class Hl7Endpoint(models.Model):
             self.seen_through = Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         super().save(*args, **kwargs)
         self.forget_whether_any_active()
+
+    def clean(self):
+        unknown = sorted(set(self.events or []) - set(OUTBOUND_EVENTS))
+        if not isinstance(self.events, list) or unknown:
+            raise ValidationError({"events": f"Choose among {', '.join(OUTBOUND_EVENTS)}."})
+        refused = address_refused(self.host, self.port)
+        if refused:
+            raise ValidationError({"host": refused})
 
     def takes(self, event):
         return event in self.events
