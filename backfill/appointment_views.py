@@ -14,7 +14,7 @@ from backfill import actions as backfill_actions
 from backfill.appointment_history import AppointmentHistory
 from backfill.booking import BackfillError
 from backfill.models import FreedSlot
-from clinic.access import staff_page
+from clinic.access import reads_message_content, staff_page
 from clinic.actions import Via
 from scheduling import actions as scheduling_actions
 from scheduling.models import Appointment, SchedulingError
@@ -48,6 +48,8 @@ def _page(request, appointment_id, status=200, **forms_):
         "site_day": site.local(appointment.start).date(),
         "clock_locations": [site],
         "clock_at": appointment.start,
+        # A message's subject is for staff who read messages (an integrator sees its kind).
+        "shows_content": reads_message_content(request.user),
         **forms_,
     }
     return render(request, "staff/appointment.html", context, status=status)

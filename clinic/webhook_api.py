@@ -110,8 +110,14 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
         ]
 
 
+def visible_endpoints(request):
+    return WebhookEndpoint.objects.visible_to(request.user) if request else WebhookEndpoint.objects.none()
+
+
 class WebhookDeliveryFilter(filters.FilterSet):
     event_type = filters.ChoiceFilter(field_name="event__type", choices=[(name, name) for name in EVENT_TYPES])
+    # Another account's endpoint answers as one that does not exist.
+    endpoint = filters.ModelChoiceFilter(queryset=visible_endpoints)
 
     class Meta:
         model = WebhookDelivery

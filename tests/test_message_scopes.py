@@ -76,3 +76,17 @@ def test_the_messages_page_shows_the_front_desk_the_message_and_its_links(client
     assert "Cancel this appointment" in page
     assert "/appointments/cancel/" in page
     assert "You&#x27;re booked with Dr. Example" in page
+
+
+def test_an_appointments_page_shows_an_integrator_the_kind_of_each_message_not_its_subject(client, message):
+    client.force_login(account("Integrator"))
+    page = client.get(f"/schedule/appointments/{message.appointment_id}/")
+    assert page.status_code == 200
+    assert message.get_kind_display() in page.text
+    assert "booked with Dr. Example" not in page.text
+
+
+def test_an_appointments_page_shows_the_front_desk_each_messages_subject(client, message):
+    client.force_login(account("Front desk", is_staff=True))
+    page = client.get(f"/schedule/appointments/{message.appointment_id}/")
+    assert "You&#x27;re booked with Dr. Example" in page.text

@@ -102,3 +102,12 @@ def test_the_admin_lists_only_what_the_account_sees(client):
     page = client.get("/admin/clinic/webhookendpoint/").content.decode()
     assert mine.url in page
     assert "https://93.184.215.14/other" not in page
+
+
+def test_filtering_deliveries_by_anothers_endpoint_is_as_by_one_that_does_not_exist(two_integrators):
+    one, two = two_integrators
+    theirs = create(one, "https://93.184.215.14/one")
+    answers = [two.get(f"/api/webhook-deliveries/?endpoint={pk}") for pk in (theirs["id"], theirs["id"] + 100)]
+    assert [answer.status_code for answer in answers] == [400, 400]
+    assert answers[0].json() == answers[1].json()
+    assert one.get(f"/api/webhook-deliveries/?endpoint={theirs['id']}").status_code == 200
