@@ -4,6 +4,7 @@ PostgreSQL refuses NUL in text where SQLite takes it."""
 
 import logging
 import re
+from contextlib import contextmanager
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from urllib.parse import urlencode
@@ -189,3 +190,34 @@ def test_an_unhandled_error_is_logged_with_its_traceback_and_counted(client, sta
 def errors_counted(client):
     metrics = client.get("/metrics").content.decode()
     return float(re.search(r'^backfill_unhandled_errors_total\{kind="error"\} (\S+)$', metrics, re.M).group(1))
+
+
+def test_an_error_met_while_the_cache_is_down_is_still_answered_and_logged(client, staff_user, monkeypatch, caplog):
+    def broken(self, request, *args, **kwargs):
+        raise RuntimeError("a bug in the list")
+
+    class CacheDown:
+        def __getattr__(self, name):
+            raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr("clinic.api.LocationViewSet.list", broken)
+    monkeypatch.setattr("clinic.errors.cache", CacheDown())
+    client.raise_request_exception = False
+    client.defaults["HTTP_AUTHORIZATION"] = f"Token {Token.objects.create(user=staff_user).key}"
+    with caplog.at_level(logging.WARNING, logger="clinic"), propagating("clinic"):
+        assert client.get("/api/locations/").status_code == 500
+    assert "unhandled_error.not_counted error=ConnectionError" in caplog.text
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200  # the rest of the metrics still answer
+    assert "backfill_unhandled_errors_total{" not in metrics.content.decode()
+
+
+@contextmanager
+def propagating(name):
+    """Loggers of Backfill's write to their own handlers only; caplog listens at the root."""
+    logger = logging.getLogger(name)
+    logger.propagate = True
+    try:
+        yield
+    finally:
+        logger.propagate = False
