@@ -98,6 +98,20 @@ def test_the_freed_slot_says_who_was_chosen_and_why(staff_client, appointment, d
     assert "Open Hugo Nguyen's appointment" in text
 
 
+def test_it_says_where_a_learned_risk_stands(staff_client, appointment, django_capture_on_commit_callbacks):
+    learned = PatientFactory(
+        first_name="Ana", last_name="Model", no_show_risk=0.31, no_show_risk_model=0.31, no_show_risk_standing=0.9
+    )
+    WaitlistEntryFactory(patient=learned, specialty=appointment.provider.specialty, preferred_location=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment.cancel("patient called in sick")
+
+    text = page_of(staff_client, appointment)
+
+    assert "Ana Model was chosen: score" in text
+    assert "No-show risk now: 0.31, in this clinic's highest fifth." in text
+
+
 def test_the_backfilled_appointment_tells_its_story_and_its_messages(
     staff_client, appointment, django_capture_on_commit_callbacks
 ):

@@ -243,3 +243,22 @@ def test_the_waitlist_never_lists_first_a_patient_the_backfill_never_books(staff
     assert text.index("Ravi Shah") < text.index("Never booked automatically") < text.index("Lena Ortiz")
     assert "No-show risk 0.56 is under the minimum 0.6" in text
     assert "Has opted out of email" in text
+
+
+def test_the_waitlist_ranks_a_learned_risk_by_where_it_stands(staff_client, day):
+    orthopedic = SpecialtyFactory(name="Orthopedic PT")
+    WaitlistEntryFactory(patient=HighRiskPatientFactory(first_name="Hugo", last_name="Nguyen"), specialty=orthopedic)
+    WaitlistEntryFactory(
+        patient=PatientFactory(
+            first_name="Ana", last_name="Model", no_show_risk=0.31, no_show_risk_model=0.31, no_show_risk_standing=0.9
+        ),
+        specialty=orthopedic,
+    )
+
+    text = schedule_of(staff_client, day).text
+
+    # Typed 0.85 and learned 0.31 in the clinic's highest fifth: both +40, the learned one higher on the one scale.
+    assert text.index("Ana Model") < text.index("Hugo Nguyen")
+    assert "Never booked automatically" not in text
+    assert "in this clinic&#x27;s highest fifth" in text
+    assert 'class="risk risk-high">0.31' in text
