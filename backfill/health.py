@@ -135,6 +135,10 @@ READY_CHECKS = (
 )
 
 
+# Collectors apps above this one add when they are ready (the HL7 interface's messages).
+MORE_COLLECTORS = []
+
+
 @never_cache
 @require_GET
 def metrics(request):
@@ -148,6 +152,8 @@ def metrics(request):
         return response
     registry = CollectorRegistry(auto_describe=False)
     registry.register(BackfillCollector())
+    for collector in MORE_COLLECTORS:
+        registry.register(collector)
     return HttpResponse(generate_latest(registry), content_type="text/plain; version=0.0.4; charset=utf-8")
 
 

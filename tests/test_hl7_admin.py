@@ -1,4 +1,5 @@
-"""The HL7 messages and code tables in the admin: clinic managers search them, the front desk does not see them."""
+"""The HL7 messages and code tables in the admin (clinic managers search them, the front desk
+does not see them) and their figures on /metrics."""
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -52,3 +53,14 @@ def test_a_clinic_manager_maps_an_ehr_code(client, feed):
 
     assert page.status_code == 302
     assert Hl7CodeMapping.objects.get(code="PT-ORTHO").target == specialty
+
+
+def test_metrics_count_hl7_messages_by_type_and_outcome_and_the_backlog(client, settings, feed):
+    settings.METRICS_SCRAPE_SECRET = "scrape-secret-for-tests"
+    receive(b"not hl7")
+
+    body = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret-for-tests").content.decode()
+
+    assert 'backfill_hl7_messages{direction="in",outcome="AA",type="SIU^S12"} 1.0' in body
+    assert 'backfill_hl7_messages{direction="in",outcome="AR",type="unreadable"} 1.0' in body
+    assert "backfill_hl7_outbound_backlog 0.0" in body
