@@ -20,6 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.hl7_feed import ack_fields, exchange
 from tests.processes import ROOT, current_database_url, free_port, wait_until
 
 # django_db makes pytest-django create the test database the server is pointed at.
@@ -272,3 +273,22 @@ def test_sigterm_stops_gunicorn_and_the_qcluster_with_all_their_processes_within
 
     assert time.monotonic() - began < STOP_WITHIN_S
     assert returncode == 0, server.output()
+
+
+def test_with_hl7_bind_it_runs_the_hl7_listener_and_stops_it_with_the_rest(tmp_path, django_db_setup):
+    server = Server(tmp_path, current_database_url())
+    hl7_port = free_port()
+    server.env["HL7_BIND"] = f"127.0.0.1:{hl7_port}"
+    server.start()
+    try:
+        wait_until(lambda: "Listening for HL7" in server.log_path.read_text(), what=server.output)
+        [ack] = exchange(hl7_port, "MSH|^~\\&|EHR|HOSP|BACKFILL|CLINIC|20300105083000||ORM^O01|C1|P|2.5.1\r")
+        assert ack_fields(ack)[:2] == ("AR", "C1")  # answered: not a message Backfill takes
+        listeners = [pid for pid, _, command in descendants(server.process.pid) if "hl7_listen" in command]
+        assert listeners
+
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=STOP_WITHIN_S + 5) == 0
+        wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in listeners), timeout=10)
+    finally:
+        server.kill()
