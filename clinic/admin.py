@@ -4,6 +4,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from clinic import actions as clinic_actions
+from clinic import risk_scale
 from clinic.actions import Via
 from clinic.admin_lists import ClinicModelAdmin
 from clinic.models import (
@@ -146,7 +147,10 @@ class PatientAdmin(ClinicModelAdmin):
             return (
                 "None yet: the no-show model has not scored this patient (manage.py train_no_show_model, or nightly)."
             )
-        return f"{patient.no_show_risk_model:.2f}"
+        if patient.no_show_risk_standing is None:
+            return f"{patient.no_show_risk_model:.2f}"
+        # What the backfill judges a learned risk by (docs/how-it-works.md, "No-show risk: one scale").
+        return f"{patient.no_show_risk_model:.2f}, {risk_scale.standing_words(patient.no_show_risk_standing)}"
 
     @admin.display(description="Model's top reasons")
     def model_reasons(self, patient):

@@ -179,5 +179,5 @@ def test_the_patient_page_shows_the_model_estimate_beside_a_manual_risk_and_its_
     page = staff_client.get(f"/admin/clinic/patient/{patient.pk}/change/").content.decode()
 
     assert 'name="no_show_risk" value="0.1"' in page
-    assert f"{patient.no_show_risk_model:.2f}" in page
+    assert f"{patient.no_show_risk_model:.2f}, in this clinic&#x27;s highest fifth" in page  # the top estimate
     assert patient.no_show_risk_reasons and f"<li>{patient.no_show_risk_reasons[0]}</li>" in page
