@@ -10,12 +10,31 @@ import functools
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection, connections
 from django.utils import timezone
 from django_q.brokers import get_broker
+from django_q.brokers.orm import ORM
+from django_q.conf import Conf
 from django_q.tasks import async_task
 
 from clinic.models import PendingJob
+
+
+class OrmBroker(ORM):
+    """django-q2's ORM broker, which reconnects once when its kept connection has died.
+
+    The cluster's pusher polls this broker in a loop that never closes its connection, as a
+    request or a job would. After a PostgreSQL restart its next poll fails, and django-q2's
+    pusher then sleeps 10 s before the sentinel replaces it: every job would wait that long.
+    (settings.Q_CLUSTER["broker_class"] names it whenever the ORM broker is used.)
+    """
+
+    def dequeue(self):
+        try:
+            return super().dequeue()
+        except (InterfaceError, OperationalError):
+            connections[Conf.ORM].close()
+            return super().dequeue()
 
 
 @functools.cache

@@ -361,6 +361,8 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+    # Reconnects after a PostgreSQL restart instead of stalling the queue for 10 s.
+    Q_CLUSTER["broker_class"] = "clinic.queue.OrmBroker"
 
 # --- Email -----------------------------------------------------------------------------
 

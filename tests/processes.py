@@ -60,6 +60,7 @@ def enqueue_to_redis(monkeypatch, redis_url):
     """
     monkeypatch.setattr(Conf, "SYNC", False)
     monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "BROKER_CLASS", None)  # clinic.queue.OrmBroker, the ORM broker's
     monkeypatch.setattr(Conf, "REDIS", redis_url)
     fresh_shared_broker(monkeypatch)
 
