@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from clinic.actions import Via
-from clinic.factories import HighRiskPatientFactory, PatientFactory
+from clinic.factories import HighRiskPatientFactory, PatientFactory, ProviderFactory
 from integrations.hl7 import outbound
 from integrations.hl7.inbound import receive
 from integrations.hl7.models import Hl7Endpoint, Hl7Message, address_refused
@@ -144,3 +144,29 @@ def test_an_endpoint_on_a_private_address_is_refused_unless_allowed(settings):
 
 def outbound_refusal(host):
     return address_refused(host, 2575)
+
+
+def test_a_patient_moved_to_a_colleague_is_sent_as_an_s13_naming_the_ehrs_appointment(ehr):
+    location, specialty, away = ehr_clinic()
+    colleague = ProviderFactory(specialty=specialty, location=location, external_id="P200")
+    start = timezone.localtime(timezone.now() + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
+    original = AppointmentFactory(provider=away, start=start, patient=PatientFactory(external_id="MRN8008"))
+    Appointment.objects.filter(pk=original.pk).update(external_id="FL8008")
+
+    actions.mark_provider_unavailable(away, start.date(), start.date(), "sick", by="frontdesk", channel=Via.STAFF_PAGE)
+
+    [s13] = ehr.messages("S13")
+    assert (value(s13, "SCH", 2, 1, 1), value(s13, "PID", 3, 1, 1)) == ("FL8008", "MRN8008")
+    assert value(s13, "AIP", 3, 1, 1) == colleague.external_id
+    assert ehr.messages("S15") == []  # the move's cancellation of the original is the S13, not an S15
+
+
+def test_housekeeping_forgets_messages_past_the_retention(settings):
+    settings.HL7_RETENTION_DAYS = 30
+    old = Hl7Message.objects.create(direction="in", sender="EHR", raw="MSH|", outcome="AA")
+    Hl7Message.objects.filter(pk=old.pk).update(received_at=timezone.now() - timedelta(days=31))
+    recent = Hl7Message.objects.create(direction="in", sender="EHR", raw="MSH|", outcome="AA")
+
+    assert outbound.housekeeping() == 1
+
+    assert list(Hl7Message.objects.all()) == [recent]

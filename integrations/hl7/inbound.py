@@ -235,17 +235,22 @@ def record_patient(facts):
             return update_or_create_patient(facts)
 
 
+FROM_PID = ["first_name", "last_name", "birth_date", "phone", "email", "preferred_language"]
+
+
 def update_or_create_patient(facts):
     patient = Patient.objects.select_for_update().filter(external_id=facts.mrn).first()
     if patient is None:
         patient = Patient(external_id=facts.mrn, first_name="", last_name="")
+    before = [str(getattr(patient, name)) for name in FROM_PID]
     patient.first_name = facts.given_name or patient.first_name or "(no given name)"
     patient.last_name = facts.family_name or patient.last_name or "(no family name)"
     patient.birth_date = facts.birth_date or patient.birth_date
     patient.phone = facts.phone or patient.phone
     patient.email = facts.email or patient.email
     patient.preferred_language = facts.language or patient.preferred_language
-    patient.save()
+    if patient.pk is None or before != [str(getattr(patient, name)) for name in FROM_PID]:
+        patient.save()  # most messages repeat what the patient already reads as: no write then
     return patient
 
 
@@ -445,6 +450,9 @@ def move(existing, where, booking, header):
 def take_off_waitlist(patient, specialty, appointment):
     """The patient booked by the EHR no longer waits for that specialty: the backfill books
     nobody twice."""
+    waits = WaitlistEntry.objects.filter(patient=patient, specialty=specialty, status=WaitlistEntry.Status.WAITING)
+    if not waits.exists():
+        return
     with transaction.atomic(durable=True):
         waiting = WaitlistEntry.objects.select_for_update().filter(
             patient=patient, specialty=specialty, status=WaitlistEntry.Status.WAITING
