@@ -35,8 +35,10 @@ def no_remembered_endpoints():
     """Whether any webhook endpoint is active is remembered for a few seconds per process;
     an earlier test's endpoint, rolled back, must not make this one ask for deliveries."""
     from clinic.models import WebhookEndpoint
+    from integrations.hl7.models import Hl7Endpoint
 
     WebhookEndpoint.forget_whether_any_active()
+    Hl7Endpoint.forget_whether_any_active()
 
 
 @pytest.fixture
