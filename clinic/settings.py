@@ -511,6 +511,9 @@ SPECTACULAR_SETTINGS = {
         "AppointmentStatusEnum": "scheduling.models.Appointment.Status",
         "WaitlistStatusEnum": "waitlist.models.WaitlistEntry.Status",
         "FreedSlotStatusEnum": "backfill.models.FreedSlot.Status",
+        # Two fields named "events": the webhooks' keeps its name, the HL7 endpoints' has its own.
+        "EventsEnum": "clinic.webhook_api.SUBSCRIBABLE",
+        "Hl7EventEnum": "integrations.hl7.models.OUTBOUND_EVENTS",
     },
 }
 

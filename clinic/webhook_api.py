@@ -13,6 +13,9 @@ from clinic.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
 from clinic.validators import outside_url, single_line
 from clinic.webhooks import new_secret, resend
 
+# What an endpoint may subscribe to: event types, or "*" for all (its schema's EventsEnum).
+SUBSCRIBABLE = ["*", *EVENT_TYPES]
+
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
     url = serializers.URLField(
@@ -21,7 +24,7 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         help_text="Where events are POSTed (https in production); never an internal address, nor credentials.",
     )
     events = serializers.ListField(
-        child=serializers.ChoiceField(choices=["*", *EVENT_TYPES]),
+        child=serializers.ChoiceField(choices=SUBSCRIBABLE),
         allow_empty=False,
         help_text='Event types to receive, or ["*"] for all.',
     )
