@@ -94,7 +94,7 @@ class FreedSlotAdmin(ClinicModelAdmin):
         permissions=["change"], description="Book a waitlisted patient of your choice into the selected slot"
     )
     def book_waitlist_entry_by_hand(self, request, queryset):
-        """SPEC 8: staff override. An intermediate page lists the candidates; staff pick and confirm."""
+        """Staff override (docs/reference.md, Actions): a page lists the candidates; staff pick and confirm."""
         slots = list(queryset.select_related("provider__specialty", "provider__location", "appointment")[:2])
         if len(slots) != 1:
             self.message_user(request, "Select exactly one freed slot to book by hand.", messages.WARNING)
@@ -194,7 +194,7 @@ class SlotOfferAdmin(ClinicModelAdmin):
 
 class WaitlistEntryWithOpenSlotsAdmin(WaitlistEntryAdmin):
     """The waitlist's own admin, plus what only the backfill layer knows: which open slots
-    this patient fits, and why not the others (issue 12). Registered from here so the
+    this patient fits, and why not the others. Registered from here so the
     waitlist app stays below the backfill."""
 
     readonly_fields = [*WaitlistEntryAdmin.readonly_fields, "open_slots"]

@@ -1,4 +1,4 @@
-"""Freed slots, their match logs and the backfill numbers over the API (SPEC 8).
+"""Freed slots, their match logs and the backfill numbers over the API (docs/reference.md, API).
 
 Staff actions call the same actions as the admin (`backfill.actions`: `retry_backfill`, `book_by_hand`);
 their refusals (`BackfillError`) become 409s in `clinic.api.api_exception_handler`.
@@ -98,7 +98,7 @@ class RulePointsSerializer(serializers.Serializer):
 
 
 class ExplanationSerializer(serializers.Serializer):
-    """One waiting entry judged against the slot by the rule table (SPEC 11)."""
+    """One waiting entry judged against the slot by the rule table (docs/reference.md, Staff explanation)."""
 
     waitlist_entry = serializers.IntegerField(source="entry.pk")
     patient = ExplanationPatientSerializer(source="entry.patient")

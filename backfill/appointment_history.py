@@ -1,6 +1,6 @@
 """One appointment as the front desk opens it from the day schedule: who, when, what happened
 to it, the slot it freed or filled and who was chosen for that slot and why, the messages sent,
-and what staff may still do (issue 13).
+and what staff may still do.
 
 Only reads; the actions go through the verbs (Appointment.cancel, retry_slot,
 book_entry_by_hand). A fixed number of queries whatever the slot's history.
@@ -36,8 +36,8 @@ class SlotStory:
 
     @property
     def reasons(self):
-        """Sentences saying why this patient and not that one (SPEC 11). The worded
-        explanation is another change's (issue 12); until it lands, the table of scores by
+        """Sentences saying why this patient and not that one (docs/reference.md, Staff explanation). The worded
+        explanation is another change's; until it lands, the table of scores by
         rule below is the answer."""
         return []
 

@@ -1,4 +1,4 @@
-"""The appointment page the day schedule's cards open, and its three actions (issue 13).
+"""The appointment page the day schedule's cards open, and its three actions.
 
 Plain forms: each action is a POST that calls the verb and comes back to the page, or
 shows the page again with the error (400 for bad input, 409 when the state forbids it).

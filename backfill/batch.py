@@ -1,10 +1,10 @@
-"""Batch backfill (SPEC 5, beyond the seed; `BACKFILL["BATCH_BACKFILL"]`).
+"""Batch backfill (docs/reference.md, Rules, beyond the seed; `BACKFILL["BATCH_BACKFILL"]`).
 
 When several slots of one specialty are freed at once (a provider's whole afternoon),
 filling them one at a time gives the first slot its best patient even when that patient
 was the only one who fits a later slot. Here the slots freed together are filled together:
 patients are assigned to slots so that the total score is the highest possible, ties going
-to the SPEC 5 order. The first job of the batch to run claims every slot of it; the jobs
+to the docs/reference.md, Rules order. The first job of the batch to run claims every slot of it; the jobs
 of the other slots then find their slot filled and stop.
 """
 
@@ -74,7 +74,7 @@ def best_assignment(slots, ranked):
     if not entries:
         return {}
     column = {candidate.entry.pk: index for index, candidate in enumerate(entries)}
-    # Score dominates; within equal totals the SPEC 5 order (the entry's rank) decides.
+    # Score dominates; within equal totals the docs/reference.md, Rules order (the entry's rank) decides.
     scale = len(slots) * len(entries) + 1
     weights = numpy.zeros((len(slots), len(entries)))
     for row, slot in enumerate(slots):

@@ -1,4 +1,4 @@
-"""Booking a waitlisted patient into a freed slot: one transaction, safe to run twice (SPEC 5).
+"""Booking a waitlisted patient into a freed slot: one transaction, safe to run twice (docs/reference.md, Rules).
 
 Lock order is always slot, then waitlist entry, so two workers never wait on each other in
 a cycle. Every precondition is checked again after the locks are held. Whether the patient

@@ -1,4 +1,4 @@
-"""Contact rules for offers (issue 14; BACKFILL settings): no offers in QUIET_HOURS, at most
+"""Contact rules for offers (BACKFILL settings): no offers in QUIET_HOURS, at most
 MAX_OFFERS_PER_WEEK per patient, and a pause after PAUSE_AFTER_DECLINES offers in a row
 went by. Booking confirmations are not offers: they go at once, whatever the hour.
 """
@@ -23,7 +23,7 @@ def rules():
 
 
 def slot_zone(slot):
-    """The slot's location's time zone (SPEC 14), else the clinic's TIME_ZONE."""
+    """The slot's location's time zone (docs/reference.md, Time zones), else the clinic's TIME_ZONE."""
     name = getattr(slot.provider.location, "time_zone", "") or settings.TIME_ZONE
     return zoneinfo.ZoneInfo(name)
 

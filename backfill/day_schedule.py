@@ -1,6 +1,6 @@
 """One clinic day as the front desk sees it: a column per provider of one location (or of
 every location, grouped), with the day's appointments, the freed slots still open, and who is
-away (SPEC 8).
+away (docs/reference.md, API).
 
 Everything comes from a handful of queries whatever the size of the day, so the page stays
 fast on a full clinic day.
@@ -127,7 +127,7 @@ class DaySchedule:
     @classmethod
     def for_day(cls, day, location=None, locations=None):
         """The day at one location, or at all of them when `location` is None: each location's
-        own calendar day, midnight to midnight on its clock (SPEC 14). `locations`: all of
+        own calendar day, midnight to midnight on its clock (docs/reference.md, Time zones). `locations`: all of
         them, when the caller has them already."""
         locations = [location] if location else locations if locations is not None else list(Location.objects.all())
         at_location = Q(provider__location=location) if location else Q()
@@ -148,7 +148,7 @@ class DaySchedule:
             groups=_by_location(columns),
             hours=_hour_marks(grid_start, grid_end),
             grid_height=(grid_end - grid_start).total_seconds() / 60 * PIXELS_PER_MINUTE,
-            # The backfill's own rules: nobody it never books is listed first (issue 12).
+            # The backfill's own rules: nobody it never books is listed first.
             waitlist=waitlist_panel(WAITLIST_PANEL_SIZE),
             waiting_count=waiting.count(),
             counts=_counts(appointments, open_slots),
@@ -174,7 +174,7 @@ def _appointments_and_open_slots(day, location, locations):
     appointments = list(
         Appointment.objects.active().filter(on_the_day).select_related("patient", "provider__location", "filled_slot")
     )
-    # SPEC 8: a cancelled slot nobody fills yet stays visible as open, with its status.
+    # docs/reference.md, API: a cancelled slot nobody fills yet stays visible as open, with its status.
     open_slots = list(
         FreedSlot.objects.filter(on_the_day)
         .select_related("provider__location")

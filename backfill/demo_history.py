@@ -1,4 +1,4 @@
-"""The demo clinic's past backfills (issue 13): each past cancellation far enough ahead freed a
+"""The demo clinic's past backfills: each past cancellation far enough ahead freed a
 slot, and most were filled from the waitlist, so the dashboard shows 90 days of trends and a
 past appointment's page shows who was chosen and why.
 

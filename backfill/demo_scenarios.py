@@ -29,7 +29,7 @@ from waitlist.models import WaitlistEntry
 
 SEARCH_DAYS = 14
 DECLINE_LINK = re.compile(r"https?://\S+?(/appointments/decline/[^/\s]+/)")
-# The waiting patient the freed slot is for: keen (high no-show risk ranks first, SPEC 5), any day.
+# The waiting patient the freed slot is for: keen (high no-show risk ranks first, docs/reference.md, Rules), any day.
 KEEN_PATIENT = {"first_name": "Lena", "last_name": "Marsh", "email": "lena.marsh@mail.example", "no_show_risk": 0.9}
 
 

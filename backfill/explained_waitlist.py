@@ -1,4 +1,4 @@
-"""A freed slot's whole waitlist explained, one page at a time (SPEC 11, issue 12).
+"""A freed slot's whole waitlist explained, one page at a time (docs/reference.md, Staff explanation).
 
 `explain_slot` judges every waiting entry in Python, about 0.3 ms each: 3 s for a
 specialty with 10,000 waiting (bench/explain.py). Staff and the API read a page. So the

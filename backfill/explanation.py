@@ -1,4 +1,4 @@
-"""Why this patient and not that one, in words (SPEC 11), read off the rule table.
+"""Why this patient and not that one, in words (docs/reference.md, Staff explanation), read off the rule table.
 
 `explain` judges one waitlist entry against one slot with the rules' Python side (the
 same the full-scan reference uses), so what staff read is what the engine does:

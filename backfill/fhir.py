@@ -1,4 +1,4 @@
-"""A FHIR R4 view of the schedule under /fhir/, read and search only (SPEC 13).
+"""A FHIR R4 view of the schedule under /fhir/, read and search only (docs/reference.md, FHIR).
 
 Health IT speaks FHIR: an EHR reads the practice (Patient, Practitioner, Location), each
 provider's Schedule, its Slots (free: open freed slots; busy-unavailable: the provider's
@@ -71,7 +71,7 @@ class SearchError(Exception):
 
 
 def instant(value, location):
-    """FHIR instant: ISO 8601 with the offset of the location's clock then (SPEC 14)."""
+    """FHIR instant: ISO 8601 with the offset of the location's clock then (docs/reference.md, Time zones)."""
     return location.local(value).isoformat()
 
 
@@ -225,7 +225,7 @@ PREFIXES = {"eq", "ge", "le", "gt", "lt"}
 
 def date_filters(values, field, location="provider__location"):
     """FHIR date search: 2026-12-03 (that day) or ge2026-12-01 / lt2026-12-08 ..., each day
-    the one at the row's own location (SPEC 14)."""
+    the one at the row's own location (docs/reference.md, Time zones)."""
     query = Q()
     for value in values:
         prefix, day = parse_date_search(value)

@@ -1,4 +1,4 @@
-"""How a freed slot is filled: the one place that chooses, for every trigger (SPEC 4, 5).
+"""How a freed slot is filled: the one place that chooses, for every trigger (docs/reference.md, Triggers, 5).
 
 A cancellation (trigger 1), a declined reassignment (2), a new waitlist entry (3) and the
 sweep (4) all end here, so a setting changes every one of them at once.

@@ -1,4 +1,4 @@
-"""Staff choose who gets a freed slot (SPEC 8): the choices the admin and the appointment page
+"""Staff choose who gets a freed slot (docs/reference.md, API): the choices the admin and the appointment page
 offer, the backfill's ranking first."""
 
 from django.db.models import prefetch_related_objects

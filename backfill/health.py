@@ -1,4 +1,4 @@
-"""What an operator's tools ask: is the process up, is it ready, how is it doing (SPEC 10).
+"""What an operator's tools ask: is the process up, is it ready, how is it doing (docs/reference.md, Production).
 
 `/healthz` answers as long as the process does. `/readyz` answers 503 when Backfill cannot do
 its job: the database or the broker is unreachable, the sweep has stopped running (no

@@ -1,4 +1,4 @@
-"""Who fits a freed slot, and in what order (SPEC 5).
+"""Who fits a freed slot, and in what order (docs/reference.md, Rules).
 
 The waitlist can hold a hundred thousand entries, so it is never loaded whole. The score
 has only a few slot-dependent parts (the no-show risk tier and the location bonus), so the

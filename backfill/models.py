@@ -144,7 +144,7 @@ class FreedSlot(models.Model):
         transaction.on_commit(lambda: enqueue_backfill(slot_id), robust=True)
 
     def is_bookable(self, now=None):
-        """SPEC 4: far enough ahead, provider active and not away that day."""
+        """docs/reference.md, Triggers: far enough ahead, provider active and not away that day."""
         return worth_filling(self.provider, self.start, now)
 
     # The state changes. Each saves the fields it changed (and `attempts`, which the run
@@ -255,7 +255,7 @@ class MatchLog(models.Model):
 
 
 class SlotOffer(models.Model):
-    """Offer mode (SPEC 5, beyond the seed): a time-limited offer of a freed slot to one
+    """Offer mode (docs/reference.md, Rules, beyond the seed): a time-limited offer of a freed slot to one
     waitlisted patient. The first of a slot's offers to be accepted books the patient;
     the others are withdrawn. Every change of status holds the slot's row lock
     (backfill/offers.py), so a slot's offers never race each other."""

@@ -1,4 +1,4 @@
-"""Signed links in slot offer emails (offer mode, SPEC 5 and 7).
+"""Signed links in slot offer emails (offer mode, docs/reference.md, Rules and 7).
 
 A token names one offer, its patient and one action and is salted per action, so a decline token
 cannot be replayed as an accept. It is valid until the offer expires. One-time use is

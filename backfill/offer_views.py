@@ -1,4 +1,4 @@
-"""The pages behind the links in slot offer emails: GET shows, only POST acts (SPEC 7).
+"""The pages behind the links in slot offer emails: GET shows, only POST acts (docs/reference.md, Messages).
 
 The same shape as scheduling/patient_views.py: mail scanners open every link, so a GET
 never changes anything; a used link shows its outcome again.
@@ -75,7 +75,8 @@ def offer_action(request, action, token):
         offer = read_token(token, action)
     except BadLink as error:
         return render(request, "patient/bad_link.html", {"message": str(error)}, status=400)
-    with timezone.override(offer.slot.provider.location.zone):  # the times on the site's clock (SPEC 14)
+    # The times on the site's clock (docs/reference.md, Time zones)
+    with timezone.override(offer.slot.provider.location.zone):
         return _answer(request, offer, OFFER_ACTIONS[action])
 
 

@@ -1,4 +1,4 @@
-"""Offer mode (SPEC 5, beyond the seed; `BACKFILL["OFFER_MODE"]`).
+"""Offer mode (docs/reference.md, Rules, beyond the seed; `BACKFILL["OFFER_MODE"]`).
 
 Instead of booking the best candidate, the slot's job emails the top OFFER_TOP_N
 candidates a time-limited offer; the first to accept is booked and the other offers are
@@ -150,7 +150,7 @@ def _send_offer(slot, candidate, now, expires_at):
     )
     events.record("offer.sent", offer, slot=slot)
     location = slot.provider.location
-    with timezone.override(location.zone):  # the site's clock (SPEC 14)
+    with timezone.override(location.zone):  # the site's clock (docs/reference.md, Time zones)
         queue_patient_email(
             OutboundEmail.Kind.SLOT_OFFER,
             entry.patient,

@@ -1,4 +1,4 @@
-"""The matching rules, each declared once (SPEC 5, SPEC 14).
+"""The matching rules, each declared once (docs/reference.md, Rules).
 
 A rule may have
 - a hard filter: an SQL condition on the waitlist entry `e` and its patient `p` (the
@@ -322,7 +322,8 @@ RULES = (
             lambda rules: f"e.ranking_risk >= {float(rules.MIN_NO_SHOW_RISK)!r}",
             lambda case: case.entry.ranking_risk >= case.rules.MIN_NO_SHOW_RISK,
             _risk_refusal,
-            active=lambda rules: rules.MIN_NO_SHOW_RISK > 0,  # SPEC 5: 0 turns the filter off
+            # Docs/reference.md, Matching rules: 0 turns the filter off
+            active=lambda rules: rules.MIN_NO_SHOW_RISK > 0,
         ),
         tiers=_risk_tiers,
         tie_breaks=((2, "ranking_risk", True),),
@@ -348,7 +349,8 @@ RULES = (
             AVAILABLE_DAYS,
             _available_days,
             lambda case: f"not available on {DAY_NAMES[case.slot.local_start.weekday()]}",
-            active=lambda rules: rules.REQUIRE_AVAILABILITY,  # SPEC 5: availability is required, not only scored
+            # Docs/reference.md, Matching rules: availability is required, not only scored
+            active=lambda rules: rules.REQUIRE_AVAILABILITY,
         ),
         tiers=_on_off(
             "AVAILABILITY_POINTS",

@@ -80,5 +80,6 @@ def last_texted_visit(number):
 
 def when(appointment):
     return (
-        f"{appointment.provider.location.local(appointment.start):%a %-d %b, %-I:%M %p}"  # the site's clock (SPEC 14)
+        # The site's clock (docs/reference.md, Time zones)
+        f"{appointment.provider.location.local(appointment.start):%a %-d %b, %-I:%M %p}"
     )

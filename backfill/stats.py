@@ -20,7 +20,7 @@ FILLED = (FreedSlot.Status.BACKFILLED, FreedSlot.Status.MANUAL)
 
 
 def counting_zone(location=None):
-    """The clock the days are counted on: the location's (SPEC 14), or with every location
+    """The clock the days are counted on: the location's (docs/reference.md, Time zones), or with every location
     the clinic's TIME_ZONE, so a day is one span of time and each slot is counted once."""
     return location.zone if location is not None else timezone.get_default_timezone()
 

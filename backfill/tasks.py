@@ -187,7 +187,8 @@ def sweep(now=None):
     for slot_id in due:
         enqueue_backfill(slot_id)
     expired_entries = WaitlistEntry.objects.filter(
-        # SPEC 14: a latest date is a day at the slot's site, so it has passed once it is over at every site.
+        # A latest date is a day at the slot's site (docs/reference.md, Time zones), so it has passed once it is
+        # over at every site.
         status=WaitlistEntry.Status.WAITING,
         latest_date__lt=Location.objects.earliest_date(now),
     ).update(status=WaitlistEntry.Status.EXPIRED)

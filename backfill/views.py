@@ -1,4 +1,4 @@
-"""The staff pages of the backfill: the front desk's day schedule and the dashboard (SPEC 8)."""
+"""The staff pages of the backfill: the front desk's day schedule and the dashboard (docs/reference.md, API)."""
 
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -37,7 +37,7 @@ CHART_STYLE = Style(
 )
 
 
-# The location the front desk last chose, kept for their next visit (issue 13).
+# The location the front desk last chose, kept for their next visit.
 LOCATION_KEY = "schedule_location"
 ALL_LOCATIONS = "all"
 
@@ -67,7 +67,7 @@ def schedule(request):
     raw = request.GET.get("date", "").strip()
     try:
         location = chosen_location(request, locations)
-        today = location.today() if location else today  # the site's today (SPEC 14)
+        today = location.today() if location else today  # the site's today (docs/reference.md, Time zones)
         day = date.fromisoformat(raw) if raw else today
     except ValueError:
         error = f'"{raw}" is not a date; use YYYY-MM-DD, e.g. {today:%Y-%m-%d}.'
@@ -169,7 +169,8 @@ def dashboard(request):
 
 
 def no_show_model_panel():
-    """The no-show model in use (SPEC 15): how well it did on visits it never saw, or why none is used."""
+    """The no-show model in use (docs/reference.md, No-show model): how well it did on visits it never saw,
+    or why none is used."""
     model = NoShowModel.objects.in_use()
     if model is None:
         return {"model": None, "why": NoShowModel.objects.why_none_in_use()}

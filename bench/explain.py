@@ -1,4 +1,4 @@
-"""How long the staff explanation of one freed slot takes to answer its first page (issue 12).
+"""How long the staff explanation of one freed slot takes to answer its first page.
 
     .venv/bin/python bench/explain.py [--size 10000] [--slots 20] [--rounds 5] [--rebuild]
 
@@ -20,7 +20,7 @@ from datetime import timedelta
 from environment import database_url, load_average, machine_facts, setup_django
 from report import percentiles, print_machine, print_table, save
 
-TARGET_MS = {10_000: 200.0}  # issue 12: the first page of one slot's explanation
+TARGET_MS = {10_000: 200.0}  # the target: the first page of one slot's explanation
 
 
 def main():

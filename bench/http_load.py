@@ -1,4 +1,4 @@
-"""Backfill served by `bin/serve` under API load, and SPEC 9 end to end through the API (issue 11).
+"""Backfill served by `bin/serve` under API load, and docs/reference.md, Numbers end to end through the API.
 
     .venv/bin/python bench/http_load.py [--seconds 60] [--clients 16,32] [--count 500] [--rate 50]
 
@@ -19,7 +19,7 @@ answer but 2xx and 409 (counted apart: a conflict is an answer). Meanwhile Postg
 sessions on the database (this script's own excepted) are counted every 0.2 s: the peak
 must stay within the bound, WEB_WORKERS x DB_POOL_MAX_SIZE plus one per qcluster process.
 
-Part B, SPEC 9 end to end: --count appointments three weeks out, each with a waiting
+Part B, docs/reference.md, Numbers end to end: --count appointments three weeks out, each with a waiting
 patient who matches (bench/workload.py's clinic), cancelled through
 POST /api/appointments/{id}/cancel/ at --rate per second (open loop, --drivers threads),
 and the time from each cancellation to its replacement booking: from the request sent (the
@@ -65,8 +65,8 @@ from workload import bench_patient, integrity, slot_starts, wait_for_slots
 DATABASE = database_url("http")
 DATABASE_NAME = DATABASE.rsplit("/", 1)[1]
 REDIS_URL = os.environ.get("BENCH_HTTP_REDIS_URL", "redis://127.0.0.1:6379/5")
-TARGET_P95_MS = 150  # issue 11: cancel through the API -> replacement booked, Redis, 50/s
-STOP_WITHIN_S = 30  # SPEC 10
+TARGET_P95_MS = 150  # docs/reference.md, Numbers: cancel through the API -> replacement booked, Redis, 50/s
+STOP_WITHIN_S = 30  # docs/reference.md, Production
 # This script's own PostgreSQL sessions carry this name, so the count leaves them out.
 DRIVER_APPLICATION = "backfill-bench-driver"
 # Plain HTTP on the loopback, said explicitly as bin/run does (production mode is the default).
@@ -625,7 +625,7 @@ def load_row(api, clients, seconds, lanes, sessions, server):
     }
 
 
-# --- Part B: SPEC 9 through the API ---------------------------------------------------------
+# --- Part B: docs/reference.md, Numbers through the API ---------------------------------------------------------
 
 
 def end_to_end_row(api, args, sessions, server):

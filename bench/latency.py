@@ -1,4 +1,4 @@
-"""Cancellation committed to replacement booked, through a real qcluster (SPEC 9).
+"""Cancellation committed to replacement booked, through a real qcluster (docs/reference.md, Numbers).
 
     .venv/bin/python bench/latency.py [--brokers redis,orm] [--count 500] [--rate 50]
                                       [--workers 2] [--poll 0.05] [--webhook 0,1] [--baseline FILE]

@@ -1,4 +1,4 @@
-"""How long ranking the waitlist for one freed slot takes, at several waitlist sizes (SPEC 9).
+"""How long ranking the waitlist for one freed slot takes, at several waitlist sizes (docs/reference.md, Numbers).
 
     .venv/bin/python bench/matching.py [--sizes 1000,10000,100000] [--slots 200] [--baseline FILE]
                                        [--risks learned|typed]
@@ -33,7 +33,7 @@ from pathlib import Path
 from environment import PYTHON, database_url, load_average, machine_facts, setup_django
 from report import compare, load, percentiles, print_machine, print_table, save
 
-# SPEC 9: (p95 ms, times faster than the full scan) per waitlist size.
+# docs/reference.md, Numbers: (p95 ms, times faster than the full scan) per waitlist size.
 TARGETS = {100_000: (2.0, 200), 1_000_000: (10.0, 200)}
 
 

@@ -1,5 +1,5 @@
 """The no-show model on 100,000 visits: training time, scoring-every-patient time, and how
-good it is (SPEC 15; issue 17's targets: training under 30 s, scoring under 10 s).
+good it is (docs/reference.md, No-show model; targets: training under 30 s, scoring under 10 s).
 
     .venv/bin/python bench/no_show.py [--visits 100000] [--patients 20000] [--rounds 1] [--rebuild]
 

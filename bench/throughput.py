@@ -1,4 +1,4 @@
-"""The highest cancellation rate this machine sustains for a minute with p95 under 250 ms (SPEC 9).
+"""The highest cancellation rate this machine sustains for a minute with p95 under 250 ms (docs/reference.md, Numbers).
 
     .venv/bin/python bench/throughput.py [--rates 50,100,150] [--duration 60] [--workers 2] [--baseline FILE]
 

@@ -69,7 +69,7 @@ def main():
         "--webhook",
         type=int,
         default=0,
-        help="1: one webhook endpoint subscribed to every event, a receiver on loopback (SPEC 13)",
+        help="1: one webhook endpoint subscribed to every event, a receiver on loopback (docs/reference.md, Events)",
     )
     parser.add_argument(
         "--profile", help="directory for py-spy profiles (collapsed stacks) of the driver and the qcluster"
@@ -223,7 +223,7 @@ def slot_starts(count, providers):
 def bench_patient(name, risk):
     from clinic.models import Patient
 
-    # SPEC 9: the targets hold with texts on for every patient (email and text, locmem backend).
+    # docs/reference.md, Numbers: the targets hold with texts on for every patient (email and text, locmem backend).
     return Patient(
         first_name=name,
         last_name="Bench",

@@ -1,4 +1,4 @@
-"""Who may do what: Django permissions on pages, admin actions and the API (SPEC 10).
+"""Who may do what: Django permissions on pages, admin actions and the API (docs/reference.md, Production).
 
 The roles are groups created by a migration (`backfill/migrations/0005_roles.py`): Front
 desk, Clinic manager, Integrator. Every check below asks for a permission, never only for

@@ -134,7 +134,8 @@ class PatientAdmin(ClinicModelAdmin):
     def save_model(self, request, obj, form, change):
         if "sms_consent" in form.changed_data:
             obj.sms_consent_at, obj.sms_consent_source = timezone.now(), Patient.ConsentSource.STAFF
-        # SPEC 15: a risk staff type is "manual"; handing it back to the model applies its estimate.
+        # A risk staff type is "manual"; handing it back to the model applies its estimate (docs/reference.md,
+        # No-show model).
         if "no_show_risk" in form.changed_data:
             obj.set_no_show_risk(form.cleaned_data["no_show_risk"], Patient.RiskSource.MANUAL)
         elif "no_show_risk_source" in form.changed_data and obj.no_show_risk_source == Patient.RiskSource.MODEL:

@@ -1,4 +1,4 @@
-"""The integrator API's shared pieces (SPEC 8), and the practice's own resources.
+"""The integrator API's shared pieces (docs/reference.md, API), and the practice's own resources.
 
 Every app keeps its serializers and viewsets in its own `api.py`; this module holds what
 they share: weekday lists, the clinic-day filter, and the one place that turns a domain
@@ -89,7 +89,7 @@ class ClinicDateField(serializers.DateField):
 
 
 class ClinicDayFilter(filters.DateFilter):
-    """Datetimes falling on one calendar day of their own location (SPEC 14): `?date=` at a
+    """Datetimes falling on one calendar day of their own location (docs/reference.md, Time zones): `?date=` at a
     Los Angeles site is midnight to midnight there, at a New York one in New York, so one
     filter across the network gives each site's day. `location_field` leads to the location."""
 
@@ -124,7 +124,7 @@ class RecordViewSet(
 
 
 class ExternalIds:
-    """A serializer mixin for integrators' own ids (SPEC 13).
+    """A serializer mixin for integrators' own ids (docs/reference.md, Events).
 
     `external_id` (unique when set; blank means none) is a field of the record, and each
     related record in `external_id_relations` can be given by its id or by its external id
@@ -242,7 +242,7 @@ class PatientSerializer(ExternalIds, serializers.ModelSerializer):
         read_only_fields = ["no_show_risk_source", "sms_consent_at", "offers_paused_at"]
 
     def validate(self, attrs):
-        # SPEC 15: a risk an integrator sends is theirs; the no-show model leaves it alone.
+        # docs/reference.md, No-show model: a risk an integrator sends is theirs; the no-show model leaves it alone.
         if "no_show_risk" in attrs:
             attrs["no_show_risk_source"] = Patient.RiskSource.API
         if self.instance is not None:  # an opt-out is only the patient's to undo

@@ -1,4 +1,4 @@
-"""The integrator API under /api/ (SPEC 8).
+"""The integrator API under /api/ (docs/reference.md, API).
 
 Paths answer with or without the trailing slash: the seed's own commands use
 `POST /api/trigger-workflow`, and a redirect to the slashed path would lose a POST's body.

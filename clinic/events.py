@@ -1,4 +1,4 @@
-"""Events for integrators, written with the change they describe (SPEC 13).
+"""Events for integrators, written with the change they describe (docs/reference.md, Events).
 
 `record(type, obj)` inserts one row inside the caller's transaction (inside
 `written_together()`, one statement for all of the block's events), so the event commits
@@ -16,7 +16,7 @@ from django.db import transaction
 from clinic.models import Event
 from clinic.webhooks import request_delivery
 
-# Every type an endpoint may subscribe to; SPEC 13 keeps the list here.
+# Every type an endpoint may subscribe to; docs/reference.md, Events keeps the list here.
 EVENT_TYPES = [
     "appointment.created",
     "appointment.cancelled",

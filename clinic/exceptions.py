@@ -1,4 +1,4 @@
-"""The base of every domain refusal (SPEC 14: the bottom layer).
+"""The base of every domain refusal (docs/how-it-works.md: the bottom layer).
 
 Each app raises its own subclass (SchedulingError, BackfillError, OfferError); the API
 turns any of them into a 409 with the message as is, without knowing the apps above.

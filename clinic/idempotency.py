@@ -1,4 +1,4 @@
-"""Idempotency-Key on every POST under /api/ (SPEC 13).
+"""Idempotency-Key on every POST under /api/ (docs/reference.md, External ids).
 
 An integrator that timed out retries its POST with the same key; it must not create a
 second patient or appointment. The first request claims the key with a row committed before

@@ -35,7 +35,7 @@ class LocationQuerySet(models.QuerySet):
 
 
 def on_their_clocks(location_path, on_clock, zones):
-    """A filter for rows judged on their own location's clock (SPEC 14): `on_clock(zone)`
+    """A filter for rows judged on their own location's clock (docs/reference.md, Time zones): `on_clock(zone)`
     gives the condition on one clock, and each row gets the one of its location's zone
     (`location_path` leads from the row to its location, e.g. "provider__location";
     `zones`: every zone the locations are in)."""
@@ -57,11 +57,11 @@ def day_bounds(first, last, zone):
 class Location(models.Model):
     name = models.CharField(max_length=100, unique=True, validators=[single_line])
     address = models.CharField(max_length=200, blank=True, validators=[single_line])
-    # What patients read on their pages and emails to call the site (issue 13).
+    # What patients read on their pages and emails to call the site.
     phone = models.CharField(max_length=30, blank=True, validators=[single_line])
-    # The integrator's own id for it (SPEC 13), unique when set.
+    # The integrator's own id for it (docs/reference.md, External ids), unique when set.
     external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
-    # SPEC 14: a network of sites keeps each site's own clock; a slot's weekday and time of
+    # docs/reference.md, Time zones: a network of sites keeps each site's own clock; a slot's weekday and time of
     # day are its location's.
     time_zone = models.CharField(
         max_length=64,
@@ -100,7 +100,7 @@ class Location(models.Model):
 
 
 class InsurancePlan(models.Model):
-    """A plan patients are insured under; a provider may take only some (SPEC 14)."""
+    """A plan patients are insured under; a provider may take only some (docs/reference.md, Insurance)."""
 
     name = models.CharField(max_length=100, unique=True, validators=[single_line])
     payer = models.CharField(max_length=100, validators=[single_line], help_text="The insurer, e.g. Aetna.")
@@ -114,7 +114,7 @@ class InsurancePlan(models.Model):
 
 class Specialty(models.Model):
     name = models.CharField(max_length=100, unique=True, validators=[single_line])
-    # The integrator's own id for it (SPEC 13), unique when set; an HL7 feed's AIS-3 code.
+    # The integrator's own id for it (docs/reference.md, External ids), unique when set; an HL7 feed's AIS-3 code.
     external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
 
     class Meta:
@@ -160,7 +160,7 @@ class Provider(models.Model):
         related_name="providers",
         help_text="None ticked: every plan is accepted.",
     )
-    # The integrator's own id for it (SPEC 13), unique when set.
+    # The integrator's own id for it (docs/reference.md, External ids), unique when set.
     external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
 
     objects = ProviderQuerySet.as_manager()
@@ -188,7 +188,7 @@ class PatientQuerySet(models.QuerySet):
         return self.filter(REACHABLE)
 
     def risk_set_by_model(self):
-        """Patients whose risk is the no-show model's estimate (SPEC 15)."""
+        """Patients whose risk is the no-show model's estimate (docs/reference.md, No-show model)."""
         return self.filter(no_show_risk_source=Patient.RiskSource.MODEL, no_show_risk_model__isnull=False)
 
 
@@ -217,7 +217,7 @@ class Patient(models.Model):
     first_name = models.CharField(max_length=60, validators=[single_line])
     last_name = models.CharField(max_length=60, validators=[single_line])
     email = models.EmailField(db_index=True)
-    # The integrator's own id for it (SPEC 13), unique when set.
+    # The integrator's own id for it (docs/reference.md, External ids), unique when set.
     external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
     # E.164 (+16175550123); typed numbers are read in PHONENUMBER_DEFAULT_REGION.
     phone = PhoneNumberField(blank=True)
@@ -236,7 +236,7 @@ class Patient(models.Model):
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="0.0 (always comes) to 1.0 (rarely comes).",
     )
-    # SPEC 15: who set no_show_risk. The no-show model writes only "model" risks, so a value
+    # docs/reference.md, No-show model: who set no_show_risk. The no-show model writes only "model" risks, so a value
     # staff typed or an integrator sent is never overwritten.
     no_show_risk_source = models.CharField(
         "no-show risk source",
@@ -415,7 +415,7 @@ SMS_OPT_OUT_IS_THE_PATIENTS = (
 
 
 class OutboundEmail(models.Model):
-    """Every message the clinic sends, email or text, kept whatever happens to it (SPEC 7)."""
+    """Every message the clinic sends, email or text, kept whatever happens to it (docs/reference.md, Messages)."""
 
     Channel = Channel
 
@@ -521,7 +521,7 @@ class ClusterHeartbeat(models.Model):
 
 class Event(models.Model):
     """A change an integrator cares about, written in the same transaction as the change
-    itself: it exists if and only if the change committed (SPEC 13). `clinic.events.record`
+    itself: it exists if and only if the change committed (docs/reference.md, Events). `clinic.events.record`
     writes them; `clinic.webhooks` delivers them."""
 
     type = models.CharField(max_length=40)
@@ -659,7 +659,7 @@ class DeliveryAttempt(models.Model):
 
 
 class IdempotentRequest(models.Model):
-    """A POST made with an Idempotency-Key, and the answer it got (SPEC 13).
+    """A POST made with an Idempotency-Key, and the answer it got (docs/reference.md, External ids).
 
     The same key from the same caller with the same body within a day answers that answer
     again and changes nothing; with another body, 422.

@@ -1,6 +1,6 @@
 """Backfill settings, read from the environment.
 
-With nothing set Backfill runs as production (SPEC 10): DEBUG off, a SECRET_KEY required,
+With nothing set Backfill runs as production (docs/reference.md, Production): DEBUG off, a SECRET_KEY required,
 HTTPS-only cookies, HSTS and the SSL redirect on. Each security setting can be turned by an
 environment variable of Django's own name, so a deployment behind a TLS proxy, or the demo
 on loopback (`bin/run`), says so explicitly. The database and broker default to SQLite and
@@ -53,7 +53,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # serves on), so a demo on another port still sends links that open.
 SITE_URL = os.environ.get("SITE_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8000')}").rstrip("/")
 
-# --- Security (SPEC 10): on unless the environment turns it off ------------------------
+# --- Security (docs/reference.md, Production): on unless the environment turns it off ------------------------
 
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
@@ -256,7 +256,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-# A Content-Security-Policy on every page (SPEC 10): scripts and styles only from our own
+# A Content-Security-Policy on every page (docs/reference.md, Production): scripts and styles only from our own
 # static files, so a script stored in a name or a reason could not run. The outbox shows
 # each email in a sandboxed iframe (srcdoc), which the sandbox keeps from running scripts.
 CONTENT_SECURITY_POLICY = {
@@ -338,7 +338,7 @@ Q_CLUSTER = {
 }
 # Webhook deliveries run in a cluster of their own (bin/serve starts it at a lower CPU
 # priority, `Q_CLUSTER_NAME=webhooks manage.py qcluster`), so sending to a slow or busy
-# receiver never takes a worker or CPU from a booking (SPEC 13, "not on the hot path").
+# receiver never takes a worker or CPU from a booking (docs/reference.md, Events, "not on the hot path").
 WEBHOOK_QUEUE = "webhooks"
 Q_CLUSTER["ALT_CLUSTERS"] = {
     WEBHOOK_QUEUE: {
@@ -433,11 +433,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Domain refusals (AppointmentConflict, CannotCancel, BackfillError...) answer 409.
     "EXCEPTION_HANDLER": "clinic.api.api_exception_handler",
-    # The API speaks JSON (SPEC 8); one request format keeps the schema and its checks simple.
+    # The API speaks JSON (docs/reference.md, API); one request format keeps the schema and its checks simple.
     # JSON nested deeper than 64 levels, or with NUL in a string, is a 400 (clinic/input_limits.py).
     "DEFAULT_PARSER_CLASSES": ["clinic.input_limits.BoundedJSONParser"],
 }
-# Abuse limits (SPEC 10), as "N/second|minute|hour|day".
+# Abuse limits (docs/reference.md, Production), as "N/second|minute|hour|day".
 API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "1200/minute")  # per token or staff session
 PATIENT_LINK_THROTTLE_RATE = os.environ.get("PATIENT_LINK_THROTTLE_RATE", "30/minute")  # per client address
 # Clients' addresses come from X-Forwarded-For only behind PROXY_COUNT trusted proxies; 0
@@ -451,7 +451,7 @@ APPOINTMENT_MAX_HOURS = env_int("APPOINTMENT_MAX_HOURS", 8)
 WAITLIST_DATES_PAST_DAYS = env_int("WAITLIST_DATES_PAST_DAYS", 7)
 WAITLIST_DATES_AHEAD_DAYS = env_int("WAITLIST_DATES_AHEAD_DAYS", 730)
 
-# Webhooks (SPEC 13): a delivery is retried for this long, then failed; an endpoint whose
+# Webhooks (docs/reference.md, Events): a delivery is retried for this long, then failed; an endpoint whose
 # every delivery failed for this long is disabled.
 WEBHOOK_RETRY_HOURS = env_int("WEBHOOK_RETRY_HOURS", 24)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
@@ -517,10 +517,10 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- Backfill tunables (SPEC 5, 6): the seed's defaults ----------------------------------
+# --- Backfill tunables (docs/reference.md, Rules, 6): the seed's defaults ----------------------------------
 
 BACKFILL = {
-    # Matching (SPEC 5)
+    # Matching (docs/reference.md, Rules)
     "MIN_NO_SHOW_RISK": 0.6,  # 0 turns the risk filter off
     "MIN_SCORE": 50,
     "HIGH_RISK_THRESHOLD": 0.8,
@@ -538,7 +538,7 @@ BACKFILL = {
     "SPECIALTY_POINTS": 20,
     "AVAILABILITY_POINTS": 20,
     "LOCATION_POINTS": 10,
-    # SPEC 5: booking someone on a day they said they can't come manufactures a no-show.
+    # docs/reference.md, Rules: booking someone on a day they said they can't come manufactures a no-show.
     "REQUIRE_AVAILABILITY": True,
     # Beyond the seed: points when the slot falls inside the entry's stated time windows.
     "TIME_OF_DAY_POINTS": 0,
@@ -562,17 +562,17 @@ BACKFILL = {
     "RETRY_BACKOFF_SECONDS": 30,
     # A slot still open this long after its job was enqueued is presumed lost (a job takes
     # milliseconds; Redis keeps nothing across a restart). With the sweep every 30 s, a slot
-    # whose job was lost is handled within a minute (SPEC 10).
+    # whose job was lost is handled within a minute (docs/reference.md, Production).
     "LOST_JOB_SECONDS": 30,
     # Dashboard / stats (seed: $120 lost per empty slot)
     "SLOT_VALUE": 120,
-    # Reassignment (SPEC 6)
+    # Reassignment (docs/reference.md, Reassignment)
     "REASSIGN_SAME_LOCATION_POINTS": 40,
     "REASSIGN_PREFERRED_LOCATION_POINTS": 20,
     "REASSIGN_SEEN_BEFORE_POINTS": 20,
     "REASSIGN_SAME_TIME_POINTS": 20,
     "REASSIGN_MIN_SCORE": 60,
-    # No-show model (SPEC 15, scheduling/no_show.py): used only when it ranks the newest
+    # No-show model (docs/reference.md, No-show model, scheduling/no_show.py): used only when it ranks the newest
     # visits it never saw at least this well; trained only on at least this many visits.
     "NO_SHOW_MIN_AUC": 0.6,
     "NO_SHOW_MIN_VISITS": 200,

@@ -1,4 +1,4 @@
-"""anymail's delivery tracking updates the stored message (SPEC 7); a django-q2 worker that
+"""anymail's delivery tracking updates the stored message (docs/reference.md, Messages); a django-q2 worker that
 finished a job stamps the watchdog's heartbeat. Receivers stay fast."""
 
 from anymail.signals import tracking

@@ -1,5 +1,5 @@
 """Texts: the backends that send them, in the manner of Django's email backends, and what
-a text may hold (SPEC 7; texts are stored and sent by clinic.email's outbox like emails).
+a text may hold (docs/reference.md, Messages; texts are stored and sent by clinic.email's outbox like emails).
 
 `SMS_BACKEND` names the backend: "console", "locmem" (tests read `clinic.sms.outbox`),
 "twilio", or a dotted path to a class with `send(to, body, status_callback)` returning the

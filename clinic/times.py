@@ -1,4 +1,4 @@
-"""How times are written: one way for staff, one for patients (issue 13).
+"""How times are written: one way for staff, one for patients.
 
 Staff read the clinic's local time on a 24-hour clock ("Wed 2 Dec 2026, 13:00"), with the
 zone named once per page (`zone_note`), never beside each time. Patients read a sentence
@@ -17,7 +17,7 @@ UTC = ZoneInfo("UTC")
 
 
 def _local(moment):
-    """A moment given on a location's clock stays on it (SPEC 14); one straight from the
+    """A moment given on a location's clock stays on it (docs/reference.md, Time zones); one straight from the
     database (UTC) is put on the clinic's."""
     if timezone.is_naive(moment) or moment.utcoffset() is None:
         return moment
@@ -45,7 +45,7 @@ def staff_range(start, end):
 
 def zone_note(locations=(), at=None):
     """The sentence a staff page shows once: which clock its times are on. A page of one
-    location's, or of several, names their clocks (SPEC 14); any other the clinic's.
+    location's, or of several, names their clocks (docs/reference.md, Time zones); any other the clinic's.
     `at` (default now) picks the abbreviation: PST or PDT."""
     at = at or timezone.now()
     sites = {}

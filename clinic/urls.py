@@ -36,7 +36,7 @@ urlpatterns = [
     path("schedule/appointments/<int:pk>/book/", appointment_views.book_by_hand, name="appointment-book-by-hand"),
     path("schedule.html", RedirectView.as_view(url="/schedule/", permanent=False, query_string=True)),
     path("messages/", clinic_views.outbox, name="outbox"),
-    # The outbox became the messages page; its old path (SPEC 8) still shows it.
+    # The outbox became the messages page; its old path (docs/reference.md, API) still shows it.
     path("emails/", clinic_views.outbox),
     path("emails.html", RedirectView.as_view(url="/messages/", permanent=False, query_string=True)),
     path("l/<str:code>/", clinic_patient_views.short_link, name="short-link"),

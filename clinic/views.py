@@ -1,4 +1,4 @@
-"""The messages page: every stored email and text as the patient sees it (SPEC 8)."""
+"""The messages page: every stored email and text as the patient sees it (docs/reference.md, API)."""
 
 from django import forms
 from django.core.paginator import Paginator
@@ -45,7 +45,7 @@ def outbox(request):
 
 
 def name_addressees(emails):
-    """Staff read who a message went to by name (issue 12): the appointment's patient, or, for
+    """Staff read who a message went to by name: the appointment's patient, or, for
     a message sent before any appointment existed (a slot offer), the patient at that address."""
     unbooked = {email.recipient for email in emails if email.appointment_id is None}
     by_address = {patient.email: patient for patient in Patient.objects.filter(email__in=unbooked)} if unbooked else {}

@@ -1,4 +1,4 @@
-"""Webhook endpoints and their deliveries in the API (SPEC 13)."""
+"""Webhook endpoints and their deliveries in the API (docs/reference.md, Events)."""
 
 from django.db import transaction
 from django_filters import rest_framework as filters

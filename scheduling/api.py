@@ -1,4 +1,4 @@
-"""Appointments and the provider-unavailable workflow over the API (SPEC 6, 8).
+"""Appointments and the provider-unavailable workflow over the API (docs/reference.md, Reassignment, 8).
 
 Appointments are created and cancelled only: a status never changes through a plain
 update, and moving an appointment is cancel-and-book, so every change goes through
@@ -129,7 +129,7 @@ class TriggerWorkflowView(APIView):
 
     @extend_schema(request=TriggerWorkflowSerializer, responses={201: WorkflowSummarySerializer})
     def post(self, request):
-        """Mark a provider unavailable: their patients are reassigned or waitlisted (SPEC 6)."""
+        """Mark a provider unavailable: their patients are reassigned or waitlisted (docs/reference.md)."""
         form = TriggerWorkflowSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data

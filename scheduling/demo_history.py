@@ -1,5 +1,5 @@
 """Past visits for a clinic that has none yet: the demo's (seed_demo), the benchmark's and
-the tests' (SPEC 15). Visits kept and missed, cancellations, each booked some days ahead.
+the tests' (docs/reference.md, No-show model). Visits kept and missed, cancellations, each booked some days ahead.
 
 Visits are made in time order, so the rule deciding each visit's no-show chance sees the
 patient's past exactly as the no-show model will (scheduling/no_show.py): only visits and

@@ -1,10 +1,11 @@
-"""Signed links in patients' emails (SPEC 7).
+"""Signed links in patients' emails (docs/reference.md, Messages).
 
 A token names one appointment, its patient and one action, and is salted per action, so a
 cancel token cannot be replayed as a decline. It is valid until the appointment starts, and
 only while the appointment keeps the patient and the time it was sent for: after staff give
-the appointment to someone else or move it, the old link gets the 400 page (SPEC 10). One-time use is
-enforced by the appointment's state, not the token: a used link shows the outcome again.
+the appointment to someone else or move it, the old link gets the 400 page (docs/reference.md,
+Production). One-time use is enforced by the appointment's state, not the token: a used
+link shows the outcome again.
 """
 
 from django.conf import settings

@@ -1,4 +1,4 @@
-"""Messages about an appointment, with the patient's signed links (SPEC 7).
+"""Messages about an appointment, with the patient's signed links (docs/reference.md, Messages).
 
 Here rather than in clinic/email.py: the outbox is the practice's, but the links name
 appointments, which are this app's.
@@ -21,5 +21,6 @@ def queue_email(kind, appointment, **context):
         "links": patient_links(appointment),
         **context,
     }
-    with timezone.override(location.zone):  # every time in the message on the site's clock (SPEC 14)
+    # Every time in the message on the site's clock (docs/reference.md, Time zones)
+    with timezone.override(location.zone):
         return queue_patient_email(kind, appointment.patient, context, appointment=appointment)

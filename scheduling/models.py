@@ -52,7 +52,8 @@ def when_cancelled(hook):
 
 
 def worth_filling(provider, start, now=None):
-    """SPEC 4: a freed time is filled only far enough ahead, with a provider who is active and not away then."""
+    """A freed time is filled only far enough ahead, with a provider who is active and not away then
+    (docs/reference.md, Triggers)."""
     now = now or timezone.now()
     lead = timedelta(minutes=settings.BACKFILL["MIN_LEAD_MINUTES"])
     if start <= now + lead or not provider.active:
@@ -92,7 +93,7 @@ class Appointment(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
-    # The integrator's own id for it (SPEC 13), unique when set.
+    # The integrator's own id for it (docs/reference.md, External ids), unique when set.
     external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
 
     objects = AppointmentQuerySet.as_manager()
@@ -318,7 +319,7 @@ class StaleNoShowModel(Exception):
 
 class NoShowModelQuerySet(models.QuerySet):
     def usable(self):
-        """Trainings good enough to set risks (SPEC 15: held-out AUC >= 0.6) that this
+        """Trainings good enough to set risks (docs/reference.md, No-show model: held-out AUC >= 0.6) that this
         server's scikit-learn can load."""
         return self.filter(auc__gte=settings.BACKFILL["NO_SHOW_MIN_AUC"], sklearn_version=installed_sklearn_version())
 
@@ -353,7 +354,7 @@ class NoShowModelQuerySet(models.QuerySet):
 
 
 class NoShowModel(models.Model):
-    """One training of the no-show model (SPEC 15): what it learned from, how it scored on
+    """One training of the no-show model (docs/reference.md, No-show model): what it learned from, how it scored on
     the newest visits it never saw, and the fitted estimator itself.
 
     The estimator is a pickle stored in this row and loaded from nowhere else: a pickle

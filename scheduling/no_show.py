@@ -1,4 +1,4 @@
-"""The no-show model (SPEC 15): learned from the clinic's own visits, it sets the no-show
+"""The no-show model (docs/reference.md, No-show model): learned from the clinic's own visits, it sets the no-show
 risk of every patient whose risk source is "model".
 
 A visit is an appointment that was kept or missed: completed or no_show. Cancelled
@@ -601,7 +601,7 @@ class Outcome:
 
 
 def train_and_apply():
-    """Train a new model; if it is good enough, score every patient with it (SPEC 15)."""
+    """Train a new model; if it is good enough, score every patient with it (docs/reference.md, No-show model)."""
     try:
         trained = train()
     except NotEnoughHistory as error:

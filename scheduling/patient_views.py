@@ -1,4 +1,4 @@
-"""The pages behind the links in patients' emails: GET shows, only POST acts (SPEC 7).
+"""The pages behind the links in patients' emails: GET shows, only POST acts (docs/reference.md, Messages).
 
 Mail scanners open every link, so a GET never changes anything.
 """
@@ -128,7 +128,8 @@ def patient_action(request, action, token):
     except (BadLink, KeyError) as error:
         message = str(error) if isinstance(error, BadLink) else "This link is not one we sent."
         return render(request, "patient/bad_link.html", {"message": message}, status=400)
-    with timezone.override(appointment.provider.location.zone):  # the times on the site's clock (SPEC 14)
+    # The times on the site's clock (docs/reference.md, Time zones)
+    with timezone.override(appointment.provider.location.zone):
         return _answer(request, appointment, patient_action)
 
 

@@ -1,4 +1,4 @@
-"""Provider unavailable: move their patients to colleagues, or to the waitlist (SPEC 6).
+"""Provider unavailable: move their patients to colleagues, or to the waitlist (docs/reference.md, Reassignment).
 
 `mark_provider_unavailable` runs the workflow; every entry point (the API's trigger-workflow,
 `manage.py provider_unavailable`, the provider admin action) calls it through
@@ -215,7 +215,7 @@ def _check_request(provider, start_date, end_date, reason):
         raise WorkflowError(f"{provider.name} is inactive; only an active provider's patients can be reassigned.")
     if end_date < start_date:
         raise WorkflowError("The end date must not be before the start date.")
-    if end_date < provider.location.today():  # the provider's site's today (SPEC 14)
+    if end_date < provider.location.today():  # the provider's site's today (docs/reference.md, Time zones)
         raise WorkflowError("The end date has passed; there are no appointments left to reassign.")
     if len(reason) > REASON_MAX_LENGTH:
         raise WorkflowError(f"The reason must be at most {REASON_MAX_LENGTH} characters.")
@@ -238,7 +238,7 @@ def _record_unavailability(provider, start_date, end_date, reason):
 
 
 def _affected_appointments(provider, start_date, end_date):
-    # The days are the provider's site's days (SPEC 14).
+    # The days are the provider's site's days (docs/reference.md, Time zones).
     zone = provider.location.zone
     first = _local_midnight(start_date, zone)
     after_last = _local_midnight(end_date + timedelta(days=1), zone)
@@ -306,7 +306,8 @@ def rank_replacements(appointment):
     away = ProviderUnavailability.objects.filter(start_date__lte=day, end_date__gte=day).values("provider_id")
     providers = list(
         Provider.objects.filter(specialty_id=original.specialty_id, active=True)
-        .accepting(appointment.patient.insurance_plan_id)  # SPEC 14: only a provider who takes their plan
+        # Docs/reference.md, Insurance: only a provider who takes their plan
+        .accepting(appointment.patient.insurance_plan_id)
         .exclude(pk=original.pk)
         .exclude(pk__in=busy)
         .exclude(pk__in=away)
@@ -326,7 +327,7 @@ def _providers_who_have_seen(patient_id, providers):
 
 
 def score_provider(provider, appointment, seen):
-    """SPEC 6's reassignment score, by rule (specialty is a filter, not points)."""
+    """docs/reference.md, Reassignment's reassignment score, by rule (specialty is a filter, not points)."""
     rules = settings.BACKFILL
     breakdown = {
         "same_location": rules["REASSIGN_SAME_LOCATION_POINTS"]
@@ -338,7 +339,7 @@ def score_provider(provider, appointment, seen):
             else 0
         ),
         "seen_before": rules["REASSIGN_SEEN_BEFORE_POINTS"] if provider.pk in seen else 0,
-        # SPEC 6: only the same time is offered (another time is the waitlist's job), so
+        # docs/reference.md, Reassignment: only the same time is offered (another time is the waitlist's job), so
         # every provider ranked here earns it.
         "same_time": rules["REASSIGN_SAME_TIME_POINTS"],
     }
@@ -386,7 +387,7 @@ def join_waitlist(appointment, reason):
         except IntegrityError:  # added by someone else a moment ago: keep theirs
             entry = waiting.get()
     if reason == WaitlistEntry.Reason.DECLINED_REASSIGNMENT and entry.reason != reason:
-        # SPEC 5: a patient who declined a reassignment gets first chance on ties.
+        # docs/reference.md, Rules: a patient who declined a reassignment gets first chance on ties.
         entry.reason = reason
         entry.save(update_fields=["reason"])
     return entry

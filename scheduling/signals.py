@@ -1,5 +1,5 @@
 """A new patient whose risk is left to the model starts at the model's estimate for a first
-visit (SPEC 15), instead of 0.0 until the next nightly training."""
+visit (docs/reference.md, No-show model), instead of 0.0 until the next nightly training."""
 
 from django.db.models.signals import pre_save
 from django.dispatch import receiver

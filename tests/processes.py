@@ -264,7 +264,7 @@ def run_in_threads(jobs, start_together=True):
     return results
 
 
-# What must hold after any number of workers, crashes and retries (SPEC 9).
+# What must hold after any number of workers, crashes and retries (docs/reference.md, Numbers).
 
 
 def overlapping(party):

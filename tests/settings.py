@@ -8,7 +8,7 @@ environment set here reaches them too, so they sign links with the same key.
 import os
 import secrets
 
-# Production is the default (SPEC 10); the test run says what it differs in, as bin/run does.
+# Production is the default (docs/reference.md, Production); the test run says what it differs in, as bin/run does.
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):

@@ -1,4 +1,4 @@
-"""Abuse limits (SPEC 10): failed logins lock out, the API throttles per token."""
+"""Abuse limits (docs/reference.md, Production): failed logins lock out, the API throttles per token."""
 
 import pytest
 from django.contrib.auth.models import Group, User

@@ -1,4 +1,4 @@
-"""Bad input gets a clear answer and changes nothing; no 500, no broken message (SPEC 10)."""
+"""Bad input gets a clear answer and changes nothing; no 500, no broken message (docs/reference.md, Production)."""
 
 import json
 import logging

@@ -1,4 +1,4 @@
-"""Batch backfill: slots freed together are filled together, for the best total (SPEC 5)."""
+"""Batch backfill: slots freed together are filled together, for the best total (docs/reference.md, Rules)."""
 
 from datetime import timedelta
 

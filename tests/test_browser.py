@@ -1,4 +1,4 @@
-"""The front desk's day in a real browser: Debian's chromium driven by playwright (SPEC 8).
+"""The front desk's day in a real browser: Debian's chromium driven by playwright (docs/reference.md, API).
 
 The live server runs the queue in-process (tests/settings.py), so a cancellation in the
 admin or a decline from an email is backfilled before the next page loads.

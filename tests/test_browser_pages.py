@@ -1,5 +1,5 @@
-"""Every staff and patient page in Chromium at a desktop's 1400 px and a phone's 390 px
-(issue 13): nothing wider than the screen where nothing should be, no serious or critical
+"""Every staff and patient page in Chromium at a desktop's 1400 px and a phone's 390 px:
+nothing wider than the screen where nothing should be, no serious or critical
 axe-core violation, the actions reachable by keyboard, and a screenshot of each.
 
 Screenshots go to test-artifacts/screenshots/; with BACKFILL_DOC_SCREENSHOTS=1 the tour's

@@ -1,4 +1,4 @@
-"""The messages page and the patient's self-service page on a phone (390 px), in chromium (issue 14)."""
+"""The messages page and the patient's self-service page on a phone (390 px), in chromium."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Cancelling confirms (issue 12): the admin asks why and says what happened; patients are told."""
+"""Cancelling confirms: the admin asks why and says what happened; patients are told."""
 
 from datetime import timedelta
 from html import unescape
@@ -50,7 +50,9 @@ def test_it_asks_for_a_reason_and_says_what_will_happen_before_cancelling(staff_
 
 def test_it_warns_that_an_opted_out_patient_gets_no_email(staff_client):
     appointment = AppointmentFactory(patient=PatientFactory(first_name="Otto", email_opt_out=True))
-    assert "Otto has opted out of email and not agreed to texts: tell them yourself." in page(cancel_in_admin(staff_client, appointment))
+    assert "Otto has opted out of email and not agreed to texts: tell them yourself." in page(
+        cancel_in_admin(staff_client, appointment)
+    )
 
 
 def test_a_blank_reason_is_refused_and_changes_nothing(staff_client, appointment):

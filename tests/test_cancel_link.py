@@ -1,4 +1,4 @@
-"""The "can't make it" link in a backfill confirmation (SPEC 7)."""
+"""The "can't make it" link in a backfill confirmation (docs/reference.md, Messages)."""
 
 from datetime import timedelta
 

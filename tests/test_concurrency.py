@@ -1,4 +1,4 @@
-"""Concurrent workers and cancellations on PostgreSQL, with real connections (SPEC 9).
+"""Concurrent workers and cancellations on PostgreSQL, with real connections (docs/reference.md, Numbers).
 
 Each thread has its own database connection, so row locks, skip_locked and the exclusion
 constraints are exercised for real. Slots are freed with the queue pointed at the ORM

@@ -1,4 +1,4 @@
-"""Contact rules for offers (issue 14): quiet hours, a weekly cap, a pause after offers go by."""
+"""Contact rules for offers: quiet hours, a weekly cap, a pause after offers go by."""
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo

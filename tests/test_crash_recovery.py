@@ -1,4 +1,4 @@
-"""A worker killed mid-job, and a broker that goes away, lose no slot (SPEC 4 trigger 4, SPEC 9).
+"""A worker killed mid-job, and a broker that goes away, lose no slot (docs/reference.md, Triggers and Numbers).
 
 To catch the workers inside the job, the test holds row locks on the waitlisted patients
 from a connection of its own: each worker gets as far as locking its slot and a waitlist

@@ -1,4 +1,4 @@
-"""The dashboard's figures against ones worked out by hand (issue 13): a date range, by
+"""The dashboard's figures against ones worked out by hand: a date range, by
 location and specialty, how much sooner backfilled patients were seen, the offer funnel."""
 
 from datetime import datetime, time, timedelta

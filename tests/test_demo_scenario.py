@@ -1,4 +1,4 @@
-"""`manage.py demo_scenario provider-sick` on the demo clinic: the reassignment story (issue 13).
+"""`manage.py demo_scenario provider-sick` on the demo clinic: the reassignment story.
 
 The queue runs in-process (tests/settings.py), and on_commit hand-offs need real commits, so
 these tests run outside a wrapping transaction.

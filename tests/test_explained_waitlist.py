@@ -1,4 +1,4 @@
-"""The paged explanation of a slot's waitlist is explain_slot's, page by page (issue 12)."""
+"""The paged explanation of a slot's waitlist is explain_slot's, page by page."""
 
 from datetime import datetime, time, timedelta
 

@@ -1,4 +1,4 @@
-"""Why this patient and not that one, in the rule table's words (SPEC 11)."""
+"""Why this patient and not that one, in the rule table's words (docs/reference.md, Staff explanation)."""
 
 from datetime import datetime, time, timedelta
 

@@ -1,4 +1,4 @@
-"""Integrators' own ids (SPEC 13): records carry them, and every related id can be one."""
+"""Integrators' own ids (docs/reference.md, Events): records carry them, and every related id can be one."""
 
 import pytest
 from django.contrib.auth.models import Group, User

@@ -1,4 +1,4 @@
-"""The FHIR R4 view (SPEC 13): every resource and bundle validates with fhir.resources."""
+"""The FHIR R4 view (docs/reference.md, FHIR): every resource and bundle validates with fhir.resources."""
 
 from datetime import date, timedelta
 

@@ -1,4 +1,4 @@
-"""What an operator's tools read: /healthz, /readyz, /metrics (SPEC 10)."""
+"""What an operator's tools read: /healthz, /readyz, /metrics (docs/reference.md, Production)."""
 
 import re
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""Idempotency-Key on POSTs under /api/ (SPEC 13)."""
+"""Idempotency-Key on POSTs under /api/ (docs/reference.md, External ids)."""
 
 import threading
 

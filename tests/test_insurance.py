@@ -1,4 +1,4 @@
-"""Insurance (SPEC 14): a patient is only booked with a provider who takes their plan."""
+"""Insurance (docs/reference.md, Insurance): a patient is only booked with a provider who takes their plan."""
 
 from datetime import timedelta
 

@@ -1,4 +1,4 @@
-"""The no-show model's features know only what the clinic knew before each visit (SPEC 15)."""
+"""The no-show model's features know only what the clinic knew before each visit (docs/reference.md, No-show model)."""
 
 from datetime import UTC, datetime, timedelta
 

@@ -1,4 +1,4 @@
-"""SPEC 15: where a patient's no-show risk comes from, and who may change it."""
+"""docs/reference.md, No-show model: where a patient's no-show risk comes from, and who may change it."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Offer mode (SPEC 5, beyond the seed): the top N get a time-limited offer, the first to accept wins."""
+"""Offer mode (docs/reference.md, Settings): the top N get a time-limited offer, the first to accept wins."""
 
 import re
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""The appointment page the day schedule's cards open (issue 13)."""
+"""The appointment page the day schedule's cards open."""
 
 import re
 from datetime import datetime, time, timedelta

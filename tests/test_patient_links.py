@@ -1,4 +1,4 @@
-"""Accept and decline links in a reassignment offer (SPEC 6 and 7), followed from the email."""
+"""Accept and decline links in a reassignment offer (docs/reference.md, Reassignment), followed from the email."""
 
 import re
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""Patients read their emails and link pages on phones, and can call the site (issue 13)."""
+"""Patients read their emails and link pages on phones, and can call the site."""
 
 import re
 

@@ -1,4 +1,4 @@
-"""Provider unavailable: reassign to a colleague or waitlist (SPEC 6)."""
+"""Provider unavailable: reassign to a colleague or waitlist (docs/reference.md, Reassignment)."""
 
 from datetime import timedelta
 

@@ -1,4 +1,4 @@
-"""Least privilege (SPEC 10): each role sees and changes what it may, and nothing more.
+"""Least privilege (docs/reference.md, Production): each role sees and changes what it may, and nothing more.
 
 The matrix walks every staff page, the admin's lists and the API for an account in each
 group, and for a staff account in no group.

@@ -1,4 +1,4 @@
-"""The rule table is the one place a matching rule lives (SPEC 14)."""
+"""The rule table is the one place a matching rule lives (docs/reference.md, Rules)."""
 
 from backfill.matching import RANK_ORDER
 from backfill.rules import RULES

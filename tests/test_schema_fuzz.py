@@ -1,4 +1,4 @@
-"""The API against its own OpenAPI schema, fuzzed by schemathesis (SPEC 8: never a 500).
+"""The API against its own OpenAPI schema, fuzzed by schemathesis (docs/reference.md, API: never a 500).
 
 Every operation is called with generated requests, valid and invalid, as a staff user with
 a token; a 5xx, an undocumented status code, or a body or header the schema does not

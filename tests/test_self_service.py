@@ -1,4 +1,4 @@
-"""The patient's own page and one-click unsubscribe (issue 14)."""
+"""The patient's own page and one-click unsubscribe."""
 
 import re
 from datetime import date

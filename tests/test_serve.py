@@ -1,4 +1,4 @@
-"""`bin/serve` as an operator runs it (SPEC 10): the real script, gunicorn and a qcluster,
+"""`bin/serve` as an operator runs it (docs/reference.md, Production): the real script, gunicorn and a qcluster,
 against this run's PostgreSQL test database, on a free port of the loopback.
 
 It refuses to start on a database that is not migrated, serves the health checks and
@@ -26,7 +26,7 @@ from tests.processes import ROOT, current_database_url, free_port, wait_until
 # django_db makes pytest-django create the test database the server is pointed at.
 pytestmark = [pytest.mark.postgres, pytest.mark.qcluster, pytest.mark.django_db(transaction=True)]
 
-STOP_WITHIN_S = 30  # SPEC 10: bin/serve exits within 30 s of SIGTERM
+STOP_WITHIN_S = 30  # docs/reference.md, Production: bin/serve exits within 30 s of SIGTERM
 
 
 class Server:

@@ -1,4 +1,4 @@
-"""Integrators' events for freed slots, offers and booked waitlist entries (SPEC 13): written in
+"""Integrators' events for freed slots, offers and booked waitlist entries (docs/reference.md, Events): written in
 the transaction of the change, delivered signed to a real receiver on loopback."""
 
 from datetime import timedelta

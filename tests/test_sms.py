@@ -1,4 +1,4 @@
-"""Texts as a second channel: who gets one, what it holds, how it is sent (issue 14)."""
+"""Texts as a second channel: who gets one, what it holds, how it is sent."""
 
 import json
 

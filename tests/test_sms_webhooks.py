@@ -1,5 +1,5 @@
 """Twilio's webhooks: delivery status of texts and patients' replies, signatures checked with
-twilio's own RequestValidator (issue 14)."""
+twilio's own RequestValidator."""
 
 from datetime import timedelta
 

@@ -1,4 +1,4 @@
-"""One way of writing times for staff, one for patients (issue 13)."""
+"""One way of writing times for staff, one for patients."""
 
 from datetime import date, datetime
 from zoneinfo import ZoneInfo

@@ -1,4 +1,4 @@
-"""Each location's own clock (SPEC 14): a slot's weekday and time of day are its site's.
+"""Each location's own clock (docs/reference.md, Time zones): a slot's weekday and time of day are its site's.
 
 The clinic's TIME_ZONE is New York; Los Angeles is three hours behind it.
 """

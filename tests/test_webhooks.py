@@ -1,4 +1,4 @@
-"""Signed event webhooks for integrators (SPEC 13), against a real receiver on loopback."""
+"""Signed event webhooks for integrators (docs/reference.md, Events), against a real receiver on loopback."""
 
 import json
 from datetime import timedelta

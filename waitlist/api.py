@@ -1,4 +1,4 @@
-"""Waitlist entries over the API (SPEC 8).
+"""Waitlist entries over the API (docs/reference.md, API).
 
 Creating an entry (waitlist.actions.join_waitlist) is trigger 3: once committed it looks for open freed slots it fits.
 Deleting one only marks it removed, so the history of who waited stays.

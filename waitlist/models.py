@@ -50,7 +50,7 @@ class WaitlistEntry(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     # Copies kept so one index serves both the candidate filter and the ranking order
-    # (SPEC 5 tie-breaks: declined reassignment first, then higher risk, then longest
+    # (docs/reference.md, Rules tie-breaks: declined reassignment first, then higher risk, then longest
     # waiting). Kept in step by save() and Patient.save(). The risk is the patient's
     # ranking risk: typed and learned risks on one scale (clinic/risk_scale.py).
     ranking_risk = models.FloatField(default=0.0, editable=False)
@@ -156,7 +156,7 @@ class WaitlistEntry(models.Model):
 
     @classmethod
     def defaults_from_patient(cls, patient, **fields):
-        """A new entry whose omitted preferences are the patient's own (SPEC 8)."""
+        """A new entry whose omitted preferences are the patient's own (docs/reference.md, API)."""
         fields.setdefault("preferred_location", patient.preferred_location)
         fields.setdefault("available_days", list(patient.available_days))
         fields.setdefault("time_windows", list(patient.preferred_times))

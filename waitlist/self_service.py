@@ -1,6 +1,6 @@
 """The patient's own page (signed, patient-bound link; no login): their waitlist entries,
 each editable, leaving the list, texts and offers. GET shows, only POST acts, as for every
-patient link (SPEC 7)."""
+patient link (docs/reference.md, Messages)."""
 
 from django.conf import settings
 from django.core import signing

@@ -1,4 +1,4 @@
-"""The sweep runs inside every qcluster as a django-q2 schedule (SPEC 4, trigger 4)."""
+"""The sweep runs inside every qcluster as a django-q2 schedule (docs/reference.md, Triggers, trigger 4)."""
 
 from django.db import migrations
 

@@ -1,4 +1,4 @@
-"""The three staff roles as groups (SPEC 10). Permissions are frozen here, as of this
+"""The three staff roles as groups (docs/reference.md, Production). Permissions are frozen here, as of this
 migration; a later change of a role is a migration of its own."""
 
 from django.contrib.auth.management import create_permissions

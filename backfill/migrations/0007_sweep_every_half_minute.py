@@ -3,7 +3,7 @@
 django-q2 schedules count in whole minutes (and its scheduler looks every 30 s); two of them
 half a minute apart keep their offset, since each next run is its last plus a minute. A
 slot whose job was lost while the broker or the database was down is then handled within a
-minute of its return (SPEC 10).
+minute of its return (docs/reference.md, Production).
 """
 
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""Clinic managers read the trained no-show models in the admin (SPEC 15)."""
+"""Clinic managers read the trained no-show models in the admin (docs/reference.md, No-show model)."""
 
 from django.db import migrations
 

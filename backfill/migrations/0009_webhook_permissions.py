@@ -1,4 +1,4 @@
-"""Integrators and clinic managers manage webhook endpoints and read their deliveries (SPEC 13)."""
+"""Integrators and clinic managers manage webhook endpoints and read their deliveries (docs/reference.md, Events)."""
 
 from django.db import migrations
 

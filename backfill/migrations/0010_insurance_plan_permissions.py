@@ -1,4 +1,4 @@
-"""Who sees and keeps the insurance plans (SPEC 14): everyone reads them (a patient's plan
+"""Who sees and keeps the insurance plans (docs/reference.md, Insurance): everyone reads them (a patient's plan
 decides whom they can be booked with); managers and integrators add and change them."""
 
 from django.db import migrations

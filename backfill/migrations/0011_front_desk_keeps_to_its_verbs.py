@@ -1,5 +1,5 @@
 """The front desk and clinic managers change slot offers and waitlist entries only through
-the admin's verbs (issue 12): nothing in a slot offer is staff's to edit, and a waitlist
+the admin's verbs: nothing in a slot offer is staff's to edit, and a waitlist
 entry leaves the list by the Remove action, which keeps its history and match logs, never
 by deletion."""
 

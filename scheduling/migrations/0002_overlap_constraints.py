@@ -1,4 +1,4 @@
-"""No provider and no patient ever has two active appointments that overlap (SPEC 3).
+"""No provider and no patient ever has two active appointments that overlap (docs/reference.md, Booking).
 
 PostgreSQL enforces it with exclusion constraints over a half-open time range ('[)', so
 back-to-back appointments are fine); cancelled rows are left out, or a cancelled

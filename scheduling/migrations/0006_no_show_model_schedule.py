@@ -1,4 +1,4 @@
-"""The no-show model is retrained every night inside the qcluster (SPEC 15)."""
+"""The no-show model is retrained every night inside the qcluster (docs/reference.md, No-show model)."""
 
 from datetime import datetime, time, timedelta
 

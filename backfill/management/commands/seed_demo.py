@@ -150,7 +150,7 @@ DOMAIN_MODELS = [
     Specialty,
     Location,
 ]
-# The demo's logins, one per role (SPEC 10). Their passwords are made when the demo is built,
+# The demo's logins, one per role (docs/reference.md, Production). Their passwords are made when the demo is built,
 # and exist only in a database this command built: never a built-in password.
 DEMO_LOGINS = [("frontdesk", "Front desk"), ("manager", "Clinic manager"), ("ehr", "Integrator")]
 

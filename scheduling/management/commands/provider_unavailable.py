@@ -1,4 +1,4 @@
-"""manage.py provider_unavailable: the reassignment workflow from the command line (SPEC 6)."""
+"""manage.py provider_unavailable: the reassignment from the command line (docs/reference.md, Reassignment)."""
 
 from argparse import ArgumentTypeError
 from datetime import date

@@ -1,5 +1,5 @@
 """Train the no-show model on the clinic's visits and, if it is good enough, let it set
-patients' risks (SPEC 15). The nightly schedule runs the same thing."""
+patients' risks (docs/reference.md, No-show model). The nightly schedule runs the same thing."""
 
 from django.core.management.base import BaseCommand
 
