@@ -39,6 +39,8 @@ class Actor:
     actor: str
     channel: str
     user: int | None = None
+    # The trail records which columns changed but not their values (an erasure).
+    conceal: bool = False
 
     def as_json(self):
         return json.dumps(asdict(self))
@@ -78,6 +80,17 @@ def acting(actor, channel, user=None):
         yield
     finally:
         end(token)
+
+
+@contextmanager
+def concealing():
+    """Writes inside are recorded by who and what changed, without the values."""
+    who = current()
+    token = _current.set(Actor(who.actor, who.channel, who.user, conceal=True))
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def identify(actor, user=None, channel=None):

@@ -68,6 +68,7 @@ TRACKED = [
     Tracked("auth.User_groups", "user's role", object_id_column="user_id"),
     Tracked("auth.Group_permissions", "role's permission", object_id_column="group_id"),
     Tracked("clinic.ApiToken", "API token", ignored=("last_used_at",), hidden=("digest",)),
+    Tracked("hl7.Hl7Endpoint", "HL7 endpoint", ignored=("seen_through", "claimed_until")),
     # Second factors added and removed; each use moves their counters, not worth a row.
     Tracked(
         "otp_totp.TOTPDevice",
@@ -111,10 +112,15 @@ DECLARE
     whole jsonb := COALESCE(new_row, old_row);
     ctx jsonb := NULLIF(current_setting('backfill.audit_context', true), '')::jsonb;
     changed jsonb;
+    mask jsonb := '"(hidden)"'::jsonb;
 BEGIN
+    IF (ctx ->> 'conceal')::boolean THEN
+        hidden := ARRAY(SELECT jsonb_object_keys(whole));
+        mask := '"(concealed)"'::jsonb;
+    END IF;
     SELECT jsonb_object_agg(k, jsonb_build_array(
-        CASE WHEN k = ANY(hidden) AND ov <> 'null'::jsonb THEN '"(hidden)"'::jsonb ELSE ov END,
-        CASE WHEN k = ANY(hidden) AND nv <> 'null'::jsonb THEN '"(hidden)"'::jsonb ELSE nv END))
+        CASE WHEN k = ANY(hidden) AND ov <> 'null'::jsonb THEN mask ELSE ov END,
+        CASE WHEN k = ANY(hidden) AND nv <> 'null'::jsonb THEN mask ELSE nv END))
     INTO changed
     FROM (
         SELECT key AS k, COALESCE(old_row -> key, 'null'::jsonb) AS ov, COALESCE(new_row -> key, 'null'::jsonb) AS nv
@@ -181,10 +187,13 @@ def sqlite_triggers(item):
         if field.column in item.hidden:
             return f"CASE WHEN {column} IS NULL THEN NULL ELSE '(hidden)' END"
         if field.get_internal_type() == "BooleanField":
-            return f"json(CASE {column} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)"
-        if field.get_internal_type() == "JSONField":
-            return f"json({column})"
-        return column
+            shown = f"json(CASE {column} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)"
+        elif field.get_internal_type() == "JSONField":
+            shown = f"json({column})"
+        else:
+            shown = column
+        concealed = "json_extract(c, '$.conceal')"
+        return f"CASE WHEN {column} IS NULL THEN NULL WHEN {concealed} THEN '(concealed)' ELSE {shown} END"
 
     def diff(op):
         rows = []

@@ -44,11 +44,13 @@ class TokenAuthentication(authentication.TokenAuthentication):
     The audit trail names the token's account (and the token's name)."""
 
     def authenticate_credentials(self, key):
-        named = ApiToken.for_key(key)
-        if named is None:
+        if not key.startswith(ApiToken.PREFIX):
             user, token = super().authenticate_credentials(key)
             audit_context.identify(f"{audit_context.user_label(user)} (API token)", user=user)
             return user, token
+        named = ApiToken.for_key(key)
+        if named is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
         if not named.user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
         named.note_use()

@@ -22,6 +22,7 @@ from clinic.api import (
 from clinic.message_api import MessageViewSet
 from clinic.webhook_api import WebhookDeliveryViewSet, WebhookEndpointViewSet
 from integrations.hl7.api import Hl7EndpointViewSet, Hl7MessageViewSet
+from privacy.api import PatientExportView
 from scheduling.api import AppointmentViewSet, TriggerWorkflowView
 from waitlist.api import WaitlistEntryViewSet
 
@@ -46,6 +47,7 @@ router.register("audit-events", AuditEventViewSet)
 
 # The schema and its docs page describe the API, not the clinic's data: open to read.
 urlpatterns = [
+    re_path(r"^patients/(?P<pk>[0-9]+)/export/?$", PatientExportView.as_view(), name="patient-export"),
     *router.urls,
     re_path(r"^trigger-workflow/?$", TriggerWorkflowView.as_view(), name="trigger-workflow"),
     re_path(r"^stats/?$", StatsView.as_view(), name="stats"),

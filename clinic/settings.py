@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "waitlist",
     "backfill",
     "integrations.hl7",
+    "privacy",
 ]
 
 MIDDLEWARE = [
@@ -307,6 +308,10 @@ PGTRIGGER_INSTALL_ON_MIGRATE = True
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 6 * 365 + 2)  # six years, leap days included
 # `manage.py flush` (the test run's reset, the demo's) may empty the trail only when this is on.
 AUDIT_ALLOW_FLUSH = env_bool("AUDIT_ALLOW_FLUSH", False)
+
+# Messages, patients' texts and feed messages older than this are deleted every night
+# (privacy/retention.py); about two years by default.
+MESSAGE_RETENTION_DAYS = env_int("MESSAGE_RETENTION_DAYS", 730)
 
 # --- Queue (django-q2) ------------------------------------------------------------------
 

@@ -72,8 +72,10 @@ ROLE_MIGRATIONS = [
     ("backfill", "0012_texts_and_contact_rules"),
     ("backfill", "0013_managers_see_every_webhook_endpoint"),
     ("backfill", "0014_managers_read_the_audit_trail"),
+    ("backfill", "0015_managers_keep_the_api_tokens"),
     ("hl7", "0002_roles"),
     ("backfill", "0016_staff_read_message_content"),
+    ("privacy", "0002_managers_export_and_erase_nightly_retention"),
 ]
 
 

@@ -17,9 +17,11 @@ from audit.retention import prune_audit_trail
 from clinic import sms
 from clinic.factories import HighRiskPatientFactory, PatientFactory, ProviderFactory
 from clinic.models import OutboundEmail
+from integrations.hl7.inbound import receive
 from scheduling.factories import AppointmentFactory
 from scheduling.links import link_for
 from scheduling.messages import queue_email
+from tests.hl7_feed import ehr_clinic, sample
 from waitlist.factories import WaitlistEntryFactory
 
 pytestmark = pytest.mark.django_db
@@ -248,3 +250,12 @@ def test_nothing_is_recorded_for_a_page_not_about_a_patient(client, roles):
     client.get("/api/providers/")
 
     assert not AuditEvent.objects.filter(action="view").exists()
+
+
+def test_a_cancellation_from_the_feed_names_the_feed():
+    ehr_clinic()
+    receive(sample("siu_s12").encode(), peer="10.0.0.5")
+    receive(sample("siu_s15").encode(), peer="10.0.0.5")
+
+    entry = AuditEvent.objects.get(object_type="appointment", action="update", changes__has_key="status")
+    assert (entry.actor, entry.channel) == ("HL7 feed (10.0.0.5)", "feed")

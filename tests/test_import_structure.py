@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Bottom up. "top" is what wires the apps together: the project's URL confs and settings.
-LAYERS = ["audit", "clinic", "waitlist", "scheduling", "backfill", "integrations", "top"]
+LAYERS = ["audit", "clinic", "waitlist", "scheduling", "backfill", "integrations", "privacy", "top"]
 TOP = {"clinic.urls", "clinic.api_urls", "clinic.settings", "clinic.wsgi", "clinic.asgi", "clinic.gunicorn.conf"}
 
 

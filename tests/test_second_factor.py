@@ -140,7 +140,7 @@ def test_a_manager_issues_a_named_token_sees_its_last_use_and_revokes_it(client,
     client.force_login(account("Clinic manager"))
 
     response = client.post("/admin/clinic/apitoken/add/", {"name": "EHR sync", "user": integrator.pk}, follow=True)
-    key = re.search(r"shown only now: <code>([0-9a-f]{40})</code>", response.text).group(1)
+    key = re.search(r"shown only now: <code>(bf_[0-9a-f]{40})</code>", response.text).group(1)
     assert client.get("/api/patients/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
     token = ApiToken.objects.get(name="EHR sync")
     assert token.last_used_at is not None

@@ -27,6 +27,7 @@ from django.db import (
 )
 from django.utils import timezone
 
+from audit import context as audit_context
 from clinic import events
 from clinic.actions import Via
 from clinic.exceptions import DomainError
@@ -59,7 +60,8 @@ def receive(block, peer="unknown"):
     when the database could not be reached: nothing is acknowledged, so the sender resends."""
     text = decode(block)
     try:
-        return answer(text, peer)
+        with audit_context.acting(f"HL7 feed ({peer})", audit_context.Channel.FEED):
+            return answer(text, peer)
     except (OperationalError, InterfaceError):
         log.exception("hl7.database_unreachable peer=%s", peer)
         return None
