@@ -167,8 +167,8 @@ def _answer_slot_offer(offer, accept):
     appointment = accept_slot_offer(offer, by="patient", channel=Via.TEXT_REPLY)
     return Answer(
         "accepted",
-        f"Backfill Clinic: it's yours. You're booked {sms_replies.when(appointment)} with "
-        f"{appointment.provider.name}. Reply CANCEL if you can't come.",
+        f"Backfill Clinic: it's yours. You're booked {sms_replies.when(appointment)} "
+        f"{sms_replies.where_and_who(appointment)}. Reply CANCEL if you can't come.",
     )
 
 
@@ -181,8 +181,8 @@ def _answer_move(appointment, accept):
     scheduling_actions.accept_move(appointment, by="patient", channel=Via.TEXT_REPLY)
     return Answer(
         "accepted",
-        f"Backfill Clinic: thank you, you're confirmed {sms_replies.when(appointment)} with "
-        f"{appointment.provider.name}.",
+        f"Backfill Clinic: thank you, you're confirmed {sms_replies.when(appointment)} "
+        f"{sms_replies.where_and_who(appointment)}.",
     )
 
 
@@ -204,6 +204,6 @@ def _cancel_last(number):
         return Answer("nothing_to_cancel", sms_replies.NOTHING_TO_CANCEL)
     return Answer(
         "cancelled",
-        f"Backfill Clinic: your visit {sms_replies.when(appointment)} with {appointment.provider.name} "
+        f"Backfill Clinic: your visit {sms_replies.when(appointment)} {sms_replies.where_and_who(appointment)} "
         "is cancelled. Thank you for telling us.",
     )

@@ -6,6 +6,7 @@ staff use.
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.utils import timezone
 
 from backfill.models import FreedSlot, SlotOffer
@@ -76,6 +77,12 @@ def last_texted_visit(number):
     if appointment is None or appointment.status not in Appointment.CANCELLABLE or appointment.start <= timezone.now():
         return None
     return appointment
+
+
+def where_and_who(appointment):
+    """ "at Downtown", and " with Dr. Lee" only where SMS_NAME_PROVIDER says (templates/sms/)."""
+    named = f" with {appointment.provider.name}" if settings.SMS_NAME_PROVIDER else ""
+    return f"at {appointment.provider.location.name}{named}"
 
 
 def when(appointment):

@@ -78,7 +78,11 @@ def _compose_email(kind, patient, context, appointment):
 
 
 def _compose_text(kind, patient, context, appointment):
-    context = {**context, "short": sms.short_links_for(kind, context.get("links", {}))}
+    # A text shows on a locked screen: the time, the place and what to do, never a specialty
+    # or a reason; the provider's name only where SMS_NAME_PROVIDER says (docs/operations.md).
+    provider = context.get("provider")
+    with_provider = f" with {provider.name}" if settings.SMS_NAME_PROVIDER and provider else ""
+    context = {**context, "short": sms.short_links_for(kind, context.get("links", {})), "with_provider": with_provider}
     body = sms.gsm_friendly(" ".join(render_to_string(f"sms/{kind}.txt", context).split()))
     if sms.segments(body) > sms.MAX_SEGMENTS:
         log.warning("sms.long kind=%s patient=%s segments=%s", kind, patient.pk, sms.segments(body))

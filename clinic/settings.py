@@ -411,6 +411,9 @@ PHONENUMBER_DB_FORMAT = "E164"
 # "console" (prints), "locmem" (tests: clinic.sms.outbox), "twilio", or a dotted path to a
 # class with send(to, body, status_callback) -> provider message id, as email backends do.
 SMS_BACKEND = os.environ.get("SMS_BACKEND", "console")
+# Texts name the time, the place and what to do; the provider's name only when this is on
+# (a name can tell a specialty, and a text shows on a locked screen).
+SMS_NAME_PROVIDER = env_bool("SMS_NAME_PROVIDER", False)
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 # Texts go from this number, or through a messaging service when its SID is set.
