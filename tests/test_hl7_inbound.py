@@ -242,3 +242,16 @@ def test_every_message_is_kept_with_its_ack_and_what_it_touched(clinic):
     assert (kept.mrn, kept.appointment_ref) == ("MRN1001", "FL1001")
     assert kept.appointment == Appointment.objects.get()
     assert "MSA|AA|MSG00001" in kept.ack
+
+
+@pytest.mark.parametrize("version", ["2.3", "2.3.1", "2.4", "2.5"])
+def test_earlier_versions_are_taken_too(clinic, version):
+    assert send("siu_s12", {"MSH.12": version})[0] == "AA"
+
+    assert Appointment.objects.filter(external_id="FL1001").exists()
+
+
+def test_the_first_booking_of_a_new_patient_is_linked_to_the_patient_in_the_kept_message(clinic):
+    send("siu_s12")
+
+    assert Hl7Message.objects.get().patient == Patient.objects.get(external_id="MRN1001")
