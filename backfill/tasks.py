@@ -1,10 +1,11 @@
 """django-q2 job entry points. Each takes ids, reloads, and re-checks: safe to run twice."""
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -35,15 +36,35 @@ __all__ = [
 ]
 
 
+# A run the database cut short (a PostgreSQL restart, a deadlock) is run again, for this long,
+# before it counts as the slot's failure: a restart takes a second or two, the backoff 30 s.
+DATABASE_RETRY_SECONDS = 10
+
+
 def backfill_slot(slot_id):
     # A failure is handled here rather than by the queue: the slot records it and the sweep
     # retries with backoff, so the task itself ends cleanly either way.
-    try:
-        slot = filling.fill_slot(slot_id)
-    except Exception as error:
-        log.exception("[BACKFILL] Backfill of slot %s raised", slot_id)
-        slot = record_failure(slot_id, error)
-    return slot.status if slot else None
+    give_up_at = time.monotonic() + DATABASE_RETRY_SECONDS
+    while True:
+        try:
+            slot = filling.fill_slot(slot_id)
+        except (InterfaceError, OperationalError) as error:
+            if time.monotonic() < give_up_at:
+                # Its transaction rolled back, so nothing of the run is kept; a new connection
+                # runs it again from the start (a run is safe to repeat).
+                log.warning(
+                    "[BACKFILL] Slot %s: the database cut the run short (%s); running it again", slot_id, error
+                )
+                if not connection.in_atomic_block:  # (a test's transaction around it keeps its connection)
+                    connection.close()
+                time.sleep(1)
+                continue
+            log.exception("[BACKFILL] Backfill of slot %s raised", slot_id)
+            slot = record_failure(slot_id, error)
+        except Exception as error:
+            log.exception("[BACKFILL] Backfill of slot %s raised", slot_id)
+            slot = record_failure(slot_id, error)
+        return slot.status if slot else None
 
 
 def record_failure(slot_id, error):

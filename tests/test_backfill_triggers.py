@@ -2,10 +2,10 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from backfill import tasks
+from backfill import booking, tasks
 from backfill.models import FreedSlot
 from clinic.factories import HighRiskPatientFactory, ProviderFactory
 from scheduling.factories import AppointmentFactory, next_weekday_at
@@ -168,6 +168,29 @@ def test_a_failing_job_leaves_the_slot_open_and_the_cancellation_stands(
     assert (slot.status, slot.attempts) == (FreedSlot.Status.OPEN, 1)
     assert slot.last_error == "RuntimeError: database hiccup"
     assert slot.next_attempt_at > timezone.now() + timedelta(seconds=20)
+
+
+def test_a_run_the_database_cut_short_runs_again_at_once_and_is_no_failure(provider, waiting_patient, monkeypatch):
+    """A PostgreSQL restart under a running job: it runs again on a new connection, not after the 30 s backoff."""
+    monkeypatch.setattr(tasks.time, "sleep", lambda seconds: None)
+    appointment = AppointmentFactory(provider=provider, status=Appointment.Status.CANCELLED)
+    slot = FreedSlot.objects.create(
+        provider=provider, start=appointment.start, end=appointment.end, appointment=appointment
+    )
+    cut = [OperationalError("terminating connection due to administrator command")]
+    rank = booking.rank_candidates
+
+    def cut_once(*args, **kwargs):
+        if cut:
+            raise cut.pop()
+        return rank(*args, **kwargs)
+
+    with mock.patch("backfill.booking.rank_candidates", side_effect=cut_once):
+        assert tasks.backfill_slot(slot.pk) == FreedSlot.Status.BACKFILLED
+    slot.refresh_from_db()
+    assert (slot.failures, slot.last_error) == (0, "")
+    waiting_patient.refresh_from_db()
+    assert waiting_patient.booked_appointment.start == appointment.start
 
 
 def test_the_sweep_retries_a_failed_job_and_gives_up_after_max_attempts(provider, waiting_patient, settings):
