@@ -195,11 +195,7 @@ def apply(message, header, text):
     with transaction.atomic(durable=True):
         record.note = (problem.text if problem else touched.note)[:500]
         record.mrn, record.appointment_ref = touched.mrn, touched.reference
-        # Read again: what an AE rolled back is not there to point to.
-        record.patient = Patient.objects.filter(external_id=touched.mrn).first() if touched.mrn else None
-        record.appointment = (
-            Appointment.objects.filter(external_id=touched.reference).first() if touched.reference else None
-        )
+        record.patient, record.appointment = what_it_touched(touched, problem)
         record.ack = acks.acknowledgement(message, record.outcome, problem)
         record.save()
     log.info(
@@ -211,6 +207,16 @@ def apply(message, header, text):
         record.appointment_id,
     )
     return record.ack
+
+
+def what_it_touched(touched, problem):
+    """The patient and appointment the message is about, as they are now (an AE may have
+    changed nothing, or, after the actions' own refusals, part of it)."""
+    if problem is None and touched.appointment is not None:
+        return touched.patient or touched.appointment.patient, touched.appointment
+    patient = Patient.objects.filter(external_id=touched.mrn).first() if touched.mrn else None
+    appointment = Appointment.objects.filter(external_id=touched.reference).first() if touched.reference else None
+    return patient, appointment
 
 
 def where_refused(header):
@@ -352,12 +358,12 @@ def placement(booking, existing):
     """Where and when the message puts the appointment, every code and time checked."""
     provider = mapped(Provider, Hl7CodeMapping.Kind.PROVIDER, booking.provider_code, ("AIP", 3), existing)
     location = (
-        mapped(Location, Hl7CodeMapping.Kind.LOCATION, booking.location_code, ("AIL", 3), None)
+        mapped(Location, Hl7CodeMapping.Kind.LOCATION, booking.location_code, ("AIL", 3), None, provider.location)
         if booking.location_code
         else provider.location
     )
     specialty = (
-        mapped(Specialty, Hl7CodeMapping.Kind.SPECIALTY, booking.specialty_code, ("AIS", 3), None)
+        mapped(Specialty, Hl7CodeMapping.Kind.SPECIALTY, booking.specialty_code, ("AIS", 3), None, provider.specialty)
         if booking.specialty_code
         else provider.specialty
     )
@@ -392,6 +398,7 @@ def place(message, booking, existing, header, touched):
     else:
         appointment = book(patient, where, booking, existing, header)
         touched.note = f"Booked with {describe(appointment)}."
+    touched.appointment = appointment
     take_off_waitlist(patient, where.specialty, appointment)
 
 
@@ -468,7 +475,7 @@ def take_off_waitlist(patient, specialty, appointment):
 
 def cancel(message, booking, existing, header, touched):
     """S15 and S17: cancelled exactly as the API and the front desk cancel."""
-    found = required(existing, booking)
+    found = touched.appointment = required(existing, booking)
     patient_from(message, touched)
     if found.status == Appointment.Status.CANCELLED:
         touched.note = "Already cancelled: nothing changed."
@@ -480,7 +487,7 @@ def cancel(message, booking, existing, header, touched):
 
 def no_show(message, booking, existing, header, touched):
     """S26: the patient did not come."""
-    found = required(existing, booking)
+    found = touched.appointment = required(existing, booking)
     if found.status == Appointment.Status.NO_SHOW:
         touched.note = "Already marked no-show: nothing changed."
         return
@@ -494,16 +501,21 @@ def required(existing, booking):
     return existing
 
 
-def mapped(model, kind, code, where, existing):
-    """The object the EHR's code stands for: the code table first, then our external ids."""
+def mapped(model, kind, code, where, existing, likely=None):
+    """The object the EHR's code stands for: the code table first, then our external ids.
+    `likely` (the provider's own location or specialty) answers without a query when the
+    code is its external id, as in most messages."""
     if not code:
         if existing is not None and model is Provider:
             return existing.provider
         raise Hl7Problem(f"{where[0]}-{where[1]} is empty.", code=reading.REQUIRED_FIELD_MISSING, where=where)
-    mapping = Hl7CodeMapping.objects.filter(kind=kind, code=code).first()
+    if likely is not None and likely.external_id == code and not code_table_has(kind):
+        return likely
+    mapping = Hl7CodeMapping.objects.filter(kind=kind, code=code).select_related(kind).first()
     if mapping is not None:
         return mapping.target
-    found = model.objects.filter(external_id=code).first()
+    related = ["location", "specialty"] if model is Provider else []
+    found = model.objects.select_related(*related).filter(external_id=code).first()
     if found is None:
         raise Hl7Problem(
             f"{where[0]}-{where[1]} {code!r} is no {kind} Backfill knows: add it to the HL7 codes.",
@@ -511,6 +523,10 @@ def mapped(model, kind, code, where, existing):
             where=where,
         )
     return found
+
+
+def code_table_has(kind):
+    return Hl7CodeMapping.objects.filter(kind=kind).exists()
 
 
 def times(booking, location, existing):
