@@ -18,6 +18,7 @@ import sys
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 
 class Channel:
@@ -51,12 +52,13 @@ _current = ContextVar("audit_actor", default=None)
 
 def fallback():
     """Who acts when no entry point said: the command this process runs."""
-    argv = [arg for arg in sys.argv[1:2] if not arg.startswith("-")]
-    if argv and argv[0] == "qcluster":
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    command = next((arg for arg in sys.argv[1:2] if not arg.startswith("-")), "")
+    if program != "manage.py":
+        return Actor(program or "system", Channel.COMMAND)
+    if command == "qcluster":
         return Actor("task queue", Channel.JOB)
-    if argv:
-        return Actor(f"manage.py {argv[0]}", Channel.COMMAND)
-    return Actor("system", Channel.COMMAND)
+    return Actor(f"manage.py {command}".strip(), Channel.COMMAND)
 
 
 def current():

@@ -11,7 +11,8 @@ inserts one audit row in the same transaction, from a trigger in the database:
   registered on each connection (`audit.database`).
 
 An update that changes nothing watched writes no row, and a row holds only the columns that
-changed ([before, after]); a create holds the values set, a delete the values it had.
+changed ([before, after]); a create holds the values set, a delete the values it had (empty
+text left out).
 """
 
 from dataclasses import dataclass
@@ -126,7 +127,9 @@ BEGIN
         SELECT key AS k, COALESCE(old_row -> key, 'null'::jsonb) AS ov, COALESCE(new_row -> key, 'null'::jsonb) AS nv
         FROM jsonb_object_keys(whole) AS key
     ) AS columns
-    WHERE ov IS DISTINCT FROM nv AND NOT (k = ANY(ignored));
+    WHERE ov IS DISTINCT FROM nv AND NOT (k = ANY(ignored))
+        -- a create or a delete lists the values that say something: no empty text
+        AND (TG_OP = 'UPDATE' OR COALESCE(new_row, old_row) -> k <> '""'::jsonb);
     IF TG_OP = 'UPDATE' AND changed IS NULL THEN
         RETURN NULL;
     END IF;
@@ -202,9 +205,9 @@ def sqlite_triggers(item):
             after = "NULL" if op == "delete" else value("NEW", field)
             column = f'"{field.column}"'
             if op == "insert":
-                condition = f"NEW.{column} IS NOT NULL"
+                condition = f"NEW.{column} IS NOT NULL AND NEW.{column} IS NOT ''"
             elif op == "delete":
-                condition = f"OLD.{column} IS NOT NULL"
+                condition = f"OLD.{column} IS NOT NULL AND OLD.{column} IS NOT ''"
             else:
                 condition = f"OLD.{column} IS NOT NEW.{column}"
             rows.append(f"SELECT '{field.column}' AS k, json_array({before}, {after}) AS v WHERE {condition}")
