@@ -17,6 +17,7 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import APIException
 from rest_framework.views import exception_handler
@@ -217,6 +218,11 @@ class PatientSerializer(ExternalIds, serializers.ModelSerializer):
         max_value=1.0,
         error_messages={"min_value": RISK_OUT_OF_RANGE, "max_value": RISK_OUT_OF_RANGE},
     )
+    no_show_risk_standing = serializers.SerializerMethodField(
+        help_text="For a risk the no-show model set (source model): the share of the clinic's patients it rates "
+        "at or below this one, which the backfill judges a learned risk by (by default 0.5 or more: may be booked; "
+        "0.8 or more: the highest fifth, the most points). Null for a risk typed by staff or sent by an integrator."
+    )
 
     class Meta:
         model = Patient
@@ -230,6 +236,7 @@ class PatientSerializer(ExternalIds, serializers.ModelSerializer):
             "available_days",
             "no_show_risk",
             "no_show_risk_source",
+            "no_show_risk_standing",
             "email_opt_out",
             "external_id",
             "insurance_plan",
@@ -240,6 +247,10 @@ class PatientSerializer(ExternalIds, serializers.ModelSerializer):
             "offers_paused_at",
         ]
         read_only_fields = ["no_show_risk_source", "sms_consent_at", "offers_paused_at"]
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_no_show_risk_standing(self, patient):
+        return patient.no_show_risk_standing if patient.risk_is_learned else None
 
     def validate(self, attrs):
         # docs/reference.md, No-show model: a risk an integrator sends is theirs; the no-show model leaves it alone.

@@ -319,6 +319,7 @@ def test_it_lists_patients_in_pages(staff_client):
         "available_days",
         "no_show_risk",
         "no_show_risk_source",
+        "no_show_risk_standing",
         "email_opt_out",
         "external_id",
         "insurance_plan",

@@ -33,6 +33,7 @@ def test_it_publishes_an_openapi_schema_of_the_contract(client):
         "available_days",
         "no_show_risk",
         "no_show_risk_source",
+        "no_show_risk_standing",
         "email_opt_out",
         "external_id",
         "insurance_plan",

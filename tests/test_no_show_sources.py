@@ -181,3 +181,14 @@ def test_the_patient_page_shows_the_model_estimate_beside_a_manual_risk_and_its_
     assert 'name="no_show_risk" value="0.1"' in page
     assert f"{patient.no_show_risk_model:.2f}, in this clinic&#x27;s highest fifth" in page  # the top estimate
     assert patient.no_show_risk_reasons and f"<li>{patient.no_show_risk_reasons[0]}</li>" in page
+
+
+def test_the_api_gives_a_learned_risks_standing_and_none_for_a_sent_one(staff_client, model_in_use):
+    learned, sent = Patient.objects.order_by("pk")[:2]
+    staff_client.patch(f"/api/patients/{sent.pk}/", {"no_show_risk": 0.7}, content_type="application/json")
+
+    answers = {p.pk: staff_client.get(f"/api/patients/{p.pk}/").json() for p in (learned, sent)}
+
+    learned.refresh_from_db()
+    assert answers[learned.pk]["no_show_risk_standing"] == learned.no_show_risk_standing is not None
+    assert answers[sent.pk]["no_show_risk_standing"] is None
