@@ -299,3 +299,39 @@ def test_a_restarted_database_costs_the_next_job_no_failure_and_no_retry(supervi
     log = cluster.log_path.read_text()
     assert not [slot.pk for slot in after if f"[BACKFILL] Backfill of slot {slot.pk} raised" in log]
     assert_nobody_double_booked()
+
+
+def test_the_webhooks_cluster_is_watched_the_same_way(broker_url):
+    """Its one worker, idle, holds its queue's lock; killed, no delivery would go out again."""
+    cluster = QCluster(
+        current_database_url(),
+        redis_url=broker_url,
+        name="webhooks",
+        command="supervise_qcluster",
+        env={"WATCHDOG_INTERVAL_SECONDS": "1", "WATCHDOG_STALL_SECONDS": str(STALL_S)},
+    ).start()
+    try:
+        (qcluster,) = wait_until(lambda: children(cluster.process.pid), what="the qcluster process")
+        (sentinel,) = wait_until(lambda: children(qcluster), what="the sentinel")
+        worker = wait_until(lambda: len(children(sentinel)) == 3 and children(sentinel)[0], what="its processes")
+        holder = wait_until(lambda: holder_of_the_queue_lock([worker]), what="the worker waiting for a job")
+        os.kill(holder, signal.SIGKILL)
+        wait_until(
+            lambda: ClusterHeartbeat.objects.filter(cluster="webhooks", restarts=1).exists(),
+            timeout=STALL_S + 20,
+            what=lambda: f"the webhooks cluster restarted:\n{cluster.output()}",
+        )
+        # The new cluster runs the watchdog's check jobs again.
+        restarted = ClusterHeartbeat.objects.get(cluster="webhooks").started_at
+        wait_until(
+            lambda: (
+                (state := ClusterHeartbeat.objects.get(cluster="webhooks")).last_finished_at
+                and state.last_finished_at > restarted
+            ),
+            timeout=20,
+            what=lambda: f"a job finished by the new cluster:\n{cluster.output()}",
+        )
+    finally:
+        cluster.stop()
+        end_other_sessions()
+    assert "[WATCHDOG] Restarting the webhooks cluster: no job finished for" in cluster.log_path.read_text()
