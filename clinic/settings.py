@@ -481,6 +481,8 @@ HL7_MRN_AUTHORITY = os.environ.get("HL7_MRN_AUTHORITY", "")
 HL7_IDLE_SECONDS = env_int("HL7_IDLE_SECONDS", 600)
 HL7_MAX_MESSAGE_BYTES = env_int("HL7_MAX_MESSAGE_BYTES", 1024 * 1024)
 HL7_RETENTION_DAYS = env_int("HL7_RETENTION_DAYS", 90)
+# Messages applied at once (one thread and database connection each): at most the pool's size.
+HL7_WORKERS = env_int("HL7_WORKERS", env_int("DB_POOL_MAX_SIZE", 4))
 # Outbound: an endpoint's acknowledgement is awaited this long; a message is retried with
 # backoff for HL7_RETRY_HOURS, then given up (shown in the admin, re-sent by hand).
 HL7_TIMEOUT_SECONDS = env_int("HL7_TIMEOUT_SECONDS", 10)

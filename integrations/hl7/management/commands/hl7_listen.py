@@ -1,5 +1,6 @@
 import asyncio
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -27,6 +28,11 @@ class Command(BaseCommand):
         asyncio.run(self.listen(*host_and_port(bind)))
 
     async def listen(self, host, port):
+        # Messages are applied in at most HL7_WORKERS threads at once, each with its own
+        # database connection: no more than the process's pool holds (DB_POOL_MAX_SIZE).
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=settings.HL7_WORKERS, thread_name_prefix="hl7")
+        )
         server = await serve(host, port)
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
