@@ -621,6 +621,7 @@ LOGGING = {
         # reason, a name) are escaped, so a value cannot forge a line of its own.
         "plain": {"()": "clinic.log.OneLineFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    "filters": {"unhandled_errors_only": {"()": "clinic.log.UnhandledErrorsOnly"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
         "file": {
@@ -638,7 +639,12 @@ LOGGING = {
         "clinic": {"handlers": ["console", "file"], "level": "INFO", "propagate": False},
         # Every unhandled error, with its traceback (Django logs it here, then answers 500 or
         # 503: clinic/errors.py). Django's own handlers would print it only with DEBUG on.
-        "django.request": {"handlers": ["console", "file"], "level": "ERROR", "propagate": False},
+        "django.request": {
+            "handlers": ["console", "file"],
+            "level": "ERROR",
+            "filters": ["unhandled_errors_only"],
+            "propagate": False,
+        },
         "hl7": {"handlers": ["console", "file"], "level": "INFO", "propagate": False},
     },
 }

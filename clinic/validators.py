@@ -31,7 +31,7 @@ def time_zone_name(value):
     """An IANA time zone name such as "America/Los_Angeles"."""
     try:
         ZoneInfo(str(value))
-    except (ValueError, ZoneInfoNotFoundError):
+    except (ValueError, OSError, ZoneInfoNotFoundError):  # OSError: a name too long to be a file
         raise ValidationError(
             f'"{value}" is not a time zone; use an IANA name such as "America/Los_Angeles".', code="time_zone"
         ) from None

@@ -5,13 +5,17 @@ PostgreSQL refuses NUL in text where SQLite takes it."""
 import logging
 import re
 from contextlib import contextmanager
+from datetime import timedelta
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.utils import timezone
+from django_q.models import Schedule
 from rest_framework.authtoken.models import Token
 from twilio.request_validator import RequestValidator
 
@@ -117,6 +121,14 @@ def test_a_form_without_its_multipart_boundary_is_a_400(ehr):
     assert response.json() == {"detail": "The form could not be read: check its Content-Type."}
 
 
+@pytest.mark.parametrize("zone", ["x" * 300, "Europe/" + "é" * 200, "../../../etc/passwd"])
+def test_a_time_zone_that_no_file_can_hold_is_a_400(desk, zone):
+    body = f'{{"name": "Riverside", "time_zone": "{zone}"}}'
+    response = desk.post("/api/locations/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert "is not a time zone" in response.json()["time_zone"][0]
+
+
 def test_json_nested_100000_deep_is_a_400(desk):
     response = desk.post("/api/patients/", "[" * 100_000 + "]" * 100_000, content_type="application/json")
     assert response.status_code == 400
@@ -168,23 +180,41 @@ def test_an_unhandled_error_is_logged_with_its_traceback_and_counted(client, sta
     monkeypatch.setattr("clinic.api.LocationViewSet.list", broken)
     client.raise_request_exception = False
     client.defaults["HTTP_AUTHORIZATION"] = f"Token {Token.objects.create(user=staff_user).key}"
+    with written_to_the_log() as written:
+        response = client.get("/api/locations/")
+    assert response.status_code == 500
+    assert "The error is logged" in response.json()["detail"]
+    assert (
+        "ERROR django.request Internal Server Error: /api/locations/\nTraceback (most recent call last):"
+        in written.text
+    )
+    assert "RuntimeError: a bug in the list" in written.text
+    assert errors_counted(client) == 1
+    client.get("/api/locations/")
+    assert errors_counted(client) == 2
+
+
+@contextmanager
+def written_to_the_log():
+    """What the block writes to django.request's log file (logs/api.log), in `.text` after it."""
     log_file = next(
         Path(handler.baseFilename)
         for handler in logging.getLogger("django.request").handlers
         if isinstance(handler, RotatingFileHandler)
     )
     logged_before = log_file.stat().st_size if log_file.exists() else 0
-    response = client.get("/api/locations/")
-    assert response.status_code == 500
-    assert "The error is logged" in response.json()["detail"]
+    written = SimpleNamespace(text="")
+    yield written
     with log_file.open() as log:
         log.seek(logged_before)
-        written = log.read()
-    assert "ERROR django.request Internal Server Error: /api/locations/\nTraceback (most recent call last):" in written
-    assert "RuntimeError: a bug in the list" in written
-    assert errors_counted(client) == 1
-    client.get("/api/locations/")
-    assert errors_counted(client) == 2
+        written.text = log.read()
+
+
+def test_a_503_a_view_chooses_to_answer_is_no_error_in_the_log(client):
+    Schedule.objects.filter(func="backfill.tasks.sweep").update(next_run=timezone.now() - timedelta(minutes=10))
+    with written_to_the_log() as written:
+        assert client.get("/readyz").status_code == 503
+    assert "/readyz" not in written.text
 
 
 def errors_counted(client):
