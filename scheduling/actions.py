@@ -54,8 +54,9 @@ def record_no_show(appointment, *, by, channel):
 
 
 def book_appointment(*, patient, provider, start, end, by, channel, external_id=None):
-    """Book a patient by hand (the API, the feed); raises AppointmentConflict if either is busy then."""
-    with transaction.atomic(durable=True):
+    """Book a patient by hand (the admin, the API, the feed); raises AppointmentConflict if either
+    is busy then. Not durable: the admin's add form saves inside its own transaction."""
+    with transaction.atomic():
         appointment = Appointment.book(
             patient=patient,
             provider=provider,

@@ -8,7 +8,7 @@ from clinic.actions import Via
 from clinic.admin import ProviderAdmin
 from clinic.admin_lists import ClinicModelAdmin
 from clinic.models import Provider
-from scheduling.actions import cancel_appointment, mark_provider_unavailable, record_no_show
+from scheduling.actions import book_appointment, cancel_appointment, mark_provider_unavailable, record_no_show
 from scheduling.forms import CancelAppointmentsForm, ProviderUnavailableForm
 from scheduling.models import Appointment, NoShowModel, ProviderUnavailability, SchedulingError
 from scheduling.reassignment import WorkflowError
@@ -37,6 +37,23 @@ class AppointmentAdmin(ClinicModelAdmin):
         "replaces",
     ]
     actions = ["cancel_appointments", "mark_no_show"]
+
+    def save_model(self, request, obj, form, change):
+        if change:  # status and source are read-only here
+            super().save_model(request, obj, form, change)
+            return
+        booked = book_appointment(
+            patient=obj.patient,
+            provider=obj.provider,
+            start=obj.start,
+            end=obj.end,
+            external_id=obj.external_id,
+            by=request.user,
+            channel=Via.ADMIN,
+        )
+        # The admin's log entry and its redirect name the row the action booked.
+        obj.pk, obj.created_at = booked.pk, booked.created_at
+        obj._state.adding = False
 
     @admin.action(permissions=["change"], description="Cancel selected appointments (frees the slot for backfill)")
     def cancel_appointments(self, request, queryset):

@@ -200,3 +200,25 @@ def test_adding_a_waitlist_entry_in_the_admin_joins_through_the_action_and_looks
     entry = WaitlistEntry.objects.get(patient=patient)
     assert entry.status == WaitlistEntry.Status.BOOKED  # the new entry's search booked the open slot
     assert Event.objects.filter(type="waitlist_entry.created", subject=f"waitlist_entry:{entry.pk}").exists()
+
+
+def test_adding_an_appointment_in_the_admin_books_through_the_action(staff_client):
+    patient, provider = PatientFactory(), ProviderFactory()
+    start = next_weekday_at(hour=9, days_ahead=3)
+    local = timezone.localtime(start)
+    response = staff_client.post(
+        "/admin/scheduling/appointment/add/",
+        {
+            "patient": patient.pk,
+            "provider": provider.pk,
+            "start_0": local.date().isoformat(),
+            "start_1": "09:00:00",
+            "end_0": local.date().isoformat(),
+            "end_1": "09:45:00",
+        },
+    )
+
+    booked = Appointment.objects.get(patient=patient)
+    assert response.status_code == 302
+    assert (booked.source, booked.provider) == (Appointment.Source.STAFF, provider)
+    assert Event.objects.filter(type="appointment.created", subject=f"appointment:{booked.pk}").count() == 1
