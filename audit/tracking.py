@@ -79,6 +79,13 @@ TRACKED = [
         hidden=("key",),
     ),
     Tracked(
+        "django_otp_webauthn.WebAuthnCredential",
+        "passkey",
+        object_id_column="user_id",
+        ignored=("sign_count", "last_used_at", "throttling_failure_timestamp", "throttling_failure_count"),
+        hidden=("credential_id", "public_key"),
+    ),
+    Tracked(
         "otp_static.StaticDevice",
         "recovery codes",
         object_id_column="user_id",
@@ -187,7 +194,7 @@ def sqlite_triggers(item):
 
     def value(row, field):
         column = f'{row}."{field.column}"'
-        if field.column in item.hidden:
+        if field.column in item.hidden or field.get_internal_type() == "BinaryField":
             return f"CASE WHEN {column} IS NULL THEN NULL ELSE '(hidden)' END"
         if field.get_internal_type() == "BooleanField":
             shown = f"json(CASE {column} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)"

@@ -12,6 +12,7 @@ import os
 import sys
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from csp.constants import NONE, SELF, UNSAFE_INLINE
@@ -93,6 +94,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "django_otp_webauthn",
     "audit",
     "clinic",
     "scheduling",
@@ -234,6 +236,19 @@ if MFA_REQUIRED_ROLES == ["none"]:
         )
     MFA_REQUIRED_ROLES = []
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Backfill")
+# Passkeys (django-otp-webauthn) belong to the site's host name: changing it later means
+# every passkey is enrolled again. A passkey is a second factor here, never a password.
+OTP_WEBAUTHN_RP_ID = os.environ.get("OTP_WEBAUTHN_RP_ID", urlsplit(SITE_URL).hostname or "localhost")
+OTP_WEBAUTHN_RP_NAME = OTP_TOTP_ISSUER
+# Browsers offer passkeys only over HTTPS (or on localhost): a site on plain HTTP elsewhere
+# (the demo on 127.0.0.1) is given its HTTPS origin, which its pages never have, so no passkey.
+_site = urlsplit(SITE_URL)
+_origin = f"{_site.scheme}://{_site.netloc}"
+OTP_WEBAUTHN_ALLOWED_ORIGINS = env_list(
+    "OTP_WEBAUTHN_ALLOWED_ORIGINS",
+    _origin if _origin.startswith(("https://", "http://localhost")) else f"https://{_site.netloc}",
+)
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
 # A staff session ends after this long without a request, and this long after the login
 # whatever happens (clinic/sessions.py); the cookie itself lasts no longer.
 SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 30)
