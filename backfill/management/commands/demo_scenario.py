@@ -18,7 +18,7 @@ from backfill.demo_scenarios import ProviderSick
 from backfill.models import FreedSlot
 from clinic.actions import Via
 from clinic.models import Location, Patient, Provider, Specialty
-from scheduling.actions import cancel_appointment
+from scheduling.actions import book_appointment, cancel_appointment
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 
@@ -76,12 +76,13 @@ class Command(BaseCommand):
 
     def book(self, provider, patient):
         start = self.next_free_start(provider, patient)
-        return Appointment.book(
+        return book_appointment(
             patient=patient,
             provider=provider,
             start=start,
             end=start + timedelta(minutes=45),
-            source=Appointment.Source.STAFF,
+            by="demo_scenario",
+            channel=Via.DEMO,
         )
 
     def high_risk(self):
