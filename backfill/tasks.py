@@ -182,7 +182,7 @@ def recover_lost_jobs():
     return sweep(now)
 
 
-def _claim_due_slots(now):
+def claim_due_slots(now):
     """Open slots whose job is due again, each claimed by moving its next attempt on, so two
     sweeps at once enqueue it once: SKIP LOCKED passes over rows the other sweep holds, and the
     UPDATE repeats the condition for databases without row locks (SQLite)."""
@@ -204,7 +204,7 @@ def sweep(now=None):
     now = now or timezone.now()
     lead = timedelta(minutes=settings.BACKFILL["MIN_LEAD_MINUTES"])
     expired = _expire_slots(now + lead)
-    due = _claim_due_slots(now)
+    due = claim_due_slots(now)
     for slot_id in due:
         enqueue_backfill(slot_id)
     expired_entries = WaitlistEntry.objects.filter(

@@ -222,3 +222,12 @@ def test_adding_an_appointment_in_the_admin_books_through_the_action(staff_clien
     assert response.status_code == 302
     assert (booked.source, booked.provider) == (Appointment.Source.STAFF, provider)
     assert Event.objects.filter(type="appointment.created", subject=f"appointment:{booked.pk}").count() == 1
+
+
+def test_a_due_slot_is_claimed_by_one_sweep_only(appointment):
+    with mock.patch("backfill.models.enqueue"):
+        appointment.cancel("sick")  # recorded; its job is lost
+    later = timezone.now() + timedelta(minutes=5)
+
+    assert tasks.claim_due_slots(later) == [FreedSlot.objects.get().pk]
+    assert tasks.claim_due_slots(later) == []  # the first moved its next attempt on
