@@ -600,8 +600,9 @@ class Outcome:
     message: str
 
 
-def train_and_apply():
-    """Train a new model; if it is good enough, score every patient with it (docs/reference.md, No-show model)."""
+def train_and_apply(now=None):
+    """Train a new model; if it is good enough, score every patient with it as of `now` (docs/reference.md,
+    No-show model)."""
     try:
         trained = train()
     except NotEnoughHistory as error:
@@ -621,7 +622,7 @@ def train_and_apply():
             f"{summary}\nNot used: held-out AUC {trained.auc:.3f} is below {minimum:.2f}. "
             f"No patient's risk changed; {kept}.",
         )
-    scored = score_patients(trained)
+    scored = score_patients(trained, now)
     return Outcome(
         trained,
         trained,

@@ -231,7 +231,10 @@ def set_risks(kind):
     if kind == "typed":
         Patient.objects.update(no_show_risk_source=Patient.RiskSource.MANUAL)
         return "No-show risks: as seeded, typed by staff (no model trained)."
-    return train_and_apply().message
+    # Scored as of this morning, so the same seed gives the same risks all day (the history's
+    # dates are relative to today).
+    this_morning = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+    return train_and_apply(now=this_morning).message
 
 
 def delete_all(model, chunk=10_000):
