@@ -60,6 +60,7 @@ class Hl7EndpointViewSet(
 ):
     queryset = Hl7Endpoint.objects.order_by("id")
     serializer_class = Hl7EndpointSerializer
+    filterset_fields = ["active", "host"]
 
 
 class Hl7MessageSerializer(serializers.ModelSerializer):
