@@ -71,7 +71,7 @@ def outage_warnings(caplog):
 
 
 def test_with_redis_down_pages_links_and_the_api_answer_and_cancellations_commit(
-    on_redis, staff_client, settings, caplog
+    on_redis, staff_client, settings, caplog, roles
 ):
     client = Client()  # a patient, the EHR and the scraper, apart from the staff member's session
     settings.PATIENT_LINK_THROTTLE_RATE = "3/minute"
