@@ -2,8 +2,9 @@
 to it, the slot it freed or filled and who was chosen for that slot and why, the messages sent,
 and what staff may still do.
 
-Only reads; the actions go through the verbs (Appointment.cancel, retry_slot,
-book_entry_by_hand). A fixed number of queries whatever the slot's history.
+Only reads; what staff do goes through the actions (scheduling.actions.cancel_appointment,
+backfill.actions.retry_backfill and book_by_hand). A fixed number of queries whatever the
+slot's history.
 """
 
 from dataclasses import dataclass, field
