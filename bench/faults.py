@@ -40,7 +40,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The project, not bench/, first on the import path: bench/hl7.py would hide the hl7 library.
+# The project, not bench/, first on the import path, as manage.py has it: a bench script
+# must never hide a library of the same name.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 RESULTS = ROOT / "bench" / "results"
 LEAD_S = 5

@@ -1,6 +1,6 @@
 """A day's HL7 feed over one MLLP connection: messages applied per second and the ACK's p95.
 
-    .venv/bin/python bench/hl7.py [--count 5000] [--providers 20] [--baseline FILE]
+    .venv/bin/python bench/hl7_feed_rate.py [--count 5000] [--providers 20] [--baseline FILE]
 
 It starts `manage.py hl7_listen` (its own process, clinic.settings, PostgreSQL database
 backfill_bench_hl7) and sends --count messages over one connection with python-hl7's client,
