@@ -88,7 +88,8 @@ class ProviderSick:
             f"for {provider.specialty.name}, any day."
         )
         self.say(
-            f"1. {provider.name} ({provider.specialty.name}, {provider.location.name}) calls in sick for {day:%A %-d %B}."
+            f"1. {provider.name} ({provider.specialty.name}, {provider.location.name}) "
+            f"calls in sick for {day:%A %-d %B}."
         )
         summary = mark_provider_unavailable(provider, day, day, "out sick", by="demo_scenario", channel=Via.DEMO)
         offers = list(

@@ -87,7 +87,8 @@ class ExplainedWaitlist(Sequence):
         )
         sql = (
             f"SELECT e.id, {eligible} AS eligible, {score_sql(self.rules, self.rule_table)} AS score "
-            f"{self._from_where} ORDER BY eligible DESC, score DESC, {tie_breaks} LIMIT {int(limit)} OFFSET {int(offset)}"
+            f"{self._from_where} ORDER BY eligible DESC, score DESC, {tie_breaks} "
+            f"LIMIT {int(limit)} OFFSET {int(offset)}"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, self._params)
@@ -229,7 +230,8 @@ def _panel_entries(condition, order, size):
     )
     sql = (
         f"SELECT * FROM (SELECT 1 AS part, e.id {waiting}{condition} ORDER BY {order} LIMIT {int(size)}) bookable "
-        f"UNION ALL SELECT * FROM (SELECT 2, e.id {waiting}NOT ({condition}) ORDER BY {order} LIMIT {int(size)}) kept_out "
+        f"UNION ALL SELECT * FROM (SELECT 2, e.id {waiting}NOT ({condition}) "
+        f"ORDER BY {order} LIMIT {int(size)}) kept_out "
         f"UNION ALL SELECT 3, COUNT(*) {waiting}NOT ({condition})"
     )
     with connection.cursor() as cursor:

@@ -57,7 +57,8 @@ OFFER_ACTIONS = {
     ),
     "decline": OfferAction(
         title="Decline this appointment time",
-        prompt="a time has opened up and we offered it to you. Can't make it? Decline it and you stay on our waitlist.",
+        prompt="a time has opened up and we offered it to you. "
+        "Can't make it? Decline it and you stay on our waitlist.",
         button="Decline this time",
         perform=partial(actions.decline_slot_offer, by="patient", channel=Via.PATIENT_LINK),
         done_status=SlotOffer.Status.DECLINED,

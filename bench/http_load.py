@@ -732,7 +732,8 @@ def show(result):
         result["rows"],
         LOAD_COLUMNS,
         title=(
-            f"Part A: API clients for {config['seconds']:g} s each through bin/serve ({config['web_workers']} gunicorn "
+            f"Part A: API clients for {config['seconds']:g} s each through bin/serve "
+            f"({config['web_workers']} gunicorn "
             f"workers x {config['web_threads']} threads, pool {config['db_pool_max_size']} per worker, "
             f"{config['qcluster_processes']} qcluster processes)"
         ),
@@ -751,7 +752,8 @@ def show(result):
         [row],
         END_TO_END_COLUMNS,
         title=(
-            f"Part B: {row['count']} cancellations through POST /api/appointments/{{id}}/cancel/ at {row['rate']:g}/s, "
+            f"Part B: {row['count']} cancellations through POST /api/appointments/{{id}}/cancel/ "
+            f"at {row['rate']:g}/s, "
             f"ms to the replacement booked"
         ),
     )

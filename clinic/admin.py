@@ -119,8 +119,8 @@ class PatientAdmin(ClinicModelAdmin):
             "No-show risk",
             {
                 "fields": ["no_show_risk", "no_show_risk_source", "model_estimate", "model_reasons"],
-                "description": "The risk matching uses. Typing a risk makes it yours: the no-show model then leaves it "
-                "alone until its source is set back to the clinic's history.",
+                "description": "The risk matching uses. Typing a risk makes it yours: "
+                "the no-show model then leaves it alone until its source is set back to the clinic's history.",
             },
         ),
     ]

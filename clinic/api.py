@@ -311,7 +311,9 @@ IDEMPOTENCY_KEY_PARAMETER = {
     "name": "Idempotency-Key",
     "required": False,
     "schema": {"type": "string", "maxLength": 200},
-    "description": "Retrying with the same key and body within a day answers the first answer again and changes nothing.",
+    "description": (
+        "Retrying with the same key and body within a day answers the first answer again and changes nothing."
+    ),
 }
 
 

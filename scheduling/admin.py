@@ -95,7 +95,8 @@ class AppointmentAdmin(ClinicModelAdmin):
 
 
 def appointment_in_words(appointment):
-    return f"{appointment.patient} with {appointment.provider.name}, {appointment.provider.location.local(appointment.start):%a %-d %b %H:%M}"
+    local = appointment.provider.location.local(appointment.start)
+    return f"{appointment.patient} with {appointment.provider.name}, {local:%a %-d %b %H:%M}"
 
 
 def what_became_of_the_slot(appointment):
@@ -107,7 +108,10 @@ def what_became_of_the_slot(appointment):
     # FreedSlot (the backfill's) through its reverse accessor: read without importing the layer above.
     appointment = Appointment.objects.select_related("freed_slot__filled_by__patient").get(pk=appointment.pk)
     if not hasattr(appointment, "freed_slot"):  # the reverse one-to-one raises when there is none
-        return f"{said}{told}. The slot was not offered to the waitlist: it starts too soon, or the provider is away then."
+        return (
+            f"{said}{told}. The slot was not offered to the waitlist: "
+            "it starts too soon, or the provider is away then."
+        )
     slot = appointment.freed_slot
     url = reverse("admin:backfill_freedslot_change", args=[slot.pk])
     if slot.filled_by_id:

@@ -390,7 +390,8 @@ class NoShowModel(models.Model):
         verbose_name = "no-show model"
 
     def __str__(self):
-        return f"No-show model {self.pk} ({self.algorithm}, AUC {self.auc:.2f}, {timezone.localtime(self.trained_at):%d %b %Y %H:%M})"
+        trained = timezone.localtime(self.trained_at)
+        return f"No-show model {self.pk} ({self.algorithm}, AUC {self.auc:.2f}, {trained:%d %b %Y %H:%M})"
 
     @property
     def is_usable(self):

@@ -507,7 +507,8 @@ def reason_sentence(group, row, names):
         return f"a {WEEKDAY_NAMES[int(value['weekday']) - 1]} {int(value['hour']):02d}:00 appointment"
     if group == "how_booked":
         return HOW_BOOKED[SOURCES[int(value["source"])]]
-    return f"{names['specialty'].get(int(value['specialty']), 'this specialty')} at {names['location'].get(int(value['location']), 'this location')}"
+    specialty = names["specialty"].get(int(value["specialty"]), "this specialty")
+    return f"{specialty} at {names['location'].get(int(value['location']), 'this location')}"
 
 
 def score_patients(model, now=None):

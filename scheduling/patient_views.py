@@ -66,7 +66,10 @@ def accept_refusal(appointment):
     if appointment.status != Appointment.Status.CANCELLED:
         return None
     if appointment.cancel_reason == reassignment.DECLINE_REASON:
-        return "You declined this appointment, so it can no longer be accepted. You are on our waitlist; we will email you when a time opens up."
+        return (
+            "You declined this appointment, so it can no longer be accepted. "
+            "You are on our waitlist; we will email you when a time opens up."
+        )
     return "This appointment has been cancelled, so it can no longer be accepted. Please contact the clinic."
 
 
@@ -82,7 +85,10 @@ def declined_recap(appointment):
 
 def decline_refusal(appointment):
     if appointment.status == Appointment.Status.CONFIRMED:
-        return "You accepted this appointment, so it can no longer be declined. If you can't come, use the cancel link in your confirmation email or contact the clinic."
+        return (
+            "You accepted this appointment, so it can no longer be declined. "
+            "If you can't come, use the cancel link in your confirmation email or contact the clinic."
+        )
     if appointment.status == Appointment.Status.CANCELLED and appointment.cancel_reason != reassignment.DECLINE_REASON:
         return "This appointment has been cancelled, so there is nothing to decline. Please contact the clinic."
     return None
@@ -98,8 +104,8 @@ PATIENT_ACTIONS = {
     ),
     "accept": PatientAction(
         title="Accept your new appointment",
-        prompt="your provider is unavailable, so we have moved your appointment to the provider below at the same time. "
-        "Accept to confirm it.",
+        prompt="your provider is unavailable, so we have moved your appointment to the provider below "
+        "at the same time. Accept to confirm it.",
         button="Accept this appointment",
         perform=accept_from_link,
         done_status=Appointment.Status.CONFIRMED,
@@ -107,8 +113,9 @@ PATIENT_ACTIONS = {
     ),
     "decline": PatientAction(
         title="Decline your new appointment",
-        prompt="your provider is unavailable, so we have moved your appointment to the provider below at the same time. "
-        "Prefer not to? Decline it and you go first in line on our waitlist for the next time that suits you.",
+        prompt="your provider is unavailable, so we have moved your appointment to the provider below "
+        "at the same time. Prefer not to? Decline it and you go first in line on our waitlist "
+        "for the next time that suits you.",
         button="Decline this appointment",
         perform=decline_from_link,
         done_status=Appointment.Status.CANCELLED,

@@ -185,7 +185,8 @@ def mark_provider_unavailable(provider, start_date, end_date, reason, by="staff"
         for appointment in _affected_appointments(provider, start_date, end_date):
             _move(appointment, summary, by)
     log.info(
-        "provider.unavailable provider=%s unavailability=%s start=%s end=%s by=%s affected=%s reassigned=%s waitlisted=%s skipped=%s",
+        "provider.unavailable provider=%s unavailability=%s start=%s end=%s by=%s "
+        "affected=%s reassigned=%s waitlisted=%s skipped=%s",
         provider.pk,
         unavailability.pk,
         start_date,

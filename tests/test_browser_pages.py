@@ -126,7 +126,8 @@ def blocking_violations(page):
 def too_wide(page):
     """What sticks out past the screen's right edge (inside the grid, scrolling is expected)."""
     return page.evaluate("""() => [...document.querySelectorAll('body *')]
-        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5 && !e.closest('.day-grid, .panel, .waitlist-panel, .table-scroll'))
+        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5
+                  && !e.closest('.day-grid, .panel, .waitlist-panel, .table-scroll'))
         .slice(0, 5).map(e => `${e.tagName}.${e.className}`)""")
 
 

@@ -14,7 +14,8 @@ from clinic.models import Location
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = (
     "import json, clinic.settings as s; print(json.dumps({'engine': s.DATABASES['default']['ENGINE'],"
-    " 'name': str(s.DATABASES['default']['NAME']), 'broker': 'redis' if 'redis' in s.Q_CLUSTER else s.Q_CLUSTER.get('orm'),"
+    " 'name': str(s.DATABASES['default']['NAME']),"
+    " 'broker': 'redis' if 'redis' in s.Q_CLUSTER else s.Q_CLUSTER.get('orm'),"
     " 'redis': s.Q_CLUSTER.get('redis'), 'min_score': s.BACKFILL['MIN_SCORE'], 'chain': s.BACKFILL['CHAIN_BACKFILL'],"
     " 'email': s.EMAIL_BACKEND, 'debug': s.DEBUG, 'options': s.DATABASES['default'].get('OPTIONS', {})}))"
 )

@@ -4,14 +4,17 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clinic', '0021_api_tokens'),
+        ("clinic", "0021_api_tokens"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='outboundemail',
-            options={'ordering': ['-created_at', '-id'], 'permissions': [('read_message_content', "Can read messages' subjects, bodies and links")], 'verbose_name': 'message'},
+            name="outboundemail",
+            options={
+                "ordering": ["-created_at", "-id"],
+                "permissions": [("read_message_content", "Can read messages' subjects, bodies and links")],
+                "verbose_name": "message",
+            },
         ),
     ]
