@@ -548,6 +548,27 @@ class Event(models.Model):
         return f"evt_{self.pk}"
 
 
+class RemembersWhetherAnyActive:
+    """Whether any endpoint of the class listens, read at most every 5 s per process: a
+    booking burst must not ask each time. An endpoint saved in this process resets it;
+    elsewhere the sweep catches up. Each endpoint class remembers its own."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._any_active = {"checked_at": -10.0, "value": False}
+
+    @classmethod
+    def any_active(cls):
+        now = time.monotonic()
+        if now - cls._any_active["checked_at"] > 5:
+            cls._any_active.update(checked_at=now, value=cls.objects.filter(active=True).exists())
+        return cls._any_active["value"]
+
+    @classmethod
+    def forget_whether_any_active(cls):
+        cls._any_active["checked_at"] = -10.0
+
+
 class WebhookEndpointQuerySet(models.QuerySet):
     def visible_to(self, user):
         """An account's own endpoints; every endpoint for a clinic manager (the permission)."""
@@ -556,7 +577,7 @@ class WebhookEndpointQuerySet(models.QuerySet):
         return self.filter(owner=user) if user.is_authenticated else self.none()
 
 
-class WebhookEndpoint(models.Model):
+class WebhookEndpoint(RemembersWhetherAnyActive, models.Model):
     """An integrator's URL that receives events, signed with its own secret (Standard Webhooks)."""
 
     url = models.URLField(max_length=500, validators=[outside_url])
@@ -596,21 +617,6 @@ class WebhookEndpoint(models.Model):
 
     def wants(self, event_type):
         return "*" in self.events or event_type in self.events
-
-    # Whether any endpoint listens, read at most every 5 s per process: a booking burst must
-    # not ask each time. An endpoint saved here resets it; elsewhere the sweep catches up.
-    _any_active = {"checked_at": -10.0, "value": False}
-
-    @classmethod
-    def any_active(cls):
-        now = time.monotonic()
-        if now - cls._any_active["checked_at"] > 5:
-            cls._any_active.update(checked_at=now, value=cls.objects.filter(active=True).exists())
-        return cls._any_active["value"]
-
-    @classmethod
-    def forget_whether_any_active(cls):
-        cls._any_active["checked_at"] = -10.0
 
 
 class WebhookDelivery(models.Model):

@@ -1,5 +1,3 @@
-import time
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -7,7 +5,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clinic import addresses
-from clinic.models import Event, Location, Patient, Provider, Specialty
+from clinic.models import Event, Location, Patient, Provider, RemembersWhetherAnyActive, Specialty
 from clinic.validators import single_line
 from scheduling.models import Appointment
 
@@ -133,7 +131,7 @@ def address_refused(host, port):
     return ""
 
 
-class Hl7Endpoint(models.Model):
+class Hl7Endpoint(RemembersWhetherAnyActive, models.Model):
     """The EHR's inbound interface: Backfill's own bookings, moves and patients' cancellations
     are sent there as SIU messages over MLLP (docs/hl7.md, "Outbound")."""
 
@@ -176,17 +174,3 @@ class Hl7Endpoint(models.Model):
 
     def takes(self, event):
         return event in self.events
-
-    # Whether any endpoint listens, read at most every 5 s per process (as WebhookEndpoint).
-    _any_active = {"checked_at": -10.0, "value": False}
-
-    @classmethod
-    def any_active(cls):
-        now = time.monotonic()
-        if now - cls._any_active["checked_at"] > 5:
-            cls._any_active.update(checked_at=now, value=cls.objects.filter(active=True).exists())
-        return cls._any_active["value"]
-
-    @classmethod
-    def forget_whether_any_active(cls):
-        cls._any_active["checked_at"] = -10.0
