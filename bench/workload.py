@@ -168,7 +168,9 @@ def build_clinic(count, waitlist):
     call_command("seed_demo", reset=True, waitlist=waitlist, patients=waitlist, verbosity=0)
     WebhookEndpoint.objects.all().delete()  # an endpoint a broken run left would cost every stage its requests
     with connection.cursor() as cursor:  # seed_demo keeps the integrators' history; each run starts without it
-        cursor.execute("TRUNCATE clinic_event, clinic_webhookdelivery, clinic_deliveryattempt, clinic_pendingjob")
+        cursor.execute(
+            "TRUNCATE clinic_event, clinic_webhookdelivery, clinic_deliveryattempt, clinic_pendingjob CASCADE"
+        )
     OrmQ.objects.all().delete()
     Task.objects.all().delete()
     providers = list(Provider.objects.order_by("id"))
