@@ -17,13 +17,15 @@ PYTHON = sys.executable
 RESULTS = ROOT / "bench" / "results"
 POSTGRES_SERVER = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
+# Two people benchmarking on one server at once keep apart by a suffix of their own.
+DATABASE_SUFFIX = os.environ.get("BENCH_DATABASE_SUFFIX", "")
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
 def database_url(name):
-    return f"{POSTGRES_SERVER}/backfill_bench_{name}"
+    return f"{POSTGRES_SERVER}/backfill_bench_{name}{DATABASE_SUFFIX}"
 
 
 def ensure_database(url):
