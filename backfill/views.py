@@ -37,6 +37,24 @@ CHART_STYLE = Style(
 )
 
 
+def without_scripts(svg):
+    """pygal writes its configuration into a <script> inside the SVG even with js=[]; the
+    page's Content Security Policy (script-src 'self') refuses inline scripts, so the
+    browser reported a violation on every dashboard. The chart needs no script to draw."""
+    for parent in list(svg.iter()):
+        for child in list(parent):
+            if str(child.tag).rsplit("}", 1)[-1] == "script":
+                parent.remove(child)
+    return svg
+
+
+def server_drawn(chart):
+    """The chart as inline SVG that fetches nothing (js=[] keeps pygal from linking its
+    tooltip script from a CDN) and runs nothing."""
+    chart.add_xml_filter(without_scripts)
+    return mark_safe(chart.render(is_unicode=True))  # noqa: S308 - pygal builds the SVG from numbers and our own labels
+
+
 # The location the front desk last chose, kept for their next visit.
 LOCATION_KEY = "schedule_location"
 ALL_LOCATIONS = "all"
@@ -145,6 +163,7 @@ def dashboard(request):
     slots = freed_between(first, last, **where)
     funnel = offer_funnel(slots)
     risk_bands = waitlist_by_risk(where["specialty"])
+    days = daily_counts(first, last, **where)
     return render(
         request,
         "staff/dashboard.html",
@@ -160,12 +179,31 @@ def dashboard(request):
             "fill_rate_percent": round(stats["fill_rate"] * 100, 1),
             "median_time_to_fill": as_duration(stats["median_time_to_fill_seconds"]),
             "p95_time_to_fill": as_duration(stats["p95_time_to_fill_seconds"]),
-            "chart": freed_slots_chart(daily_counts(first, last, **where)),
+            "outcomes": slot_outcomes(stats),
+            "chart": freed_slots_chart(days),
+            "phone_chart": freed_slots_chart(days, **PHONE_CHART),
             "no_show": no_show_model_panel(),
             "risk_bands": risk_bands,
             "floor_leaves_out_too_many": floor_leaves_out_too_many(risk_bands),
         },
     )
+
+
+def slot_outcomes(stats):
+    """(what became of a freed slot, how many, what it means), in the words the front desk reads."""
+    config = settings.BACKFILL
+    return [
+        ("Backfilled", stats["backfilled"], "booked from the waitlist by the backfill itself"),
+        ("Booked by hand", stats["filled_by_hand"], "staff chose the patient, on the appointment page or the admin"),
+        ("No match", stats["no_match"], "nobody waiting fitted the slot; staff may still book someone by hand"),
+        ("Still open", stats["open"], "the backfill is still at work on it (a run or an offer under way)"),
+        ("Failed", stats["failed"], f"its runs failed {config['MAX_ATTEMPTS']} times; retry it on its page"),
+        (
+            "Expired",
+            stats["expired"],
+            f"still unfilled {config['MIN_LEAD_MINUTES']} minutes before it began: too late to offer to anyone",
+        ),
+    ]
 
 
 def no_show_model_panel():
@@ -179,17 +217,18 @@ def no_show_model_panel():
         "patients_set": Patient.objects.risk_set_by_model().count(),
         "calibration_error": model.metrics["calibration_error"],
         "chart": calibration_chart(model.metrics["calibration"]),
+        "phone_chart": calibration_chart(model.metrics["calibration"], width=420, height=420, style=PHONE_STYLE),
     }
 
 
-def calibration_chart(deciles):
+def calibration_chart(deciles, width=960, height=420, style=CHART_STYLE):
     """Predicted risk against the no-show rate observed, per tenth of the held-out visits."""
     chart = pygal.XY(
         js=[],
         disable_xml_declaration=True,
-        style=CHART_STYLE,
-        height=420,
-        width=960,
+        style=style,
+        height=height,
+        width=width,
         legend_at_bottom=True,
         truncate_legend=-1,
         x_title="Predicted no-show risk",
@@ -200,21 +239,29 @@ def calibration_chart(deciles):
     )
     chart.add("Held-out visits, by tenth of predicted risk", [(d["predicted"], d["observed"]) for d in deciles])
     chart.add("Perfectly calibrated", [(0, 0), (1, 1)], show_dots=False, stroke_style={"dasharray": "4, 4"})
-    return mark_safe(chart.render(is_unicode=True))  # noqa: S308 - pygal builds the SVG from numbers and our own labels
+    return server_drawn(chart)
 
 
-def freed_slots_chart(days):
-    """Freed vs backfilled vs no-match per day, as inline SVG.
+# A phone's chart: drawn for its narrow screen, with fewer day labels, rather than the
+# desktop's shrunk to unreadable text (the page shows one or the other, static/css/staff.css).
+PHONE_STYLE = Style(
+    **{name: getattr(CHART_STYLE, name) for name in ("background", "plot_background", "font_family", "colors")},
+    label_font_size=14,
+    major_label_font_size=14,
+    legend_font_size=16,
+    title_font_size=16,
+)
+PHONE_CHART = {"width": 420, "height": 380, "day_labels": 3, "style": PHONE_STYLE}
 
-    js=[] keeps pygal from linking its tooltip script from a CDN: the page fetches nothing
-    from outside the clinic's server.
-    """
+
+def freed_slots_chart(days, width=960, height=320, day_labels=6, style=CHART_STYLE):
+    """Freed vs backfilled vs no-match per day, as inline SVG."""
     chart = pygal.Bar(
         js=[],
         disable_xml_declaration=True,
-        style=CHART_STYLE,
-        height=320,
-        width=960,
+        style=style,
+        height=height,
+        width=width,
         x_label_rotation=-45,
         show_minor_x_labels=False,
         legend_at_bottom=True,
@@ -225,10 +272,10 @@ def freed_slots_chart(days):
         order_min=0,
     )
     chart.x_labels = [f"{day['date']:%b %d}" for day in days]
-    chart.x_labels_major = chart.x_labels[:: max(1, len(days) // 5)]
+    chart.x_labels_major = chart.x_labels[:: max(1, len(days) // (day_labels - 1))]
     for series, label in (("freed", "Freed"), ("backfilled", "Backfilled"), ("no_match", "No match")):
         chart.add(label, [day[series] for day in days])
-    return mark_safe(chart.render(is_unicode=True))  # noqa: S308 - pygal builds the SVG from numbers and our own labels
+    return server_drawn(chart)
 
 
 def as_duration(seconds):

@@ -26,6 +26,7 @@ urlpatterns = [
     path("accounts/two-factor/", second_factor.confirm, name="second-factor"),
     path("accounts/two-factor/enrol/", second_factor.enrol, name="second-factor-enrol"),
     path("accounts/two-factor/passkeys/", include("django_otp_webauthn.urls", namespace="otp_webauthn")),
+    path("favicon.ico", clinic_views.favicon, name="favicon"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),

@@ -2,7 +2,10 @@
 
 from django import forms
 from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
 from django.shortcuts import render
+from django.templatetags.static import static
+from django.views.decorators.cache import cache_control
 
 from clinic.access import reads_message_content, staff_page
 from clinic.models import OutboundEmail, Patient
@@ -51,3 +54,10 @@ def name_addressees(emails):
     by_address = {patient.email: patient for patient in Patient.objects.filter(email__in=unbooked)} if unbooked else {}
     for email in emails:
         email.addressee = email.appointment.patient if email.appointment_id else by_address.get(email.recipient)
+
+
+@cache_control(max_age=86400, public=True)
+def favicon(request):
+    """Browsers ask for /favicon.ico whatever the page's <link rel="icon"> says; the icon itself
+    is a static file under its hashed name."""
+    return HttpResponseRedirect(static("favicon.ico"))

@@ -82,3 +82,14 @@ def test_it_links_the_staff_pages_from_the_admin_header(staff_client):
 
     for link in STAFF_PAGES:
         assert f'href="{link}"'.encode() in response.content
+
+
+def test_it_answers_the_browsers_favicon_request_with_the_icon(client):
+    from django.contrib.staticfiles import finders
+
+    response = client.get("/favicon.ico")
+
+    assert response.status_code == 302
+    assert response["Location"].endswith(".ico")
+    with open(finders.find("favicon.ico"), "rb") as icon:
+        assert icon.read(4) == b"\x00\x00\x01\x00"  # an ICO file's header

@@ -32,7 +32,7 @@ def test_it_shows_fill_rate_time_to_fill_and_revenue(staff_client, two_filled_on
 
     assert statuses == ["backfilled", "backfilled", "no_match"]
     assert '<span class="value" id="fill-rate">66.7%</span>' in text
-    assert "fill rate (2 of 3 freed slots filled)" in text
+    assert "fill rate: 2 of 3 freed slots were filled" in text
     assert '<span class="value" id="revenue">$240</span>' in text
     assert re.search(r'id="median-time">(\d+ ms|[\d.]+ s)<', text)
 
@@ -43,15 +43,44 @@ def test_it_values_slots_at_the_configured_price(staff_client, two_filled_one_no
     text = staff_client.get("/dashboard/").text
 
     assert '<span class="value" id="revenue">$190</span>' in text
-    assert "$95 a slot" in text
+    assert "each filled slot at $95" in text
 
 
-def test_it_draws_the_chart_inline_without_fetching_scripts(staff_client, two_filled_one_not):
+def test_it_writes_money_with_a_thousands_separator(staff_client, two_filled_one_not, settings):
+    settings.BACKFILL = {**settings.BACKFILL, "SLOT_VALUE": 23220}
+
     text = staff_client.get("/dashboard/").text
 
-    assert '<svg xmlns="http://www.w3.org/2000/svg"' in text
+    assert '<span class="value" id="revenue">$46,440</span>' in text
+    assert "each filled slot at $23,220" in text
+
+
+def outcome_rows(text):
+    table = text[text.index('id="outcomes"') : text.index("</table>", text.index('id="outcomes"'))]
+    return {
+        html.unescape(re.sub(r"<[^>]+>", "", label)): (count, html.unescape(meaning))
+        for label, count, meaning in re.findall(
+            r'<tr><th scope="row">(.*?)</th><td class="number">(.*?)</td><td>(.*?)</td></tr>', table
+        )
+    }
+
+
+def test_it_says_what_each_outcome_of_a_freed_slot_means(staff_client, two_filled_one_not):
+    text = staff_client.get("/dashboard/").text
+
+    rows = outcome_rows(text)
+    assert rows["Backfilled"][0] == "2" and rows["No match"][0] == "1"
+    assert rows["Expired"] == ("0", "Still unfilled 60 minutes before it began: too late to offer to anyone.")
+    assert "What became of the 3 freed slots" in text
+
+
+def test_it_draws_the_chart_inline_with_no_script(staff_client, two_filled_one_not):
+    text = staff_client.get("/dashboard/").text
+
+    # One drawing for a desktop, one for a phone; the Content Security Policy refuses inline scripts.
+    assert text.count('<svg xmlns="http://www.w3.org/2000/svg"') == 2
     assert "Backfilled" in text and "No match" in text
-    assert not re.search(r"<script[^>]+src=", text)
+    assert "<script" not in text
 
 
 def test_it_shows_dashes_before_any_slot_was_filled(staff_client):
@@ -72,7 +101,7 @@ def test_it_shows_the_no_show_model_in_use_with_its_calibration(staff_client):
     assert '<span class="value" id="no-show-patients">250</span>' in text
     assert "Calibration: predicted vs observed" in text
     assert "Held-out visits, by tenth" in text and "Perfectly calibrated" in text
-    assert text.count('<svg xmlns="http://www.w3.org/2000/svg"') == 2
+    assert text.count('<svg xmlns="http://www.w3.org/2000/svg"') == 4  # two charts, each for a desktop and a phone
 
 
 def test_it_says_why_no_no_show_model_is_in_use(staff_client):
