@@ -8,13 +8,15 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from backfill import offers, sms_replies
 from backfill.booking import BackfillError, book_entry, lock_slot, lock_waiting_entry
 from backfill.models import FreedSlot, SlotOffer
 from backfill.sms_replies import Answer
 from clinic import actions as clinic_actions
+from clinic import sms
 from clinic.actions import Via, actor
 from clinic.models import InboundText, Patient
 from scheduling import actions as scheduling_actions
@@ -109,13 +111,17 @@ def receive_text(message_sid, from_number, body):
         earlier = InboundText.objects.get(message_sid=message_sid)
         return Answer("repeat", earlier.reply)
     patients = list(Patient.objects.filter(phone=from_number))
-    try:
-        answer = _act(sms_replies.keyword(body), patients, from_number)
-    except Exception:
-        InboundText.objects.filter(pk=inbound.pk).delete()
-        raise
+    word = sms_replies.keyword(body)
+    # The reply, and any message the answer sends, in the patient's language (docs/reference.md, Texts)
+    with translation.override(sms_replies.reply_language(word, patients)):
+        try:
+            answer = _act(word, patients, from_number)
+        except Exception:
+            InboundText.objects.filter(pk=inbound.pk).delete()
+            raise
+        reply = sms.gsm_friendly(str(answer.reply).replace("{phone}", settings.CLINIC_PHONE))
     inbound.patient = patients[0] if len(patients) == 1 else None
-    inbound.outcome, inbound.reply = answer.outcome, answer.reply.replace("{phone}", settings.CLINIC_PHONE)
+    inbound.outcome, inbound.reply = answer.outcome, reply
     inbound.save(update_fields=["patient", "outcome", "reply"])
     log.info("sms.reply sid=%s patients=%s outcome=%s", message_sid, [p.pk for p in patients], answer.outcome)
     return Answer(inbound.outcome, inbound.reply)
@@ -157,18 +163,19 @@ def _answer_offer(patients, accept):
             return _answer_slot_offer(question, accept)
         return _answer_move(question, accept)
     except (offers.OfferError, SchedulingError) as refusal:
-        return Answer("refused", f"Backfill Clinic: {refusal}")
+        return Answer("refused", gettext("Backfill Clinic: {refusal}").format(refusal=refusal))
 
 
 def _answer_slot_offer(offer, accept):
     if not accept:
         decline_slot_offer(offer, by="patient", channel=Via.TEXT_REPLY)
-        return Answer("declined", "Backfill Clinic: you passed on this time. You stay on our waitlist.")
+        return Answer("declined", gettext("Backfill Clinic: you passed on this time. You stay on our waitlist."))
     appointment = accept_slot_offer(offer, by="patient", channel=Via.TEXT_REPLY)
     return Answer(
         "accepted",
-        f"Backfill Clinic: it's yours. You're booked {sms_replies.when(appointment)} "
-        f"{sms_replies.where_and_who(appointment)}. Reply CANCEL if you can't come.",
+        gettext("Backfill Clinic: it's yours. You're booked {when} {where}. Reply CANCEL if you can't come.").format(
+            when=sms_replies.when(appointment), where=sms_replies.where_and_who(appointment)
+        ),
     )
 
 
@@ -176,13 +183,15 @@ def _answer_move(appointment, accept):
     if not accept:
         scheduling_actions.decline_move(appointment, by="patient", channel=Via.TEXT_REPLY)
         return Answer(
-            "declined", "Backfill Clinic: you declined the new time, so it is cancelled. You're first on our waitlist."
+            "declined",
+            gettext("Backfill Clinic: you declined the new time, so it is cancelled. You're first on our waitlist."),
         )
     scheduling_actions.accept_move(appointment, by="patient", channel=Via.TEXT_REPLY)
     return Answer(
         "accepted",
-        f"Backfill Clinic: thank you, you're confirmed {sms_replies.when(appointment)} "
-        f"{sms_replies.where_and_who(appointment)}.",
+        gettext("Backfill Clinic: thank you, you're confirmed {when} {where}.").format(
+            when=sms_replies.when(appointment), where=sms_replies.where_and_who(appointment)
+        ),
     )
 
 
@@ -204,6 +213,7 @@ def _cancel_last(number):
         return Answer("nothing_to_cancel", sms_replies.NOTHING_TO_CANCEL)
     return Answer(
         "cancelled",
-        f"Backfill Clinic: your visit {sms_replies.when(appointment)} {sms_replies.where_and_who(appointment)} "
-        "is cancelled. Thank you for telling us.",
+        gettext("Backfill Clinic: your visit {when} {where} is cancelled. Thank you for telling us.").format(
+            when=sms_replies.when(appointment), where=sms_replies.where_and_who(appointment)
+        ),
     )

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
 
 from clinic import events
 from clinic.models import Patient, Provider
@@ -261,12 +262,13 @@ class SlotOffer(models.Model):
     (backfill/offers.py), so a slot's offers never race each other."""
 
     class Status(models.TextChoices):
-        PENDING = "pending"
-        ACCEPTED = "accepted"
-        DECLINED = "declined"
-        EXPIRED = "expired"
+        # Patients read these on their offer's page, in their language.
+        PENDING = "pending", pgettext_lazy("offer status", "Pending")
+        ACCEPTED = "accepted", pgettext_lazy("offer status", "Accepted")
+        DECLINED = "declined", pgettext_lazy("offer status", "Declined")
+        EXPIRED = "expired", pgettext_lazy("offer status", "Expired")
         # Someone else accepted first, or the slot was filled or went away otherwise.
-        WITHDRAWN = "withdrawn"
+        WITHDRAWN = "withdrawn", pgettext_lazy("offer status", "Withdrawn")
 
     slot = models.ForeignKey(FreedSlot, on_delete=models.CASCADE, related_name="offers")
     entry = models.ForeignKey(WaitlistEntry, on_delete=models.CASCADE, related_name="slot_offers")

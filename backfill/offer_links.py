@@ -9,6 +9,7 @@ even once the offer's time is up.
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from backfill.models import SlotOffer
 from scheduling.links import BadLink, sign, unsign
@@ -41,8 +42,8 @@ def read_token(token, action):
         .first()
     )
     if offer is None or (offer.patient_id, int(offer.expires_at.timestamp())) != (payload.get("p"), payload.get("e")):
-        raise BadLink("This link no longer matches an offer. Please contact the clinic.")
+        raise BadLink(gettext("This link no longer matches an offer. Please contact the clinic."))
     answered = offer.status in (SlotOffer.Status.ACCEPTED, SlotOffer.Status.DECLINED)
     if not answered and timezone.now() >= offer.expires_at:
-        raise BadLink("This offer has expired: its time to answer is up. You stay on our waitlist.")
+        raise BadLink(gettext("This offer has expired: its time to answer is up. You stay on our waitlist."))
     return offer

@@ -10,17 +10,21 @@ from functools import partial
 
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from backfill import actions, offers
 from backfill.models import SlotOffer
 from backfill.offer_links import read_token
+from clinic import languages
 from clinic.access import throttled_per_client
 from clinic.actions import Via
 from scheduling.links import BadLink
 
-ACCEPTED = "Thank you: the time is yours and your appointment is booked. We have emailed you the details."
-DECLINED = (
+ACCEPTED = gettext_lazy(
+    "Thank you: the time is yours and your appointment is booked. We have emailed you the details."
+)
+DECLINED = gettext_lazy(
     "You declined this time. You stay on our waitlist: we will email you when another time that suits you opens up."
 )
 
@@ -45,10 +49,12 @@ class OfferAction:
 
 OFFER_ACTIONS = {
     "accept": OfferAction(
-        title="Accept this appointment time",
-        prompt="a time has opened up and we are offering it to a few patients on our waitlist. "
-        "The first to accept gets it.",
-        button="Accept this time",
+        title=gettext_lazy("Accept this appointment time"),
+        prompt=gettext_lazy(
+            "a time has opened up and we are offering it to a few patients on our waitlist. "
+            "The first to accept gets it."
+        ),
+        button=gettext_lazy("Accept this time"),
         perform=partial(actions.accept_slot_offer, by="patient", channel=Via.PATIENT_LINK),
         done_status=SlotOffer.Status.ACCEPTED,
         done_message=ACCEPTED,
@@ -56,10 +62,11 @@ OFFER_ACTIONS = {
         ruled_out_message=offers.ALREADY_DECLINED,
     ),
     "decline": OfferAction(
-        title="Decline this appointment time",
-        prompt="a time has opened up and we offered it to you. "
-        "Can't make it? Decline it and you stay on our waitlist.",
-        button="Decline this time",
+        title=gettext_lazy("Decline this appointment time"),
+        prompt=gettext_lazy(
+            "a time has opened up and we offered it to you. Can't make it? Decline it and you stay on our waitlist."
+        ),
+        button=gettext_lazy("Decline this time"),
         perform=partial(actions.decline_slot_offer, by="patient", channel=Via.PATIENT_LINK),
         done_status=SlotOffer.Status.DECLINED,
         done_message=DECLINED,
@@ -76,8 +83,8 @@ def offer_action(request, action, token):
         offer = read_token(token, action)
     except BadLink as error:
         return render(request, "patient/bad_link.html", {"message": str(error)}, status=400)
-    # The times on the site's clock (docs/reference.md, Time zones)
-    with timezone.override(offer.slot.provider.location.zone):
+    # The times on the site's clock (docs/reference.md, Time zones), the words in the patient's language
+    with timezone.override(offer.slot.provider.location.zone), languages.for_page(request, offer.patient):
         return _answer(request, offer, OFFER_ACTIONS[action])
 
 

@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from backfill import booking, contact_rules
 from backfill.matching import Rules, SlotFacts
@@ -32,18 +33,19 @@ from waitlist.models import WaitlistEntry
 
 log = logging.getLogger("backfill")
 
-TAKEN = "Sorry, someone else accepted this time first. You stay on the waitlist."
-GONE = "Sorry, this time is no longer available. You stay on the waitlist."
-EXPIRED = "Sorry, this offer has expired. You stay on the waitlist."
-ALREADY_DECLINED = "You declined this time, so it can no longer be accepted. You stay on the waitlist."
-ALREADY_ACCEPTED = (
+# What a patient reads when an answer cannot be taken; lazy, so in the patient's language.
+TAKEN = gettext_lazy("Sorry, someone else accepted this time first. You stay on the waitlist.")
+GONE = gettext_lazy("Sorry, this time is no longer available. You stay on the waitlist.")
+EXPIRED = gettext_lazy("Sorry, this offer has expired. You stay on the waitlist.")
+ALREADY_DECLINED = gettext_lazy("You declined this time, so it can no longer be accepted. You stay on the waitlist.")
+ALREADY_ACCEPTED = gettext_lazy(
     "You accepted this time, so it can no longer be declined. If you can't come, "
     "use the cancel link in your confirmation email or contact the clinic."
 )
-NOT_WAITING = (
+NOT_WAITING = gettext_lazy(
     "You are no longer on our waitlist for this, so this time can no longer be accepted. Please contact the clinic."
 )
-CLASHES = (
+CLASHES = gettext_lazy(
     "Sorry, this time now clashes with another appointment, so it can no longer be booked. You stay on the waitlist."
 )
 

@@ -4,39 +4,53 @@ reads: `backfill.actions.receive_text` acts on it through the same actions the l
 staff use.
 """
 
+import unicodedata
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from backfill.models import FreedSlot, SlotOffer
+from clinic import languages, times
 from clinic.models import OutboundEmail
 from scheduling.models import Appointment
 
-YES = {"YES", "Y"}
+# Keywords, in every language the clinic writes (docs/reference.md, Texts), compared without
+# accents or case: "sí", "Si" and "SÍ" are all SI.
+YES = {"YES", "Y", "SI"}
 NO = {"NO", "N"}
-CANCEL = {"CANCEL"}
-# The carriers' own opt-out and opt-in words (CTIA); CANCEL is ours: it cancels a visit.
-STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "REVOKE", "OPTOUT"}
-START = {"START", "UNSTOP"}
-HELP = {"HELP", "INFO"}
+CANCEL = {"CANCEL", "CANCELAR", "ANULAR"}
+# The carriers' own opt-out and opt-in words (CTIA) and their Spanish; CANCEL is ours: it cancels a visit.
+STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "REVOKE", "OPTOUT", "PARAR", "ALTO", "BAJA"}
+START = {"START", "UNSTOP", "COMENZAR", "INICIAR", "ALTA"}
+HELP = {"HELP", "INFO", "AYUDA"}
+# Words only one language uses: a reply to them is in that language when the patient has
+# chosen none (an unknown number, or no preferred language).
+LANGUAGE_OF_WORD = {
+    **dict.fromkeys(["YES", "Y", "CANCEL", "STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "START", "HELP"], "en"),
+    **dict.fromkeys(["SI", "CANCELAR", "ANULAR", "PARAR", "ALTO", "BAJA", "COMENZAR", "INICIAR", "AYUDA"], "es"),
+}
 
-UNKNOWN = (
+# The replies, lazy: each is read in the language `reply_language` chose. "{phone}" is the clinic's.
+UNKNOWN = gettext_lazy(
     "Backfill Clinic: sorry, we didn't understand. Reply YES or NO to an offer, CANCEL to cancel your visit, "
     "HELP for help, STOP to end texts."
 )
-NOTHING_OPEN = "Backfill Clinic: there is no offer waiting for your answer right now. Questions? Call {phone}."
-TWO_OPEN = (
+NOTHING_OPEN = gettext_lazy(
+    "Backfill Clinic: there is no offer waiting for your answer right now. Questions? Call {phone}."
+)
+TWO_OPEN = gettext_lazy(
     "Backfill Clinic: you have more than one offer open, so we can't tell which you mean. "
     "Please use the link in the text you're answering, or call {phone}."
 )
-NOTHING_TO_CANCEL = (
+NOTHING_TO_CANCEL = gettext_lazy(
     "Backfill Clinic: we found no upcoming visit to cancel from your last text. Questions? Call {phone}."
 )
-NOT_KNOWN = "Backfill Clinic: we don't have this number on file. Please call {phone}."
-STOPPED = "Backfill Clinic: you won't get any more texts from us. Reply START to get them again."
-STARTED = "Backfill Clinic: texts are on again. Reply STOP to end them, HELP for help."
-HELP_REPLY = (
+NOT_KNOWN = gettext_lazy("Backfill Clinic: we don't have this number on file. Please call {phone}.")
+STOPPED = gettext_lazy("Backfill Clinic: you won't get any more texts from us. Reply START to get them again.")
+STARTED = gettext_lazy("Backfill Clinic: texts are on again. Reply STOP to end them, HELP for help.")
+HELP_REPLY = gettext_lazy(
     "Backfill Clinic: for help call {phone}. Reply YES/NO to an offer, CANCEL to cancel a visit, STOP to end texts."
 )
 
@@ -48,8 +62,20 @@ class Answer:
 
 
 def keyword(body):
-    words = body.strip().upper().split()
-    return words[0].strip(".!?,") if words else ""
+    """The first word, in capitals and without accents: "¡Sí!" is "SI"."""
+    words = body.strip().split()
+    if not words:
+        return ""
+    bare = unicodedata.normalize("NFKD", words[0]).encode("ascii", "ignore").decode()
+    return bare.upper().strip(".!?,")
+
+
+def reply_language(word, patients):
+    """The language of the reply: the patient's chosen one, else the word's, else the clinic's."""
+    chosen = {languages.supported(patient.preferred_language) for patient in patients} - {""}
+    if len(chosen) == 1:
+        return chosen.pop()
+    return LANGUAGE_OF_WORD.get(word) or languages.default()
 
 
 def open_questions(patients, now=None):
@@ -81,12 +107,13 @@ def last_texted_visit(number):
 
 def where_and_who(appointment):
     """ "at Downtown", and " with Dr. Lee" only where SMS_NAME_PROVIDER says (templates/sms/)."""
-    named = f" with {appointment.provider.name}" if settings.SMS_NAME_PROVIDER else ""
-    return f"at {appointment.provider.location.name}{named}"
+    if settings.SMS_NAME_PROVIDER:
+        return gettext("at {place} with {name}").format(
+            place=appointment.provider.location.name, name=appointment.provider.name
+        )
+    return gettext("at {place}").format(place=appointment.provider.location.name)
 
 
 def when(appointment):
-    return (
-        # The site's clock (docs/reference.md, Time zones)
-        f"{appointment.provider.location.local(appointment.start):%a %-d %b, %-I:%M %p}"
-    )
+    # The site's clock (docs/reference.md, Time zones), written as every text writes times
+    return times.patient_short(appointment.provider.location.local(appointment.start))

@@ -56,6 +56,19 @@ def set_text_consent(patient, consent, *, by, channel, source):
     return patient
 
 
+def switch_to_texts(patient, phone, *, by, channel):
+    """The patient asks for texts instead of emails (the unsubscribe page): their number,
+    their consent, texts preferred, and no more emails."""
+    with transaction.atomic(durable=True):
+        patient.phone = phone
+        patient.preferred_channel = patient.Channel.SMS
+        patient.email_opt_out = True
+        patient.save(update_fields=["phone", "preferred_channel", "email_opt_out"])
+        patient.set_sms_consent(True, patient.ConsentSource.PATIENT)
+    log.info("patient.switched_to_texts patient=%s by=%s channel=%s", patient.pk, actor(by), channel)
+    return patient
+
+
 def set_contact_preferences(patient, preferred_channel, consent, *, by, channel, source, email_opt_out=None):
     """How the patient wants to be reached, and their consent to texts when it changed (None: unchanged).
 

@@ -20,8 +20,9 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
-from clinic import sms
+from clinic import languages, sms
 from clinic.models import OutboundEmail, Patient
 from clinic.queue import enqueue, enqueue_unless_pending, started
 
@@ -54,10 +55,11 @@ def queue_patient_email(kind, patient, context, appointment=None):
         )
         return None
     context = {"patient": patient, "site_url": settings.SITE_URL, "clinic_phone": settings.CLINIC_PHONE, **context}
+    # In the patient's language (docs/reference.md, Languages), whoever's request or job this is.
+    with languages.for_patient(patient):
+        composed = [COMPOSE[channel](kind, patient, context, appointment) for channel in channels]
     # One INSERT for both channels: a backfill's worker pays the ORM's price per statement.
-    stored = OutboundEmail.objects.bulk_create(
-        [COMPOSE[channel](kind, patient, context, appointment) for channel in channels]
-    )
+    stored = OutboundEmail.objects.bulk_create(composed)
     transaction.on_commit(request_send, robust=True)
     return stored[0]
 
@@ -80,9 +82,16 @@ def _compose_email(kind, patient, context, appointment):
 def _compose_text(kind, patient, context, appointment):
     # A text shows on a locked screen: the time, the place and what to do, never a specialty
     # or a reason; the provider's name only where SMS_NAME_PROVIDER says (docs/operations.md).
-    provider = context.get("provider")
-    with_provider = f" with {provider.name}" if settings.SMS_NAME_PROVIDER and provider else ""
-    context = {**context, "short": sms.short_links_for(kind, context.get("links", {})), "with_provider": with_provider}
+    provider, location = context.get("provider"), context.get("location")
+    named = settings.SMS_NAME_PROVIDER and provider
+    context = {
+        **context,
+        "short": sms.short_links_for(kind, context.get("links", {})),
+        "with_provider": gettext(" with {name}").format(name=provider.name) if named else "",
+        "new_provider": provider.name if named else gettext("another provider"),
+        # Every text names whom to call: the site's own phone, else the clinic's.
+        "clinic_phone": (location.phone if location else "") or settings.CLINIC_PHONE,
+    }
     body = sms.gsm_friendly(" ".join(render_to_string(f"sms/{kind}.txt", context).split()))
     if sms.segments(body) > sms.MAX_SEGMENTS:
         log.warning("sms.long kind=%s patient=%s segments=%s", kind, patient.pk, sms.segments(body))

@@ -13,6 +13,7 @@ from datetime import time
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext
 
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WINDOW_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
@@ -28,7 +29,9 @@ def weekdays_to_mask(days):
     mask = 0
     for day in days or []:
         if day not in WEEKDAYS:
-            raise ValidationError(f'"{day}" is not a weekday; use one of {", ".join(WEEKDAYS)}.')
+            raise ValidationError(
+                gettext('"{day}" is not a weekday; use one of {days}.').format(day=day, days=", ".join(WEEKDAYS))
+            )
         mask |= weekday_bit(WEEKDAYS.index(day))
     return mask
 
@@ -39,7 +42,9 @@ def mask_to_weekdays(mask):
 
 def _half_hour(hours, minutes, window):
     if minutes not in (0, 30) or not 0 <= hours <= 24 or (hours == 24 and minutes):
-        raise ValidationError(f'"{window}": times must be on the hour or half hour, 00:00 to 24:00.')
+        raise ValidationError(
+            gettext('"{window}": times must be on the hour or half hour, 00:00 to 24:00.').format(window=window)
+        )
     return hours * 2 + minutes // 30
 
 
@@ -48,11 +53,11 @@ def windows_to_mask(windows):
     for window in windows or []:
         match = WINDOW_RE.match(str(window).strip())
         if not match:
-            raise ValidationError(f'"{window}" is not a time window like "09:00-12:30".')
+            raise ValidationError(gettext('"{window}" is not a time window like "09:00-12:30".').format(window=window))
         h1, m1, h2, m2 = (int(group) for group in match.groups())
         start, end = _half_hour(h1, m1, window), _half_hour(h2, m2, window)
         if end <= start:
-            raise ValidationError(f'"{window}": the window must end after it starts.')
+            raise ValidationError(gettext('"{window}": the window must end after it starts.').format(window=window))
         mask |= ((1 << end) - 1) ^ ((1 << start) - 1)
     return mask
 

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
 from phonenumber_field.modelfields import PhoneNumberField
 
 from clinic import risk_scale
@@ -199,9 +200,10 @@ class Channel(models.TextChoices):
 
 class Patient(models.Model):
     class Channel(models.TextChoices):
-        EMAIL = "email", "Email"
-        SMS = "sms", "Text message"
-        BOTH = "both", "Email and text"
+        # Patients choose one on their own page, in their language.
+        EMAIL = "email", pgettext_lazy("channel", "Email")
+        SMS = "sms", pgettext_lazy("channel", "Text message")
+        BOTH = "both", pgettext_lazy("channel", "Email and text")
 
     class ConsentSource(models.TextChoices):
         STAFF = "staff", "Staff"

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from csp.constants import NONE, SELF, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -111,6 +112,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Patients' pages in their language, staff pages in the clinic's (clinic/languages.py).
+    "clinic.languages.PatientPagesLanguage",
     # A NUL in the address or a form answers 400 before any view reads it (PostgreSQL refuses NUL).
     "clinic.input_limits.RefuseNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -259,7 +262,17 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/schedule/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
-LANGUAGE_CODE = "en-us"
+# Languages (docs/reference.md, Languages): patients read messages and pages in their
+# preferred_language when it is one of LANGUAGES, else in the clinic's default; staff pages
+# stay in the default. Compiled catalogs (locale/*/LC_MESSAGES/django.mo) are built by
+# bin/setup (clinic/catalogs.py), never committed.
+LANGUAGES = [("en", "English"), ("es", "Español")]
+LANGUAGE_CODE = os.environ.get("CLINIC_DEFAULT_LANGUAGE", "en")
+if LANGUAGE_CODE not in dict(LANGUAGES):
+    raise ImproperlyConfigured(f"CLINIC_DEFAULT_LANGUAGE must be one of {', '.join(dict(LANGUAGES))}.")
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# Staff pages and the admin write dates and times as clinic/times.py does (one format per language).
+FORMAT_MODULE_PATH = ["clinic.formats"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "America/New_York")
 USE_I18N = True
 USE_TZ = True

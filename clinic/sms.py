@@ -29,8 +29,15 @@ GSM_BASIC = set(
 )
 GSM_EXTENDED = set("^{}\\[~]|€")
 # Typographic characters a template or a name may carry, and their GSM-7 stand-ins: one
-# curly apostrophe would otherwise more than halve what a segment holds.
-GSM_STAND_INS = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "...", "\u00a0": " "})
+# curly apostrophe would otherwise more than halve what a segment holds. Spanish keeps é, ñ,
+# ü, ¿ and ¡ (GSM-7 has them) and writes á, í, ó, ú without their accent, as phones and
+# carriers' own "smart encoding" do.
+GSM_STAND_INS = str.maketrans(
+    {
+        **{"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "...", "\u00a0": " "},
+        **dict(zip("áíóúÁÍÓÚâêîôû", "aiouAIOUaeiou", strict=True)),
+    }
+)
 MAX_SEGMENTS = 2
 
 

@@ -1,17 +1,22 @@
 """How times are written: one way for staff, one for patients.
 
 Staff read the clinic's local time on a 24-hour clock ("Wed 2 Dec 2026, 13:00"), with the
-zone named once per page (`zone_note`), never beside each time. Patients read a sentence
-("Wednesday, December 2, 2026 at 1:00 PM EST"): they may read it from another zone, so their
-times carry the zone's abbreviation.
+zone named once per page (`zone_note`), never beside each time; the admin writes the same
+(clinic/formats/). Patients read a sentence in their language ("Wednesday, December 2, 2026
+at 1:00 PM EST", "miércoles, 2 de diciembre de 2026 a la 1:00 p. m. EST"): they may read it
+from another zone, so their times carry the zone's abbreviation. Texts and subjects use the
+short form ("Wed, Dec 2 at 1:00 PM").
 
-Every template goes through clinic/templatetags/clinic_times.py, which wraps these.
+The patterns are translatable strings (locale/), the day and month names Django's own, so a
+language is added in its catalog alone. Every template goes through
+clinic/templatetags/clinic_times.py, which wraps these.
 """
 
 from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
-from django.utils import timezone
+from django.utils import dateformat, timezone
+from django.utils.translation import gettext, ngettext, pgettext
 
 UTC = ZoneInfo("UTC")
 
@@ -63,11 +68,30 @@ def _zone_name(name, at):
 
 
 def _clock(local):
-    return f"{local.hour % 12 or 12}:{local:%M} {'AM' if local.hour < 12 else 'PM'}"
+    """ "1:05 PM" in English, "1:05 p. m." in Spanish."""
+    meridiem = pgettext("time of day", "AM") if local.hour < 12 else pgettext("time of day", "PM")
+    return f"{local.hour % 12 or 12}:{local:%M} {meridiem}"
+
+
+def _hour(local):
+    """The count Spanish needs to say "a la 1:00" but "a las 3:00" (ngettext's plural forms)."""
+    return local.hour % 12 or 12
+
+
+def _names(day):
+    """The day's and month's names in the active language, from Django's own catalogs."""
+    return {
+        "weekday": dateformat.format(day, "l"),
+        "weekday_short": dateformat.format(day, "D"),
+        "month": dateformat.format(day, "F"),
+        "month_short": dateformat.format(day, "M"),
+        "day": day.day,
+        "year": day.year,
+    }
 
 
 def patient_date(day):
-    return f"{day:%A, %B} {day.day}, {day.year}"
+    return gettext("{weekday}, {month} {day}, {year}").format(**_names(day))
 
 
 def patient_time(moment):
@@ -77,10 +101,16 @@ def patient_time(moment):
 
 def patient_datetime(moment):
     local = _local(moment)
-    return f"{patient_date(local)} at {patient_time(local)}"
+    return ngettext("{date} at {time}", "{date} at {time}", _hour(local)).format(
+        date=patient_date(local), time=patient_time(local)
+    )
 
 
 def patient_short(moment):
-    """For subjects, where space is short: "Wed, Dec 2 at 1:00 PM"."""
+    """For subjects and texts, where space is short: "Wed, Dec 2 at 1:00 PM"."""
     local = _local(moment)
-    return f"{local:%a, %b} {local.day} at {_clock(local)}"
+    return ngettext(
+        "{weekday_short}, {month_short} {day} at {time}",
+        "{weekday_short}, {month_short} {day} at {time}",
+        _hour(local),
+    ).format(time=_clock(local), **_names(local))

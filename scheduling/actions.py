@@ -13,6 +13,7 @@ import logging
 from functools import partial
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from clinic.actions import PATIENT_DOORS, Via, actor
 from clinic.models import OutboundEmail
@@ -84,7 +85,9 @@ def accept_move(appointment, *, by, channel):
     with transaction.atomic(durable=True):
         if appointment.status != Appointment.Status.OFFERED:
             raise SchedulingError(
-                f"This appointment is {appointment.get_status_display().lower()}; only an offer can be accepted."
+                gettext("This appointment is {status}; only an offer can be accepted.").format(
+                    status=appointment.get_status_display().lower()
+                )
             )
         appointment.confirm()  # a conditional update: of an accept and a decline at once, one wins
         queue_email(OutboundEmail.Kind.ACCEPT_CONFIRMATION, appointment)

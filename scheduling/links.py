@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from waitlist import self_service
 
@@ -29,11 +30,11 @@ def sign(payload, purpose, action):
 def unsign(token, purpose, action, actions):
     """The payload of a token signed for this purpose and action, or BadLink."""
     if action not in actions:
-        raise BadLink("This link is not one we sent.")
+        raise BadLink(gettext("This link is not one we sent."))
     try:
         return signing.loads(token, salt=f"{purpose}.{action}")
     except signing.BadSignature:
-        raise BadLink("This link is not valid. It may have been altered or copied incompletely.") from None
+        raise BadLink(gettext("This link is not valid. It may have been altered or copied incompletely.")) from None
 
 
 PURPOSE = "scheduling.appointment"
@@ -78,7 +79,7 @@ def read_token(token, action):
         payload.get("p"),
         payload.get("s"),
     ):
-        raise BadLink("This link no longer matches an appointment. Please contact the clinic.")
+        raise BadLink(gettext("This link no longer matches an appointment. Please contact the clinic."))
     if timezone.now() >= appointment.start:
-        raise BadLink("This link has expired: the appointment time has passed.")
+        raise BadLink(gettext("This link has expired: the appointment time has passed."))
     return appointment

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
 
 from clinic import events
 from clinic.exceptions import DomainError
@@ -63,12 +64,13 @@ def worth_filling(provider, start, now=None):
 
 class Appointment(models.Model):
     class Status(models.TextChoices):
-        SCHEDULED = "scheduled"
-        OFFERED = "offered"
-        CONFIRMED = "confirmed"
-        CANCELLED = "cancelled"
-        COMPLETED = "completed"
-        NO_SHOW = "no_show", "No-show"
+        # Patients read these on their pages, in their language.
+        SCHEDULED = "scheduled", pgettext_lazy("appointment status", "Scheduled")
+        OFFERED = "offered", pgettext_lazy("appointment status", "Offered")
+        CONFIRMED = "confirmed", pgettext_lazy("appointment status", "Confirmed")
+        CANCELLED = "cancelled", pgettext_lazy("appointment status", "Cancelled")
+        COMPLETED = "completed", pgettext_lazy("appointment status", "Completed")
+        NO_SHOW = "no_show", pgettext_lazy("appointment status", "No-show")
 
     class Source(models.TextChoices):
         STAFF = "staff"
@@ -249,7 +251,11 @@ class Appointment(models.Model):
             )
             self.refresh_from_db(from_queryset=locked)
             if self.status not in self.CANCELLABLE:
-                raise CannotCancel(f"This appointment is {self.get_status_display().lower()} and cannot be cancelled.")
+                raise CannotCancel(
+                    gettext("This appointment is {status} and cannot be cancelled.").format(
+                        status=self.get_status_display().lower()
+                    )
+                )
             self.status = self.Status.CANCELLED
             # One line whatever the caller passed: it reaches emails, pages and the log.
             self.cancel_reason = " ".join(reason.split())[:200]

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_http_methods
 
+from clinic import languages
 from clinic.access import throttled_per_client
 from clinic.actions import Via
 from scheduling import actions, reassignment
@@ -38,7 +40,9 @@ class PatientAction:
             return None
         if self.recap:
             return self.recap(appointment)
-        return f"{self.title}: already done. Your appointment is {appointment.get_status_display().lower()}."
+        return gettext("{title}: already done. Your appointment is {status}.").format(
+            title=self.title, status=appointment.get_status_display().lower()
+        )
 
     def refusal_of(self, appointment):
         """Why the link can no longer be used (e.g. the other choice was made), or None."""
@@ -47,11 +51,13 @@ class PatientAction:
 
 def cancel_from_link(appointment):
     actions.cancel_appointment(appointment, by="patient", channel=Via.PATIENT_LINK, reason=actions.PATIENT_LINK_REASON)
-    return "Your appointment is cancelled. Thank you for letting us know; we will offer the time to another patient."
+    return gettext(
+        "Your appointment is cancelled. Thank you for letting us know; we will offer the time to another patient."
+    )
 
 
-ACCEPTED = "Thank you: your appointment is confirmed. We have emailed you the details."
-DECLINED = (
+ACCEPTED = gettext_lazy("Thank you: your appointment is confirmed. We have emailed you the details.")
+DECLINED = gettext_lazy(
     "You declined the new appointment, so it is cancelled. You are first in line on our waitlist: "
     "we will email you as soon as a time that suits you opens up."
 )
@@ -59,18 +65,18 @@ DECLINED = (
 
 def accept_from_link(appointment):
     actions.accept_move(appointment, by="patient", channel=Via.PATIENT_LINK)
-    return ACCEPTED
+    return str(ACCEPTED)
 
 
 def accept_refusal(appointment):
     if appointment.status != Appointment.Status.CANCELLED:
         return None
     if appointment.cancel_reason == reassignment.DECLINE_REASON:
-        return (
+        return gettext(
             "You declined this appointment, so it can no longer be accepted. "
             "You are on our waitlist; we will email you when a time opens up."
         )
-    return "This appointment has been cancelled, so it can no longer be accepted. Please contact the clinic."
+    return gettext("This appointment has been cancelled, so it can no longer be accepted. Please contact the clinic.")
 
 
 def decline_from_link(appointment):
@@ -85,38 +91,44 @@ def declined_recap(appointment):
 
 def decline_refusal(appointment):
     if appointment.status == Appointment.Status.CONFIRMED:
-        return (
+        return gettext(
             "You accepted this appointment, so it can no longer be declined. "
             "If you can't come, use the cancel link in your confirmation email or contact the clinic."
         )
     if appointment.status == Appointment.Status.CANCELLED and appointment.cancel_reason != reassignment.DECLINE_REASON:
-        return "This appointment has been cancelled, so there is nothing to decline. Please contact the clinic."
+        return gettext(
+            "This appointment has been cancelled, so there is nothing to decline. Please contact the clinic."
+        )
     return None
 
 
 PATIENT_ACTIONS = {
     "cancel": PatientAction(
-        title="Cancel your appointment",
-        prompt="Can't make it? Cancel this appointment so another patient can have the time.",
-        button="Cancel my appointment",
+        title=gettext_lazy("Cancel your appointment"),
+        prompt=gettext_lazy("Can't make it? Cancel this appointment so another patient can have the time."),
+        button=gettext_lazy("Cancel my appointment"),
         perform=cancel_from_link,
         done_status=Appointment.Status.CANCELLED,
     ),
     "accept": PatientAction(
-        title="Accept your new appointment",
-        prompt="your provider is unavailable, so we have moved your appointment to the provider below "
-        "at the same time. Accept to confirm it.",
-        button="Accept this appointment",
+        title=gettext_lazy("Accept your new appointment"),
+        prompt=gettext_lazy(
+            "your provider is unavailable, so we have moved your appointment to the provider below "
+            "at the same time. Accept to confirm it."
+        ),
+        button=gettext_lazy("Accept this appointment"),
         perform=accept_from_link,
         done_status=Appointment.Status.CONFIRMED,
         refusal=accept_refusal,
     ),
     "decline": PatientAction(
-        title="Decline your new appointment",
-        prompt="your provider is unavailable, so we have moved your appointment to the provider below "
-        "at the same time. Prefer not to? Decline it and you go first in line on our waitlist "
-        "for the next time that suits you.",
-        button="Decline this appointment",
+        title=gettext_lazy("Decline your new appointment"),
+        prompt=gettext_lazy(
+            "your provider is unavailable, so we have moved your appointment to the provider below "
+            "at the same time. Prefer not to? Decline it and you go first in line on our waitlist "
+            "for the next time that suits you."
+        ),
+        button=gettext_lazy("Decline this appointment"),
         perform=decline_from_link,
         done_status=Appointment.Status.CANCELLED,
         done_reason=reassignment.DECLINE_REASON,
@@ -133,10 +145,10 @@ def patient_action(request, action, token):
         appointment = read_token(token, action)
         patient_action = PATIENT_ACTIONS[action]
     except (BadLink, KeyError) as error:
-        message = str(error) if isinstance(error, BadLink) else "This link is not one we sent."
+        message = str(error) if isinstance(error, BadLink) else gettext("This link is not one we sent.")
         return render(request, "patient/bad_link.html", {"message": message}, status=400)
-    # The times on the site's clock (docs/reference.md, Time zones)
-    with timezone.override(appointment.provider.location.zone):
+    # The times on the site's clock (docs/reference.md, Time zones), the words in the patient's language
+    with timezone.override(appointment.provider.location.zone), languages.for_page(request, appointment.patient):
         return _answer(request, appointment, patient_action)
 
 

@@ -22,6 +22,7 @@ from datetime import date, datetime, time, timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from clinic import events
 from clinic.models import OutboundEmail, Provider
@@ -35,8 +36,9 @@ CANCEL_REASON = "provider_unavailable"
 DECLINE_REASON = "declined_reassignment"
 REASON_MAX_LENGTH = ProviderUnavailability._meta.get_field("reason").max_length
 
-SLOT_FILLED_NEWS = "Good news! We found another patient for this time slot."
-SLOT_OFFERED_NEWS = "The time slot has been offered to patients on the waitlist."
+# Lazy: read in the patient's language where the message or page is rendered.
+SLOT_FILLED_NEWS = gettext_lazy("Good news! We found another patient for this time slot.")
+SLOT_OFFERED_NEWS = gettext_lazy("The time slot has been offered to patients on the waitlist.")
 
 
 class WorkflowError(SchedulingError):
@@ -401,7 +403,9 @@ def decline_offer(appointment, by="patient"):
     current = Appointment.objects.select_for_update(no_key=True).get(pk=appointment.pk)
     if current.status != Appointment.Status.OFFERED:
         raise SchedulingError(
-            f"This appointment is {current.get_status_display().lower()}; only an offer can be declined."
+            gettext("This appointment is {status}; only an offer can be declined.").format(
+                status=current.get_status_display().lower()
+            )
         )
     appointment.cancel(DECLINE_REASON, by=by)
     entry = join_waitlist(appointment, WaitlistEntry.Reason.DECLINED_REASSIGNMENT)

@@ -5,6 +5,7 @@ patient link (docs/reference.md, Messages)."""
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from clinic.models import Patient
 
@@ -31,11 +32,13 @@ def read_token(token):
         payload = signing.loads(token, salt=SALT, max_age=MAX_AGE_DAYS * 24 * 3600)
     except signing.SignatureExpired:
         raise BadSelfServiceLink(
-            "This link has expired. Use the link in our latest message, or contact the clinic."
+            gettext("This link has expired. Use the link in our latest message, or contact the clinic.")
         ) from None
     except signing.BadSignature:
-        raise BadSelfServiceLink("This link is not valid. It may have been altered or copied incompletely.") from None
+        raise BadSelfServiceLink(
+            gettext("This link is not valid. It may have been altered or copied incompletely.")
+        ) from None
     patient = Patient.objects.filter(pk=payload.get("p")).first()
     if patient is None:
-        raise BadSelfServiceLink("This link no longer matches a patient. Please contact the clinic.")
+        raise BadSelfServiceLink(gettext("This link no longer matches a patient. Please contact the clinic."))
     return patient

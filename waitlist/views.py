@@ -2,11 +2,15 @@
 
 from django import forms
 from django.shortcuts import render
+from django.utils.dates import WEEKDAYS as WEEKDAY_NAMES
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from clinic import actions as clinic_actions
+from clinic import languages
 from clinic.access import throttled_per_client
 from clinic.actions import Via
+from clinic.fields import WEEKDAYS
 from clinic.models import Patient
 from waitlist.actions import change_waitlist_entry, leave_waitlist
 from waitlist.models import WaitlistEntry
@@ -26,7 +30,11 @@ class EntryForm(forms.ModelForm):
             "earliest_date": forms.DateInput(attrs={"type": "date"}),
             "latest_date": forms.DateInput(attrs={"type": "date"}),
         }
-        labels = {"earliest_date": "From", "latest_date": "Until", "preferred_location": "Preferred location"}
+        labels = {
+            "earliest_date": gettext_lazy("From"),
+            "latest_date": gettext_lazy("Until"),
+            "preferred_location": gettext_lazy("Preferred location"),
+        }
 
     field_order = ["available_days", "time_windows", "earliest_date", "latest_date", "preferred_location"]
 
@@ -34,11 +42,13 @@ class EntryForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.initial.update(available_days=self.instance.available_days, time_windows=self.instance.time_windows)
         self.fields["available_days"].label, self.fields["time_windows"].label = (
-            "Days you can come",
-            "Times you can come",
+            gettext("Days you can come"),
+            gettext("Times you can come"),
         )
-        self.fields["available_days"].help_text = "None ticked means any day."
-        self.fields["time_windows"].help_text = 'e.g. "08:00-12:00, 16:00-18:30"; empty means any time.'
+        self.fields["available_days"].help_text = gettext("None ticked means any day.")
+        # Django's own day names, in the page's language.
+        self.fields["available_days"].choices = [(day, WEEKDAY_NAMES[index]) for index, day in enumerate(WEEKDAYS)]
+        self.fields["time_windows"].help_text = gettext('e.g. "08:00-12:00, 16:00-18:30"; empty means any time.')
 
     def save(self, commit=True):
         self.instance.available_days = self.cleaned_data["available_days"]
@@ -51,9 +61,9 @@ class ContactForm(forms.ModelForm):
         model = Patient
         fields = ["preferred_channel", "sms_consent", "email_opt_out"]
         labels = {
-            "preferred_channel": "Reach me by",
-            "sms_consent": "I agree to receive texts about my appointments",
-            "email_opt_out": "Do not email me",
+            "preferred_channel": gettext_lazy("Reach me by"),
+            "sms_consent": gettext_lazy("I agree to receive texts about my appointments"),
+            "email_opt_out": gettext_lazy("Do not email me"),
         }
 
 
@@ -72,12 +82,19 @@ def self_service(request, token):
         patient = read_token(token)
     except BadSelfServiceLink as error:
         return render(request, "patient/bad_link.html", {"message": str(error)}, status=400)
+    with languages.for_page(request, patient):
+        return _act(request, patient)
+
+
+def _act(request, patient):
     if request.method == "GET":
         return _page(request, patient)
     action = request.POST.get("action", "")
     if action == "resume":
         clinic_actions.resume_offers(patient, by="patient", channel=Via.PATIENT_LINK)
-        return _page(request, patient, "Offers are on again: we will tell you when a time that suits you opens up.")
+        return _page(
+            request, patient, gettext("Offers are on again: we will tell you when a time that suits you opens up.")
+        )
     if action == "contact":
         return _contact(request, patient)
     entry = patient.waitlist_entries.filter(
@@ -85,11 +102,14 @@ def self_service(request, token):
     ).first()
     if entry is None or action not in ("save", "leave"):
         return _page(
-            request, patient, "That change could not be made: the entry is no longer on the waitlist.", status=400
+            request,
+            patient,
+            gettext("That change could not be made: the entry is no longer on the waitlist."),
+            status=400,
         )
     if action == "leave":
         leave_waitlist(entry, by="patient", channel=Via.PATIENT_LINK)
-        return _page(request, patient, f"You have left the waitlist for {entry.specialty}.")
+        return _page(request, patient, gettext("You have left the waitlist for {name}.").format(name=entry.specialty))
     return _save_entry(request, patient, entry)
 
 
@@ -97,15 +117,15 @@ def _save_entry(request, patient, entry):
     forms_ = entry_forms(patient, request.POST, bound_entry=entry)
     form = next(form for listed, form in forms_ if listed == entry)
     if not form.is_valid():
-        return _page(request, patient, "Please correct the errors below.", status=400, entries=forms_)
+        return _page(request, patient, gettext("Please correct the errors below."), status=400, entries=forms_)
     change_waitlist_entry(form, by="patient", channel=Via.PATIENT_LINK)
-    return _page(request, patient, f"Saved your choices for {entry.specialty}.")
+    return _page(request, patient, gettext("Saved your choices for {name}.").format(name=entry.specialty))
 
 
 def _contact(request, patient):
     form = ContactForm(request.POST, instance=patient)
     if not form.is_valid():
-        return _page(request, patient, "Please correct the errors below.", status=400, contact=form)
+        return _page(request, patient, gettext("Please correct the errors below."), status=400, contact=form)
     # The patient's own page: the one place an email opt-out can be taken back.
     clinic_actions.set_contact_preferences(
         patient,
@@ -116,7 +136,7 @@ def _contact(request, patient):
         channel=Via.PATIENT_LINK,
         source=Patient.ConsentSource.PATIENT,
     )
-    return _page(request, patient, "Saved how we reach you.")
+    return _page(request, patient, gettext("Saved how we reach you."))
 
 
 def _int(value):
