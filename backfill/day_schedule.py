@@ -13,6 +13,7 @@ from django.db.models import Q
 
 from backfill.explained_waitlist import waitlist_panel
 from backfill.models import FreedSlot
+from backfill.templatetags.backfill_words import cancel_reason_words
 from clinic.models import Location, Provider, day_bounds, on_their_clocks
 from clinic.times import staff_time
 from scheduling.models import Appointment, ProviderUnavailability
@@ -54,6 +55,21 @@ class ScheduleItem:
         return f"status-{self.appointment.status} source-{self.appointment.source}"
 
     @property
+    def note(self):
+        """The card's tooltip: why a slot was freed or an appointment cancelled, how fast a slot was filled."""
+        if self.slot is not None:
+            return f"Freed {staff_time(self.slot.freed_at)}" + (f": {self.slot.reason}" if self.slot.reason else "")
+        appointment = self.appointment
+        if appointment.status == Appointment.Status.CANCELLED:
+            return f"{appointment.patient}: cancelled" + (
+                f" ({cancel_reason_words(appointment.cancel_reason)})" if appointment.cancel_reason else ""
+            )
+        filled = getattr(appointment, "filled_slot", None)
+        if filled is not None and filled.fill_ms is not None:
+            return f"{appointment.patient}: {self.label}, filled {filled.fill_ms} ms after the cancellation"
+        return f"{appointment.patient}: {self.label}"
+
+    @property
     def label(self):
         """What the front desk needs to know at a glance, in their words."""
         if self.slot is not None:
@@ -61,6 +77,8 @@ class ScheduleItem:
         appointment = self.appointment
         if appointment.status == Appointment.Status.OFFERED:
             return "Offered · awaiting answer"
+        if appointment.status == Appointment.Status.CANCELLED:
+            return "Cancelled"
         if appointment.source == Appointment.Source.BACKFILL:
             filled = getattr(appointment, "filled_slot", None)
             how = "booked by hand" if filled and filled.status == FreedSlot.Status.MANUAL else "backfilled"
@@ -111,6 +129,7 @@ class DaySchedule:
     counts: dict
     location: object = None  # None: every location
     locations: list = field(default_factory=list)  # whose clocks the page shows
+    shows_cancelled: bool = False
 
     @property
     def previous_day(self):
@@ -121,22 +140,29 @@ class DaySchedule:
         return self.day + timedelta(days=1)
 
     @property
+    def kept_choices(self):
+        """What the page's links to other days and locations carry over of the current view."""
+        return "&cancelled=1" if self.shows_cancelled else ""
+
+    @property
     def provider_count(self):
         return sum(len(group.columns) for group in self.groups)
 
     @classmethod
-    def for_day(cls, day, location=None, locations=None):
+    def for_day(cls, day, location=None, locations=None, shows_cancelled=False):
         """The day at one location, or at all of them when `location` is None: each location's
         own calendar day, midnight to midnight on its clock (docs/reference.md, Time zones). `locations`: all of
-        them, when the caller has them already."""
+        them, when the caller has them already. `shows_cancelled`: the day's cancelled
+        appointments too, beside what took their place."""
         locations = [location] if location else locations if locations is not None else list(Location.objects.all())
         at_location = Q(provider__location=location) if location else Q()
         appointments, open_slots = _appointments_and_open_slots(day, location, locations)
+        cancelled = _cancelled(day, location, locations) if shows_cancelled else []
         away = {
             absence.provider_id: absence
             for absence in ProviderUnavailability.objects.filter(at_location, start_date__lte=day, end_date__gte=day)
         }
-        items = [ScheduleItem(*_on_its_clock(a), appointment=a) for a in appointments]
+        items = [ScheduleItem(*_on_its_clock(a), appointment=a) for a in appointments + cancelled]
         items += [ScheduleItem(*_on_its_clock(s), slot=s) for s in open_slots]
         columns = _columns(items, away, location)
         grid_start, grid_end = _grid_bounds(day, items)
@@ -151,9 +177,10 @@ class DaySchedule:
             # The backfill's own rules: nobody it never books is listed first.
             waitlist=waitlist_panel(WAITLIST_PANEL_SIZE),
             waiting_count=waiting.count(),
-            counts=_counts(appointments, open_slots),
+            counts={**_counts(appointments, open_slots), "cancelled": len(cancelled)},
             location=location,
             locations=locations,
+            shows_cancelled=shows_cancelled,
         )
 
 
@@ -181,6 +208,14 @@ def _appointments_and_open_slots(day, location, locations):
         .exclude(status__in=(FreedSlot.Status.BACKFILLED, FreedSlot.Status.MANUAL))
     )
     return appointments, open_slots
+
+
+def _cancelled(day, location, locations):
+    return list(
+        Appointment.objects.filter(_on_the_day(day, location, locations), status=Appointment.Status.CANCELLED)
+        .select_related("patient", "provider__location")
+        .order_by("start", "pk")
+    )
 
 
 def _on_its_clock(booking):

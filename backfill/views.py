@@ -94,7 +94,7 @@ def schedule(request):
         return render(request, "staff/schedule.html", {"error": str(unknown), "today": today}, status=400)
     if not in_clinic_years(day):  # the page links the day before and after: year 1 and 9999 have none
         return render(request, "staff/schedule.html", {"error": OUTSIDE_CLINIC_YEARS, "today": today}, status=400)
-    schedule = DaySchedule.for_day(day, location, locations)
+    schedule = DaySchedule.for_day(day, location, locations, shows_cancelled=request.GET.get("cancelled") == "1")
     return render(
         request,
         "staff/schedule.html",

@@ -128,6 +128,29 @@ def test_it_shows_a_freed_slot_nobody_fills_as_open(staff_client, day, django_ca
     assert "14:00–14:45" in text
 
 
+def test_it_shows_cancelled_appointments_only_when_asked(staff_client, day):
+    provider = ProviderFactory(name="Dr. Ada Brown")
+    book(
+        provider,
+        day,
+        11,
+        patient=PatientFactory(first_name="Quinn", last_name="Brown"),
+        status=Appointment.Status.CANCELLED,
+        cancel_reason="declined_reassignment",
+    )
+
+    hidden = schedule_of(staff_client, day).text
+    shown = staff_client.get(f"/schedule/?date={day:%Y-%m-%d}&cancelled=1").text
+
+    assert "Quinn Brown" not in hidden
+    assert ">Show cancelled</a>" in hidden
+    assert "Quinn Brown" in shown and ">Hide cancelled</a>" in shown
+    assert '<li class="item status-cancelled">Cancelled</li>' in shown
+    assert "Quinn Brown: cancelled (the patient declined the move to another provider)" in unescape(shown)
+    # The choice follows the page's links to the next day.
+    assert f"?date={day + timedelta(days=1):%Y-%m-%d}&amp;cancelled=1" in shown
+
+
 def test_it_shades_a_provider_who_is_away(staff_client, day):
     provider = ProviderFactory(name="Dr. Away")
     ProviderUnavailability.objects.create(provider=provider, start_date=day, end_date=day, reason="conference")

@@ -3,10 +3,28 @@
 from django import template
 
 from backfill.rules import Rules, risk_points
+from scheduling import reassignment
 
 register = template.Library()
 
 RULE_WORDS = {"no_show_risk": "no-show risk", "time_of_day": "time of day"}
+# Cancel reasons the workflows write as codes (the API keeps them as they are), in words.
+CANCEL_REASON_WORDS = {
+    reassignment.CANCEL_REASON: "the provider is away; the patient was offered a colleague or the waitlist",
+    reassignment.DECLINE_REASON: "the patient declined the move to another provider",
+}
+# Who cancelled, when it was not a member of staff (whose username is kept).
+ACTOR_WORDS = {"patient": "the patient", "backfill": "the backfill (the patient took an earlier slot)"}
+
+
+@register.filter
+def cancel_reason_words(reason):
+    return CANCEL_REASON_WORDS.get(reason, reason)
+
+
+@register.filter
+def actor_words(by):
+    return ACTOR_WORDS.get(by, by)
 
 
 @register.filter
