@@ -75,8 +75,10 @@ class ScheduleItem:
         if self.slot is not None:
             return OPEN_SLOT_LABELS.get(self.slot.status, f"Open slot · {self.slot.get_status_display()}")
         appointment = self.appointment
+        if appointment.waits_for_yes:
+            return "Offered · awaiting answer · other location: released without a yes"
         if appointment.status == Appointment.Status.OFFERED:
-            return "Offered · awaiting answer"
+            return "Offered · awaiting answer · kept unless declined"
         if appointment.status == Appointment.Status.CANCELLED:
             return "Cancelled"
         if appointment.source == Appointment.Source.BACKFILL:

@@ -18,7 +18,7 @@ from clinic.email import resend_stuck_emails
 from clinic.idempotency import forget_old_keys
 from clinic.models import Location
 from clinic.queue import enqueue
-from scheduling.actions import cancel_appointment
+from scheduling.actions import cancel_appointment, release_unanswered_moves
 from scheduling.models import Appointment, CannotCancel
 from waitlist.models import WaitlistEntry
 
@@ -220,6 +220,7 @@ def sweep(now=None):
         "expired_entries": expired_entries,
         "requeued_emails": emails,
         "chain_releases": release_lost_chain_jobs(now),
+        "released_moves": release_unanswered_moves(now),
         "webhook_jobs": webhooks.retries_due(now),
         "forgotten_idempotency_keys": forget_old_keys(now),
     }

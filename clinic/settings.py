@@ -611,6 +611,8 @@ BACKFILL = {
     "REASSIGN_SEEN_BEFORE_POINTS": 20,
     "REASSIGN_SAME_TIME_POINTS": 20,
     "REASSIGN_MIN_SCORE": 60,
+    # A move to another location waits this long (at most) for the patient's yes, then is released.
+    "REASSIGN_ANSWER_HOURS": 24,
     # No-show model (docs/reference.md, No-show model, scheduling/no_show.py): used only when it ranks the newest
     # visits it never saw at least this well; trained only on at least this many visits.
     "NO_SHOW_MIN_AUC": 0.6,

@@ -13,6 +13,7 @@ import logging
 from functools import partial
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext
 
 from clinic.actions import PATIENT_DOORS, Via, actor
@@ -106,3 +107,31 @@ def decline_move(appointment, *, by, channel):
         transaction.on_commit(partial(reassignment.send_decline_confirmation, appointment.pk), robust=True)
     log.info("action.decline_move id=%s entry=%s by=%s channel=%s", appointment.pk, entry.pk, actor(by), channel)
     return entry
+
+
+def release_unanswered_move(appointment, *, by, channel):
+    """A move to another location not accepted by its answer_by: cancelled (its slot goes to
+    the waitlist), the patient first in line on the waitlist and told. Raises SchedulingError
+    when the patient answered meanwhile."""
+    with transaction.atomic(durable=True):
+        entry = reassignment.release_unanswered(appointment, by=actor(by))
+        queue_email(OutboundEmail.Kind.WAITLIST_NOTICE, appointment, entry=entry, move_unanswered=True)
+    log.info("action.release_unanswered_move id=%s entry=%s by=%s channel=%s", appointment.pk, entry.pk, by, channel)
+    return entry
+
+
+def release_unanswered_moves(now=None):
+    """For the sweep: every move to another location whose answer_by has passed unanswered.
+    Each is re-checked under its lock, so a yes that arrived meanwhile wins. Returns how many."""
+    now = now or timezone.now()
+    due = Appointment.objects.filter(status=Appointment.Status.OFFERED, answer_by__lte=now).select_related(
+        "patient", "provider__location", "provider__specialty"
+    )
+    released = 0
+    for appointment in due[:200]:
+        try:
+            release_unanswered_move(appointment, by="sweep", channel=Via.BACKFILL)
+        except SchedulingError:
+            continue
+        released += 1
+    return released

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext, pgettext_lazy
+from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 
 from clinic import events
 from clinic.exceptions import DomainError
@@ -62,6 +62,11 @@ def worth_filling(provider, start, now=None):
     return not provider.is_unavailable_on(provider.location.local(start).date())  # the day at the provider's site
 
 
+# The two kinds of move (docs/reference.md, Reassignment), as the front desk reads them.
+MOVE_ELSEWHERE_WORDS = gettext_lazy("Moved to another location: released unless the patient says yes in time")
+MOVE_SAME_SITE_WORDS = gettext_lazy("Moved at the same location: kept unless the patient declines")
+
+
 class Appointment(models.Model):
     class Status(models.TextChoices):
         # Patients read these on their pages, in their language.
@@ -97,6 +102,9 @@ class Appointment(models.Model):
     cancelled_at = models.DateTimeField(null=True, blank=True)
     # The integrator's own id for it (docs/reference.md, External ids), unique when set.
     external_id = models.CharField(max_length=100, unique=True, null=True, blank=True, validators=[single_line])
+    # A move to another location waits for the patient's yes until then; unanswered, the sweep
+    # releases it (docs/reference.md, Reassignment). Empty: a move the patient keeps unless they decline.
+    answer_by = models.DateTimeField("answer wanted by", null=True, blank=True, editable=False)
 
     objects = AppointmentQuerySet.as_manager()
 
@@ -206,6 +214,7 @@ class Appointment(models.Model):
         replaces=None,
         precheck=True,
         external_id=None,
+        answer_by=None,
     ):
         """Create an appointment; raises AppointmentConflict if either party is busy then.
 
@@ -221,6 +230,7 @@ class Appointment(models.Model):
             status=status,
             replaces=replaces,
             external_id=external_id,
+            answer_by=answer_by,
         )
         if end <= start:
             raise SchedulingError("The appointment must end after it starts.")
@@ -278,11 +288,27 @@ class Appointment(models.Model):
             self.refresh_from_db()
             if not changed:
                 raise SchedulingError(
-                    f"This appointment is {self.get_status_display().lower()}; it cannot become {status}."
+                    gettext("This appointment is {status}; it cannot become {new_status}.").format(
+                        status=self.get_status_display().lower(), new_status=self.Status(status).label.lower()
+                    )
                 )
             events.record(f"appointment.{status}", self)
         log.info("appointment.%s id=%s patient=%s", status, self.pk, self.patient_id)
         return self
+
+    @property
+    def waits_for_yes(self):
+        """An offered move to another location: released unless the patient accepts by answer_by."""
+        return self.status == self.Status.OFFERED and self.answer_by is not None
+
+    @property
+    def move_words(self):
+        """Which kind of move this offer is, for the front desk; "" when it is no move."""
+        if self.source != self.Source.REASSIGNMENT:
+            return ""
+        if self.answer_by is not None:
+            return MOVE_ELSEWHERE_WORDS
+        return MOVE_SAME_SITE_WORDS
 
     def mark_no_show(self):
         if self.start > timezone.now():

@@ -68,9 +68,18 @@ def accept_from_link(appointment):
     return str(ACCEPTED)
 
 
+def released_unanswered():
+    return gettext(
+        "We did not hear from you in time, so we released this time. You are first in line on our waitlist: "
+        "we will tell you as soon as a time that suits you opens up."
+    )
+
+
 def accept_refusal(appointment):
     if appointment.status != Appointment.Status.CANCELLED:
         return None
+    if appointment.cancel_reason == reassignment.UNANSWERED_REASON:
+        return released_unanswered()
     if appointment.cancel_reason == reassignment.DECLINE_REASON:
         return gettext(
             "You declined this appointment, so it can no longer be accepted. "
@@ -95,6 +104,11 @@ def decline_refusal(appointment):
             "You accepted this appointment, so it can no longer be declined. "
             "If you can't come, use the cancel link in your confirmation email or contact the clinic."
         )
+    if (
+        appointment.status == Appointment.Status.CANCELLED
+        and appointment.cancel_reason == reassignment.UNANSWERED_REASON
+    ):
+        return released_unanswered()
     if appointment.status == Appointment.Status.CANCELLED and appointment.cancel_reason != reassignment.DECLINE_REASON:
         return gettext(
             "This appointment has been cancelled, so there is nothing to decline. Please contact the clinic."

@@ -34,6 +34,7 @@ log = logging.getLogger("scheduling")
 
 CANCEL_REASON = "provider_unavailable"
 DECLINE_REASON = "declined_reassignment"
+UNANSWERED_REASON = "move_not_confirmed"
 REASON_MAX_LENGTH = ProviderUnavailability._meta.get_field("reason").max_length
 
 # Lazy: read in the patient's language where the message or page is rendered.
@@ -273,8 +274,23 @@ def _move(appointment, summary, by):
         summary.add_skipped(appointment, str(error))
 
 
+def answer_by(original, now=None):
+    """Until when a move to another location waits for the patient's yes: REASSIGN_ANSWER_HOURS,
+    and no later than the lead time before the visit, so a released time can still go to the
+    waitlist; half the time left when the visit is nearer than that."""
+    now = now or timezone.now()
+    rules = settings.BACKFILL
+    deadline = min(
+        now + timedelta(hours=rules["REASSIGN_ANSWER_HOURS"]),
+        original.start - timedelta(minutes=rules["MIN_LEAD_MINUTES"]),
+    )
+    return deadline if deadline > now else now + (original.start - now) / 2
+
+
 def _offer(original, offer, match, summary, by):
-    queue_email(OutboundEmail.Kind.REASSIGNMENT_OFFER, offer, original=original, match=match)
+    queue_email(
+        OutboundEmail.Kind.REASSIGNMENT_OFFER, offer, original=original, match=match, elsewhere=offer.waits_for_yes
+    )
     summary.add_reassigned(original, offer, match)
     log.info(
         "appointment.reassigned id=%s new=%s patient=%s provider=%s score=%s by=%s",
@@ -363,6 +379,7 @@ def _book_best_offer(original, matches):
                 source=Appointment.Source.REASSIGNMENT,
                 status=Appointment.Status.OFFERED,
                 replaces=original,
+                answer_by=None if match.provider.location_id == original.provider.location_id else answer_by(original),
             )
         except AppointmentConflict:
             # Taken since we ranked (another reassignment at the same time, a concurrent
@@ -410,6 +427,21 @@ def decline_offer(appointment, by="patient"):
     appointment.cancel(DECLINE_REASON, by=by)
     entry = join_waitlist(appointment, WaitlistEntry.Reason.DECLINED_REASSIGNMENT)
     log.info("appointment.declined id=%s patient=%s entry=%s", appointment.pk, appointment.patient_id, entry.pk)
+    return entry
+
+
+def release_unanswered(appointment, by="sweep", now=None):
+    """Inside the caller's transaction (scheduling.actions.release_unanswered_move): a move to
+    another location the patient did not say yes to in time is cancelled (its slot goes to the
+    waitlist), and they join the waitlist first in line, as after a decline. Raises
+    SchedulingError when it was answered meanwhile or is not yet due."""
+    now = now or timezone.now()
+    current = Appointment.objects.select_for_update(no_key=True).get(pk=appointment.pk)
+    if not (current.waits_for_yes and current.answer_by <= now):
+        raise SchedulingError("This move was answered, or may still be.")
+    appointment.cancel(UNANSWERED_REASON, by=by)
+    entry = join_waitlist(appointment, WaitlistEntry.Reason.DECLINED_REASSIGNMENT)
+    log.info("appointment.move_released id=%s patient=%s entry=%s", appointment.pk, appointment.patient_id, entry.pk)
     return entry
 
 
