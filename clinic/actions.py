@@ -10,6 +10,7 @@ the API, patients' links and texts, the feed and manage.py call the action and n
 """
 
 import logging
+from contextlib import contextmanager
 
 from django.db import models, transaction
 
@@ -32,6 +33,31 @@ class Via(models.TextChoices):
 
 # Doors a patient acts through themselves: they are sent a confirmation, not told "the clinic cancelled".
 PATIENT_DOORS = (Via.PATIENT_LINK, Via.TEXT_REPLY)
+
+
+def action_transaction(durable=True):
+    """The transaction an action opens: the outermost one (durable: once the action returns,
+    it has committed), unless its entry point applies a whole unit as one (`one_unit`); then
+    the action is part of that transaction, without a savepoint of its own. An action the
+    admin's forms call inside their own transaction is not durable."""
+    if getattr(transaction.get_connection(), "backfill_one_unit", False):
+        return transaction.atomic(savepoint=False)
+    return transaction.atomic(durable=durable)
+
+
+@contextmanager
+def one_unit():
+    """One durable transaction around several actions and the entry point's own record of
+    them: all of it commits, or none. The HL7 feed applies each message so, with the message
+    kept and its acknowledgement (docs/hl7.md, "Once, and in order"). An action that refuses
+    inside leaves the transaction only to roll back: its exception ends the unit."""
+    connection = transaction.get_connection()
+    with transaction.atomic(durable=True):
+        connection.backfill_one_unit = True
+        try:
+            yield
+        finally:
+            connection.backfill_one_unit = False
 
 
 def actor(by):

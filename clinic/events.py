@@ -35,6 +35,7 @@ EVENT_TYPES = [
     "waitlist_entry.booked",
     "waitlist_entry.removed",
     "provider.unavailable",
+    "patient.merged",
 ]
 
 # model class -> (name used in events, the API's serializer for it)

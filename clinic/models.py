@@ -293,11 +293,20 @@ class Patient(models.Model):
     def __str__(self):
         return f"{self.first_name} {self.last_name}"
 
+    # What the waiting entries' copies (below) are made from.
+    RANKED_BY = frozenset(
+        ["no_show_risk", "no_show_risk_source", "no_show_risk_standing", "insurance_plan", "insurance_plan_id"]
+    )
+
     def save(self, *args, **kwargs):
         self.ranking_risk = self.risk_on_ranking_scale()
-        if kwargs.get("update_fields") is not None:
-            kwargs["update_fields"] = {*kwargs["update_fields"], "ranking_risk"}
+        new = self._state.adding and self.pk is None
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "ranking_risk"}
         super().save(*args, **kwargs)
+        if new or (update_fields is not None and not self.RANKED_BY & set(update_fields)):
+            return  # no entries yet, or nothing they copy changed: a statement saved (the HL7 feed's updates)
         # Waiting entries keep a copy of the risk and the plan so one index can filter and rank them.
         plan_differs = (
             ~models.Q(insurance_plan_id=self.insurance_plan_id) | models.Q(insurance_plan__isnull=True)

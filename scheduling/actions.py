@@ -2,8 +2,9 @@
 conventions are clinic/actions.py's): cancel, book by hand, record a no-show, mark a
 provider unavailable, accept or decline a move.
 
-Each opens the outermost business transaction (durable: nothing wraps it, so once it
-returns it has committed), changes the appointment through its model's verbs, which lock
+Each opens the outermost business transaction (`action_transaction`, durable: nothing wraps
+it, so once it returns it has committed; or part of an entry point's `one_unit`, as the HL7
+feed applies a message), changes the appointment through its model's verbs, which lock
 and re-check, and says here whom it tells. A cancellation's freed slot is backfill's
 business: `Appointment.cancel` runs the hook backfill registered (scheduling.models.
 when_cancelled), and its job is enqueued once this transaction commits.
@@ -16,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from clinic.actions import PATIENT_DOORS, Via, actor
+from clinic.actions import PATIENT_DOORS, Via, action_transaction, actor
 from clinic.models import OutboundEmail
 from scheduling import reassignment
 from scheduling.messages import queue_email
@@ -37,7 +38,7 @@ def cancel_appointment(appointment, *, by, channel, reason, notify=True):
     (their link, a text), otherwise that the clinic cancelled it and why. Opted-out patients
     get nothing. Raises CannotCancel when it is no longer cancellable.
     """
-    with transaction.atomic(durable=True):
+    with action_transaction():
         appointment.cancel(reason, by=actor(by))  # lock, re-check, event, the freed slot (its hook)
         if notify:
             patient_did = channel in PATIENT_DOORS
@@ -49,16 +50,20 @@ def cancel_appointment(appointment, *, by, channel, reason, notify=True):
 
 def record_no_show(appointment, *, by, channel):
     """The patient did not come (staff, the feed). Only once the appointment has started."""
-    with transaction.atomic(durable=True):
+    with action_transaction():
         appointment.mark_no_show()
     log.info("action.record_no_show id=%s by=%s channel=%s", appointment.pk, actor(by), channel)
     return appointment
 
 
-def book_appointment(*, patient, provider, start, end, by, channel, external_id=None):
+def book_appointment(*, patient, provider, start, end, by, channel, external_id=None, replaces=None, precheck=True):
     """Book a patient by hand (the admin, the API, the feed); raises AppointmentConflict if either
-    is busy then. Not durable: the admin's add form saves inside its own transaction."""
-    with transaction.atomic():
+    is busy then. Not durable: the admin's add form saves inside its own transaction.
+
+    `replaces`: the appointment this one moves (the feed's S13). `precheck=False` leaves the
+    look-ahead for a clash to the database's own constraint (Appointment.book), for a caller
+    that books many and rarely clashes: the feed."""
+    with action_transaction(durable=False):
         appointment = Appointment.book(
             patient=patient,
             provider=provider,
@@ -66,6 +71,8 @@ def book_appointment(*, patient, provider, start, end, by, channel, external_id=
             end=end,
             source=SOURCE_OF.get(channel, Appointment.Source.STAFF),
             external_id=external_id,
+            replaces=replaces,
+            precheck=precheck,
         )
     log.info("action.book_appointment id=%s by=%s channel=%s", appointment.pk, actor(by), channel)
     return appointment

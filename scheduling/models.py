@@ -255,9 +255,10 @@ class Appointment(models.Model):
         """
         with transaction.atomic(), events.written_together():  # the cancellation's and the freed slot's
             # The provider and its site come in the same query: the freed slot needs both
-            # (the site's clock says which day the provider may be away).
+            # (the site's clock says which day the provider may be away); the patient and the
+            # specialty too, for the patient's message (scheduling.actions.cancel_appointment).
             locked = Appointment.objects.select_for_update(no_key=True, of=("self",)).select_related(
-                "provider__location"
+                "provider__location", "provider__specialty", "patient"
             )
             self.refresh_from_db(from_queryset=locked)
             if self.status not in self.CANCELLABLE:

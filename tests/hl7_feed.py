@@ -100,11 +100,14 @@ def running_listener():
 
 
 class StandInEhr:
-    """The EHR's inbound interface: keeps what Backfill sends and answers each with `answer` (AA)."""
+    """The EHR's inbound interface: keeps what Backfill sends and answers each with the next of
+    `next_answers` while any are left, then with `answer` (AA); "drop" closes the connection
+    without an answer."""
 
     def __init__(self):
         self.received = []
         self.answer = "AA"
+        self.next_answers = []
         self.port = None
 
     async def handle(self, reader, writer):
@@ -112,12 +115,19 @@ class StandInEhr:
             while True:
                 message = await reader.readmessage()
                 self.received.append(str(message))
-                writer.writemessage(message.create_ack(self.answer))
+                answer = self.next_answers.pop(0) if self.next_answers else self.answer
+                if answer == "drop":
+                    break
+                writer.writemessage(message.create_ack(answer))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
+
+    def triggers(self):
+        """The SIU events received, in order (e.g. ["S12", "S12", "S15"])."""
+        return [value(message, "MSH", 9, 1, 2) for message in self.messages()]
 
     def messages(self, trigger=None):
         parsed = [hl7.parse(text) for text in self.received]

@@ -7,7 +7,7 @@ import pytest
 
 from backfill.models import FreedSlot
 from clinic.factories import PatientFactory
-from clinic.models import OutboundEmail, Patient
+from clinic.models import Event, OutboundEmail, Patient
 from integrations.hl7.inbound import receive
 from integrations.hl7.models import Hl7CodeMapping, Hl7Message
 from scheduling.factories import AppointmentFactory
@@ -210,6 +210,46 @@ def test_a40_merges_the_prior_patients_appointments_into_the_survivor(clinic):
     prior.refresh_from_db()
     assert appointment.patient == survivor
     assert prior.external_id is None
+
+
+def test_a40_tells_other_systems_which_patient_was_merged_into_which(clinic):
+    survivor = PatientFactory(external_id="MRN1001")
+    prior = PatientFactory(external_id="MRN3003")
+
+    send("adt_a40")
+
+    merged = Event.objects.get(type="patient.merged")
+    assert merged.subject == f"patient:{survivor.pk}"
+    assert (merged.payload["patient"]["external_id"], merged.payload["merged_patient"]["id"]) == ("MRN1001", prior.pk)
+    assert merged.payload["merged_patient"]["external_id"] == "MRN3003"  # as it was before the merge
+
+
+def test_a40_is_kept_with_both_patients_and_what_moved(clinic):
+    _, _, provider = clinic
+    survivor = PatientFactory(external_id="MRN1001")
+    prior = PatientFactory(external_id="MRN3003", first_name="Ana", last_name="Rivera-Old")
+    AppointmentFactory(patient=prior, provider=provider, start=datetime(2030, 1, 10, 10, 0, tzinfo=EASTERN))
+
+    send("adt_a40")
+
+    kept = Hl7Message.objects.get(control_id="MSG00011")
+    assert (kept.patient, kept.merged_patient, kept.mrn, kept.merged_mrn) == (survivor, prior, "MRN1001", "MRN3003")
+    assert "Ana Rivera-Old (MRN MRN3003) merged into" in kept.note
+    assert "1 appointment(s) moved, Dr. Monica Jablonski, Thu 10 Jan 2030 10:00" in kept.note
+    assert list(Hl7Message.objects.filter(merged_mrn="MRN3003")) == [kept]  # found by the merged MRN
+
+
+def test_an_ae_changes_nothing_not_even_the_patients_details(clinic):
+    _, _, provider = clinic
+    patient = PatientFactory(external_id="MRN1001", first_name="Old")
+    AppointmentFactory(provider=provider, start=datetime(2030, 1, 10, 10, 0, tzinfo=EASTERN))
+    events_before = Event.objects.count()
+
+    assert send("siu_s12")[0] == "AE"  # the provider is busy then; PID says "Ana"
+
+    patient.refresh_from_db()
+    assert patient.first_name == "Old"
+    assert Event.objects.count() == events_before
 
 
 @pytest.mark.parametrize(

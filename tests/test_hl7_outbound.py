@@ -105,6 +105,23 @@ def test_an_ae_is_kept_with_its_ack_and_retried_later(ehr):
     assert len(ehr.messages("S12")) == 2
 
 
+@pytest.mark.parametrize("first_answer", ["AE", "drop"])
+def test_a_later_message_about_an_appointment_waits_for_the_earlier_ones_retry(ehr, first_answer):
+    _, _, provider = ehr_clinic()
+    appointment, waiting = a_freed_slot_with_a_waiting_patient(provider)
+    ehr.next_answers = [first_answer]
+    actions.cancel_appointment(appointment, by="frontdesk", channel=Via.STAFF_PAGE, reason="sick")
+    backfilled = Appointment.objects.get(patient=waiting)
+
+    actions.cancel_appointment(backfilled, by="patient", channel=Via.PATIENT_LINK, reason=actions.PATIENT_LINK_REASON)
+
+    assert ehr.triggers() == ["S12"]  # the S15 waits behind the S12's retry
+    Hl7Message.objects.filter(direction="out").update(next_attempt_at=timezone.now())
+    outbound.send()
+    assert ehr.triggers() == ["S12", "S12", "S15"]
+    assert set(Hl7Message.objects.filter(direction="out").values_list("outcome", flat=True)) == {"AA"}
+
+
 def test_an_endpoint_that_refuses_connections_is_retried(settings):
     _, _, provider = ehr_clinic()
     with stand_in_ehr() as closed:

@@ -12,8 +12,8 @@ from integrations.hl7.outbound import resend
 
 @admin.register(Hl7Message)
 class Hl7MessageAdmin(ClinicModelAdmin):
-    """Every message received or sent, with its acknowledgement; search by MRN, the EHR's
-    appointment id, the control id, or Backfill's appointment number."""
+    """Every message received or sent, with its acknowledgement; search by MRN (a merge's
+    too), the EHR's appointment id, the control id, or Backfill's appointment number."""
 
     list_display = [
         "received_at",
@@ -29,27 +29,9 @@ class Hl7MessageAdmin(ClinicModelAdmin):
     ]
     list_filter = ["direction", "outcome", "message_type", "sender"]
     list_select_related = ["appointment__patient", "appointment__provider__location"]
-    search_fields = ["mrn", "appointment_ref", "control_id"]
+    search_fields = ["mrn", "merged_mrn", "appointment_ref", "control_id"]
     date_hierarchy = "received_at"
-    fields = [
-        "direction",
-        "sender",
-        "endpoint",
-        "message_type",
-        "control_id",
-        "sent_at",
-        "received_at",
-        "outcome",
-        "note",
-        "mrn",
-        "appointment_ref",
-        "patient",
-        "appointment",
-        "attempts",
-        "next_attempt_at",
-        "segments",
-        "acknowledgement_segments",
-    ]
+    fields = [*Hl7Message.SHOWN, "segments", "acknowledgement_segments"]
     readonly_fields = fields
     actions = ["resend_failed"]
 
@@ -93,16 +75,5 @@ class Hl7CodeMappingAdmin(ClinicModelAdmin):
 class Hl7EndpointAdmin(ClinicModelAdmin):
     list_display = ["__str__", "host", "port", "events", "active"]
     list_filter = ["active"]
-    fields = [
-        "description",
-        "host",
-        "port",
-        "sending_application",
-        "sending_facility",
-        "receiving_application",
-        "receiving_facility",
-        "events",
-        "active",
-        "created_at",
-    ]
+    fields = Hl7Endpoint.SETTINGS
     readonly_fields = ["created_at"]

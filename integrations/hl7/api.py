@@ -18,19 +18,7 @@ class Hl7EndpointSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Hl7Endpoint
-        fields = [
-            "id",
-            "description",
-            "host",
-            "port",
-            "sending_application",
-            "sending_facility",
-            "receiving_application",
-            "receiving_facility",
-            "events",
-            "active",
-            "created_at",
-        ]
+        fields = ["id", *Hl7Endpoint.SETTINGS]
         read_only_fields = ["created_at"]
 
     def validate_port(self, port):
@@ -66,32 +54,22 @@ class Hl7EndpointViewSet(
 class Hl7MessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Hl7Message
-        fields = [
-            "id",
-            "direction",
-            "sender",
-            "endpoint",
-            "message_type",
-            "control_id",
-            "sent_at",
-            "received_at",
-            "outcome",
-            "note",
-            "mrn",
-            "appointment_ref",
-            "patient",
-            "appointment",
-            "attempts",
-            "next_attempt_at",
-            "raw",
-            "ack",
-        ]
+        fields = ["id", *Hl7Message.SHOWN, "raw", "ack"]
 
 
 class Hl7MessageFilter(filters.FilterSet):
     class Meta:
         model = Hl7Message
-        fields = ["direction", "outcome", "message_type", "mrn", "appointment_ref", "appointment", "endpoint"]
+        fields = [
+            "direction",
+            "outcome",
+            "message_type",
+            "mrn",
+            "merged_mrn",
+            "appointment_ref",
+            "appointment",
+            "endpoint",
+        ]
 
 
 class Hl7MessageViewSet(viewsets.ReadOnlyModelViewSet):

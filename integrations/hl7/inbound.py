@@ -1,20 +1,20 @@
 """Applying a message from the EHR's feed, once, in order, and answering it (docs/hl7.md).
 
 `receive(block, peer)` is the whole of it for one MLLP block: read it, answer a resent
-control id from the stored acknowledgement, check everything the message says before
-changing anything (an AE changes nothing), make the change through the same actions as the
-API and the front desk (`scheduling.actions`, channel `Via.FEED`), so an S15 frees the slot
-and the backfill runs exactly as for any cancellation, then store the message with its
-acknowledgement and return the acknowledgement only once all of that committed.
+control id from the stored acknowledgement, then, in one transaction (`clinic.actions.
+one_unit`), make the change through the same actions as the API and the front desk
+(`scheduling.actions`, channel `Via.FEED`: an S15 frees the slot and the backfill runs exactly
+as for any cancellation) and keep the message with its acknowledgement. The acknowledgement
+goes back only once that committed. A message that cannot be applied (an AE) rolls all of
+it back and is kept, with its AE, in a transaction of its own: it changed nothing.
 
-The actions commit on their own (each is the outermost transaction), so the message is
-stored after them. Should the listener die in between, the sender, unanswered, resends:
-applying a message again is a no-op by construction (the appointment already has the EHR's
-id and time, is already cancelled or no-show; the patient already reads as PID says), and
-that resend is stored and answered. So each control id still changes the schedule once.
+One transaction per message is also what makes a day's feed fast (bench/hl7_feed_rate.py):
+each commit waits for the disk. What a connection's messages look up again and again (the
+objects the EHR's codes stand for) is kept per connection (`Lookups`).
 """
 
 import logging
+import time
 from dataclasses import dataclass
 
 from django.db import (
@@ -25,11 +25,12 @@ from django.db import (
     close_old_connections,
     transaction,
 )
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from audit import context as audit_context
 from clinic import events
-from clinic.actions import Via
+from clinic.actions import Via, one_unit
 from clinic.exceptions import DomainError
 from clinic.models import Location, Patient, Provider, Specialty
 from integrations.hl7 import acks, reading
@@ -43,25 +44,70 @@ log = logging.getLogger("hl7")
 
 CANCEL_REASON = {"S15": "cancelled in the EHR", "S17": "deleted in the EHR"}
 RESCHEDULE_REASON = "rescheduled in the EHR"
+# How long a connection trusts what it looked up: a code added or changed in the admin
+# reaches a connection already open within this time.
+LOOKUP_SECONDS = 60
 
 
-def receive_in_worker_thread(block, peer):
+class Lookups:
+    """The providers, locations and specialties one connection's messages named, by the EHR's
+    code (the code table first, then the external ids), kept LOOKUP_SECONDS. A code not
+    found is looked up again each time: the analyst adds it, the EHR resends the message.
+
+    Used by one message at a time (a connection's messages are answered in turn)."""
+
+    def __init__(self):
+        self.found = {}
+        self.until = 0.0
+
+    def find(self, kind, code):
+        now = time.monotonic()
+        if now >= self.until:
+            self.found, self.until = {}, now + LOOKUP_SECONDS
+        if (kind, code) not in self.found:
+            target = look_up(kind, code)
+            if target is None:
+                return None
+            self.found[kind, code] = target
+        return self.found[kind, code]
+
+
+MODELS = {
+    Hl7CodeMapping.Kind.PROVIDER: (Provider, ["location", "specialty"]),
+    Hl7CodeMapping.Kind.LOCATION: (Location, []),
+    Hl7CodeMapping.Kind.SPECIALTY: (Specialty, []),
+}
+
+
+def look_up(kind, code):
+    model, related = MODELS[kind]
+    mapping = (
+        Hl7CodeMapping.objects.filter(kind=kind, code=code)
+        .select_related(kind, *(f"{kind}__{name}" for name in related))
+        .first()
+    )
+    if mapping is not None:
+        return mapping.target
+    return model.objects.select_related(*related).filter(external_id=code).first()
+
+
+def receive_in_worker_thread(block, peer, lookups=None):
     """`receive` for the listener's threads: a connection left broken or too old by an earlier
     message is dropped first, and this thread's is released after (CONN_MAX_AGE, the pool)."""
     close_old_connections()
     try:
-        return receive(block, peer)
+        return receive(block, peer, lookups)
     finally:
         close_old_connections()
 
 
-def receive(block, peer="unknown"):
+def receive(block, peer="unknown", lookups=None):
     """The acknowledgement (text) for one MLLP block once its change has committed, or None
     when the database could not be reached: nothing is acknowledged, so the sender resends."""
     text = decode(block)
     try:
         with audit_context.acting(f"HL7 feed ({peer})", audit_context.Channel.FEED):
-            return answer(text, peer)
+            return answer(text, peer, lookups or Lookups())
     except (OperationalError, InterfaceError):
         log.exception("hl7.database_unreachable peer=%s", peer)
         return None
@@ -81,7 +127,7 @@ def decode(block):
     return text.replace("\x00", "\ufffd")  # PostgreSQL keeps no NUL in text
 
 
-def answer(text, peer):
+def answer(text, peer, lookups):
     try:
         message = reading.parse(text)
     except Hl7Problem as problem:
@@ -105,22 +151,22 @@ def answer(text, peer):
         )
         log.info("hl7.rejected peer=%s reason=%s", peer, problem.code)
         return ack
-    stored = answered_before(header)
-    if stored is not None:
-        return stored
-    try:
-        return apply(message, header, text)
-    except IntegrityError:
-        # The same control id, sent again on another connection at the same moment: that
-        # one committed first, and its answer is this one's.
+    for _ in range(2):
         stored = answered_before(header)
         if stored is not None:
             return stored
-        return failed(message, header, text)
-    except (OperationalError, InterfaceError):
-        raise
-    except Exception:
-        return failed(message, header, text)
+        try:
+            return apply(message, header, text, lookups)
+        except IntegrityError:
+            # Rolled back whole. The same control id, sent again on another connection at
+            # the same moment, committed first (its answer is this one's, above); or that
+            # other message made this one's patient first: applied again, it finds them.
+            continue
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            return failed(message, header, text)
+    return failed(message, header, text)
 
 
 def failed(message, header, text):
@@ -172,9 +218,13 @@ class Touched:
     reference: str = ""
     patient: Patient = None
     appointment: Appointment = None
+    merged_mrn: str = ""
+    merged_patient: Patient = None
 
 
-def apply(message, header, text):
+def apply(message, header, text, lookups):
+    """The change and the message kept with its AA, in one transaction; or, when the message
+    cannot be applied, nothing changed and the message kept with its AE."""
     record = Hl7Message(
         direction=Hl7Message.Direction.IN,
         sender=header.sender,
@@ -182,22 +232,21 @@ def apply(message, header, text):
         control_id=header.control_id,
         sent_at=header.sent_at,
         raw=text,
+        outcome=Hl7Message.Outcome.ACCEPTED,
+        ack=acks.acknowledgement(message, "AA"),  # made before the transaction: it holds locks
     )
     touched = Touched()
     try:
-        APPLY[header.event](message, header, touched)
-        record.outcome, problem = Hl7Message.Outcome.ACCEPTED, None
-    except Hl7Problem as found:
-        record.outcome, problem = found.ack_code, found
-    except DomainError as refused:  # the actions' own refusals: a clash, a visit not yet started
-        problem = Hl7Problem(str(refused), code=reading.APPLICATION_INTERNAL_ERROR, where=where_refused(header))
-        record.outcome = problem.ack_code
-    with transaction.atomic(durable=True):
-        record.note = (problem.text if problem else touched.note)[:500]
-        record.mrn, record.appointment_ref = touched.mrn, touched.reference
-        record.patient, record.appointment = what_it_touched(touched, problem)
-        record.ack = acks.acknowledgement(message, record.outcome, problem)
-        record.save()
+        with one_unit(), events.written_together():  # the message's events in one statement
+            APPLY[header.event](message, header, touched, lookups)
+            describe_in(record, touched)
+            record.save()
+    except Hl7Problem as problem:
+        refused(record, message, touched, problem)
+    except DomainError as refusal:  # the actions' own refusals: a clash, a visit not yet started
+        where = ("AIS", 4) if header.event in ("S12", "S13", "S14") else ("SCH", 2)
+        problem = Hl7Problem(str(refusal), code=reading.APPLICATION_INTERNAL_ERROR, where=where)
+        refused(record, message, touched, problem)
     log.info(
         "hl7.received sender=%s type=%s control_id=%s outcome=%s appointment=%s",
         header.sender,
@@ -209,47 +258,51 @@ def apply(message, header, text):
     return record.ack
 
 
-def what_it_touched(touched, problem):
-    """The patient and appointment the message is about, as they are now (an AE may have
-    changed nothing, or, after the actions' own refusals, part of it)."""
-    if problem is None and touched.appointment is not None:
-        return touched.patient or touched.appointment.patient, touched.appointment
-    patient = Patient.objects.filter(external_id=touched.mrn).first() if touched.mrn else None
-    appointment = Appointment.objects.filter(external_id=touched.reference).first() if touched.reference else None
-    return patient, appointment
+def describe_in(record, touched):
+    record.note = touched.note[:500]
+    record.mrn, record.appointment_ref, record.merged_mrn = touched.mrn, touched.reference, touched.merged_mrn
+    record.patient = touched.patient or (touched.appointment.patient if touched.appointment else None)
+    record.appointment, record.merged_patient = touched.appointment, touched.merged_patient
 
 
-def where_refused(header):
-    return ("AIS", 4) if header.event in ("S12", "S13", "S14") else ("SCH", 2)
+def refused(record, message, touched, problem):
+    """Kept with its AE: the patient and appointment it names, as they are (it changed nothing)."""
+    record.outcome, record.note = problem.ack_code, problem.text[:500]
+    record.ack = acks.acknowledgement(message, problem.ack_code, problem)
+    record.mrn, record.appointment_ref = touched.mrn, touched.reference
+    record.patient = Patient.objects.filter(external_id=touched.mrn).first() if touched.mrn else None
+    record.appointment = (
+        Appointment.objects.filter(external_id=touched.reference).first() if touched.reference else None
+    )
+    keep(record)
 
 
 # --- Patients (PID) -------------------------------------------------------------------
 
-
-def patient_from(message, touched, segment="PID"):
-    facts = reading.patient_facts(message, segment)
-    touched.mrn = facts.mrn
-    touched.patient = record_patient(facts)
-    return touched.patient
-
-
-def record_patient(facts):
-    """The patient of this MRN, as PID says; a patient first seen in the feed is made from it."""
-    try:
-        with transaction.atomic(durable=True):
-            return update_or_create_patient(facts)
-    except IntegrityError:  # made by another message a moment ago: update that one
-        with transaction.atomic(durable=True):
-            return update_or_create_patient(facts)
-
-
 FROM_PID = ["first_name", "last_name", "birth_date", "phone", "email", "preferred_language"]
 
 
-def update_or_create_patient(facts):
-    patient = Patient.objects.select_for_update().filter(external_id=facts.mrn).first()
+def record_patient(facts, waiting_for=None):
+    """The patient of this MRN, as PID says; a patient first seen in the feed is made from it.
+    With `waiting_for` (a specialty), `patient.waits` says whether they wait for it (the same query)."""
+    found = Patient.objects.select_for_update().filter(external_id=facts.mrn)
+    if waiting_for is not None:
+        found = found.annotate(
+            waits=Exists(
+                WaitlistEntry.objects.filter(
+                    patient=OuterRef("pk"), specialty=waiting_for, status=WaitlistEntry.Status.WAITING
+                )
+            )
+        )
+    patient = found.first()
     if patient is None:
         patient = Patient(external_id=facts.mrn, first_name="", last_name="")
+        patient.waits = False
+    return as_pid_says(patient, facts)
+
+
+def as_pid_says(patient, facts):
+    """The patient's details from PID, saved when they differ (most messages repeat them)."""
     before = [str(getattr(patient, name)) for name in FROM_PID]
     patient.first_name = facts.given_name or patient.first_name or "(no given name)"
     patient.last_name = facts.family_name or patient.last_name or "(no family name)"
@@ -257,43 +310,50 @@ def update_or_create_patient(facts):
     patient.phone = facts.phone or patient.phone
     patient.email = facts.email or patient.email
     patient.preferred_language = facts.language or patient.preferred_language
-    if patient.pk is None or before != [str(getattr(patient, name)) for name in FROM_PID]:
-        patient.save()  # most messages repeat what the patient already reads as: no write then
+    changed = [name for name, was in zip(FROM_PID, before, strict=True) if str(getattr(patient, name)) != was]
+    if patient.pk is None:
+        patient.save()
+    elif changed:
+        patient.save(update_fields=changed)
     return patient
 
 
-def apply_patient(message, header, touched):
+def apply_patient(message, header, touched, lookups):
     """ADT A04 (registered) and A08 (updated): the patient as PID says."""
-    patient = patient_from(message, touched)
-    touched.note = f"{patient} registered or updated."
+    facts = reading.patient_facts(message)
+    touched.mrn = facts.mrn
+    touched.patient = record_patient(facts)
+    touched.note = f"{touched.patient} registered or updated."
 
 
-def apply_merge(message, header, touched):
+def apply_merge(message, header, touched, lookups):
     """ADT A40: the patient of MRG-1 is merged into the patient of PID-3."""
-    prior_mrn = reading.value(message, "MRG", 1, 1, 1)
+    prior_mrn = reading.value(message, "MRG", 1, 1, 1)[:100]
     if not prior_mrn:
         raise Hl7Problem(
             "MRG-1 (the merged patient's MRN) is empty.", code=reading.REQUIRED_FIELD_MISSING, where=("MRG", 1)
         )
     facts = reading.patient_facts(message)
-    touched.mrn = facts.mrn
-    with transaction.atomic(durable=True):
-        prior = Patient.objects.select_for_update().filter(external_id=prior_mrn).first()
-        survivor = Patient.objects.select_for_update().filter(external_id=facts.mrn).first()
-        if prior is not None and survivor is None:  # only the MRN changes
-            prior.external_id = facts.mrn
-            prior.save(update_fields=["external_id"])
-        touched.patient = update_or_create_patient(facts)
-        if prior is None or survivor is None or prior == survivor:
-            touched.note = f"{touched.patient} has MRN {facts.mrn}; no other patient has MRN {prior_mrn}."
-            return
-        move_history(prior, touched.patient)
-    touched.note = f"{prior} (MRN {prior_mrn}) merged into {touched.patient}."
+    touched.mrn, touched.merged_mrn = facts.mrn, prior_mrn
+    prior = Patient.objects.select_for_update().filter(external_id=prior_mrn).first()
+    survivor = Patient.objects.select_for_update().filter(external_id=facts.mrn).first()
+    if prior is not None and survivor is None:  # only the MRN changes
+        prior.external_id = facts.mrn
+        prior.save(update_fields=["external_id"])
+    touched.patient = record_patient(facts)
+    if prior is None or survivor is None or prior == survivor:
+        touched.note = f"{touched.patient} has MRN {facts.mrn}; no other patient has MRN {prior_mrn}."
+        return
+    touched.merged_patient = prior
+    moved = move_history(prior, touched.patient)
+    touched.note = f"{prior} (MRN {prior_mrn}) merged into {touched.patient} (MRN {facts.mrn}): {moved}."
 
 
 def move_history(prior, survivor):
     """The merged patient's appointments, waitlist entries and messages become the survivor's;
-    the merged record stays, without its MRN, so nothing that pointed to it is lost."""
+    the merged record stays, without its MRN, so nothing that pointed to it is lost. Other
+    systems hear it as one `patient.merged` event (docs/reference.md, Events). Returns what moved, in words."""
+    appointments = list(Appointment.objects.filter(patient=prior).select_related("provider__location"))
     try:
         with transaction.atomic():
             Appointment.objects.filter(patient=prior).update(patient=survivor, updated_at=timezone.now())
@@ -306,44 +366,63 @@ def move_history(prior, survivor):
     waiting_for = set(
         survivor.waitlist_entries.filter(status=WaitlistEntry.Status.WAITING).values_list("specialty_id", flat=True)
     )
-    for entry in prior.waitlist_entries.filter(status=WaitlistEntry.Status.WAITING):
-        if entry.specialty_id in waiting_for:
-            entry.remove()
-    prior.waitlist_entries.exclude(status=WaitlistEntry.Status.WAITING, specialty_id__in=waiting_for).update(
-        patient=survivor
+    removed = 0
+    for entry in prior.waitlist_entries.filter(status=WaitlistEntry.Status.WAITING, specialty_id__in=waiting_for):
+        removed += entry.remove()  # the survivor already waits for that specialty
+    # Waiting entries keep copies of their patient's risk and plan for ranking (waitlist/models.py).
+    entries_moved = prior.waitlist_entries.update(
+        patient=survivor, ranking_risk=survivor.ranking_risk, insurance_plan_id=survivor.insurance_plan_id
     )
     prior.messages.update(patient=survivor)
+    events.record("patient.merged", survivor, merged_patient=prior)  # the merged one still with its MRN
     prior.external_id = None
     prior.save(update_fields=["external_id"])
+    return "; ".join(
+        [
+            f"{len(appointments)} appointment(s) moved"
+            + "".join(f", {describe(appointment)}" for appointment in appointments[:5]),
+            f"{entries_moved} waitlist entries moved ({removed} of them removed: the survivor waited already)",
+        ]
+    )
 
 
 # --- Appointments (SIU) ---------------------------------------------------------------
 
 
-def apply_schedule(message, header, touched):
+def apply_schedule(message, header, touched, lookups):
     """SIU: the appointment the EHR names in SCH, as the message says, unless a newer message
     about it was applied already (MSH-7)."""
     facts = reading.patient_facts(message)
     booking = reading.booking(message)
     touched.mrn, touched.reference = facts.mrn, booking.reference
-    if header.sent_at and newer_applied(booking.reference, header.sent_at):
+    existing = named_appointment(booking.reference)
+    newest = existing.newest_applied if existing is not None else None
+    if header.sent_at and newest and newest > header.sent_at:
         touched.note = "Older (MSH-7) than a message already applied to this appointment: nothing changed."
+        touched.appointment = existing
         return
-    existing = (
-        Appointment.objects.select_related("provider__location", "patient")
-        .filter(external_id=booking.reference)
+    VERBS[header.event](facts, booking, existing, header, touched, lookups)
+
+
+def named_appointment(reference):
+    """The appointment that has the EHR's id, with the MSH-7 of the newest message applied to it
+    (`newest_applied`), in one query."""
+    newest = (
+        Hl7Message.objects.filter(
+            direction=Hl7Message.Direction.IN,
+            appointment_ref=reference,
+            outcome=Hl7Message.Outcome.ACCEPTED,
+            sent_at__isnull=False,
+        )
+        .order_by("-sent_at")
+        .values("sent_at")[:1]
+    )
+    return (
+        Appointment.objects.select_related("provider__location", "provider__specialty", "patient")
+        .annotate(newest_applied=Subquery(newest))
+        .filter(external_id=reference)
         .first()
     )
-    VERBS[header.event](message, booking, existing, header, touched)
-
-
-def newer_applied(reference, sent_at):
-    return Hl7Message.objects.filter(
-        direction=Hl7Message.Direction.IN,
-        appointment_ref=reference,
-        outcome=Hl7Message.Outcome.ACCEPTED,
-        sent_at__gt=sent_at,
-    ).exists()
 
 
 @dataclass
@@ -354,79 +433,93 @@ class Placement:
     end: object
 
 
-def placement(booking, existing):
+def placement(booking, existing, lookups):
     """Where and when the message puts the appointment, every code and time checked."""
-    provider = mapped(Provider, Hl7CodeMapping.Kind.PROVIDER, booking.provider_code, ("AIP", 3), existing)
-    location = (
-        mapped(Location, Hl7CodeMapping.Kind.LOCATION, booking.location_code, ("AIL", 3), None, provider.location)
-        if booking.location_code
-        else provider.location
-    )
-    specialty = (
-        mapped(Specialty, Hl7CodeMapping.Kind.SPECIALTY, booking.specialty_code, ("AIS", 3), None, provider.specialty)
-        if booking.specialty_code
-        else provider.specialty
-    )
+    if booking.provider_code:
+        provider = mapped(lookups, Hl7CodeMapping.Kind.PROVIDER, booking.provider_code, ("AIP", 3))
+    elif existing is not None:
+        provider = existing.provider
+    else:
+        raise Hl7Problem("AIP-3 is empty.", code=reading.REQUIRED_FIELD_MISSING, where=("AIP", 3))
+    location = provider.location
+    if booking.location_code:
+        location = mapped(lookups, Hl7CodeMapping.Kind.LOCATION, booking.location_code, ("AIL", 3))
+    specialty = provider.specialty
+    if booking.specialty_code:
+        specialty = mapped(lookups, Hl7CodeMapping.Kind.SPECIALTY, booking.specialty_code, ("AIS", 3))
     start, end = times(booking, location, existing)
     return Placement(provider, specialty, start, end)
 
 
-def place(message, booking, existing, header, touched):
+def mapped(lookups, kind, code, where):
+    found = lookups.find(kind, code)
+    if found is None:
+        raise Hl7Problem(
+            f"{where[0]}-{where[1]} {code!r} is no {kind} Backfill knows: add it to the HL7 codes.",
+            code=reading.TABLE_VALUE_NOT_FOUND,
+            where=where,
+        )
+    return found
+
+
+def place(facts, booking, existing, header, touched, lookups):
     """S12, S13, S14: the appointment is booked, moved or left as it is."""
-    where = placement(booking, existing)
-    facts = reading.patient_facts(message)
-    if existing is not None and existing.is_active and existing.patient.external_id != facts.mrn:
+    where = placement(booking, existing, lookups)
+    active = existing is not None and existing.is_active
+    if active and existing.patient.external_id != facts.mrn:
         raise Hl7Problem(
             f"Appointment {booking.reference} is another patient's than PID-3 says.",
             code=reading.UNKNOWN_KEY,
             where=("PID", 3),
         )
-    unchanged = (
-        existing is not None
-        and existing.is_active
-        and (existing.provider_id, existing.start, existing.end) == (where.provider.pk, where.start, where.end)
-    )
-    if not unchanged:
-        refuse_a_clash(existing, facts.mrn, where)
-    patient = patient_from(message, touched)
-    if unchanged:
+    patient = touched.patient = record_patient(facts, waiting_for=where.specialty)
+    if active and (existing.provider_id, existing.start, existing.end) == (where.provider.pk, where.start, where.end):
         touched.note = "No change to the appointment's time or provider."
         appointment = existing
-    elif existing is not None and existing.is_active:
+    elif active:
         appointment = move(existing, where, booking, header)
         touched.note = f"Moved to {describe(appointment)}."
     else:
         appointment = book(patient, where, booking, existing, header)
         touched.note = f"Booked with {describe(appointment)}."
     touched.appointment = appointment
-    take_off_waitlist(patient, where.specialty, appointment)
+    if patient.waits:
+        take_off_waitlist(patient, where.specialty, appointment)
 
 
-def refuse_a_clash(existing, mrn, where):
-    """An AE before anything changes when the provider or the patient is busy then (the
-    actions would refuse it too, after the patient's details were written)."""
-    patient = Patient.objects.filter(external_id=mrn).first()
-    others = Appointment.objects.overlapping(where.start, where.end)
+def clash(patient, where, existing=None):
+    """The appointment the provider or the patient already has then, if any (one query; the
+    booking then leaves the check to the database, which has the last word on a race)."""
+    others = Appointment.objects.overlapping(where.start, where.end).filter(
+        Q(provider=where.provider) | Q(patient=patient) if patient.pk else Q(provider=where.provider)
+    )
     if existing is not None:
         others = others.exclude(pk=existing.pk)
-    if patient is not None:  # the same visit booked already (by Backfill) is adopted, not a clash
-        others = others.exclude(patient=patient, provider=where.provider, start=where.start, end=where.end)
-    if others.filter(provider=where.provider).exists():
-        raise AppointmentConflict("The provider already has an appointment at that time.")
-    if patient is not None and others.filter(patient=patient).exists():
-        raise AppointmentConflict("The patient already has an appointment at that time.")
+    return others.first()
 
 
 def book(patient, where, booking, existing, header):
-    if existing is not None:  # the EHR books its id again after a cancellation
-        Appointment.objects.filter(pk=existing.pk).update(external_id=None)
-    same = patient.appointments.active().filter(provider=where.provider, start=where.start, end=where.end).first()
-    if same is not None:
+    found = clash(patient, where)
+    if found is not None and (found.patient_id, found.provider_id, found.start, found.end) == (
+        patient.pk,
+        where.provider.pk,
+        where.start,
+        where.end,
+    ):
         # Already booked here (by Backfill, which told the EHR): the EHR's id is adopted,
         # nothing is booked twice.
-        Appointment.objects.filter(pk=same.pk).update(external_id=booking.reference)
-        same.external_id = booking.reference
-        return same
+        if existing is not None and existing.pk != found.pk:
+            Appointment.objects.filter(pk=existing.pk).update(external_id=None)
+        Appointment.objects.filter(pk=found.pk).update(external_id=booking.reference)
+        found.external_id = booking.reference
+        return found
+    if found is not None:
+        raise AppointmentConflict(
+            f"The {'provider' if found.provider_id == where.provider.pk else 'patient'} already has an appointment "
+            "at that time."
+        )
+    if existing is not None:  # the EHR books its id again after a cancellation
+        Appointment.objects.filter(pk=existing.pk).update(external_id=None)
     return book_appointment(
         patient=patient,
         provider=where.provider,
@@ -435,15 +528,22 @@ def book(patient, where, booking, existing, header):
         by=header.sender,
         channel=Via.FEED,
         external_id=booking.reference,
+        precheck=False,
     )
 
 
 def move(existing, where, booking, header):
     """Moving is cancel-and-book, as everywhere (scheduling/api.py): the old time is freed
     for the waitlist; the patient hears from the EHR, not twice."""
+    found = clash(existing.patient, where, existing)
+    if found is not None:
+        raise AppointmentConflict(
+            f"The {'provider' if found.provider_id == where.provider.pk else 'patient'} already has an appointment "
+            "at that time."
+        )
     cancel_appointment(existing, by=header.sender, channel=Via.FEED, reason=RESCHEDULE_REASON, notify=False)
     Appointment.objects.filter(pk=existing.pk).update(external_id=None)
-    moved = book_appointment(
+    return book_appointment(
         patient=existing.patient,
         provider=where.provider,
         start=where.start,
@@ -451,32 +551,35 @@ def move(existing, where, booking, header):
         by=header.sender,
         channel=Via.FEED,
         external_id=booking.reference,
+        replaces=existing,
+        precheck=False,
     )
-    Appointment.objects.filter(pk=moved.pk).update(replaces=existing)
-    return moved
 
 
 def take_off_waitlist(patient, specialty, appointment):
     """The patient booked by the EHR no longer waits for that specialty: the backfill books
     nobody twice."""
-    waits = WaitlistEntry.objects.filter(patient=patient, specialty=specialty, status=WaitlistEntry.Status.WAITING)
-    if not waits.exists():
-        return
-    with transaction.atomic(durable=True):
-        waiting = WaitlistEntry.objects.select_for_update().filter(
-            patient=patient, specialty=specialty, status=WaitlistEntry.Status.WAITING
-        )
-        for entry in waiting:
-            entry.status = WaitlistEntry.Status.BOOKED
-            entry.booked_appointment = appointment
-            entry.save(update_fields=["status", "booked_appointment"])
-            events.record("waitlist_entry.booked", entry, appointment=appointment)
+    waiting = WaitlistEntry.objects.select_for_update().filter(
+        patient=patient, specialty=specialty, status=WaitlistEntry.Status.WAITING
+    )
+    for entry in waiting:
+        entry.status = WaitlistEntry.Status.BOOKED
+        entry.booked_appointment = appointment
+        entry.save(update_fields=["status", "booked_appointment"])
+        events.record("waitlist_entry.booked", entry, appointment=appointment)
 
 
-def cancel(message, booking, existing, header, touched):
+def patient_of(existing, facts):
+    """The patient PID names, as PID says: the appointment's own when it is theirs (no query)."""
+    if existing.patient.external_id == facts.mrn:
+        return as_pid_says(existing.patient, facts)
+    return record_patient(facts)
+
+
+def cancel(facts, booking, existing, header, touched, lookups):
     """S15 and S17: cancelled exactly as the API and the front desk cancel."""
     found = touched.appointment = required(existing, booking)
-    patient_from(message, touched)
+    touched.patient = patient_of(found, facts)
     if found.status == Appointment.Status.CANCELLED:
         touched.note = "Already cancelled: nothing changed."
         return
@@ -485,7 +588,7 @@ def cancel(message, booking, existing, header, touched):
     touched.note = f"Cancelled ({reason})."
 
 
-def no_show(message, booking, existing, header, touched):
+def no_show(facts, booking, existing, header, touched, lookups):
     """S26: the patient did not come."""
     found = touched.appointment = required(existing, booking)
     if found.status == Appointment.Status.NO_SHOW:
@@ -499,34 +602,6 @@ def required(existing, booking):
     if existing is None:
         raise Hl7Problem(f"No appointment has the id {booking.reference}.", code=reading.UNKNOWN_KEY, where=("SCH", 2))
     return existing
-
-
-def mapped(model, kind, code, where, existing, likely=None):
-    """The object the EHR's code stands for: the code table first, then our external ids.
-    `likely` (the provider's own location or specialty) answers without a query when the
-    code is its external id, as in most messages."""
-    if not code:
-        if existing is not None and model is Provider:
-            return existing.provider
-        raise Hl7Problem(f"{where[0]}-{where[1]} is empty.", code=reading.REQUIRED_FIELD_MISSING, where=where)
-    if likely is not None and likely.external_id == code and not code_table_has(kind):
-        return likely
-    mapping = Hl7CodeMapping.objects.filter(kind=kind, code=code).select_related(kind).first()
-    if mapping is not None:
-        return mapping.target
-    related = ["location", "specialty"] if model is Provider else []
-    found = model.objects.select_related(*related).filter(external_id=code).first()
-    if found is None:
-        raise Hl7Problem(
-            f"{where[0]}-{where[1]} {code!r} is no {kind} Backfill knows: add it to the HL7 codes.",
-            code=reading.TABLE_VALUE_NOT_FOUND,
-            where=where,
-        )
-    return found
-
-
-def code_table_has(kind):
-    return Hl7CodeMapping.objects.filter(kind=kind).exists()
 
 
 def times(booking, location, existing):

@@ -17,7 +17,7 @@ from django.conf import settings
 from hl7.mllp import InvalidBlockError, start_hl7_server
 
 from integrations.hl7 import acks
-from integrations.hl7.inbound import receive_in_worker_thread
+from integrations.hl7.inbound import Lookups, receive_in_worker_thread
 from integrations.hl7.reading import DATA_TYPE_ERROR, Hl7Problem
 
 log = logging.getLogger("hl7")
@@ -32,9 +32,10 @@ async def handle_connection(reader, writer):
     host, port = (writer.get_extra_info("peername") or ("?", "?"))[:2]
     peer = f"{host}:{port}"
     log.info("hl7.connected peer=%s", peer)
+    lookups = Lookups()  # the codes this sender's messages name, looked up once (inbound.Lookups)
     try:
         while True:
-            ack = await next_answer(reader, peer)
+            ack = await next_answer(reader, peer, lookups)
             if ack is None:
                 break
             writer.writeblock(ack.encode("utf-8"))
@@ -50,7 +51,7 @@ async def handle_connection(reader, writer):
         log.info("hl7.disconnected peer=%s", peer)
 
 
-async def next_answer(reader, peer):
+async def next_answer(reader, peer, lookups):
     """The answer to the next block, or None when the connection is to be closed."""
     try:
         block = await asyncio.wait_for(reader.readblock(), timeout=settings.HL7_IDLE_SECONDS)
@@ -69,4 +70,4 @@ async def next_answer(reader, peer):
     except ValueError:  # longer than HL7_MAX_MESSAGE_BYTES without an end block
         log.warning("hl7.too_long peer=%s", peer)
         return None
-    return await sync_to_async(receive_in_worker_thread, thread_sensitive=False)(block, peer)
+    return await sync_to_async(receive_in_worker_thread, thread_sensitive=False)(block, peer, lookups)

@@ -51,6 +51,11 @@ class Hl7Message(models.Model):
     mrn = models.CharField("MRN", max_length=100, blank=True, db_index=True)
     appointment_ref = models.CharField("EHR appointment id", max_length=100, blank=True)
     patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # ADT^A40: the patient merged into `patient`, and its MRN (MRG-1) as it was.
+    merged_mrn = models.CharField("merged MRN", max_length=100, blank=True, db_index=True)
+    merged_patient = models.ForeignKey(
+        Patient, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="ADT^A40 only."
+    )
     appointment = models.ForeignKey(
         Appointment, null=True, blank=True, on_delete=models.SET_NULL, related_name="hl7_messages"
     )
@@ -58,6 +63,27 @@ class Hl7Message(models.Model):
     event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    # What the admin and the API show of a message, in this order (admin.py, api.py).
+    SHOWN = (
+        "direction",
+        "sender",
+        "endpoint",
+        "message_type",
+        "control_id",
+        "sent_at",
+        "received_at",
+        "outcome",
+        "note",
+        "mrn",
+        "appointment_ref",
+        "patient",
+        "appointment",
+        "merged_mrn",
+        "merged_patient",
+        "attempts",
+        "next_attempt_at",
+    )
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -149,6 +175,20 @@ class Hl7Endpoint(RemembersWhetherAnyActive, models.Model):
     seen_through = models.BigIntegerField(default=0, editable=False)
     # One sender at a time, so its messages go out one at a time, in order.
     claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    # What an integrator or manager sets, in the admin and the API (admin.py, api.py).
+    SETTINGS = (
+        "description",
+        "host",
+        "port",
+        "sending_application",
+        "sending_facility",
+        "receiving_application",
+        "receiving_facility",
+        "events",
+        "active",
+        "created_at",
+    )
 
     class Meta:
         ordering = ["host", "port"]
