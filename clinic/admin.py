@@ -1,10 +1,11 @@
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from clinic import actions as clinic_actions
-from clinic import risk_scale
+from clinic import languages, risk_scale
 from clinic.actions import Via
 from clinic.admin_lists import ClinicModelAdmin
 from clinic.models import (
@@ -54,6 +55,19 @@ class ProviderAdmin(ClinicModelAdmin):
 
 
 class PatientForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The languages the clinic writes (docs/reference.md, Languages), and whatever a feed sent that it does not.
+        field = self.fields["preferred_language"]
+        choices = [("", "The clinic's default"), *settings.LANGUAGES]
+        current = self.instance.preferred_language
+        if current and current not in dict(choices):
+            reads = dict(settings.LANGUAGES).get(languages.supported(current), "the clinic's default")
+            choices.append((current, f"{current} (sent by a feed: reads {reads})"))
+        self.fields["preferred_language"] = forms.ChoiceField(
+            choices=choices, required=False, label=field.label, help_text="Messages and pages the patient reads."
+        )
+
     def clean(self):
         cleaned = super().clean()
         # The instance still holds what was saved: an opt-out is only the patient's to undo.
@@ -98,6 +112,7 @@ class PatientAdmin(ClinicModelAdmin):
                     "preferred_times",
                     "email_opt_out",
                     "insurance_plan",
+                    "preferred_language",
                 ]
             },
         ),

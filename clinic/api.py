@@ -245,8 +245,15 @@ class PatientSerializer(ExternalIds, serializers.ModelSerializer):
             "sms_consent_at",
             "sms_consent_source",
             "offers_paused_at",
+            "preferred_language",
         ]
         read_only_fields = ["no_show_risk_source", "sms_consent_at", "offers_paused_at"]
+        extra_kwargs = {
+            "preferred_language": {
+                "help_text": 'The language the patient reads, an ISO 639 code ("es", "es-MX", "spa") or its name; '
+                "empty, or one the clinic does not write, reads the clinic's default (docs/reference.md, Languages)."
+            }
+        }
 
     @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_no_show_risk_standing(self, patient):

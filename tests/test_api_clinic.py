@@ -328,6 +328,7 @@ def test_it_lists_patients_in_pages(staff_client):
         "sms_consent_at",
         "sms_consent_source",
         "offers_paused_at",
+        "preferred_language",
     }
 
 

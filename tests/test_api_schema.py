@@ -42,6 +42,7 @@ def test_it_publishes_an_openapi_schema_of_the_contract(client):
         "sms_consent_at",
         "sms_consent_source",
         "offers_paused_at",
+        "preferred_language",
     ]
 
 

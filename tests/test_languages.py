@@ -211,3 +211,24 @@ def test_one_sentence_per_language_for_a_time():
         assert times.patient_short(moment.replace(hour=9)) == "mié 2 de diciembre a las 9:05 a. m."
     with translation.override("en"):
         assert times.patient_datetime(moment) == "Wednesday, December 2, 2026 at 1:05 PM EST"
+
+
+def test_an_integrator_sets_the_language_through_the_api(staff_client):
+    patient = PatientFactory()
+
+    response = staff_client.patch(
+        f"/api/patients/{patient.pk}/", {"preferred_language": "es-MX"}, content_type="application/json"
+    )
+
+    assert response.status_code == 200 and response.json()["preferred_language"] == "es-MX"
+    patient.refresh_from_db()
+    assert languages.language_of(patient) == "es"
+
+
+def test_the_admin_offers_the_languages_the_clinic_writes_and_keeps_a_feeds_code(staff_client):
+    patient = PatientFactory(preferred_language="SPA")
+
+    page = staff_client.get(f"/admin/clinic/patient/{patient.pk}/change/").content.decode()
+
+    assert '<option value="es">Español</option>' in page
+    assert '<option value="SPA" selected>SPA (sent by a feed: reads Español)</option>' in page
