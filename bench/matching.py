@@ -1,7 +1,7 @@
 """How long ranking the waitlist for one freed slot takes, at several waitlist sizes (docs/reference.md, Numbers).
 
     .venv/bin/python bench/matching.py [--sizes 1000,10000,100000] [--slots 200] [--baseline FILE]
-                                       [--risks learned|typed]
+                                       [--risks learned|typed] [--history N]
 
 For each size it builds (once, then reuses) the seed_demo clinic with that many waiting
 entries and patients in its own PostgreSQL database ``backfill_bench_<size>``, then times
@@ -16,6 +16,15 @@ its history sets every patient's risk, so the waitlist is ranked by learned risk
 clinic's scale (docs/how-it-works.md, "No-show risk: one scale"); --risks typed keeps the
 seeded risks typed and trains nothing, in its own database ``backfill_bench_<size>_typed``.
 
+--history N adds N past appointments to each clinic (kept, missed and cancelled visits of its
+waiting patients, before the demo's own 90 days of history, as many years back as the
+clinic's providers need), so a run shows whether matching's cost grows with the past; a
+later run with another N replaces them.
+
+The clinic is built in a fresh database with its triggers off (session_replication_role
+replica: no audit trail is written for it and its foreign keys are not re-checked row by
+row), as one bulk load; the overlap exclusion constraints still hold, they are indexes.
+
 Each size runs in a child process, because Django is configured for one database per
 process.
 """
@@ -28,6 +37,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
+from datetime import time as dtime
 from pathlib import Path
 
 from environment import PYTHON, database_url, load_average, machine_facts, setup_django
@@ -51,6 +62,9 @@ def main():
         default="learned",
         help="learned: the no-show model sets the risks (as seed_demo does); typed: as seeded, no model",
     )
+    parser.add_argument(
+        "--history", type=int, default=0, help="past appointments added before the demo's 90 days of history"
+    )
     parser.add_argument("--rebuild", action="store_true", help="rebuild the clinics even if they exist")
     parser.add_argument("--baseline", help="a previous bench/results/matching-*.json to compare with")
     parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
@@ -68,7 +82,13 @@ def main():
         "benchmark": "matching",
         "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": machine,
-        "config": {"slots": args.slots, "rounds": args.rounds, "risks": args.risks, "broker": "none (in-process)"},
+        "config": {
+            "slots": args.slots,
+            "rounds": args.rounds,
+            "risks": args.risks,
+            "history": args.history,
+            "broker": "none (in-process)",
+        },
         "key": ["size"],
         "rows": rows,
         "details": details,
@@ -92,6 +112,8 @@ def run_child(size, args):
             str(args.rounds),
             "--risks",
             args.risks,
+            "--history",
+            str(args.history),
             "--out",
             out.name,
         ]
@@ -106,6 +128,7 @@ def run_child(size, args):
 def show(result):
     columns = [
         ("size", "waitlist"),
+        ("history", "past appts"),
         ("p50_ms", "p50 ms"),
         ("p95_ms", "p95 ms"),
         ("p99_ms", "p99 ms"),
@@ -141,9 +164,11 @@ def show(result):
 
 def measure_one_size(args):
     size = args.one_size
-    setup_django(database_url(size if args.risks == "learned" else f"{size}_typed"))
+    url = database_url(size if args.risks == "learned" else f"{size}_typed")
+    setup_django(url)
     machine = machine_facts()
-    build_clinic(size, args.slots, args.rebuild, args.risks)
+    build_clinic(size, args.slots, args.rebuild, args.risks, url)
+    history = add_history(args.history)
     facts = freed_slots(args.slots)
     timings, queries = time_ranking(facts, args.rounds)
     naive, same_best = time_full_scan(facts, args.baseline_slots or default_baseline_slots(size))
@@ -152,6 +177,7 @@ def measure_one_size(args):
     ratio = slow["p50"] / fast["p50"]
     row = {
         "size": size,
+        "history": history,
         "p50_ms": fast["p50"],
         "p95_ms": fast["p95"],
         "p99_ms": fast["p99"],
@@ -176,10 +202,10 @@ def default_baseline_slots(size):
     return max(3, min(50, 2_000_000 // size))
 
 
-def build_clinic(size, slots, rebuild, risks):
+def build_clinic(size, slots, rebuild, risks, url):
     """The seed_demo clinic with `size` waiting entries and `risks` risks, unless this database already has it."""
     from django.core.management import call_command
-    from django.db import connection
+    from django.db import connection, transaction
     from django.utils import timezone
 
     from scheduling.models import Appointment, NoShowModel
@@ -195,10 +221,126 @@ def build_clinic(size, slots, rebuild, risks):
         return
     print(f"[{size:,}] building the seed_demo clinic with {size:,} waiting entries, {risks} risks...", flush=True)
     started = time.monotonic()
-    call_command("seed_demo", reset=True, waitlist=size, patients=size, risks=risks, verbosity=0)
+    fresh_database(url)
+    with transaction.atomic():
+        with connection.cursor() as cursor:  # a bulk load: no trigger per row (see the module's doc)
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        call_command("seed_demo", waitlist=size, patients=size, risks=risks, verbosity=0)
+    vacuum()
+    print(f"[{size:,}] built in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def fresh_database(url):
+    """Drop and recreate the benchmark's database, migrated: a rebuild never deletes row by row."""
+    import psycopg
+    from django.core.management import call_command
+    from django.db import connections
+    from environment import ensure_database
+
+    connections.close_all()
+    server, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    ensure_database(url)
+    call_command("migrate", verbosity=0)
+
+
+def vacuum():
+    from django.db import connection
+
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")  # fresh statistics and visibility map, as after autovacuum
-    print(f"[{size:,}] built in {time.monotonic() - started:.0f} s", flush=True)
+
+
+# The past the demo's own history (seed_demo --history-days, 90) leaves alone: --history
+# appointments start before this many days ago.
+HISTORY_BEFORE_DAYS = 100
+HISTORY_HOURS = range(8, 17)  # one visit an hour per provider, weekdays
+HISTORY_STATUSES = [("completed", 80), ("no_show", 12), ("cancelled", 8)]  # percent
+
+
+def add_history(count):
+    """`count` past appointments for the clinic's patients, weekdays, one an hour per provider,
+    going back from HISTORY_BEFORE_DAYS ago as far as they need; in one INSERT ... SELECT.
+    Returns how many the clinic has now. Patients are spread so no patient has two at once."""
+    from datetime import timedelta
+
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from clinic.models import Patient, Provider
+    from scheduling.models import Appointment
+
+    cutoff = timezone.localdate() - timedelta(days=HISTORY_BEFORE_DAYS)
+    cutoff_start = timezone.make_aware(datetime.combine(cutoff, dtime.min))
+    older = Appointment.objects.filter(start__lt=cutoff_start)
+    if older.count() == count:
+        return count
+    providers = list(Provider.objects.order_by("pk").values_list("pk", flat=True))
+    patients = Patient.objects.count()
+    print(f"adding {count:,} past appointments...", flush=True)
+    started = time.monotonic()
+    per_day = len(providers) * len(HISTORY_HOURS)
+    statuses = "".join(
+        f" WHEN n %% 100 < {sum(p for _, p in HISTORY_STATUSES[: i + 1])} THEN '{name}'"
+        for i, (name, _) in enumerate(HISTORY_STATUSES)
+    )
+    last_monday = cutoff - timedelta(days=cutoff.weekday() + 7)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("DELETE FROM scheduling_appointment WHERE start < %s", [cutoff_start])
+        # Slot n: day n / per_day back from last_monday (weekdays only), its hour and provider;
+        # its patient steps through the patients by a stride prime to their number, so the
+        # patients of one hour all differ.
+        cursor.execute(
+            f"""
+            WITH slot AS (
+                SELECT n, n / %(per_day)s AS day, (n %% %(per_day)s) / %(providers)s AS hour_index,
+                       n %% %(providers)s AS provider_index
+                FROM generate_series(0, %(count)s - 1) AS n
+            ), timed AS (
+                SELECT n, provider_index,
+                       (%(friday)s::date - ((day / 5) * 7 + day %% 5)
+                        + (%(first_hour)s + hour_index) * interval '1 hour') AT TIME ZONE %(zone)s AS start
+                FROM slot
+            )
+            INSERT INTO scheduling_appointment
+                (patient_id, provider_id, start, "end", status, source, cancel_reason, cancelled_by, created_at,
+                 updated_at, cancelled_at)
+            SELECT patients.ids[1 + (n * %(stride)s) %% %(patients)s], providers.ids[1 + provider_index],
+                   start, start + interval '45 minutes', status, 'staff', '', '', start - interval '9 days',
+                   start, CASE WHEN status = 'cancelled' THEN start - interval '2 days' END
+            FROM timed,
+                 LATERAL (SELECT CASE {statuses} END AS status) s,
+                 (SELECT array_agg(id ORDER BY id) AS ids FROM clinic_patient) patients,
+                 (SELECT %(provider_ids)s::bigint[] AS ids) providers
+            """,
+            {
+                "per_day": per_day,
+                "providers": len(providers),
+                "count": count,
+                "friday": last_monday + timedelta(days=4),
+                "first_hour": HISTORY_HOURS[0],
+                "zone": str(timezone.get_default_timezone()),
+                "stride": stride_prime_to(patients),
+                "patients": patients,
+                "provider_ids": providers,
+            },
+        )
+    vacuum()
+    print(f"added in {time.monotonic() - started:.0f} s", flush=True)
+    return older.count()
+
+
+def stride_prime_to(number):
+    """A step through `number` patients that visits each once per round: prime to it, and
+    far from 1 so one patient's visits are spread over the years."""
+    from math import gcd
+
+    stride = max(1, number // 7 + 1)
+    while gcd(stride, number) != 1:
+        stride += 1
+    return stride
 
 
 def freed_slots(count):

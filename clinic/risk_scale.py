@@ -15,7 +15,7 @@ its tiers and its tie-break (the waitlist_rank indexes), for both kinds at once.
 """
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 
 from django.conf import settings
 
@@ -68,19 +68,56 @@ def standing_of_ranking_risk(ranking, config=None):
     return 1.0
 
 
-def standing_of(risk, quantiles):
-    """The share of the clinic's scored patients at or below `risk`, from the model's
-    percentiles (quantiles[k] is the k-th percentile), interpolated between them so a
-    higher risk always stands higher. `risk >= quantiles[k]` exactly when the standing
-    is at least k/100, so the thresholds' quantiles fall where the settings say."""
+def standing_of(risk, quantiles, config=None):
+    """Where `risk` stands among the clinic's scored patients (0..1), from the model's
+    percentiles (quantiles[k] is the k-th percentile).
+
+    Between two different percentiles it is interpolated, so a higher risk always stands
+    higher. A risk that is itself a percentile may be shared by many patients (every
+    patient with no history gets the same estimate): its block of equal estimates spans
+    the percentiles lo..hi, and its standing is the block's middle, (lo + hi) / 2, its
+    percentile rank with ties counted at their middle. Equal estimates thus share one
+    tier, the tier their middle falls in, and a tier holds about the share it names
+    rounded to whole blocks. One exception keeps the clinic filling: the block holding the
+    floor's percentile stands at least at the floor, so the floor admits everyone the
+    model rates as high as the median patient and never leaves out more than half the
+    clinic (docs/reference.md, "Learned risks and ties").
+    """
     if not quantiles or risk < quantiles[0]:
         return 0.0
-    step = bisect_right(quantiles, risk) - 1
-    if step >= len(quantiles) - 1:
+    last = len(quantiles) - 1
+    low, high = bisect_left(quantiles, risk), bisect_right(quantiles, risk) - 1
+    if low <= high:  # risk is the percentile lo..hi
+        standing = (low + high) / 2 / last
+        floor = floor_quantile(config)
+        if floor is not None and low <= round(floor * last) <= high:
+            standing = max(standing, floor)
+        return standing
+    step = high  # quantiles[step] < risk < quantiles[step + 1]
+    if step >= last:
         return 1.0
-    low, high = quantiles[step], quantiles[step + 1]
-    within = (risk - low) / (high - low) if high > low else 0.0
-    return min((step + within) / (len(quantiles) - 1), math.nextafter((step + 1) / (len(quantiles) - 1), 0.0))
+    below, above = quantiles[step], quantiles[step + 1]
+    within = (risk - below) / (above - below)
+    # Strictly inside the interval: above every patient of the block under it, under the next.
+    return min(max((step + within) / last, math.nextafter(step / last, 1.0)), math.nextafter((step + 1) / last, 0.0))
+
+
+def floor_quantile(config=None):
+    """The floor's standing, or None when MIN_NO_SHOW_RISK 0 turns the floor off."""
+    config = config or settings.BACKFILL
+    return float(config["LEARNED_FLOOR_QUANTILE"]) if config["MIN_NO_SHOW_RISK"] > 0 else None
+
+
+def lowest_estimate_standing_at(quantile, quantiles, config=None):
+    """(estimate, inclusive): where a learned risk starts to stand at `quantile` or above;
+    inclusive True: from that estimate on, False: only above it. For the words staff read."""
+    last = len(quantiles) - 1
+    for value in sorted(set(quantiles)):
+        if standing_of(value, quantiles, config) >= quantile:
+            return value, True
+        if value < quantiles[last] and standing_of(math.nextafter(value, 1.0), quantiles, config) >= quantile:
+            return value, False
+    return quantiles[last], False
 
 
 def share_words(share):

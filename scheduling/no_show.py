@@ -528,7 +528,7 @@ def score_patients(model, now=None):
         store_estimates(upcoming.patient, estimates, reasons, standings)
         model_set = Patient.objects.risk_set_by_model()
         changed = model_set.exclude(no_show_risk=F("no_show_risk_model")).update(no_show_risk=F("no_show_risk_model"))
-        copy_risk_to_waiting_entries(model_set)
+        copy_risk_to_waiting_entries()
         model.scored_at, model.patients_scored = timezone.now(), model_set.count()
         model.save(update_fields=["scored_at", "patients_scored", "risk_quantiles"])
     log.info(
@@ -547,48 +547,68 @@ def risk_quantiles(estimates):
     return [round(float(value), 6) for value in np.quantile(np.asarray(estimates, dtype=float), steps)]
 
 
+# Rows per UPDATE when storing estimates: one statement per batch, its values a parameter list
+# (SQLite allows 32,766 parameters, PostgreSQL 65,535; five a row).
+STORE_BATCH = 5000
+
+
 def store_estimates(patients, estimates, reasons, standings):
     """Every patient's estimate, reasons and standing, and the ranking risk of those whose
-    risk is the model's, in one statement run for many rows: bulk_update spent 21 s building
-    its CASE expressions for 20,000 patients (bench/no_show.py)."""
-    table = connection.ops.quote_name(Patient._meta.db_table)
-    estimate, why, standing, ranking, source, pk = (
-        connection.ops.quote_name(Patient._meta.get_field(name).column)
-        for name in (
-            "no_show_risk_model",
-            "no_show_risk_reasons",
-            "no_show_risk_standing",
-            "ranking_risk",
-            "no_show_risk_source",
-            "id",
-        )
-    )
+    risk is the model's: one UPDATE per STORE_BATCH patients, touching only the rows that
+    change. Row by row, 100,000 patients took minutes (a statement and an audit trigger
+    each); bulk_update spent 21 s building its CASE expressions for 20,000 (bench/no_show.py)."""
     rows = [
-        (
-            float(value),
-            json.dumps(sentences),
-            place,
-            Patient.RiskSource.MODEL.value,
-            risk_scale.ranking_risk_of_standing(place),
-            int(patient),
-        )
+        (int(patient), float(value), json.dumps(sentences), place, risk_scale.ranking_risk_of_standing(place))
         for patient, value, sentences, place in zip(patients, estimates, reasons, standings, strict=False)
     ]
+    statement = STORE_ESTIMATES[connection.vendor]
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {table} SET {estimate} = %s, {why} = %s, {standing} = %s, "  # noqa: S608 - our own names
-            f"{ranking} = CASE WHEN {source} = %s THEN %s ELSE {ranking} END WHERE {pk} = %s",
-            rows,
-        )
+        for start in range(0, len(rows), STORE_BATCH):
+            batch = rows[start : start + STORE_BATCH]
+            if connection.vendor == "postgresql":
+                cursor.execute(statement, [list(column) for column in zip(*batch, strict=True)])
+            else:
+                values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(batch))
+                cursor.execute(statement.format(values=values), [value for row in batch for value in row])
 
 
-def copy_risk_to_waiting_entries(patients):
+# One statement per batch: PostgreSQL reads the batch as five arrays, SQLite (no arrays) as a
+# VALUES list. A row is written only when a value differs, so rows
+# the model rates as before cost no write and no trigger.
+_PATIENT_COLUMNS = {
+    "table": Patient._meta.db_table,
+    "source": Patient._meta.get_field("no_show_risk_source").column,
+    "model": Patient.RiskSource.MODEL.value,
+}
+STORE_ESTIMATES = {
+    "postgresql": """UPDATE {table} p SET no_show_risk_model = v.estimate, no_show_risk_reasons = v.reasons::jsonb,
+        no_show_risk_standing = v.standing,
+        ranking_risk = CASE WHEN p.{source} = '{model}' THEN v.ranking ELSE p.ranking_risk END
+    FROM unnest(%s::bigint[], %s::float8[], %s::text[], %s::float8[], %s::float8[])
+        AS v(id, estimate, reasons, standing, ranking)
+    WHERE p.id = v.id AND (p.no_show_risk_model IS DISTINCT FROM v.estimate
+        OR p.no_show_risk_reasons IS DISTINCT FROM v.reasons::jsonb
+        OR p.no_show_risk_standing IS DISTINCT FROM v.standing
+        OR (p.{source} = '{model}' AND p.ranking_risk IS DISTINCT FROM v.ranking))""".format(**_PATIENT_COLUMNS),
+    "sqlite": """UPDATE {table} AS p SET no_show_risk_model = v.column2, no_show_risk_reasons = v.column3,
+        no_show_risk_standing = v.column4,
+        ranking_risk = CASE WHEN p.{source} = '{model}' THEN v.column5 ELSE p.ranking_risk END
+    FROM (VALUES {{values}}) AS v
+    WHERE p.id = v.column1 AND (p.no_show_risk_model IS NOT v.column2 OR p.no_show_risk_reasons IS NOT v.column3
+        OR p.no_show_risk_standing IS NOT v.column4
+        OR (p.{source} = '{model}' AND p.ranking_risk IS NOT v.column5))""".format(**_PATIENT_COLUMNS),
+}
+_RISK_OF_PATIENT = f"(SELECT p.ranking_risk FROM {Patient._meta.db_table} p WHERE p.id = patient_id)"
+COPY_RISK = f"""UPDATE {WaitlistEntry._meta.db_table} SET ranking_risk = {_RISK_OF_PATIENT}
+    WHERE status = %s AND ranking_risk <> {_RISK_OF_PATIENT}"""
+
+
+def copy_risk_to_waiting_entries():
     """Waiting entries keep a copy of the risk for the ranking index; Patient.save keeps it in
-    step one patient at a time, this does it for a bulk update."""
-    risk = Patient.objects.filter(pk=OuterRef("patient_id")).values("ranking_risk")[:1]
-    WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING, patient__in=patients).update(
-        ranking_risk=Subquery(risk)
-    )
+    step one patient at a time, this does it after a bulk update: one statement, writing only
+    the entries whose copy differs."""
+    with connection.cursor() as cursor:
+        cursor.execute(COPY_RISK, [WaitlistEntry.Status.WAITING])
 
 
 # --- the command and the nightly job -----------------------------------------------------
@@ -636,10 +656,14 @@ def learned_scale_words(model):
     """The thresholds a learned risk meets, as this model's estimates put them."""
     config = settings.BACKFILL
     floor, high = config["LEARNED_FLOOR_QUANTILE"], config["LEARNED_HIGH_RISK_QUANTILE"]
-    at = {quantile: model.risk_quantiles[round(quantile * risk_scale.QUANTILE_STEPS)] for quantile in (floor, high)}
+
+    def starts(quantile):
+        estimate, inclusive = risk_scale.lowest_estimate_standing_at(quantile, model.risk_quantiles, config)
+        return f"{'from' if inclusive else 'above'} {estimate:.3f}"
+
     return (
-        f"Learned risks are judged on this clinic's scale: from {at[floor]:.2f} (its "
-        f"{risk_scale.quantile_words(floor)}) a patient may be booked, from {at[high]:.2f} "
+        f"Learned risks are judged on this clinic's scale: {starts(floor)} (its "
+        f"{risk_scale.quantile_words(floor)}) a patient may be booked, {starts(high)} "
         f"({risk_scale.standing_words(high)}) +{config['HIGH_RISK_POINTS']}."
     )
 

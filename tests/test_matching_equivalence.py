@@ -30,10 +30,17 @@ from waitlist.models import WaitlistEntry
 SLOT_MONDAY = date(2031, 3, 3)
 RISKS = [0.95, 0.8, 0.7, 0.6, 0.81, 0.79, 0.61, 1.0, 0.59, 0.3, 0.0]
 # Learned risks stand on a clinic's scale (clinic/risk_scale.py): this clinic's estimates
-# run from 0.02 to 0.40, median 0.115. Picked at, just under and between the percentiles
-# the thresholds stand for, so learned and typed risks meet at the tier bounds.
-QUANTILES = risk_quantiles([round(0.02 + 0.38 * (i / 399) ** 2, 3) for i in range(400)])
-LEARNED_RISKS = [QUANTILES[k] for k in (0, 30, 49, 50, 65, 79, 80, 90, 100)] + [QUANTILES[50] - 0.001, 0.01]
+# run from 0.02 to 0.40, with two blocks of equal estimates (0.09 from the 10th to the 72nd
+# percentile, 0.25 from the 72nd to the 86th) as when most patients have no history. Picked
+# at, just under and between the percentiles the thresholds stand for and on the blocks, so
+# learned and typed risks meet at the tier bounds.
+QUANTILES = risk_quantiles(
+    [round(0.02 + 0.001 * i, 3) for i in range(40)]
+    + [0.09] * 248
+    + [0.25] * 56
+    + [round(0.3 + 0.002 * i, 3) for i in range(56)]
+)
+LEARNED_RISKS = [QUANTILES[k] for k in (0, 9, 30, 50, 79, 80, 87, 90, 100)] + [0.0895, 0.2505, 0.01]
 WINDOWS = [["08:00-12:00"], ["12:00-17:00"], ["09:00-10:00", "15:00-18:00"], ["10:30-11:30"]]
 # Each entry is eligible but for at most one of these (random ones would rarely leave
 # two eligible entries in one group, and the interesting cases need that).
