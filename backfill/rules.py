@@ -319,6 +319,13 @@ def _risk_tiers(rules):
     return tiers
 
 
+def _unreachable_words(patient):
+    """Why no consented channel reaches the patient: "has opted out of email and not agreed to texts"."""
+    email = "has opted out of email" if patient.email_opt_out else "has no email address"
+    texts = "has no number for the texts they agreed to" if patient.sms_consent else "not agreed to texts"
+    return f"{email} and {texts}"
+
+
 def _hours(appointment, zone):
     return f"{appointment.start.astimezone(zone):%H:%M}–{appointment.end.astimezone(zone):%H:%M}"
 
@@ -414,7 +421,7 @@ RULES = (
         Filter(
             REACHABLE,
             lambda case: case.entry.patient.is_reachable,
-            lambda case: "has opted out of email and not agreed to texts",
+            lambda case: _unreachable_words(case.entry.patient),
         ),
     ),
     Rule(

@@ -297,10 +297,10 @@ def add_history(count):
             WITH slot AS (
                 SELECT n, n / %(per_day)s AS day, (n %% %(per_day)s) / %(providers)s AS hour_index,
                        n %% %(providers)s AS provider_index
-                FROM generate_series(0, %(count)s - 1) AS n
+                FROM generate_series(0::bigint, %(count)s::bigint - 1) AS n
             ), timed AS (
                 SELECT n, provider_index,
-                       (%(friday)s::date - ((day / 5) * 7 + day %% 5)
+                       (%(friday)s::date - ((day / 5) * 7 + day %% 5)::int
                         + (%(first_hour)s + hour_index) * interval '1 hour') AT TIME ZONE %(zone)s AS start
                 FROM slot
             )

@@ -257,18 +257,39 @@ def test_the_migration_rewrites_phones_typed_before_in_e164():
 
 
 @pytest.mark.parametrize(
-    ("fields", "reachable"),
+    ("fields", "reachable", "why_not"),
     [
-        ({}, True),
-        ({"email_opt_out": True}, False),
-        ({"email_opt_out": True, "sms_consent": True}, True),
-        ({"email_opt_out": True, "sms_consent": True, "phone": ""}, False),
+        ({}, True, None),
+        ({"email_opt_out": True}, False, "has opted out of email and not agreed to texts"),
+        ({"email_opt_out": True, "sms_consent": True}, True, None),
+        (
+            {"email_opt_out": True, "sms_consent": True, "phone": ""},
+            False,
+            "has opted out of email and has no number for the texts they agreed to",
+        ),
+        ({"email": "", "sms_consent": True}, True, None),
+        ({"email": ""}, False, "has no email address and not agreed to texts"),
     ],
 )
-def test_reachable_means_the_same_to_the_sender_the_orm_and_the_matcher(fields, reachable):
+def test_reachable_means_the_same_to_the_sender_the_orm_and_the_matcher(fields, reachable, why_not):
+    from django.db import connection
+
+    from backfill.explanation import explain
+    from backfill.rules import REACHABLE, SlotFacts
+
     patient = PatientFactory(**fields)
+    entry = WaitlistEntryFactory(patient=patient)
+    appointment = AppointmentFactory(provider__specialty=entry.specialty)
+
     assert patient.is_reachable == bool(patient.message_channels()) == reachable
     assert Patient.objects.reachable().filter(pk=patient.pk).exists() == reachable
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM clinic_patient p WHERE p.id = %s AND {REACHABLE}", [patient.pk])
+        assert cursor.fetchone()[0] == reachable
+    provider = appointment.provider
+    slot = SlotFacts(provider.pk, provider.specialty_id, provider.location_id, appointment.start, appointment.end)
+    reasons = explain(entry, slot).reasons
+    assert (why_not in reasons) if why_not else not any("texts" in reason for reason in reasons)
 
 
 def test_a_patient_who_opted_out_of_email_but_takes_texts_gets_the_text():
