@@ -167,7 +167,7 @@ def test_ties_never_split_a_tier_and_the_floor_leaves_out_at_most_half(estimates
     floor = Rules().LEARNED_FLOOR_QUANTILE
 
     # One standing per estimate, rising with it.
-    assert all(a[1] <= b[1] and (a[0] < b[0] or a[1] == b[1]) for a, b in zip(standings, standings[1:]))
+    assert all(a[1] <= b[1] and (a[0] < b[0] or a[1] == b[1]) for a, b in zip(standings, standings[1:], strict=False))
     # Whoever the model rates as high as the median patient may be booked.
     assert sum(standing < floor for _, standing in standings) <= len(estimates) / 2
     for estimate in set(estimates):
