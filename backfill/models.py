@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import pgettext_lazy
 
-from clinic import events
+from clinic import events, times
 from clinic.models import Patient, Provider
 from clinic.queue import enqueue
 from scheduling.models import Appointment, worth_filling
@@ -100,7 +100,7 @@ class FreedSlot(models.Model):
 
     def __str__(self):
         local = self.provider.location.local(self.start)
-        return f"{self.provider.name} {local:%a %d %b %H:%M} ({self.get_status_display()})"
+        return f"{self.provider.name} {times.staff_datetime(local)} ({self.get_status_display()})"
 
     @property
     def specialty_id(self):

@@ -12,7 +12,7 @@ from django.utils import timezone
 from backfill import filling
 from backfill.matching import Rules, SlotFacts, is_eligible
 from backfill.models import FreedSlot, enqueue_backfill, enqueue_chain_release
-from clinic import webhooks
+from clinic import times, webhooks
 from clinic.actions import Via
 from clinic.email import resend_stuck_emails
 from clinic.idempotency import forget_old_keys
@@ -91,7 +91,7 @@ def release_later_appointment(entry_id):
     if later is None or earlier is None or not _still_to_release(later, earlier):
         return None
     # Staff read the reason in the admin: the new time and provider, not an id.
-    when = f"{earlier.provider.location.local(earlier.start):%a %-d %b %H:%M} with {earlier.provider.name}"
+    when = f"{times.staff_datetime(earlier.provider.location.local(earlier.start))} with {earlier.provider.name}"
     try:
         # Not told: the booking's confirmation already gave them the earlier time.
         cancel_appointment(later, by="backfill", channel=Via.BACKFILL, reason=f"moved earlier to {when}", notify=False)

@@ -5,7 +5,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from clinic import actions as clinic_actions
-from clinic import languages, risk_scale
+from clinic import languages, risk_scale, times
 from clinic.actions import Via
 from clinic.admin_lists import ClinicModelAdmin
 from clinic.models import (
@@ -208,7 +208,7 @@ class OutboundEmailAdmin(ClinicModelAdmin):
         return format_html(
             '<a href="/admin/scheduling/appointment/{}/change/">{} with {}</a>',
             appointment.pk,
-            f"{appointment.provider.location.local(appointment.start):%a %-d %b %H:%M}",
+            times.staff_datetime(appointment.provider.location.local(appointment.start)),
             appointment.provider.name,
         )
 

@@ -4,6 +4,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from clinic import times
 from clinic.actions import Via
 from clinic.admin import ProviderAdmin
 from clinic.admin_lists import ClinicModelAdmin
@@ -96,7 +97,7 @@ class AppointmentAdmin(ClinicModelAdmin):
 
 def appointment_in_words(appointment):
     local = appointment.provider.location.local(appointment.start)
-    return f"{appointment.patient} with {appointment.provider.name}, {local:%a %-d %b %H:%M}"
+    return f"{appointment.patient} with {appointment.provider.name}, {times.staff_datetime(local)}"
 
 
 def what_became_of_the_slot(appointment):

@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 
-from clinic import events
+from clinic import events, times
 from clinic.exceptions import DomainError
 from clinic.models import Patient, Provider
 from clinic.validators import single_line
@@ -155,7 +155,7 @@ class Appointment(models.Model):
 
     def __str__(self):
         local = self.provider.location.local(self.start)
-        return f"{self.patient} with {self.provider.name}, {local:%a %d %b %Y %H:%M} ({self.status})"
+        return f"{self.patient} with {self.provider.name}, {times.staff_datetime(local)} ({self.status})"
 
     def save(self, *args, **kwargs):
         if self.status == self.Status.CANCELLED:

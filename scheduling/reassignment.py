@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
-from clinic import events
+from clinic import events, times
 from clinic.models import OutboundEmail, Provider
 from scheduling.messages import queue_email
 from scheduling.models import Appointment, AppointmentConflict, ProviderUnavailability, SchedulingError, worth_filling
@@ -153,13 +153,13 @@ def _points_in_words(breakdown):
 
 
 def _who_and_when(appointment):
-    return f"{appointment.patient} ({appointment.provider.location.local(appointment.start):%a %-d %b %H:%M})"
+    return f"{appointment.patient} ({times.staff_datetime(appointment.provider.location.local(appointment.start))})"
 
 
 def _days(start_date, end_date):
     if start_date == end_date:
-        return f"on {start_date:%a %-d %b %Y}"
-    return f"from {start_date:%a %-d %b} to {end_date:%a %-d %b %Y}"
+        return f"on {times.staff_date(start_date)}"
+    return f"from {times.staff_date(start_date)} to {times.staff_date(end_date)}"
 
 
 @dataclass(frozen=True)

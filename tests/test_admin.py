@@ -134,8 +134,8 @@ def test_a_waiting_patients_page_says_which_open_slots_fit_and_why_not_the_other
 
     page = staff_client.get(reverse("admin:waitlist_waitlistentry_change", args=[entry.pk])).content.decode()
 
-    tuesday = page.index(f"{timezone.localtime(slots[1].start):%a %-d %b}, 10:00 with Dr. Chen")
-    monday_at = page.index(f"{timezone.localtime(slots[0].start):%a %-d %b}, 10:00 with Dr. Chen")
+    tuesday = page.index(f"{timezone.localtime(slots[1].start):%a %-d %b %Y}, 10:00 with Dr. Chen")
+    monday_at = page.index(f"{timezone.localtime(slots[0].start):%a %-d %b %Y}, 10:00 with Dr. Chen")
     assert tuesday < page.index("<strong>Fits</strong>") < monday_at < page.index("Not available on Mondays")
 
 

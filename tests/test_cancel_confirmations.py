@@ -210,7 +210,7 @@ def test_the_workflow_result_names_the_patient_the_time_and_why_in_words(
     assert summary.lines() == [
         f"Dr. Noah Brown is unavailable on {when:%a %-d %b %Y}: "
         "1 appointment affected, 0 reassigned, 1 waitlisted, 0 skipped.",
-        f"Chloe Khan ({when:%a %-d %b %H:%M}): cancelled and put on the waitlist; the best colleague free then, "
+        f"Chloe Khan ({when:%a %-d %b %Y, %H:%M}): cancelled and put on the waitlist; the best colleague free then, "
         "Dr. Far, scored 20 points of the 60 needed (free at the same time +20).",
     ]
 

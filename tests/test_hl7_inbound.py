@@ -235,7 +235,7 @@ def test_a40_is_kept_with_both_patients_and_what_moved(clinic):
     kept = Hl7Message.objects.get(control_id="MSG00011")
     assert (kept.patient, kept.merged_patient, kept.mrn, kept.merged_mrn) == (survivor, prior, "MRN1001", "MRN3003")
     assert "Ana Rivera-Old (MRN MRN3003) merged into" in kept.note
-    assert "1 appointment(s) moved, Dr. Monica Jablonski, Thu 10 Jan 2030 10:00" in kept.note
+    assert "1 appointment(s) moved, Dr. Monica Jablonski, Thu 10 Jan 2030, 10:00" in kept.note
     assert list(Hl7Message.objects.filter(merged_mrn="MRN3003")) == [kept]  # found by the merged MRN
 
 

@@ -117,7 +117,7 @@ def test_the_outbox_names_the_patient_beside_their_address_and_the_appointment_i
     admin_list = staff_client.get("/admin/clinic/outboundemail/").content.decode()
     when = timezone.localtime(appointment.start)
     assert "To Rosalind Franklin &lt;rosalind@mail.example&gt;" in page
-    assert f"Appointment {when:%a %-d %b, %H:%M} with Dr. Ito" in page
+    assert f"Appointment {when:%a %-d %b %Y, %H:%M} with Dr. Ito" in page
     assert "Rosalind Franklin &lt;rosalind@mail.example&gt;" in admin_list
-    assert f"{when:%a %-d %b %H:%M} with Dr. Ito" in admin_list
+    assert f"{when:%a %-d %b %Y, %H:%M} with Dr. Ito" in admin_list
     assert f"#{appointment.pk}<" not in admin_list and "Appointment #" not in page

@@ -52,7 +52,7 @@ def test_it_prints_the_summary(away, appointment, day, django_capture_on_commit_
     assert out.splitlines() == [
         f"Dr. Away is unavailable on {when:%a %-d %b %Y}: "
         "1 appointment affected, 1 reassigned, 0 waitlisted, 0 skipped.",
-        f"{appointment.patient} ({when:%a %-d %b} 10:00): offered to Dr. Stand-in at the same time "
+        f"{appointment.patient} ({when:%a %-d %b %Y}, 10:00): offered to Dr. Stand-in at the same time "
         "(80 points: same location +40 · patient's preferred location +20 · free at the same time +20).",
     ]
     assert unavailability.reason == "sick"

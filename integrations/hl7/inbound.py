@@ -33,6 +33,7 @@ from clinic import events
 from clinic.actions import Via, one_unit
 from clinic.exceptions import DomainError
 from clinic.models import Location, Patient, Provider, Specialty
+from clinic.times import staff_datetime
 from integrations.hl7 import acks, reading
 from integrations.hl7.models import Hl7CodeMapping, Hl7Message
 from integrations.hl7.reading import Hl7Problem
@@ -624,7 +625,7 @@ def times(booking, location, existing):
 
 
 def describe(appointment):
-    return f"{appointment.provider.name}, {appointment.provider.location.local(appointment.start):%a %d %b %Y %H:%M}"
+    return f"{appointment.provider.name}, {staff_datetime(appointment.provider.location.local(appointment.start))}"
 
 
 APPLY = {
