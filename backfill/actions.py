@@ -20,14 +20,15 @@ from clinic import sms
 from clinic.actions import Via, actor
 from clinic.models import InboundText, Patient
 from scheduling import actions as scheduling_actions
-from scheduling.models import AppointmentConflict, SchedulingError
+from scheduling.models import Appointment, AppointmentConflict, SchedulingError
 
 log = logging.getLogger("backfill")
 
 
 def book_by_hand(slot, entry, *, by, channel):
     """Staff choose the patient for a freed slot (the appointment page, the admin, the API):
-    booked and emailed like a backfill, the slot marked booked by hand."""
+    emailed like a backfill, the appointment recorded as booked by staff and by whom, the
+    slot marked booked by hand."""
     with transaction.atomic(durable=True):
         slot = lock_slot(slot.pk)  # the declared order: slot, then entry (backfill/booking.py)
         if not slot.is_fillable:
@@ -40,7 +41,8 @@ def book_by_hand(slot, entry, *, by, channel):
         if locked.specialty_id != slot.provider.specialty_id:
             raise BackfillError("That patient is waiting for another specialty.")
         try:
-            appointment = book_entry(slot, locked)  # the confirmation and any chain release are its own
+            # The confirmation and any chain release are book_entry's own.
+            appointment = book_entry(slot, locked, source=Appointment.Source.STAFF, booked_by=actor(by))
         except AppointmentConflict as conflict:
             raise BackfillError(str(conflict)) from conflict
         slot.mark_booked_by_hand(appointment)

@@ -6,7 +6,7 @@ from django.template.response import TemplateResponse
 from audit.trail import record_views
 from backfill.actions import book_by_hand, retry_backfill
 from backfill.booking import BackfillError
-from backfill.explained_waitlist import ExplainedWaitlist, explain_entry
+from backfill.explained_waitlist import EXPLAINED_ON_PAGE, ExplainedWaitlist, explain_entry
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from backfill.rules import RULES
 from clinic.actions import Via
@@ -15,7 +15,6 @@ from waitlist.admin import WaitlistEntryAdmin
 from waitlist.models import WaitlistEntry
 
 # How many waiting patients the freed slot's page and the book-by-hand page explain, best first.
-EXPLAINED_ON_PAGE = 100
 
 
 class MatchLogInline(admin.TabularInline):

@@ -156,14 +156,16 @@ def lock_waiting_entry(entry_id):
     )
 
 
-def book_entry(slot, entry):
-    """Book the entry's patient into the slot; raises AppointmentConflict if they are busy."""
+def book_entry(slot, entry, source=Appointment.Source.BACKFILL, booked_by=""):
+    """Book the entry's patient into the slot; raises AppointmentConflict if they are busy.
+    `source` and `booked_by` say who chose them: the backfill, or staff by hand."""
     appointment = Appointment.book(
         patient=entry.patient,
         provider=slot.provider,
         start=slot.start,
         end=slot.end,
-        source=Appointment.Source.BACKFILL,
+        source=source,
+        booked_by=booked_by,
         status=Appointment.Status.SCHEDULED,
         precheck=False,  # the overlap constraint refuses a busy patient; the error names them
     )

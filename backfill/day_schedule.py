@@ -52,7 +52,10 @@ class ScheduleItem:
     def css_class(self):
         if self.slot is not None:
             return f"open-slot slot-{self.slot.status}"
-        return f"status-{self.appointment.status} source-{self.appointment.source}"
+        appointment = self.appointment
+        # Booked by hand from the waitlist: marked as the backfill's bookings are.
+        by_hand = appointment.source != Appointment.Source.BACKFILL and getattr(appointment, "filled_slot", None)
+        return f"status-{appointment.status} source-{appointment.source}" + (" from-waitlist" if by_hand else "")
 
     @property
     def note(self):
@@ -81,9 +84,9 @@ class ScheduleItem:
             return "Offered · awaiting answer · kept unless declined"
         if appointment.status == Appointment.Status.CANCELLED:
             return "Cancelled"
-        if appointment.source == Appointment.Source.BACKFILL:
-            filled = getattr(appointment, "filled_slot", None)
-            how = "booked by hand" if filled and filled.status == FreedSlot.Status.MANUAL else "backfilled"
+        filled = getattr(appointment, "filled_slot", None)
+        if filled is not None:
+            how = "booked by hand" if filled.status == FreedSlot.Status.MANUAL else "backfilled"
             return f"From waitlist · {how}"
         return f"{appointment.get_status_display()} · {appointment.get_source_display()}"
 
@@ -282,7 +285,7 @@ def _hour_marks(grid_start, grid_end):
 def _counts(appointments, open_slots):
     return {
         "booked": len(appointments),
-        "backfilled": sum(a.source == Appointment.Source.BACKFILL for a in appointments),
+        "backfilled": sum(getattr(a, "filled_slot", None) is not None for a in appointments),
         "offered": sum(a.status == Appointment.Status.OFFERED for a in appointments),
         "open": len(open_slots),
     }

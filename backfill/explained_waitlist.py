@@ -25,6 +25,9 @@ from clinic.models import Patient
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 
+# How many of a slot's explained waitlist the staff pages show (the API pages through all).
+EXPLAINED_ON_PAGE = 100
+
 
 def score_sql(rules, rule_table=table.RULES):
     """The score as SQL: each scoring rule's first tier that holds, as `score` adds them up."""

@@ -52,7 +52,7 @@ class FreedSlot(models.Model):
         BACKFILLED = "backfilled"
         NO_MATCH = "no_match", "No match"
         EXPIRED = "expired"
-        MANUAL = "manual"
+        MANUAL = "manual", "Booked by hand"
         FAILED = "failed"
 
     FILLABLE = (Status.OPEN, Status.NO_MATCH)

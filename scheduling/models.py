@@ -127,6 +127,8 @@ class Appointment(models.Model):
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.STAFF)
     cancel_reason = models.CharField(max_length=200, blank=True, validators=[single_line])
     cancelled_by = models.CharField(max_length=100, blank=True)
+    # Who booked it by hand (a username); blank when a workflow or another system booked it.
+    booked_by = models.CharField(max_length=100, blank=True)
     # The appointment this one replaces (a reassignment offer points at the original).
     replaces = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -247,6 +249,7 @@ class Appointment(models.Model):
         precheck=True,
         external_id=None,
         answer_by=None,
+        booked_by="",
     ):
         """Create an appointment; raises AppointmentConflict if either party is busy then.
 
@@ -263,6 +266,7 @@ class Appointment(models.Model):
             replaces=replaces,
             external_id=external_id,
             answer_by=answer_by,
+            booked_by=booked_by,
         )
         if end <= start:
             raise SchedulingError("The appointment must end after it starts.")

@@ -38,7 +38,9 @@ def test_the_schedule_pages_cancel_emails_the_patient_like_the_admin_and_the_api
     staff_client, appointment, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        response = staff_client.post(f"/schedule/appointments/{appointment.pk}/cancel/", {"reason": "clinic closed"})
+        response = staff_client.post(
+            f"/schedule/appointments/{appointment.pk}/cancel/", {"reason": "clinic closed", "confirm": "yes"}
+        )
 
     assert response.status_code == 302
     assert cancelled(appointment) == ("cancelled", "frontdesk", True)
@@ -116,8 +118,11 @@ def test_the_book_by_hand_page_emails_the_patient(staff_client, appointment, dja
     entry = WaitlistEntryFactory(patient=PatientFactory(first_name="Hugo"), specialty=appointment.provider.specialty)
     with django_capture_on_commit_callbacks(execute=False):  # the slot recorded; no backfill job runs
         appointment.cancel("sick")
+    FreedSlot.objects.update(status=FreedSlot.Status.NO_MATCH)  # as if its run had found nobody
     with django_capture_on_commit_callbacks(execute=True):
-        response = staff_client.post(f"/schedule/appointments/{appointment.pk}/book/", {"entry": entry.pk})
+        response = staff_client.post(
+            f"/schedule/appointments/{appointment.pk}/book/", {"entry": entry.pk, "confirm": "yes"}
+        )
 
     booked = entry.patient.appointments.get()
     assert response.status_code == 302

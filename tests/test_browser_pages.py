@@ -290,9 +290,12 @@ def test_the_front_desk_can_do_it_all_by_keyboard(browser, live_server, staff_us
     page.get_by_label("Cancel, because").focus()
     page.keyboard.type("patient moved away")
     page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.textContent") == "Cancel appointment"
+    assert page.evaluate("document.activeElement.textContent") == "Cancel appointment…"
     page.keyboard.press("Enter")
-    expect(page.get_by_role("status")).to_contain_text("Cancelled")
+    expect(page.get_by_role("heading", name="Cancel Hugo Nguyen's appointment?")).to_be_visible()
+    page.get_by_role("button", name="Yes, cancel the appointment").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").first).to_contain_text("Cancelled")
     page.context.close()
 
 

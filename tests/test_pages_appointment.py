@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from backfill.models import FreedSlot
 from clinic.factories import HighRiskPatientFactory, PatientFactory, ProviderFactory
+from clinic.models import InsurancePlan
 from scheduling.factories import AppointmentFactory
 from scheduling.models import Appointment
 from waitlist.factories import WaitlistEntryFactory
@@ -55,8 +56,22 @@ def test_it_shows_who_when_and_status(staff_client, appointment):
     assert "Scheduled" in text
 
 
-def test_it_cancels_with_the_reason_given(staff_client, appointment):
+def test_it_asks_before_cancelling(staff_client, appointment):
     response = staff_client.post(f"/schedule/appointments/{appointment.pk}/cancel/", {"reason": "patient moved away"})
+
+    appointment.refresh_from_db()
+    assert response.status_code == 200
+    assert appointment.status == Appointment.Status.SCHEDULED
+    text = unescape(re.sub(r"<[^>]+>", "", response.text))
+    assert "Cancel Maya Patel's appointment?" in text
+    assert "because: patient moved away." in text
+    assert 'name="confirm" value="yes"' in response.text
+
+
+def test_it_cancels_with_the_reason_given(staff_client, appointment):
+    response = staff_client.post(
+        f"/schedule/appointments/{appointment.pk}/cancel/", {"reason": "patient moved away", "confirm": "yes"}
+    )
 
     appointment.refresh_from_db()
     assert response.status_code == 302
@@ -134,12 +149,110 @@ def test_it_books_a_waiting_patient_by_hand(staff_client, appointment, django_ca
     )
     assert "Rosa Lopez" in page_of(staff_client, appointment)  # offered as a choice
 
-    response = staff_client.post(f"/schedule/appointments/{appointment.pk}/book/", {"entry": entry.pk})
+    response = staff_client.post(
+        f"/schedule/appointments/{appointment.pk}/book/", {"entry": entry.pk, "confirm": "yes"}
+    )
 
     entry.refresh_from_db()
+    booked = entry.booked_appointment
     assert response.status_code == 302
     assert entry.status == WaitlistEntry.Status.BOOKED
     assert FreedSlot.objects.get(appointment=appointment).status == FreedSlot.Status.MANUAL
+    assert (booked.source, booked.booked_by) == (Appointment.Source.STAFF, "frontdesk")
+    assert "Booked" in (text := page_of(staff_client, booked))
+    assert ", by hand from the waitlist, by frontdesk" in text
+
+
+def test_book_by_hand_shows_the_rules_the_patient_fails_and_asks_to_confirm(
+    staff_client, appointment, django_capture_on_commit_callbacks
+):
+    appointment.provider.accepted_insurance_plans.add(InsurancePlan.objects.create(name="Aetna Choice", payer="Aetna"))
+    entry = WaitlistEntryFactory(
+        patient=HighRiskPatientFactory(
+            first_name="Rosa",
+            last_name="Lopez",
+            insurance_plan=InsurancePlan.objects.create(name="Cigna Open", payer="Cigna"),
+        ),
+        specialty=appointment.provider.specialty,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment.cancel("patient called in sick")
+    assert "Dr. Elena Diaz does not take Cigna Open" in page_of(staff_client, appointment)  # left out, and why
+
+    response = staff_client.post(f"/schedule/appointments/{appointment.pk}/book/", {"entry": entry.pk})
+
+    text = unescape(re.sub(r"<[^>]+>", "", response.text))
+    entry.refresh_from_db()
+    assert response.status_code == 200
+    assert entry.status == WaitlistEntry.Status.WAITING  # nothing booked until confirmed
+    assert "Book Rosa Lopez into this slot by hand?" in text
+    assert "The backfill would not book Rosa Lopez:" in text
+    assert "Dr. Elena Diaz does not take Cigna Open" in text
+    assert "Book Rosa Lopez anyway" in text
+    assert "recorded as booked by hand, by frontdesk" in text
+
+
+def test_no_book_by_hand_while_the_backfill_is_booking(staff_client, appointment, django_capture_on_commit_callbacks):
+    entry = WaitlistEntryFactory(
+        patient=HighRiskPatientFactory(first_name="Hugo"), specialty=appointment.provider.specialty
+    )
+    with django_capture_on_commit_callbacks(execute=False):  # freed; its job not run yet
+        appointment.cancel("patient called in sick")
+
+    text = page_of(staff_client, appointment)
+    response = staff_client.post(
+        f"/schedule/appointments/{appointment.pk}/book/", {"entry": entry.pk, "confirm": "yes"}
+    )
+
+    assert "Backfill running." in text
+    assert "Nothing to do while the backfill is booking this slot" in text
+    assert "Book by hand" not in text and "Retry backfill" not in text
+    assert response.status_code == 409
+    assert "The backfill is booking this slot right now" in response.text
+    assert FreedSlot.objects.get(appointment=appointment).status == FreedSlot.Status.OPEN
+
+
+def test_a_slot_whose_job_never_came_offers_the_front_desk_the_slot(
+    staff_client, appointment, django_capture_on_commit_callbacks
+):
+    WaitlistEntryFactory(patient=HighRiskPatientFactory(first_name="Hugo"), specialty=appointment.provider.specialty)
+    with django_capture_on_commit_callbacks(execute=False):
+        appointment.cancel("patient called in sick")
+    ten_minutes_ago = timezone.now() - timedelta(minutes=10)
+    FreedSlot.objects.update(freed_at=ten_minutes_ago, next_attempt_at=ten_minutes_ago)  # the queue was down
+
+    text = page_of(staff_client, appointment)
+
+    assert "Backfill running." not in text
+    assert "The backfill has not come back to this slot" in text
+    assert "Book by hand" in text and "Retry backfill" in text
+
+
+def test_a_slot_nobody_fits_lists_everyone_left_out_and_why(
+    staff_client, appointment, django_capture_on_commit_callbacks
+):
+    WaitlistEntryFactory(
+        patient=PatientFactory(first_name="Lena", last_name="Ortiz", no_show_risk=0.2),
+        specialty=appointment.provider.specialty,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment.cancel("patient called in sick")
+
+    text = page_of(staff_client, appointment)
+
+    assert FreedSlot.objects.get().attempts == 1
+    assert "Backfill runs1: nobody waiting fits every rule" in text
+    assert "No backfill run has considered anyone" not in text
+    assert re.search(r"Lena Ortiz\s*Left out\s*\d+\s*No-show risk 0.20 is under the minimum", text)
+
+
+def test_it_writes_a_coded_cancel_reason_in_words(staff_client, appointment):
+    appointment.cancel("declined_reassignment", by="patient")
+
+    text = page_of(staff_client, appointment)
+
+    assert "by the patient: the patient declined the move to another provider" in text
+    assert "declined_reassignment" not in text
 
 
 def test_it_refuses_to_book_nobody(staff_client, appointment, django_capture_on_commit_callbacks):
@@ -175,7 +288,7 @@ def test_it_draws_a_long_history_in_a_few_queries(
     with django_capture_on_commit_callbacks(execute=True):
         appointment.cancel("patient called in sick")
 
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(18):  # the waitlist explained, a page at a time, included
         response = staff_client.get(f"/schedule/appointments/{appointment.pk}/")
 
     assert response.status_code == 200

@@ -2,6 +2,7 @@
 
 from django import template
 
+from backfill.models import FreedSlot
 from backfill.rules import Rules, risk_points
 from scheduling import reassignment
 
@@ -15,6 +16,26 @@ CANCEL_REASON_WORDS = {
 }
 # Who cancelled, when it was not a member of staff (whose username is kept).
 ACTOR_WORDS = {"patient": "the patient", "backfill": "the backfill (the patient took an earlier slot)"}
+
+
+HOW_BOOKED = {
+    "backfill": "by the backfill, from the waitlist",
+    "reassignment": "as a move from another provider",
+    "api": "through the API",
+    "hl7": "by the EHR's feed (HL7)",
+    "staff": "by staff",
+}
+
+
+@register.filter
+def how_booked(appointment):
+    """ "by hand from the waitlist, by frontdesk" / "by the backfill, from the waitlist" / ..."""
+    filled = getattr(appointment, "filled_slot", None)
+    if filled is not None and filled.status == FreedSlot.Status.MANUAL:
+        words = "by hand from the waitlist"
+    else:
+        words = HOW_BOOKED.get(appointment.source, appointment.get_source_display())
+    return f"{words}, by {appointment.booked_by}" if appointment.booked_by else words
 
 
 @register.filter
