@@ -112,6 +112,13 @@ def redis_version(url):
     return "Redis " + redis.Redis.from_url(url).info("server")["redis_version"]
 
 
+def machine_cpu_seconds():
+    """CPU the whole machine has used (user, nice, system, irq, softirq), without the time the
+    host stole from the virtual cores: /proc/stat's first line."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]) / os.sysconf("SC_CLK_TCK")
+
+
 def load_average():
     return [round(load, 2) for load in os.getloadavg()]
 

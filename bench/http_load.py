@@ -55,10 +55,13 @@ from environment import (
     database_url,
     django_environment,
     load_average,
+    machine_cpu_seconds,
     machine_facts,
     redis_version,
     setup_django,
 )
+from floor import measure_floor, times_floor
+from latency import show_floor
 from report import percentiles, print_machine, print_table, save
 from workload import bench_patient, integrity, slot_starts, wait_for_slots
 
@@ -91,6 +94,9 @@ def main():
     parser.add_argument("--drivers", type=int, default=8, help="Part B threads issuing cancellations")
     parser.add_argument("--waitlist", type=int, default=2000, help="background waitlist entries")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of load, not measured, before Part A")
+    parser.add_argument(
+        "--floor", type=int, default=300, help="cancellations for the floor measured in the same run (bench/floor.py)"
+    )
     args = parser.parse_args()
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"uptime at start: {uptime}", flush=True)
@@ -101,6 +107,8 @@ def main():
 
 
 def run(args):
+    # Before bin/serve starts, so neither slows the other.
+    floor = measure_floor(args.floor, args.waitlist) if args.floor else None
     setup_django(DATABASE, REDIS_URL, DB_POOL=0, PGAPPNAME=DRIVER_APPLICATION)
     machine = machine_facts()
     started = time.monotonic()
@@ -123,7 +131,7 @@ def run(args):
             for clients in [int(n) for n in args.clients.split(",")]
         ]
         wait_for_open_slots(timeout=60)
-        end_to_end = end_to_end_row(api, args, sessions, server)
+        end_to_end = end_to_end_row(api, args, sessions, server, floor)
     finally:
         shutdown = server.stop()
         sessions.stop()
@@ -145,6 +153,7 @@ def run(args):
         "shutdown": shutdown,
         "broker": redis_version(REDIS_URL) + f" (db {REDIS_URL.rsplit('/', 1)[1]})",
         "load_average_at_end": load_average(),
+        "floor": floor,
     }
 
 
@@ -628,11 +637,17 @@ def load_row(api, clients, seconds, lanes, sessions, server):
 # --- Part B: docs/reference.md, Numbers through the API ---------------------------------------------------------
 
 
-def end_to_end_row(api, args, sessions, server):
+def end_to_end_row(api, args, sessions, server, floor):
     appointment_ids = add_cancellable_appointments(args.count)
     sessions.take_peak()
+    # The machine's CPU while the cancellations run and their slots are filled, less this
+    # driver's (it stands in for the EHR): bin/serve, PostgreSQL, Redis, and whatever else
+    # ran on the machine then (compare the load averages).
+    machine, driver = machine_cpu_seconds(), sum(os.times()[:2])
     sent, answered, elapsed = cancel_through_api(api, appointment_ids, args.rate, args.drivers)
     settled = wait_for_slots(appointment_ids, timeout=60 + args.count / 50)
+    machine, driver = machine_cpu_seconds() - machine, sum(os.times()[:2]) - driver
+    cpu_ms = round((machine - driver) * 1000 / args.count, 1)
     peak = sessions.take_peak()
     from_request, from_answer, from_commit, statuses = measure(appointment_ids, sent, answered)
     stats = {
@@ -648,6 +663,10 @@ def end_to_end_row(api, args, sessions, server):
         "rate": args.rate,
         "count": args.count,
         "achieved_rate": args.count / elapsed,
+        "rate_kept": args.count / elapsed >= 0.98 * args.rate,
+        "cpu_ms": cpu_ms,
+        "driver_cpu_ms": round(driver * 1000 / args.count, 1),
+        "times_floor": times_floor(cpu_ms, floor),
         "request_p50_ms": stats["request"]["p50"],
         "request_p95_ms": stats["request"]["p95"],
         "request_p99_ms": stats["request"]["p99"],
@@ -669,6 +688,7 @@ def end_to_end_row(api, args, sessions, server):
         "ok": stats["request"]["p95"] is not None
         and stats["request"]["p95"] < TARGET_P95_MS
         and clean
+        and args.count / elapsed >= 0.98 * args.rate
         and peak <= server.connection_bound,
     }
 
@@ -758,6 +778,7 @@ def show(result):
         ),
     )
     print_table([result["shutdown"]], SHUTDOWN_COLUMNS, title="SIGTERM to bin/serve")
+    show_floor(result.get("floor"))
     print_machine(
         result["machine"],
         broker=result["broker"],
@@ -793,6 +814,7 @@ KIND_COLUMNS = [
 ]
 END_TO_END_COLUMNS = [
     ("achieved_rate", "rate/s"),
+    ("rate_kept", "rate kept"),
     ("request_p50_ms", "sent p50"),
     ("request_p95_ms", "sent p95"),
     ("request_p99_ms", "sent p99"),
@@ -802,6 +824,8 @@ END_TO_END_COLUMNS = [
     ("commit_p95_ms", "commit p95"),
     ("cancel_p95_ms", "cancel call p95"),
     ("cancel_errors", "errors"),
+    ("cpu_ms", "CPU ms"),
+    ("times_floor", "x floor"),
     ("backfilled", "filled"),
     ("not_backfilled", "unfilled"),
     ("provider_overlaps", "provider overlaps"),

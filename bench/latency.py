@@ -15,6 +15,7 @@ import sys
 import time
 from itertools import product
 
+from floor import measure_floor, times_floor
 from report import compare, load, print_machine, print_table, save
 from workload import run_child
 
@@ -35,9 +36,14 @@ def main():
         help="1: one webhook endpoint subscribed to every event (a receiver on loopback); 0,1 compares",
     )
     parser.add_argument("--warmup", type=int, default=50, help="cancellations before the measured ones, not counted")
+    parser.add_argument(
+        "--floor", type=int, default=300, help="cancellations for the floor measured in the same run (bench/floor.py)"
+    )
     parser.add_argument("--baseline", help="a previous bench/results/latency-*.json to compare with")
     args = parser.parse_args()
     rows, details = [], []
+    # The floor with the webhooks' delivery rows when any configuration has an endpoint.
+    floor = measure_floor(args.floor, args.waitlist, webhook="1" in args.webhook.split(",")) if args.floor else None
     for broker, workers, poll, webhook in configurations(args):
         child = run_child(
             broker=broker,
@@ -50,11 +56,15 @@ def main():
             warmup=args.warmup,
         )
         target = TARGET_P95_MS[broker]
+        cpu = child["cpu_ms_per_cancellation"]
+        machine_ms = round(cpu["machine"] - cpu.get("receiver", 0), 1)
         rows.append(
             {
                 **child["row"],
+                "cpu_ms": machine_ms,
+                "times_floor": times_floor(machine_ms, floor),
                 "target_p95_ms": target,
-                "meets_target": child["row"]["p95_ms"] < target and clean(child["row"]),
+                "meets_target": child["row"]["p95_ms"] < target and clean(child["row"]) and child["row"]["rate_kept"],
             }
         )
         details.append(
@@ -82,6 +92,7 @@ def main():
         "key": ["broker", "workers", "poll_s", "webhook"],
         "rows": rows,
         "details": details,
+        "floor": floor,
     }
     show(result)
     save(result)
@@ -98,7 +109,8 @@ def configurations(args):
 
 def clean(row):
     return not (
-        row["provider_overlaps"]
+        row.get("cancel_errors")
+        or row["provider_overlaps"]
         or row["patient_overlaps"]
         or row["patients_booked_twice"]
         or row["entries_vs_slots_mismatch"]
@@ -123,11 +135,8 @@ def show(result):
                 "webhook_cluster": "-",
                 "receiver": "-",
                 **detail["cpu_ms_per_cancellation"],
-                "backfill": round(
-                    detail["cpu_ms_per_cancellation"]["machine"]
-                    - detail["cpu_ms_per_cancellation"].get("receiver", 0),
-                    1,
-                ),
+                "backfill": row.get("cpu_ms"),
+                "times_floor": row.get("times_floor"),
                 "emails": detail["emails"],
                 "webhooks": detail.get("webhooks") or "-",
             }
@@ -137,9 +146,20 @@ def show(result):
         title="CPU ms per cancellation, by process (postgres+other: the machine's CPU beyond the others; "
         "the receiver stands in for the EHR's machine)",
     )
+    show_floor(result.get("floor"))
     for detail in result["details"]:
         print_machine({}, broker=detail["broker"], load_average_at_end=detail["load_average_at_end"])
     print_machine(result["machine"], waitlist=result["config"]["waitlist"])
+
+
+def show_floor(floor):
+    if floor:
+        print(
+            f"\nfloor (bench/floor.py, same run, {floor['count']} cancellations"
+            f"{', one delivered row per event' if floor['webhook'] else ''}): {floor['cpu_ms']:.2f} ms CPU "
+            f"per cancellation ({floor['python_ms']:.2f} python + {floor['postgres_ms']:.2f} postgres), "
+            f"load average at its start {' '.join(str(x) for x in floor['load_average_at_start'])}"
+        )
 
 
 COLUMNS = [
@@ -148,6 +168,8 @@ COLUMNS = [
     ("poll_s", "poll s"),
     ("webhook", "webhook"),
     ("achieved_rate", "rate/s"),
+    ("schedule_lag_p95_ms", "late p95 ms"),
+    ("rate_kept", "rate kept"),
     ("p50_ms", "p50 ms"),
     ("p95_ms", "p95 ms"),
     ("p99_ms", "p99 ms"),
@@ -155,6 +177,9 @@ COLUMNS = [
     ("backfilled", "filled"),
     ("not_backfilled", "unfilled"),
     ("cancel_p95_ms", "cancel p95 ms"),
+    ("cancel_errors", "cancel errors"),
+    ("cpu_ms", "CPU ms"),
+    ("times_floor", "x floor"),
     ("provider_overlaps", "provider overlaps"),
     ("patient_overlaps", "patient overlaps"),
     ("patients_booked_twice", "booked twice"),
@@ -174,6 +199,7 @@ CPU_COLUMNS = [
     ("receiver", "receiver"),
     ("machine", "machine"),
     ("backfill", "machine - receiver"),
+    ("times_floor", "x floor"),
     ("stolen", "stolen by the host"),
     ("emails", "emails by status"),
     ("webhooks", "webhook deliveries"),

@@ -23,6 +23,8 @@ import sys
 import time
 
 from environment import REDIS_URL, database_url, machine_facts, setup_django
+from floor import measure_floor, thread_seconds, times_floor
+from latency import show_floor
 from report import compare, load, print_machine, print_table, save
 from workload import build_clinic, clear_broker, receiving_webhooks
 
@@ -39,14 +41,20 @@ def main():
         action="store_true",
         help="one endpoint subscribed to every event, and a last stage sending them to a receiver on loopback",
     )
+    parser.add_argument(
+        "--floor", type=int, default=300, help="cancellations for the floor measured in the same run (bench/floor.py)"
+    )
     parser.add_argument("--baseline", help="a previous bench/results/stages-*.json to compare with")
     args = parser.parse_args()
+    floor = measure_floor(args.floor, args.waitlist, webhook=args.webhook) if args.floor else None
     setup_django(DATABASE, REDIS_URL)
     machine = machine_facts()
     appointments = build_clinic(args.count, args.waitlist)
     clear_broker(REDIS_URL)
     with receiving_webhooks(args.webhook) as receiver:
         rows = run_stages(appointments, args.profile, receiver)
+    for row in rows:
+        row["times_floor"] = times_floor(row["cpu_ms"], floor)
     clear_broker(REDIS_URL)
     result = {
         "benchmark": "stages",
@@ -55,6 +63,7 @@ def main():
         "config": {"count": args.count, "waitlist": args.waitlist, "webhook": args.webhook},
         "key": ["stage"],
         "rows": rows,
+        "floor": floor,
     }
     print_table(
         rows,
@@ -62,6 +71,7 @@ def main():
         title=f"CPU per cancellation by stage, {args.count} cancellations, no queue"
         + (", one webhook endpoint" if args.webhook else ""),
     )
+    show_floor(floor)
     print_machine(machine, waitlist=args.waitlist)
     save(result)
     if args.baseline:
@@ -148,23 +158,12 @@ def measure(name, stage, count, profile):
     }
 
 
-def thread_seconds(pid):
-    """CPU time of every thread of a process, from the scheduler's own accounting (ns)."""
-    total = 0
-    for task in os.scandir(f"/proc/{pid}/task"):
-        try:
-            with open(f"{task.path}/schedstat") as stat:
-                total += int(stat.read().split()[0])
-        except OSError:
-            continue
-    return total / 1e9
-
-
 COLUMNS = [
     ("stage", "stage"),
     ("python_ms", "python ms"),
     ("postgres_ms", "postgres ms"),
     ("cpu_ms", "cpu ms"),
+    ("times_floor", "x floor"),
     ("wall_ms", "wall ms"),
     ("statements", "statements"),
 ]
