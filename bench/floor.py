@@ -66,7 +66,7 @@ def measure_floor(count=300, waitlist=10_000, webhook=False, warmup=30):
         command = [PYTHON, __file__, "--count", str(count), "--waitlist", str(waitlist), "--warmup", str(warmup)]
         command += ["--webhook"] if webhook else []
         subprocess.run([*command, "--out", out.name, "--quiet"], check=True)
-        return json.loads(Path(out.name).read_text())["row"]
+        return json.loads(Path(out.name).read_text())["rows"][0]
 
 
 def times_floor(cpu_ms, floor):

@@ -26,6 +26,12 @@ def main():
     parser.add_argument("--rates", default="50,100,150", help="cancellations per second, comma-separated")
     parser.add_argument("--duration", type=float, default=60, help="seconds at each rate")
     parser.add_argument("--workers", type=int, default=2, help="Q_WORKERS")
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=1,
+        help="qclusters sharing the database and broker, each with its own HOST_NAME (docs/operations.md)",
+    )
     parser.add_argument("--waitlist", type=int, default=10_000, help="background waitlist entries")
     parser.add_argument(
         "--warmup", type=float, default=1, help="seconds at the rate before the measured ones, not counted"
@@ -49,6 +55,7 @@ def main():
             waitlist=args.waitlist,
             warmup=int(rate * args.warmup),
             webhook=args.webhook,
+            hosts=args.hosts,
         )
         row = child["row"]
         cpu = child["cpu_ms_per_cancellation"]
@@ -68,6 +75,7 @@ def main():
         "config": {
             "duration_s": args.duration,
             "workers": args.workers,
+            "hosts": args.hosts,
             "waitlist": args.waitlist,
             "broker": child["broker"],
             "webhook": bool(args.webhook),
@@ -89,7 +97,8 @@ def show(result):
         result["rows"],
         COLUMNS,
         title=f"Sustained cancellations, {result['config']['duration_s']:g} s per rate, "
-        f"{result['config']['broker']}, {result['config']['workers']} workers",
+        f"{result['config']['broker']}, "
+        f"{result['config'].get('hosts', 1)} host(s) x {result['config']['workers']} workers",
     )
     print_table(
         [

@@ -60,6 +60,12 @@ def main():
     parser.add_argument("--waitlist", type=int, default=10_000, help="background waitlist entries")
     parser.add_argument("--threads", type=int, default=4, help="driver threads issuing cancellations")
     parser.add_argument(
+        "--hosts",
+        type=int,
+        default=1,
+        help="qclusters, each with a HOST_NAME of its own, sharing the database and broker",
+    )
+    parser.add_argument(
         "--warmup",
         type=int,
         default=50,
@@ -100,14 +106,14 @@ def run(args):
         }
         if warmup:
             warm_up(warmup, args, receiver)
-        before = cpu_seconds(cluster.process.pid, processes)
+        before = cpu_seconds(cluster.pids, processes)
         with profiled(args.profile, cluster.process.pid):
             driven = drive(appointments, args.rate, args.threads)
         settled = wait_for_slots([a.pk for a in appointments], timeout=60 + args.count / 50)
         webhooks = wait_for_deliveries(receiver, timeout=60 + args.count / 50)
         cpu = {
             name: round((used - before.get(name, 0.0)) * 1000 / args.count, 1)
-            for name, used in cpu_seconds(cluster.process.pid, processes).items()
+            for name, used in cpu_seconds(cluster.pids, processes).items()
         }
         cpu["postgres_and_other"] = round(
             cpu["machine"]
@@ -126,6 +132,7 @@ def run(args):
         "rate": args.rate,
         "count": args.count,
         "workers": args.workers,
+        "hosts": args.hosts,
         "poll_s": args.poll if args.broker == "orm" else None,
         "achieved_rate": driven["achieved_rate"],
         "p50_ms": stats["p50"],
@@ -258,30 +265,54 @@ def clear_broker(redis):
 
 
 class qcluster:
-    """A real `manage.py qcluster` in its own process group, ready when a probe task has run."""
+    """Real `manage.py qcluster`s, one per --hosts, each in its own process group (and with
+    its own HOST_NAME, as on separate machines), ready when each says it runs and a probe task has run."""
 
     def __init__(self, args, redis):
-        self.env = django_environment(DATABASE, redis, Q_WORKERS=args.workers, Q_POLL=args.poll)
-        self.log = RESULTS / "logs" / f"qcluster-{args.broker}-{int(args.rate)}.log"
+        self.hosts = getattr(args, "hosts", 1)
+        self.envs = [
+            django_environment(
+                DATABASE,
+                redis,
+                Q_WORKERS=args.workers,
+                Q_POLL=args.poll,
+                HOST_NAME=f"host{n}" if self.hosts > 1 else "",
+            )
+            for n in range(1, self.hosts + 1)
+        ]
+        self.logs = [
+            RESULTS / "logs" / f"qcluster-{args.broker}-{int(args.rate)}{f'-host{n}' if self.hosts > 1 else ''}.log"
+            for n in range(1, self.hosts + 1)
+        ]
+        self.log = self.logs[0]
+        self.processes = []
+
+    @property
+    def pids(self):
+        return [process.pid for process in self.processes]
 
     def __enter__(self):
         from django_q.tasks import async_task, result
 
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [PYTHON, "manage.py", "qcluster"],
-            cwd=ROOT,
-            env=self.env,
-            start_new_session=True,
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
+        self.processes = [
+            subprocess.Popen(
+                [PYTHON, "manage.py", "qcluster"],
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
+                stdout=log.open("w"),
+                stderr=subprocess.STDOUT,
+            )
+            for env, log in zip(self.envs, self.logs, strict=True)
+        ]
+        self.process = self.processes[0]
         probe = async_task("math.floor", 1.5, save=True)  # saved whatever save_limit says
         deadline = time.monotonic() + 60
-        while result(probe) is None:
-            if time.monotonic() > deadline or self.process.poll() is not None:
+        while result(probe) is None or not all(" running." in log.read_text() for log in self.logs):
+            if time.monotonic() > deadline or any(process.poll() is not None for process in self.processes):
                 self.stop()
-                raise SystemExit(f"qcluster did not start; see {self.log}")
+                raise SystemExit(f"qcluster did not start; see {self.logs}")
             time.sleep(0.2)
         return self
 
@@ -289,14 +320,15 @@ class qcluster:
         self.stop()
 
     def stop(self):
-        if self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 @contextmanager
@@ -437,7 +469,7 @@ def warm_up(appointments, args, receiver):
     time.sleep(1)
 
 
-def cpu_seconds(cluster_pid, others=None):
+def cpu_seconds(cluster_pids, others=None):
     """CPU time used so far by the driver (this process), the qcluster, Redis and the whole machine,
     and by `others` ({name: pid}, each with its children: the webhooks' cluster, the receiver).
 
@@ -457,7 +489,7 @@ def cpu_seconds(cluster_pid, others=None):
         name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
         # Its own time and that of its children already reaped (recycled workers).
         seconds = sum(int(value) for value in fields[11:15]) / tick
-        if int(fields[2]) == cluster_pid:
+        if int(fields[2]) in cluster_pids:
             used["qcluster"] += seconds
             cluster.append((int(fields[19]), int(stat.parent.name), seconds))
         elif name.startswith("redis-server"):
@@ -467,7 +499,7 @@ def cpu_seconds(cluster_pid, others=None):
     # django-q2 starts, in order: the command, the sentinel, the workers, the monitor, the
     # pusher (Sentinel.spawn_cluster). A recycled worker would upset this; the bench's don't recycle.
     cluster.sort()
-    if len(cluster) >= 5:
+    if len(cluster) >= 5 and len(cluster_pids) == 1:
         roles = (
             ["cluster_command", "cluster_sentinel"]
             + ["cluster_workers"] * (len(cluster) - 4)

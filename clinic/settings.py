@@ -387,6 +387,10 @@ Q_CLUSTER["ALT_CLUSTERS"] = {
 # job has waited WATCHDOG_STALL_SECONDS while no job finished for as long (a worker killed
 # while holding the queue's lock), it kills the cluster and starts a new one. Longer than
 # any job should run (Q_CLUSTER["timeout"]), short enough to refill within a minute.
+# Several hosts on one database and broker (docs/operations.md, "Scaling out"): each names
+# itself, so each watchdog judges its own clusters (clinic/watchdog.py heartbeat_key).
+# Unset on a single host.
+HOST_NAME = os.environ.get("HOST_NAME", "")
 WATCHDOG_INTERVAL_SECONDS = float(os.environ.get("WATCHDOG_INTERVAL_SECONDS", "5"))
 WATCHDOG_STALL_SECONDS = float(os.environ.get("WATCHDOG_STALL_SECONDS", "30"))
 # Enqueued (by name) after a restart and whenever a cluster's process dies: the jobs it held are gone.

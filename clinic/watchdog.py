@@ -46,9 +46,28 @@ HEARTBEAT_EVERY_SECONDS = 1.0
 _last_heartbeat = 0.0  # per process (time.monotonic)
 
 
-def answer_probe(cluster):
-    """The check job: a worker of `cluster` took it off the queue, so the cluster runs jobs."""
-    ClusterHeartbeat.objects.filter(pk=cluster).update(last_finished_at=Now(), probe_sent_at=None)
+# Hosts sharing one broker share its queues: another host's cluster may take a check job,
+# which then proves nothing about the cluster that was asked. It is passed on, this many times at most.
+PROBE_HOPS = 20
+
+
+def heartbeat_key(cluster=None):
+    """The heartbeat row of a cluster on this host: the queue's name, and with HOST_NAME set
+    (several hosts on one database and broker, docs/operations.md) "<queue>@<host>"."""
+    cluster = cluster or Conf.CLUSTER_NAME
+    return f"{cluster}@{settings.HOST_NAME}" if settings.HOST_NAME else cluster
+
+
+def answer_probe(key, hops=0):
+    """The check job: a worker of the cluster `key` names took it off the queue, so that cluster runs jobs.
+
+    Taken by the same queue's cluster on another host, it goes back on the queue (it says
+    nothing of the asking host's cluster), until the right one takes it or PROBE_HOPS runs out.
+    """
+    if key == heartbeat_key():
+        ClusterHeartbeat.objects.filter(pk=key).update(last_finished_at=Now(), probe_sent_at=None)
+    elif hops < PROBE_HOPS:
+        enqueue(PROBE_FUNC, key, hops + 1, queue=Conf.CLUSTER_NAME, group="watchdog")
 
 
 def job_finished(task):
@@ -61,9 +80,9 @@ def job_finished(task):
         return
     _last_heartbeat = now
     try:
-        ClusterHeartbeat.objects.filter(pk=Conf.CLUSTER_NAME).update(last_finished_at=Now())
+        ClusterHeartbeat.objects.filter(pk=heartbeat_key()).update(last_finished_at=Now())
     except DatabaseError:  # the job met the same database, and its own failure is recorded
-        log.debug("[WATCHDOG] Could not stamp the heartbeat of %s", Conf.CLUSTER_NAME, exc_info=True)
+        log.debug("[WATCHDOG] Could not stamp the heartbeat of %s", heartbeat_key(), exc_info=True)
 
 
 def states():
@@ -142,6 +161,7 @@ class Supervisor:
 
     def __init__(self, cluster=None, interval=None, stall=None, stop_seconds=20):
         self.cluster = cluster or Conf.CLUSTER_NAME
+        self.key = heartbeat_key(self.cluster)  # this host's row for it
         self.interval = settings.WATCHDOG_INTERVAL_SECONDS if interval is None else interval
         self.stall = settings.WATCHDOG_STALL_SECONDS if stall is None else stall
         self.stop_seconds = stop_seconds
@@ -221,7 +241,7 @@ class Supervisor:
         if not self.broker_answers():
             return ""
         try:
-            state = state_of(self.cluster)
+            state = state_of(self.key)
             if state is None:  # the row was deleted under us (a test's flush): start over
                 self.record(started_at=Now(), probe_sent_at=None)
                 return ""
@@ -246,15 +266,15 @@ class Supervisor:
             self.say_once("broker", "")
             # A check job sent before the outage may have been lost with the broker's queue.
             with contextlib.suppress(DatabaseError):
-                ClusterHeartbeat.objects.filter(pk=self.cluster).update(probe_sent_at=None)
+                ClusterHeartbeat.objects.filter(pk=self.key).update(probe_sent_at=None)
         return True
 
     def send_probe(self):
-        ClusterHeartbeat.objects.filter(pk=self.cluster).update(probe_sent_at=Now())
+        ClusterHeartbeat.objects.filter(pk=self.key).update(probe_sent_at=Now())
         try:
-            enqueue(PROBE_FUNC, self.cluster, queue=self.cluster, group="watchdog")
+            enqueue(PROBE_FUNC, self.key, queue=self.cluster, group="watchdog")
         except Exception as error:  # the broker is down: nothing runs, and a restart would not help
-            ClusterHeartbeat.objects.filter(pk=self.cluster).update(probe_sent_at=None)
+            ClusterHeartbeat.objects.filter(pk=self.key).update(probe_sent_at=None)
             self.say_once("broker", f"cannot reach the broker ({type(error).__name__}); jobs wait until it is back")
         else:
             self.say_once("broker", "")
@@ -283,8 +303,8 @@ class Supervisor:
         self.recover_lost_jobs()
 
     def record(self, **fields):
-        ClusterHeartbeat.objects.get_or_create(pk=self.cluster)
-        ClusterHeartbeat.objects.filter(pk=self.cluster).update(**fields)
+        ClusterHeartbeat.objects.get_or_create(pk=self.key)
+        ClusterHeartbeat.objects.filter(pk=self.key).update(**fields)
 
     def start_cluster(self):
         self.child = subprocess.Popen(self.command, cwd=settings.BASE_DIR)

@@ -67,6 +67,10 @@ class Server:
         )
 
     def start(self, timeout=60):
+        return self.launch().wait_ready(timeout)
+
+    def launch(self):
+        """bin/serve started, not yet waited for (several servers start side by side)."""
         self.process = subprocess.Popen(
             [str(ROOT / "bin" / "serve")],
             cwd=ROOT,
@@ -75,6 +79,9 @@ class Server:
             stdout=self.log_path.open("w"),
             stderr=subprocess.STDOUT,
         )
+        return self
+
+    def wait_ready(self, timeout=60):
         wait_until(self._answers, timeout=timeout, interval=0.2, what=lambda: f"bin/serve to answer:\n{self.output()}")
         # gunicorn answers before the cluster has forked all of its processes.
         wait_until(
