@@ -189,7 +189,7 @@ def floor_clinic(needed, waitlist):
 
     appointments = ready()
     if appointments is None:
-        build_clinic(needed, waitlist)
+        build_clinic(needed * 2, waitlist)  # spares, should a run be killed before it puts things back
         appointments = ready()
     return appointments
 
@@ -512,8 +512,8 @@ LOCK_ENTRY = """SELECT id, patient_id FROM waitlist_waitlistentry WHERE id = %s 
 FOR NO KEY UPDATE SKIP LOCKED"""
 PATIENT = "SELECT first_name, email, phone FROM clinic_patient WHERE id = %s"
 BOOK = """INSERT INTO scheduling_appointment (patient_id, provider_id, start, "end", status, source, cancel_reason,
-cancelled_by, replaces_id, created_at, updated_at) VALUES (%s, %s, %s, %s, 'scheduled', 'backfill', '', '', %s, %s, %s)
-RETURNING id"""
+cancelled_by, booked_by, replaces_id, created_at, updated_at)
+VALUES (%s, %s, %s, %s, 'scheduled', 'backfill', '', '', '', %s, %s, %s) RETURNING id"""
 MARK_ENTRY_BOOKED = """UPDATE waitlist_waitlistentry SET status = 'booked', booked_appointment_id = %s, updated_at = %s
 WHERE id = %s"""
 SHORT_LINK = "INSERT INTO clinic_shortlink (code, url, created_at) VALUES (%s, %s, %s)"
