@@ -1,3 +1,4 @@
+import functools
 import importlib.metadata
 import logging
 import pickle
@@ -378,7 +379,10 @@ class ProviderUnavailability(models.Model):
         return f"{self.provider.name} away {self.start_date} to {self.end_date}"
 
 
+@functools.cache
 def installed_sklearn_version():
+    # Read once per process: reading the package's metadata took longer than the query that
+    # needs it (a new patient's first risk, scheduling/signals.py), and it cannot change under a running process.
     return importlib.metadata.version("scikit-learn")
 
 
