@@ -213,7 +213,7 @@ def _preparing_cursor():
 
     Planning the candidate query took longer than running it (bench/matching.py), so it is
     prepared on its first run. Django's own statements are prepared after a few runs when
-    POSTGRES_PREPARED_STATEMENTS is on (clinic/settings.py); with it off, Django binds
+    POSTGRES_PREPARED_STATEMENTS is on (config/settings.py); with it off, Django binds
     client-side and leaves psycopg's threshold unset, and this sets one so high that
     nothing else is prepared. (Behind a transaction-pooling pgbouncer, prepared
     statements need pgbouncer >= 1.21 with max_prepared_statements.)

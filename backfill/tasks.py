@@ -7,18 +7,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
-from django.utils import timezone
 
 from backfill import filling
 from backfill.matching import Rules, SlotFacts, is_eligible
 from backfill.models import FreedSlot, enqueue_backfill, enqueue_chain_release
-from clinic import times, webhooks
+from clinic import times
 from clinic.actions import Via
-from clinic.email import resend_stuck_emails
-from clinic.idempotency import forget_old_keys
-from clinic.models import Location
 from clinic.queue import enqueue
-from scheduling.actions import cancel_appointment, release_unanswered_moves
+from scheduling.actions import cancel_appointment
 from scheduling.models import Appointment, CannotCancel
 from waitlist.models import WaitlistEntry
 
@@ -30,9 +26,9 @@ __all__ = [
     "enqueue_backfill",
     "enqueue_entry_search",
     "fill_slots_for_entry",
+    "housekeeping",
+    "hurry_lost_jobs",
     "release_later_appointment",
-    "recover_lost_jobs",
-    "sweep",
 ]
 
 
@@ -154,7 +150,7 @@ def fill_slots_for_entry(entry_id, limit=20):
     return None
 
 
-def _expire_slots(too_soon):
+def expire_slots(too_soon):
     """Slots nobody filled before their lead time: one by one, each its own slot.expired event."""
     with transaction.atomic():
         slots = (
@@ -167,19 +163,15 @@ def _expire_slots(too_soon):
     return len(slots)
 
 
-def recover_lost_jobs():
-    """A cluster's process died (clinic/watchdog.py): the jobs it had taken are gone with it.
-
-    Slots waiting for their job are due now rather than after LOST_JOB_SECONDS, and the sweep
-    hands each to a new job. A slot whose job survived is then run twice, which is safe.
-    """
-    now = timezone.now()
+def hurry_lost_jobs(now):
+    """A cluster's process died (ops/watchdog.py): the jobs it had taken are gone with it.
+    Slots waiting for their job are due now rather than after LOST_JOB_SECONDS; the sweep
+    then hands each to a new job. A slot whose job survived is then run twice, which is safe."""
     FreedSlot.objects.filter(
         status=FreedSlot.Status.OPEN,
         next_attempt_at__gt=now,
         next_attempt_at__lte=now + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"]),
     ).update(next_attempt_at=now)
-    return sweep(now)
 
 
 def claim_due_slots(now):
@@ -196,34 +188,12 @@ def claim_due_slots(now):
     return [slot_id for slot_id in ids if due.filter(pk=slot_id).update(next_attempt_at=later) == 1]
 
 
-def sweep(now=None):
-    """Trigger 4: re-enqueue slots whose job was lost or whose retry is due; expire past slots.
-
-    Returns counts for the command and the log.
-    """
-    now = now or timezone.now()
-    lead = timedelta(minutes=settings.BACKFILL["MIN_LEAD_MINUTES"])
-    expired = _expire_slots(now + lead)
+def housekeeping(now):
+    """The backfill's part of the sweep (ops/sweep.py): expire slots past their lead time, hand
+    each slot whose job was lost or whose retry is due to a new job, and release the later
+    appointments lost chain jobs never released."""
+    expired = expire_slots(now + timedelta(minutes=settings.BACKFILL["MIN_LEAD_MINUTES"]))
     due = claim_due_slots(now)
     for slot_id in due:
         enqueue_backfill(slot_id)
-    expired_entries = WaitlistEntry.objects.filter(
-        # A latest date is a day at the slot's site (docs/reference.md, Time zones), so it has passed once it is
-        # over at every site.
-        status=WaitlistEntry.Status.WAITING,
-        latest_date__lt=Location.objects.earliest_date(now),
-    ).update(status=WaitlistEntry.Status.EXPIRED)
-    emails = resend_stuck_emails(now)
-    result = {
-        "expired_slots": expired,
-        "requeued_slots": len(due),
-        "expired_entries": expired_entries,
-        "requeued_emails": emails,
-        "chain_releases": release_lost_chain_jobs(now),
-        "released_moves": release_unanswered_moves(now),
-        "webhook_jobs": webhooks.retries_due(now),
-        "forgotten_idempotency_keys": forget_old_keys(now),
-    }
-    if any(result.values()):
-        log.info("[BACKFILL] Sweep: %s", result)
-    return result
+    return {"expired_slots": expired, "requeued_slots": len(due), "chain_releases": release_lost_chain_jobs(now)}

@@ -48,7 +48,7 @@ def django_environment(database, redis=None, **extra):
     """
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "clinic.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": database,
         "DEBUG": "false",
         "SECRET_KEY": "benchmark-only-not-secret",

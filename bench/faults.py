@@ -124,7 +124,7 @@ class PrivateRedis:
 def environment(database_url, redis_url, port, directory):
     return {
         **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
-        "DJANGO_SETTINGS_MODULE": "clinic.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "SECRET_KEY": "faults-run-" + os.urandom(16).hex(),

@@ -5,7 +5,7 @@
 (Not bench/hl7.py: run as a script, a file's own directory comes first on the import path,
 so a bench/hl7.py would stand in for the python-hl7 library in every benchmark here.)
 
-It starts `manage.py hl7_listen` (its own process, clinic.settings, PostgreSQL database
+It starts `manage.py hl7_listen` (its own process, config.settings, PostgreSQL database
 backfill_bench_hl7, the queue on Redis at BENCH_REDIS_URL, emptied before and after, as a
 clinic with Redis runs; `--broker orm` puts it in PostgreSQL) and sends --count messages
 over one connection with python-hl7's client, each after the previous one's ACK, as an

@@ -21,8 +21,8 @@ from clinic.models import (
     Specialty,
     WebhookDelivery,
     WebhookEndpoint,
+    name_addressees,
 )
-from clinic.views import name_addressees
 from clinic.webhooks import new_secret, resend
 
 

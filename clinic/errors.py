@@ -4,7 +4,7 @@ Django calls `handler500` while it handles the exception, so the error is at han
 sys.exc_info(). A database or broker that is down (a restart, a failover) answers 503 with
 Retry-After, never an HTML 500, whatever part of the request met it (docs/reference.md, Production).
 
-Django's `django.request` logger writes the traceback (LOGGING in clinic/settings.py), and
+Django's `django.request` logger writes the traceback (LOGGING in config/settings.py), and
 `count_unhandled_error` counts each one for /metrics: in the shared cache, so that every
 web process answers the same count.
 """

@@ -496,6 +496,16 @@ class OutboundEmail(models.Model):
         return self.attempts < settings.EMAIL_MAX_ATTEMPTS
 
 
+def name_addressees(emails):
+    """Staff read who a message went to by name (the messages page and the admin's list): the
+    appointment's patient, or, for a message sent before any appointment existed (a slot
+    offer), the patient at that address."""
+    unbooked = {email.recipient for email in emails if email.appointment_id is None}
+    by_address = {patient.email: patient for patient in Patient.objects.filter(email__in=unbooked)} if unbooked else {}
+    for email in emails:
+        email.addressee = email.appointment.patient if email.appointment_id else by_address.get(email.recipient)
+
+
 class PendingJob(models.Model):
     """A job that drains a backlog, asked for and not started yet (clinic.queue.enqueue_unless_pending).
 
@@ -510,7 +520,7 @@ class PendingJob(models.Model):
 
 
 class ClusterHeartbeat(models.Model):
-    """What the watchdog (clinic/watchdog.py) knows of one django-q2 cluster, by its queue's name.
+    """What the watchdog (ops/watchdog.py) knows of one django-q2 cluster, by its queue's name.
 
     Times are the database's clock, so processes on several machines compare them alike.
     """

@@ -1,27 +1,18 @@
-"""Pages patients reach from a message, without logging in: a text's short link, the
-one-click unsubscribe (RFC 8058), and Twilio's delivery callbacks for texts."""
+"""Pages patients reach from a message, without logging in: a text's short link and the
+one-click unsubscribe (RFC 8058). Twilio's callbacks are in integrations/twilio/views.py."""
 
 from django import forms
-from django.http import HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 from phonenumber_field.formfields import PhoneNumberField
 
-from clinic import languages, sms
+from clinic import languages
 from clinic.access import throttled_per_client
 from clinic.actions import Via, opt_out_of_email, switch_to_texts
 from clinic.email import read_unsubscribe_token
-from clinic.models import OutboundEmail, ShortLink
-
-# Twilio's MessageStatus values that say how a text ended; the rest (queued, sending,
-# sent) change nothing the clinic reads.
-TEXT_STATUSES = {
-    "delivered": OutboundEmail.Status.DELIVERED,
-    "undelivered": OutboundEmail.Status.BOUNCED,
-    "failed": OutboundEmail.Status.FAILED,
-}
+from clinic.models import ShortLink
 
 
 @require_GET
@@ -69,17 +60,3 @@ def _unsubscribe_page(request, patient, form=None, status=200):
         "form": form or TextsInsteadForm(initial={"phone": patient.phone or None}),
     }
     return render(request, "patient/unsubscribed.html", context, status=status)
-
-
-@csrf_exempt  # Twilio signs the request; X-Twilio-Signature is checked instead.
-@require_POST
-def twilio_status(request):
-    if not sms.signature_is_valid(request):
-        return HttpResponseForbidden("Bad signature.")
-    status = TEXT_STATUSES.get(request.POST.get("MessageStatus", ""))
-    sid = request.POST.get("MessageSid", "")
-    if status and sid:
-        OutboundEmail.objects.filter(channel=OutboundEmail.Channel.SMS, esp_message_id=sid).update(
-            status=status, last_event_id=status, last_error=request.POST.get("ErrorCode", "")
-        )
-    return HttpResponse(status=204)

@@ -1,11 +1,8 @@
-"""anymail's delivery tracking updates the stored message (docs/reference.md, Messages); a django-q2 worker that
-finished a job stamps the watchdog's heartbeat. Receivers stay fast."""
+"""anymail's delivery tracking updates the stored message (docs/reference.md, Messages). The receiver stays fast."""
 
 from anymail.signals import tracking
 from django.dispatch import receiver
-from django_q.signals import post_execute_in_worker
 
-from clinic import watchdog
 from clinic.models import OutboundEmail
 
 TRACKED = {
@@ -25,9 +22,3 @@ def delivery_status_changed(sender, event, esp_name, **kwargs):
     OutboundEmail.objects.filter(esp_message_id=event.message_id).exclude(last_event_id=event.event_id or "-").update(
         status=status, last_event_id=event.event_id or ""
     )
-
-
-@receiver(post_execute_in_worker)
-def job_finished(sender, task, **kwargs):
-    """A django-q2 worker finished a job: the watchdog's heartbeat (clinic/watchdog.py)."""
-    watchdog.job_finished(task)

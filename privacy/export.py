@@ -1,6 +1,6 @@
 """Everything Backfill holds about one patient, as one FHIR R4 Bundle and a summary to read.
 
-The patient and their appointments use the FHIR view's own mapping (backfill.fhir); the rest
+The patient and their appointments use the FHIR view's own mapping (integrations.fhir.api); the rest
 has no resource of its own in that view and is mapped here: messages and texts as
 Communication, waitlist entries and offers as Basic, the audit trail as AuditEvent.
 """
@@ -8,9 +8,9 @@ Communication, waitlist entries and offers as Basic, the audit trail as AuditEve
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from backfill.fhir import FHIR_VERSION, appointment_resource, patient_resource
 from backfill.models import SlotOffer
 from clinic.models import InboundText, OutboundEmail
+from integrations.fhir.api import FHIR_VERSION, appointment_resource, patient_resource
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 

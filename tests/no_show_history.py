@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from clinic.models import Location, Patient, Provider, Specialty
-from scheduling.demo_history import build_history, logistic
+from demo.no_show_history import build_history, logistic
 from scheduling.models import Appointment
 
 HELD_OUT_FRACTION = 0.2

@@ -1,7 +1,7 @@
 """Real processes for the tests that need them: a qcluster, a private redis-server, and threads
 that each use their own database connection.
 
-A qcluster is `manage.py qcluster` with clinic.settings (not tests.settings, whose queue runs
+A qcluster is `manage.py qcluster` with config.settings (not tests.settings, whose queue runs
 in-process), pointed at the test database pytest-django created. It runs in its own process
 group so a test can SIGKILL the whole cluster (sentinel, pusher, monitor, workers) at once,
 the way a machine dies.
@@ -96,7 +96,7 @@ class QCluster:
         self.command = command  # or "supervise_qcluster": the cluster under its watchdog, as bin/serve runs it
         self.env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "clinic.settings",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
             "DATABASE_URL": database_url,
             "Q_WORKERS": str(workers),
             "Q_SYNC": "false",

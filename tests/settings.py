@@ -1,7 +1,7 @@
 """Settings for the test run: the product's own, with the queue run in-process.
 
 django-q2 reads `sync` when it is imported, so it is set here rather than with
-override_settings. Tests that start a real qcluster run it with clinic.settings; the
+override_settings. Tests that start a real qcluster run it with config.settings; the
 environment set here reaches them too, so they sign links with the same key.
 """
 
@@ -18,7 +18,7 @@ os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
 os.environ.setdefault("AUDIT_ALLOW_FLUSH", "1")
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 
-from clinic.settings import *  # noqa: E402,F403
+from config.settings import *  # noqa: E402,F403
 
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}  # noqa: F405
 EMAIL_BACKEND = "anymail.backends.test.EmailBackend"

@@ -14,6 +14,7 @@ from backfill.models import FreedSlot
 from clinic.actions import Via
 from clinic.factories import HighRiskPatientFactory, PatientFactory, ProviderFactory
 from clinic.models import Event, InboundText, OutboundEmail
+from ops.sweep import sweep
 from scheduling.actions import cancel_appointment, record_no_show
 from scheduling.factories import AppointmentFactory, next_weekday_at
 from scheduling.messages import queue_email
@@ -176,7 +177,7 @@ def test_the_sweep_enqueues_a_chain_release_whose_job_was_lost(chain, django_cap
         tasks.backfill_slot(FreedSlot.objects.get(appointment=freed).pk)  # its job is lost
 
     with django_capture_on_commit_callbacks(execute=True):
-        result = tasks.sweep(now=timezone.now() + timedelta(minutes=10))
+        result = sweep(now=timezone.now() + timedelta(minutes=10))
 
     later.refresh_from_db()
     assert result["chain_releases"] == 1

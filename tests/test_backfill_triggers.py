@@ -8,6 +8,7 @@ from django.utils import timezone
 from backfill import booking, tasks
 from backfill.models import FreedSlot
 from clinic.factories import HighRiskPatientFactory, ProviderFactory
+from ops.sweep import sweep
 from scheduling.factories import AppointmentFactory, next_weekday_at
 from scheduling.models import Appointment, ProviderUnavailability
 from waitlist.factories import WaitlistEntryFactory
@@ -205,7 +206,7 @@ def test_the_sweep_retries_a_failed_job_and_gives_up_after_max_attempts(provider
     )
     with mock.patch("backfill.booking.rank_candidates", side_effect=RuntimeError("still broken")):
         for _ in range(3):
-            tasks.sweep(now=timezone.now() + timedelta(hours=1))
+            sweep(now=timezone.now() + timedelta(hours=1))
     slot.refresh_from_db()
     assert (slot.status, slot.attempts, slot.failures) == (FreedSlot.Status.FAILED, 3, 3)
 
@@ -231,8 +232,8 @@ def test_the_sweep_recovers_a_slot_whose_job_was_lost(provider, waiting_patient)
         appointment=appointment,
         next_attempt_at=timezone.now() + timedelta(minutes=2),
     )
-    assert tasks.sweep()["requeued_slots"] == 0  # not yet presumed lost
-    assert tasks.sweep(now=timezone.now() + timedelta(minutes=3))["requeued_slots"] == 1
+    assert sweep()["requeued_slots"] == 0  # not yet presumed lost
+    assert sweep(now=timezone.now() + timedelta(minutes=3))["requeued_slots"] == 1
     slot.refresh_from_db()
     assert slot.status == FreedSlot.Status.BACKFILLED
 
@@ -246,7 +247,7 @@ def test_the_sweep_expires_slots_whose_time_passed(provider):
         appointment=appointment,
         status=FreedSlot.Status.NO_MATCH,
     )
-    tasks.sweep(now=appointment.start)
+    sweep(now=appointment.start)
     slot.refresh_from_db()
     assert slot.status == FreedSlot.Status.EXPIRED
 
@@ -323,6 +324,6 @@ def test_a_slot_freed_while_the_broker_is_down_is_due_at_the_next_sweep(
     slot = FreedSlot.objects.get(appointment=appointment)
     assert slot.status == FreedSlot.Status.OPEN
     assert slot.next_attempt_at <= timezone.now()
-    assert tasks.sweep()["requeued_slots"] == 1
+    assert sweep()["requeued_slots"] == 1
     slot.refresh_from_db()
     assert slot.status == FreedSlot.Status.BACKFILLED

@@ -107,7 +107,7 @@ def test_a_page_answers_503_not_500_while_the_database_is_down(client, staff_cli
     def down(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr("backfill.views.DaySchedule.for_day", down)
+    monkeypatch.setattr("frontdesk.views.DaySchedule.for_day", down)
     staff_client.raise_request_exception = False
     response = staff_client.get("/schedule/")
     assert response.status_code == 503
@@ -131,7 +131,7 @@ URLS_PROBE = (
 
 
 def tracking_urls(**env):
-    base = {"DJANGO_SETTINGS_MODULE": "clinic.settings", "SECRET_KEY": "x" * 50, "PATH": "/usr/bin:/bin"}
+    base = {"DJANGO_SETTINGS_MODULE": "config.settings", "SECRET_KEY": "x" * 50, "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         [sys.executable, "-c", URLS_PROBE], cwd=ROOT, env={**base, **env}, capture_output=True, text=True
     )

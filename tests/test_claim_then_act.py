@@ -11,12 +11,12 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.db import OperationalError, connections
 from django.utils import timezone
 
-from backfill import tasks
 from backfill.models import FreedSlot
 from clinic import sms
 from clinic.email import send_stored_email
 from clinic.models import OutboundEmail, WebhookDelivery, WebhookEndpoint
 from clinic.webhooks import new_secret
+from ops.sweep import sweep
 from scheduling.factories import AppointmentFactory
 from scheduling.messages import queue_email
 from tests.webhook_receiver import receiving
@@ -95,7 +95,7 @@ def test_the_sweep_retakes_a_claim_whose_sender_died():
     died_at = timezone.now() - timedelta(minutes=11)
     OutboundEmail.objects.filter(pk=email.pk).update(status=OutboundEmail.Status.SENDING, claimed_at=died_at)
 
-    tasks.sweep()
+    sweep()
 
     assert probes == [True]
     assert OutboundEmail.objects.get().status == OutboundEmail.Status.SENT
@@ -124,7 +124,7 @@ def test_the_sweep_enqueues_due_slots_with_no_lock_held():
     with mock.patch(
         "backfill.models.enqueue", side_effect=lambda *a, **k: probes.append(rows_free("backfill_freedslot"))
     ):
-        result = tasks.sweep()
+        result = sweep()
 
     assert result["requeued_slots"] == 1
     assert probes == [True]

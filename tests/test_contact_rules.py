@@ -9,9 +9,9 @@ from freezegun import freeze_time
 from backfill import contact_rules
 from backfill.actions import decline_slot_offer
 from backfill.models import FreedSlot, MatchLog, SlotOffer
-from backfill.tasks import sweep
 from clinic.actions import Via
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
+from ops.sweep import sweep
 from scheduling.factories import AppointmentFactory
 from waitlist.factories import WaitlistEntryFactory
 

@@ -18,8 +18,8 @@ from django.utils import timezone
 from django_q.models import OrmQ
 
 from backfill.models import FreedSlot
-from backfill.tasks import sweep
 from clinic.factories import HighRiskPatientFactory, LocationFactory, ProviderFactory, SpecialtyFactory
+from ops.sweep import sweep
 from scheduling.factories import AppointmentFactory, next_weekday_at
 from scheduling.models import Appointment
 from tests.processes import (

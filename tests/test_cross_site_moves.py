@@ -7,10 +7,10 @@ import pytest
 from django.utils import timezone
 from freezegun import freeze_time
 
-from backfill.tasks import sweep
 from clinic import sms
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from clinic.models import OutboundEmail
+from ops.sweep import sweep
 from scheduling import reassignment
 from scheduling.actions import accept_move
 from scheduling.factories import AppointmentFactory

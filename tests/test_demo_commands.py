@@ -15,7 +15,7 @@ def run(command, tmp_path):
         if key not in ("SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS", "DEBUG")
     }
     env.update(
-        DJANGO_SETTINGS_MODULE="clinic.settings", SQLITE_PATH=str(tmp_path / "demo.sqlite3"), LOG_DIR=str(tmp_path)
+        DJANGO_SETTINGS_MODULE="config.settings", SQLITE_PATH=str(tmp_path / "demo.sqlite3"), LOG_DIR=str(tmp_path)
     )
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 

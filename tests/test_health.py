@@ -11,6 +11,7 @@ from rest_framework.authtoken.models import Token
 
 from backfill.models import FreedSlot
 from clinic.models import ClusterHeartbeat
+from ops.sweep import SWEEP_FUNC
 from scheduling.factories import AppointmentFactory
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def sweep_on_time():
-    Schedule.objects.filter(func="backfill.tasks.sweep").update(next_run=timezone.now() + timedelta(seconds=40))
+    Schedule.objects.filter(func=SWEEP_FUNC).update(next_run=timezone.now() + timedelta(seconds=40))
 
 
 def test_healthz_answers_while_the_process_does(client):
@@ -34,7 +35,7 @@ def test_readyz_is_ready_when_the_database_broker_and_sweep_are(client, sweep_on
 
 
 def test_readyz_is_unavailable_once_the_sweep_stops_running(client):
-    Schedule.objects.filter(func="backfill.tasks.sweep").update(next_run=timezone.now() - timedelta(minutes=10))
+    Schedule.objects.filter(func=SWEEP_FUNC).update(next_run=timezone.now() - timedelta(minutes=10))
     response = client.get("/readyz")
     assert response.status_code == 503
     assert "is a qcluster running?" in response.json()["checks"]["sweep"]["detail"]
@@ -167,6 +168,6 @@ def test_metrics_for_a_token_with_the_permission_only(client):
 
 
 def test_the_sweep_runs_every_half_minute():
-    runs = sorted(Schedule.objects.filter(func="backfill.tasks.sweep").values_list("next_run", flat=True))
+    runs = sorted(Schedule.objects.filter(func=SWEEP_FUNC).values_list("next_run", flat=True))
     assert len(runs) == 2
     assert (runs[1] - runs[0]).total_seconds() == 30

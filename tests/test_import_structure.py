@@ -1,6 +1,6 @@
 """The house without circles (docs/how-it-works.md, "What is where"): no module imports one
 that imports it back, each app imports only from the apps below it, and their migrations
-depend only on those below.
+depend only on those below. The demo is imported by nothing of the product.
 
 Every module is parsed, imports inside functions included (an import moved into a
 function to dodge a cycle is still the cycle).
@@ -10,9 +10,22 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Bottom up. "top" is what wires the apps together: the project's URL confs and settings.
-LAYERS = ["audit", "clinic", "waitlist", "scheduling", "backfill", "integrations", "privacy", "top"]
-TOP = {"clinic.urls", "clinic.api_urls", "clinic.settings", "clinic.wsgi", "clinic.asgi", "clinic.gunicorn.conf"}
+# Bottom up. `config` is the project: the URL confs, settings, WSGI/ASGI and gunicorn's
+# configuration that wire the apps together; no app imports it. The front desk's pages, the
+# integrations with other systems, operations and the demo sit on the engine, `backfill`.
+LAYERS = [
+    "audit",
+    "clinic",
+    "waitlist",
+    "scheduling",
+    "backfill",
+    "integrations",
+    "privacy",
+    "frontdesk",
+    "ops",
+    "demo",
+    "config",
+]
 
 
 def module_name(path):
@@ -21,7 +34,7 @@ def module_name(path):
 
 
 def project_modules():
-    return {module_name(path): path for app in LAYERS[:-1] for path in (ROOT / app).rglob("*.py")}
+    return {module_name(path): path for app in LAYERS for path in (ROOT / app).rglob("*.py")}
 
 
 def imported_names(module, source, is_package=False):
@@ -53,7 +66,7 @@ def import_graph():
 
 
 def layer(module):
-    return "top" if module in TOP else module.split(".")[0]
+    return module.split(".")[0]
 
 
 def cycles(graph):
@@ -109,6 +122,24 @@ def test_each_app_imports_only_from_the_layers_below_it():
     assert upward == []
 
 
+def test_the_product_imports_nothing_of_the_demo():
+    """The demo (seed_demo, demo_scenario and their histories) is run by hand; a page, a job or
+    a command of the product that needed it would break in a clinic that never seeded one."""
+    importers = [
+        f"{module} -> {target}"
+        for module, targets in import_graph().items()
+        for target in sorted(targets)
+        if layer(target) == "demo" and layer(module) != "demo"
+    ]
+
+    assert importers == []
+
+
+def test_the_project_package_holds_no_models_and_no_app_imports_it():
+    assert not (ROOT / "config" / "models.py").exists()
+    assert [module for module, targets in import_graph().items() if "config.settings" in targets] == []
+
+
 def test_the_check_sees_a_cycle_and_imports_inside_functions():
     source = "def run():\n    from . import tasks\n    from backfill.offers import offer_slot\n"
 
@@ -130,24 +161,35 @@ KNOWN_UPWARD_MIGRATIONS = {
 }
 
 
+# Apps whose label is not their top folder's name.
+LABEL_LAYERS = {"hl7": "integrations"}
+
+
 def migration_dependencies():
-    """(app, migration name, depended-on app, its migration) for every project migration."""
-    for app in LAYERS[:-1]:
-        for path in sorted((ROOT / app).glob("migrations/0*.py")):
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Assign) and any(
-                    isinstance(target, ast.Name) and target.id == "dependencies" for target in node.targets
-                ):
-                    for dependency in node.value.elts:  # swappable_dependency(...) is the user model's: skipped
-                        if isinstance(dependency, ast.Tuple):
-                            yield app, path.stem, *ast.literal_eval(dependency)
+    """(app label, migration name, depended-on app label, its migration) for every project migration."""
+    for path in sorted([*ROOT.glob("*/migrations/0*.py"), *ROOT.glob("*/*/migrations/0*.py")]):
+        app = path.parent.parent.name
+        if layer(module_name(path)) not in LAYERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(target, ast.Name) and target.id == "dependencies" for target in node.targets
+            ):
+                for dependency in node.value.elts:  # swappable_dependency(...) is the user model's: skipped
+                    if isinstance(dependency, ast.Tuple):
+                        yield app, path.stem, *ast.literal_eval(dependency)
+
+
+def migration_layer(label):
+    return LABEL_LAYERS.get(label, label)
 
 
 def test_migrations_depend_only_on_the_layers_below_theirs():
     upward = {
         f"{app}.{name} -> {other}.{other_name}"
         for app, name, other, other_name in migration_dependencies()
-        if other in LAYERS and LAYERS.index(other) > LAYERS.index(app)
+        if migration_layer(other) in LAYERS
+        and LAYERS.index(migration_layer(other)) > LAYERS.index(migration_layer(app))
     }
 
     assert upward == KNOWN_UPWARD_MIGRATIONS
@@ -157,3 +199,5 @@ def test_the_migration_check_reads_every_dependency():
     found = set(migration_dependencies())
     assert ("clinic", "0002_initial", "scheduling", "0001_initial") in found
     assert ("waitlist", "0001_initial", "clinic", "0001_initial") in found
+    assert ("hl7", "0002_roles", "backfill", "0013_managers_see_every_webhook_endpoint") in found
+    assert ("ops", "0001_the_sweep_is_ops", "backfill", "0007_sweep_every_half_minute") in found

@@ -17,7 +17,7 @@ from backfill.rules import Rules, SlotFacts
 from clinic import risk_scale
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from clinic.models import Patient, Specialty
-from scheduling.demo_history import logistic
+from demo.no_show_history import logistic
 from scheduling.factories import AppointmentFactory, next_weekday_at
 from scheduling.no_show import risk_quantiles, train_and_apply
 from tests.no_show_history import generate_history

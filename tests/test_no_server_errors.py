@@ -22,6 +22,7 @@ from twilio.request_validator import RequestValidator
 from clinic.factories import PatientFactory
 from clinic.input_limits import MAX_JSON_DEPTH
 from clinic.models import InboundText, Patient
+from ops.sweep import SWEEP_FUNC
 
 pytestmark = pytest.mark.django_db
 
@@ -211,7 +212,7 @@ def written_to_the_log():
 
 
 def test_a_503_a_view_chooses_to_answer_is_no_error_in_the_log(client):
-    Schedule.objects.filter(func="backfill.tasks.sweep").update(next_run=timezone.now() - timedelta(minutes=10))
+    Schedule.objects.filter(func=SWEEP_FUNC).update(next_run=timezone.now() - timedelta(minutes=10))
     with written_to_the_log() as written:
         assert client.get("/readyz").status_code == 503
     assert "/readyz" not in written.text

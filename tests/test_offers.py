@@ -12,10 +12,10 @@ from backfill.actions import accept_slot_offer, book_by_hand
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from backfill.offer_links import make_token
 from backfill.offers import OfferError
-from backfill.tasks import sweep
 from clinic.actions import Via
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from clinic.models import OutboundEmail
+from ops.sweep import sweep
 from scheduling.factories import AppointmentFactory
 from scheduling.models import Appointment
 from tests.processes import run_in_threads

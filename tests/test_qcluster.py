@@ -1,7 +1,7 @@
 """End to end through a real `manage.py qcluster`: cancel, and the worker books and emails
 (docs/reference.md, Triggers).
 
-The cluster runs with clinic.settings against this run's test database, on the ORM broker
+The cluster runs with config.settings against this run's test database, on the ORM broker
 (the database itself) or on Redis. This process enqueues to the same broker, so nothing
 runs in-process here.
 """

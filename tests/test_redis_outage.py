@@ -19,8 +19,8 @@ from rest_framework.authtoken.models import Token
 
 import clinic.queue
 from backfill.models import FreedSlot
-from backfill.tasks import sweep
 from clinic import cache as shared_cache
+from ops.sweep import sweep
 from scheduling.factories import AppointmentFactory
 from scheduling.links import link_for
 from tests.processes import RedisServer, enqueue_to_redis

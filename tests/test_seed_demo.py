@@ -8,9 +8,9 @@ from django.db.models import Count
 from django.utils import timezone
 from freezegun import freeze_time
 
-from backfill.management.commands import seed_demo
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from clinic.models import Patient, Provider
+from demo.management.commands import seed_demo
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
 

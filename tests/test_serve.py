@@ -3,7 +3,7 @@ against this run's PostgreSQL test database, on a free port of the loopback.
 
 It refuses to start on a database that is not migrated, serves the health checks and
 whitenoise's hashed static files once started, and on SIGTERM stops every process it
-started within 30 s. It runs with clinic.settings in production mode, saying only what the
+started within 30 s. It runs with config.settings in production mode, saying only what the
 loopback needs (plain HTTP), as bin/run does.
 """
 
@@ -37,7 +37,7 @@ class Server:
         self.log_path = Path(directory) / "serve.out"
         self.env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "clinic.settings",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
             "DATABASE_URL": database_url,
             "SECRET_KEY": os.environ["SECRET_KEY"],  # tests.settings made one for this run
             "ALLOWED_HOSTS": "127.0.0.1,localhost",

@@ -13,7 +13,7 @@ from clinic.models import Location
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = (
-    "import json, clinic.settings as s; print(json.dumps({'engine': s.DATABASES['default']['ENGINE'],"
+    "import json, config.settings as s; print(json.dumps({'engine': s.DATABASES['default']['ENGINE'],"
     " 'name': str(s.DATABASES['default']['NAME']),"
     " 'broker': 'redis' if 'redis' in s.Q_CLUSTER else s.Q_CLUSTER.get('orm'),"
     " 'redis': s.Q_CLUSTER.get('redis'), 'min_score': s.BACKFILL['MIN_SCORE'], 'chain': s.BACKFILL['CHAIN_BACKFILL'],"
@@ -111,7 +111,7 @@ def test_it_refuses_to_start_without_a_secret_key_and_says_why():
 
 
 SECURITY_PROBE = (
-    "import json, clinic.settings as s; print(json.dumps({name: getattr(s, name, None) for name in ("
+    "import json, config.settings as s; print(json.dumps({name: getattr(s, name, None) for name in ("
     "'DEBUG', 'SECURE_SSL_REDIRECT', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SECURE_HSTS_SECONDS',"
     " 'SECURE_PROXY_SSL_HEADER', 'CSRF_TRUSTED_ORIGINS', 'EMAIL_BACKEND', 'ANYMAIL')}))"
 )
@@ -178,7 +178,7 @@ def test_check_deploy_is_clean_with_only_the_three_production_variables():
 
 
 def test_links_follow_the_port_unless_the_site_url_is_set():
-    code = "import clinic.settings as s; print(s.SITE_URL)"
+    code = "import config.settings as s; print(s.SITE_URL)"
     assert run_settings(code, SECRET_KEY=A_SECRET, PORT="8123").stdout.strip() == "http://127.0.0.1:8123"
     assert run_settings(code, SECRET_KEY=A_SECRET).stdout.strip() == "http://127.0.0.1:8000"
     assert (
@@ -206,7 +206,7 @@ def test_check_deploy_refuses_webhooks_to_internal_addresses():
 
 
 def test_only_the_demo_on_plain_http_may_turn_the_second_factor_off():
-    probe = "import clinic.settings as s; print(s.MFA_REQUIRED_ROLES)"
+    probe = "import config.settings as s; print(s.MFA_REQUIRED_ROLES)"
     production = run_settings(probe, SECRET_KEY=A_SECRET, MFA_REQUIRED_ROLES="none")
     assert production.returncode != 0
     assert "only the demo may do" in production.stderr

@@ -17,6 +17,7 @@ from clinic.actions import Via
 from clinic.factories import HighRiskPatientFactory, PatientFactory, ProviderFactory
 from clinic.models import Event, WebhookEndpoint
 from clinic.webhooks import new_secret
+from ops.sweep import sweep
 from scheduling.factories import AppointmentFactory
 from scheduling.models import Appointment
 from tests.webhook_receiver import receiving
@@ -92,8 +93,8 @@ def test_the_sweep_expiring_a_slot_says_so_once(provider):
         status=FreedSlot.Status.NO_MATCH,
     )
     before = latest_event()
-    assert tasks.sweep(now=appointment.start)["expired_slots"] == 1
-    assert tasks.sweep(now=appointment.start)["expired_slots"] == 0
+    assert sweep(now=appointment.start)["expired_slots"] == 1
+    assert sweep(now=appointment.start)["expired_slots"] == 0
     assert types_since(before) == ["slot.expired"]
     assert last("slot.expired")["slot"]["id"] == slot.pk
 
@@ -110,9 +111,9 @@ def test_a_slot_that_keeps_failing_is_failed(provider, settings):
         next_attempt_at=timezone.now(),
     )
     with mock.patch("backfill.booking.rank_candidates", side_effect=RuntimeError("still broken")):
-        tasks.sweep(now=timezone.now() + timedelta(hours=1))
+        sweep(now=timezone.now() + timedelta(hours=1))
         assert "slot.failed" not in types_since()
-        tasks.sweep(now=timezone.now() + timedelta(hours=2))
+        sweep(now=timezone.now() + timedelta(hours=2))
     assert types_since().count("slot.failed") == 1
     assert last("slot.failed")["slot"]["status"] == "failed"
 

@@ -15,9 +15,9 @@ from freezegun import freeze_time
 
 from backfill.matching import Rules, SlotFacts, rank_by_full_scan, rank_candidates
 from backfill.models import FreedSlot
-from backfill.tasks import sweep
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory
 from clinic.models import Location
+from ops.sweep import sweep
 from scheduling.factories import AppointmentFactory
 from scheduling.links import link_for
 from scheduling.models import ProviderUnavailability

@@ -1,4 +1,4 @@
-"""A killed worker does not stop the backfilling: the cluster's watchdog (clinic/watchdog.py).
+"""A killed worker does not stop the backfilling: the cluster's watchdog (ops/watchdog.py).
 
 django-q2's workers share one multiprocessing queue; the idle worker blocked in its `get()`
 holds the queue's read lock, the others wait for that lock. SIGKILL of the holder (what the
@@ -27,6 +27,7 @@ from django_q.models import Schedule
 
 from backfill.models import FreedSlot
 from clinic.models import ClusterHeartbeat
+from ops.sweep import SWEEP_FUNC
 from tests.processes import (
     QCluster,
     RedisServer,
@@ -225,7 +226,7 @@ def the_sweep_every_half_minute():
         Schedule.objects.update_or_create(
             name=name,
             defaults={
-                "func": "backfill.tasks.sweep",
+                "func": SWEEP_FUNC,
                 "schedule_type": Schedule.MINUTES,
                 "minutes": 1,
                 "repeats": -1,

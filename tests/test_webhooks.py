@@ -12,11 +12,11 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from standardwebhooks.webhooks import Webhook
 
-from backfill import tasks
 from clinic import events, webhooks
 from clinic.factories import HighRiskPatientFactory, ProviderFactory
 from clinic.models import Event, WebhookDelivery, WebhookEndpoint
 from clinic.webhooks import new_secret
+from ops.sweep import sweep
 from scheduling.factories import AppointmentFactory
 from scheduling.models import Appointment
 from tests.webhook_receiver import Receiver, receiving
@@ -132,7 +132,7 @@ def test_a_receiver_that_was_down_gets_everything_once_it_is_back(django_capture
     back = Receiver().start(port=port)
     try:
         make_due()
-        assert tasks.sweep()["webhook_jobs"] == 1  # the sweep asks for the job; it runs in-process here
+        assert sweep()["webhook_jobs"] == 1  # the sweep asks for the job; it runs in-process here
     finally:
         back.stop()
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"delivered"}

@@ -1,5 +1,6 @@
 """What a person or another system can do to the waitlist, one function each (the
-conventions are clinic/actions.py's): join it, change an entry, leave it.
+conventions are clinic/actions.py's): join it, change an entry, leave it; and the
+sweep's expiry of entries whose dates have passed.
 
 A new waiting entry looks for open freed slots it fits once it commits: the job is
 backfill's, handed off by its receiver (backfill/signals.py), which only enqueues.
@@ -10,6 +11,8 @@ import logging
 from django.db import transaction
 
 from clinic.actions import actor
+from clinic.models import Location
+from waitlist.models import WaitlistEntry
 
 log = logging.getLogger("waitlist")
 
@@ -43,3 +46,13 @@ def leave_waitlist(entry, *, by, channel):
         removed = entry.remove()
     log.info("action.leave_waitlist entry=%s removed=%s by=%s channel=%s", entry.pk, removed, actor(by), channel)
     return removed
+
+
+def expire_past_entries(now):
+    """For the sweep (ops/sweep.py): waiting entries whose latest date has passed are expired.
+    A latest date is a day at the slot's site (docs/reference.md, Time zones), so it has passed
+    once it is over at every site."""
+    from_before = Location.objects.earliest_date(now)
+    return WaitlistEntry.objects.filter(status=WaitlistEntry.Status.WAITING, latest_date__lt=from_before).update(
+        status=WaitlistEntry.Status.EXPIRED
+    )

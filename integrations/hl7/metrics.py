@@ -1,4 +1,4 @@
-"""The HL7 interface's figures on /metrics (backfill/health.py): messages kept, by direction,
+"""The HL7 interface's figures on /metrics (ops/metrics.py): messages kept, by direction,
 type and outcome, and the outbound messages still waiting to be sent."""
 
 from django.db.models import Count

@@ -1,7 +1,7 @@
 """gunicorn's settings for bin/serve, from the environment.
 
 Defaults suit a 2-core machine: 2 worker processes of 4 threads each. Each process keeps
-its own PostgreSQL pool of at most DB_POOL_MAX_SIZE connections (clinic/settings.py), so
+its own PostgreSQL pool of at most DB_POOL_MAX_SIZE connections (config/settings.py), so
 the web side never holds more than WEB_WORKERS x DB_POOL_MAX_SIZE connections; with the
 default of 4 per pool, a thread never waits for a connection.
 """

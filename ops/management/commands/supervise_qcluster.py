@@ -1,12 +1,12 @@
 from django.core.management.base import BaseCommand
 
-from clinic.watchdog import Supervisor
+from ops.watchdog import Supervisor
 
 
 class Command(BaseCommand):
     help = (
         "Runs `manage.py qcluster` (the cluster Q_CLUSTER_NAME names) and starts a new one in its place "
-        "when it stops running jobs or exits (clinic/watchdog.py, docs/operations.md)."
+        "when it stops running jobs or exits (ops/watchdog.py, docs/operations.md)."
     )
 
     def handle(self, *args, **options):

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from backfill.demo_scenarios import ProviderSick
 from backfill.models import FreedSlot
 from clinic.actions import Via
 from clinic.models import Location, Patient, Provider, Specialty
+from demo.scenarios import ProviderSick
 from scheduling.actions import book_appointment, cancel_appointment
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry

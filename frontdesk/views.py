@@ -10,7 +10,6 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from pygal.style import Style
 
-from backfill.day_schedule import DaySchedule
 from backfill.stats import (
     backfill_stats,
     by_location_and_specialty,
@@ -25,6 +24,7 @@ from backfill.stats import (
 from clinic.access import staff_page
 from clinic.api import CLINIC_YEARS, OUTSIDE_CLINIC_YEARS
 from clinic.models import Location, Patient, Specialty
+from frontdesk.day_schedule import DaySchedule
 from scheduling.models import NoShowModel
 
 DASHBOARD_DAYS = 30

@@ -14,12 +14,12 @@ from django.views.decorators.http import require_POST
 
 from audit.trail import record_view, record_views
 from backfill import actions as backfill_actions
-from backfill.appointment_history import AppointmentHistory
 from backfill.booking import BackfillError
 from backfill.hand_booking import judge_choice
 from backfill.models import FreedSlot
 from clinic.access import reads_message_content, staff_page
 from clinic.actions import Via
+from frontdesk.appointment_history import AppointmentHistory
 from scheduling import actions as scheduling_actions
 from scheduling.models import Appointment, SchedulingError
 from waitlist.models import WaitlistEntry

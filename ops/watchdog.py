@@ -14,7 +14,7 @@ WATCHDOG_STALL_SECONDS while no job finished for as long is stalled: its process
 killed and a new cluster starts in place. A cluster that exits is started again too. What
 the killed jobs held is recovered as after any crash: their transactions roll back, and the
 sweep hands a slot, a message or a delivery whose job was lost to a new job
-(backfill/tasks.py). After a restart, and whenever a process of the cluster dies (the
+(ops/sweep.py). After a restart, and whenever a process of the cluster dies (the
 sentinel replaces a killed worker, but its job is gone), the supervisor enqueues
 WATCHDOG_RECOVERY_JOB, which does that at once instead of after LOST_JOB_SECONDS.
 """
@@ -38,9 +38,9 @@ from django_q.conf import Conf
 from clinic.models import ClusterHeartbeat
 from clinic.queue import enqueue, shared_broker
 
-log = logging.getLogger("clinic.watchdog")
+log = logging.getLogger("ops.watchdog")
 
-PROBE_FUNC = "clinic.watchdog.answer_probe"
+PROBE_FUNC = "ops.watchdog.answer_probe"
 # A worker writes its heartbeat at most this often: at a hundred jobs a second, one write.
 HEARTBEAT_EVERY_SECONDS = 1.0
 _last_heartbeat = 0.0  # per process (time.monotonic)

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from backfill.tasks import sweep
+from ops.sweep import sweep
 
 
 class Command(BaseCommand):

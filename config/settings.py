@@ -104,6 +104,9 @@ INSTALLED_APPS = [
     "backfill",
     "integrations.hl7",
     "privacy",
+    "frontdesk",
+    "ops",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -134,8 +137,8 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "clinic.urls"
-WSGI_APPLICATION = "clinic.wsgi.application"
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
     {
@@ -382,19 +385,19 @@ Q_CLUSTER["ALT_CLUSTERS"] = {
         "poll": float(os.environ.get("WEBHOOK_POLL", "0.2")),
     },
 }
-# bin/serve runs each cluster under a watchdog (`manage.py supervise_qcluster`, clinic/watchdog.py):
+# bin/serve runs each cluster under a watchdog (`manage.py supervise_qcluster`, ops/watchdog.py):
 # it puts a check job on the cluster's queue every WATCHDOG_INTERVAL_SECONDS, and when that
 # job has waited WATCHDOG_STALL_SECONDS while no job finished for as long (a worker killed
 # while holding the queue's lock), it kills the cluster and starts a new one. Longer than
 # any job should run (Q_CLUSTER["timeout"]), short enough to refill within a minute.
 # Several hosts on one database and broker (docs/operations.md, "Scaling out"): each names
-# itself, so each watchdog judges its own clusters (clinic/watchdog.py heartbeat_key).
+# itself, so each watchdog judges its own clusters (ops/watchdog.py heartbeat_key).
 # Unset on a single host.
 HOST_NAME = os.environ.get("HOST_NAME", "")
 WATCHDOG_INTERVAL_SECONDS = float(os.environ.get("WATCHDOG_INTERVAL_SECONDS", "5"))
 WATCHDOG_STALL_SECONDS = float(os.environ.get("WATCHDOG_STALL_SECONDS", "30"))
 # Enqueued (by name) after a restart and whenever a cluster's process dies: the jobs it held are gone.
-WATCHDOG_RECOVERY_JOB = "backfill.tasks.recover_lost_jobs"
+WATCHDOG_RECOVERY_JOB = "ops.sweep.recover_lost_jobs"
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
@@ -672,6 +675,7 @@ LOGGING = {
         "backfill": {"handlers": ["console", "file"], "level": "INFO", "propagate": False},
         "scheduling": {"handlers": ["console", "file"], "level": "INFO", "propagate": False},
         "clinic": {"handlers": ["console", "file"], "level": "INFO", "propagate": False},
+        "ops": {"handlers": ["console", "file"], "level": "INFO", "propagate": False},
         # Every unhandled error, with its traceback (Django logs it here, then answers 500 or
         # 503: clinic/errors.py). Django's own handlers would print it only with DEBUG on.
         "django.request": {

@@ -13,11 +13,11 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from backfill.demo_history import add_backfill_history
 from backfill.models import FreedSlot, MatchLog, SlotOffer
 from clinic.fields import WEEKDAYS
 from clinic.models import InsurancePlan, Location, OutboundEmail, Patient, Provider, Specialty
-from scheduling.demo_history import add_demo_history
+from demo.history import add_backfill_history
+from demo.no_show_history import add_demo_history
 from scheduling.models import Appointment, NoShowModel, ProviderUnavailability
 from scheduling.no_show import train_and_apply
 from waitlist.models import WaitlistEntry

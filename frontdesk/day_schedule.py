@@ -13,9 +13,9 @@ from django.db.models import Q
 
 from backfill.explained_waitlist import waitlist_panel
 from backfill.models import FreedSlot
-from backfill.templatetags.backfill_words import cancel_reason_words
 from clinic.models import Location, Provider, day_bounds, on_their_clocks
 from clinic.times import staff_time
+from frontdesk.templatetags.backfill_words import cancel_reason_words
 from scheduling.models import Appointment, ProviderUnavailability
 from waitlist.models import WaitlistEntry
 

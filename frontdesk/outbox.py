@@ -2,13 +2,10 @@
 
 from django import forms
 from django.core.paginator import Paginator
-from django.http import HttpResponseRedirect
 from django.shortcuts import render
-from django.templatetags.static import static
-from django.views.decorators.cache import cache_control
 
 from clinic.access import reads_message_content, staff_page
-from clinic.models import OutboundEmail, Patient
+from clinic.models import OutboundEmail, name_addressees
 
 MESSAGES_PER_PAGE = 20
 
@@ -45,19 +42,3 @@ def outbox(request):
         "shows_content": reads_message_content(request.user),
     }
     return render(request, "staff/outbox.html", context)
-
-
-def name_addressees(emails):
-    """Staff read who a message went to by name: the appointment's patient, or, for
-    a message sent before any appointment existed (a slot offer), the patient at that address."""
-    unbooked = {email.recipient for email in emails if email.appointment_id is None}
-    by_address = {patient.email: patient for patient in Patient.objects.filter(email__in=unbooked)} if unbooked else {}
-    for email in emails:
-        email.addressee = email.appointment.patient if email.appointment_id else by_address.get(email.recipient)
-
-
-@cache_control(max_age=86400, public=True)
-def favicon(request):
-    """Browsers ask for /favicon.ico whatever the page's <link rel="icon"> says; the icon itself
-    is a static file under its hashed name."""
-    return HttpResponseRedirect(static("favicon.ico"))

@@ -2,7 +2,7 @@
 slot, and most were filled from the waitlist, so the dashboard shows 90 days of trends and a
 past appointment's page shows who was chosen and why.
 
-Past visits come first (scheduling/demo_history.py); this adds, for their cancellations, the
+Past visits come first (demo/no_show_history.py); this adds, for their cancellations, the
 freed slot, the candidates scored by the same weights the backfill uses (BACKFILL), the
 patient booked, their waitlist entry and, for some, the later appointment they gave up for
 the earlier one. In offer mode the slot went to offers instead: the top candidates were
