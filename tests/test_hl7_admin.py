@@ -4,9 +4,10 @@ does not see them) and their figures on /metrics."""
 import pytest
 from django.contrib.auth.models import Group, User
 
+from clinic.factories import PatientFactory
 from clinic.models import Specialty
 from integrations.hl7.inbound import receive
-from integrations.hl7.models import Hl7CodeMapping
+from integrations.hl7.models import Hl7CodeMapping, Hl7Message
 from tests.hl7_feed import ehr_clinic, sample
 
 pytestmark = pytest.mark.django_db
@@ -39,6 +40,20 @@ def test_a_clinic_manager_finds_a_message_by_appointment_id(client, feed):
 
     assert b"MSG00001" in page.content
     assert b"MSG00010" not in page.content
+
+
+def test_a_merge_is_found_by_the_merged_mrn_and_shows_both_patients(client, feed):
+    PatientFactory(external_id="MRN3003", first_name="Ana", last_name="Rivera-Old")
+    receive(sample("adt_a40").encode())
+    manager = staff_in(client, "Clinic manager")
+
+    found = manager.get("/admin/hl7/hl7message/?q=MRN3003").content.decode()
+    merge = Hl7Message.objects.get(control_id="MSG00011")
+    page = manager.get(f"/admin/hl7/hl7message/{merge.pk}/change/").content.decode()
+
+    assert "MSG00011" in found
+    assert "Ana Rivera-Old" in page  # the merged patient
+    assert "Ana Rivera" in page and "merged into" in page  # the survivor, and what was done
 
 
 def test_the_front_desk_does_not_see_the_messages(client, feed):
