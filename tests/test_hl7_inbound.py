@@ -13,7 +13,7 @@ from backfill.models import FreedSlot
 from clinic.actions import Via
 from clinic.factories import HighRiskPatientFactory, PatientFactory
 from clinic.models import Event, OutboundEmail, Patient
-from integrations.hl7.inbound import receive
+from integrations.hl7.inbound import Lookups, receive
 from integrations.hl7.models import Hl7CodeMapping, Hl7Message
 from scheduling.actions import cancel_appointment
 from scheduling.factories import AppointmentFactory
@@ -177,6 +177,18 @@ def test_an_unknown_provider_code_is_an_error_naming_aip_3_until_mapped(clinic):
     Hl7CodeMapping.objects.create(kind=Hl7CodeMapping.Kind.PROVIDER, code="DRX", provider=provider)
     assert send("siu_s12", {"AIP.3": "DRX^Who^Knows", "MSH.10": "MSG00001-B"})[0] == "AA"
     assert Appointment.objects.get(external_id="FL1001").provider == provider
+
+
+def test_a_connection_finds_a_code_added_after_its_message_was_refused(clinic):
+    _, _, provider = clinic
+    lookups = Lookups()  # one connection's
+    unknown = sample("siu_s12", {"AIP.3": "DRX"})
+    assert ack_fields(receive(unknown.encode(), "ehr", lookups))[0] == "AE"
+
+    Hl7CodeMapping.objects.create(kind=Hl7CodeMapping.Kind.PROVIDER, code="DRX", provider=provider)
+    resent = sample("siu_s12", {"AIP.3": "DRX", "MSH.10": "MSG00001-B"})
+
+    assert ack_fields(receive(resent.encode(), "ehr", lookups))[0] == "AA"
 
 
 def test_an_s26_marks_a_no_show(clinic):
