@@ -661,7 +661,13 @@ LOGGING = {
     },
     "filters": {"unhandled_errors_only": {"()": "clinic.log.UnhandledErrorsOnly"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # LOG_CONSOLE_LEVEL=WARNING keeps a command's own story readable (bin/manage sets it);
+        # the file below still gets every line.
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "level": os.environ.get("LOG_CONSOLE_LEVEL", "INFO"),
+        },
         "file": {
             "class": "logging.handlers.RotatingFileHandler",
             "filename": str(LOG_DIR / "api.log"),

@@ -11,8 +11,9 @@ import re
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.management.base import CommandError
-from django.urls import resolve
+from django.urls import resolve, reverse
 from django.utils import timezone
 
 from backfill.explanation import judge_for_slot
@@ -113,7 +114,9 @@ class ProviderSick:
                 self.style.SUCCESS,
             )
             self.say(f"   Why: {why_chosen(slot)}.")
-        self.say(f"See it on /schedule/?date={day:%Y-%m-%d} at {provider.location.name}, and in the outbox, /emails/.")
+        site = settings.SITE_URL
+        self.say(f"See it: {site}{reverse('schedule')}?date={day:%Y-%m-%d}&location={provider.location_id}")
+        self.say(f"The messages patients were sent: {site}{reverse('outbox')}")
 
     def keen_patient(self, provider):
         patient, _ = Patient.objects.update_or_create(

@@ -8,11 +8,11 @@ import subprocess
 from tests.processes import ROOT
 
 
-def run(command, tmp_path):
+def run(command, tmp_path, environ=None):
     env = {
         key: value
-        for key, value in os.environ.items()
-        if key not in ("SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS", "DEBUG")
+        for key, value in (environ or os.environ).items()
+        if key not in ("SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS", "DEBUG", "SITE_URL")
     }
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings", SQLITE_PATH=str(tmp_path / "demo.sqlite3"), LOG_DIR=str(tmp_path)
@@ -48,3 +48,11 @@ def test_bin_run_refuses_a_port_something_already_answers_on(tmp_path):
         )
     assert done.returncode == 1
     assert f"port {port} is already in use" in done.stderr
+
+
+def test_bin_manage_makes_links_to_the_port_the_demo_runs_on(tmp_path):
+    code = "from django.conf import settings\nfrom django.urls import reverse\n"
+    code += "print(settings.SITE_URL, reverse('outbox'))"
+    done = run([str(ROOT / "bin/manage"), "shell", "-c", code], tmp_path, {**os.environ, "PORT": "8123"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("http://127.0.0.1:8123 /messages/")

@@ -5,19 +5,25 @@
     manage.py demo_scenario provider-sick  # a provider out sick: colleagues offered, a decline, its backfill
 
 The cancellation goes through the real door (scheduling.actions.cancel_appointment), so the backfill runs in
-whatever qcluster is serving the queue; the command waits for its outcome.
+whatever qcluster is serving the queue; the command waits for its outcome. It tells the story in
+names and times, with links to the pages that show it (SITE_URL: bin/manage points it at the
+running demo); the log lines go to the log.
 """
 
 import time
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.urls import reverse
 from django.utils import timezone
 
 from backfill.models import FreedSlot
 from clinic.actions import Via
 from clinic.models import Location, Patient, Provider, Specialty
-from demo.scenarios import ProviderSick
+from clinic.times import staff_datetime
+from demo.scenarios import ProviderSick, why_chosen
+from frontdesk.templatetags.backfill_words import points_by_rule
 from scheduling.actions import book_appointment, cancel_appointment
 from scheduling.models import Appointment
 from waitlist.models import WaitlistEntry
@@ -35,7 +41,10 @@ class Command(BaseCommand):
             ProviderSick(self.stdout, self.style, wait).play()
             return
         appointment = self.high_risk() if scenario == "high-risk" else self.no_match()
-        self.stdout.write(f"Cancelling appointment {appointment.pk}: {appointment}")
+        self.stdout.write(
+            f"{appointment.patient} phones to cancel {staff_datetime(appointment.start)} with "
+            f"{appointment.provider.name} ({appointment.provider.location.name}); the front desk cancels it."
+        )
         # The patient phoned in: the front desk cancels and, as the phone call said it all, sends nothing.
         cancel_appointment(
             appointment, by="demo_scenario", channel=Via.DEMO, reason="demo: patient called in sick", notify=False
@@ -44,13 +53,26 @@ class Command(BaseCommand):
         if slot is None:
             raise CommandError("No freed slot was recorded (too soon, or the provider is away).")
         slot = self.wait_for_outcome(slot, wait)
-        self.stdout.write(f"Freed slot {slot.pk}: {slot.get_status_display()}")
+        self.tell_outcome(slot)
+        self.stdout.write(f"See it: {settings.SITE_URL}{reverse('appointment-detail', args=[appointment.pk])}")
+
+    def tell_outcome(self, slot):
         if slot.filled_by_id:
             self.stdout.write(
-                self.style.SUCCESS(f"Auto-backfilled with patient {slot.filled_by.patient_id} ({slot.fill_ms} ms)")
+                self.style.SUCCESS(
+                    f"The slot went to {slot.filled_by.patient} from the waitlist, "
+                    f"{slot.fill_ms} ms after the cancellation."
+                )
             )
-        for log in slot.match_logs.order_by("-run", "rank"):
-            self.stdout.write(f"  #{log.rank} patient {log.patient_id}: {log.score} {log.breakdown} -> {log.outcome}")
+            self.stdout.write(f"Why: {why_chosen(slot)}.")
+        elif slot.status == FreedSlot.Status.NO_MATCH:
+            self.stdout.write("Nobody on the waitlist fits: the slot stays open for the front desk to book by hand.")
+        logs = slot.match_logs.select_related("patient").order_by("-run", "rank")
+        for log in logs:
+            self.stdout.write(
+                f"  {log.rank}. {log.patient}: score {log.score} ({points_by_rule(log.breakdown)}), "
+                f"{log.get_outcome_display().lower()}"
+            )
 
     def wait_for_outcome(self, slot, wait):
         deadline = time.monotonic() + wait
@@ -101,7 +123,7 @@ class Command(BaseCommand):
         )
         WaitlistEntry.objects.filter(patient=patient, status=WaitlistEntry.Status.WAITING).delete()
         WaitlistEntry.defaults_from_patient(patient, specialty=provider.specialty).save()
-        self.stdout.write(f"Patient {patient.pk} (no-show risk 0.85) is waiting for {provider.specialty}.")
+        self.stdout.write(f"{patient} (no-show risk 0.85, typed by staff) is waiting for {provider.specialty}.")
         other = Patient.objects.exclude(pk=patient.pk).first()
         return self.book(provider, other)
 
