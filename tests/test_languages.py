@@ -9,6 +9,7 @@ from django.test import override_settings
 from django.utils import translation
 
 from backfill.models import FreedSlot, SlotOffer
+from backfill.offer_links import link_for as offer_link_for
 from clinic import languages, sms, times
 from clinic.email import unsubscribe_url
 from clinic.factories import LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
@@ -18,6 +19,7 @@ from scheduling.links import link_for
 from scheduling.messages import queue_email
 from scheduling.models import Appointment
 from tests.test_sms_webhooks import reply
+from waitlist import self_service
 from waitlist.factories import WaitlistEntryFactory
 
 pytestmark = pytest.mark.django_db
@@ -232,3 +234,28 @@ def test_the_admin_offers_the_languages_the_clinic_writes_and_keeps_a_feeds_code
 
     assert '<option value="es">Español</option>' in page
     assert '<option value="SPA" selected>SPA (sent by a feed: reads Español)</option>' in page
+
+
+def test_the_self_service_page_is_in_spanish_with_spanish_day_names(client):
+    patient = patient_reading("es")
+    WaitlistEntryFactory(patient=patient, specialty=SpecialtyFactory(name="Orthopedic PT"))
+    path = self_service.link_for(patient).removeprefix("http://testserver")
+
+    page = client.get(path).content.decode()
+
+    assert "Su lista de espera" in page and "Días en que puede venir" in page and "miércoles" in page
+    assert "Correo electrónico y mensaje de texto" in page
+    assert not ENGLISH.search(page.replace("Backfill Clinic", "").replace("Orthopedic PT", ""))
+
+
+def test_the_slot_offer_page_is_in_spanish(offered_in_spanish, client):
+    path = offer_link_for(offered_in_spanish, "accept").removeprefix("http://testserver")
+
+    page = client.get(path).content.decode()
+
+    assert "Aceptar este horario" in page and "Pendiente, abierta hasta el" in page
+
+
+def test_a_page_that_is_not_there_answers_in_the_patients_browser_language(client):
+    response = client.get("/l/nothing-here/", HTTP_ACCEPT_LANGUAGE="es")
+    assert response.status_code == 404 and "Página no encontrada" in response.content.decode()

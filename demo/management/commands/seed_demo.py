@@ -346,6 +346,8 @@ class DemoClinic:
                     insurance_plan=None if self.insurance_rng.random() < 1 / 6 else self.insurance_rng.choice(plans),
                     # One patient in three also gets texts, so the messages page shows both kinds.
                     **(TEXTS_TOO if index % 3 == 0 else {}),
+                    # One in seven reads Spanish (docs/reference.md, Languages), as in the United States.
+                    preferred_language="es" if index % 7 == 3 else "",
                 )
             )
         for patient in patients:  # bulk_create skips Patient.save, which keeps it in step
