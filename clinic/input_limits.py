@@ -12,14 +12,16 @@
 from django.http import JsonResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 from clinic.errors import JSON_PATHS
 
 NUL = "\x00"
-NUL_REFUSED = "NUL characters (%00) are not accepted in an address or a form."
-UNREADABLE_FORM = "The form could not be read: check its Content-Type."
+# Lazy: a patient's page answers in the patient's language (clinic/languages.py).
+NUL_REFUSED = gettext_lazy("NUL characters (%00) are not accepted in an address or a form.")
+UNREADABLE_FORM = gettext_lazy("The form could not be read: check its Content-Type.")
 # An API body is a flat object with a list or two (webhook events); 64 levels is far more.
 MAX_JSON_DEPTH = 64
 TOO_DEEP = f"JSON nested deeper than {MAX_JSON_DEPTH} levels is not accepted."
