@@ -259,3 +259,9 @@ def test_the_slot_offer_page_is_in_spanish(offered_in_spanish, client):
 def test_a_page_that_is_not_there_answers_in_the_patients_browser_language(client):
     response = client.get("/l/nothing-here/", HTTP_ACCEPT_LANGUAGE="es")
     assert response.status_code == 404 and "Página no encontrada" in response.content.decode()
+
+
+def test_the_slot_offer_email_is_in_spanish(offered_in_spanish):
+    email = OutboundEmail.objects.get(kind="slot_offer", channel="email")
+    assert email.subject.startswith("Se liberó una cita el") and "Acepte este horario" in email.text_body
+    assert not ENGLISH.search(email.text_body.replace("Backfill Clinic", "").replace("Orthopedic PT", ""))
