@@ -21,12 +21,14 @@ the machine runs as much as the clock does.
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -147,17 +149,19 @@ def message(name, fields):
     return str(parsed)
 
 
-def a_days_feed(count, providers, rng):
+def a_days_feed(count, providers, rng, patients=500):
     """The messages in order: new bookings, and changes and cancellations of them. Every
-    booking and every change of time takes a slot of its own, so no message clashes."""
+    booking and every change of time takes a slot of its own, and no patient is booked twice
+    at one time, so no message clashes."""
     first_day = (datetime.now() + timedelta(days=2)).replace(hour=8, minute=0, second=0, microsecond=0)
     slots = (
         (
             providers[n % len(providers)],
             first_day + timedelta(days=n // (len(providers) * 16), minutes=30 * ((n // len(providers)) % 16)),
         )
-        for n in range(count)
+        for n in itertools.count()
     )
+    busy = defaultdict(set)  # MRN -> the starts of its appointments
     booked, sent_at = [], datetime.now() - timedelta(hours=1)
     for n in range(count):
         sent_at += timedelta(milliseconds=10)
@@ -165,16 +169,23 @@ def a_days_feed(count, providers, rng):
         common = {"MSH.10": f"BENCH{n}", "MSH.7": sent_at.strftime("%Y%m%d%H%M%S.%f")[:18]}
         if kind < 0.6 or len(booked) < 10:
             provider, start = next(slots)
-            appointment = {"id": f"BENCHA{n}", "mrn": f"BENCHM{n % 500}", "provider": provider, "start": start}
+            mrn = next(
+                f"BENCHM{k % patients}" for k in itertools.count(n) if start not in busy[f"BENCHM{k % patients}"]
+            )
+            appointment = {"id": f"BENCHA{n}", "mrn": mrn, "provider": provider, "start": start}
+            busy[mrn].add(start)
             booked.append(appointment)
             yield message("siu_s12", {**common, **siu_fields(appointment)})
         elif kind < 0.75:
-            provider, start = next(slots)
-            appointment = {**booked.pop(rng.randrange(len(booked))), "provider": provider, "start": start}
+            moved = booked.pop(rng.randrange(len(booked)))
+            provider, start = next(slot for slot in slots if slot[1] not in busy[moved["mrn"]])
+            busy[moved["mrn"]] = busy[moved["mrn"]] - {moved["start"]} | {start}
+            appointment = {**moved, "provider": provider, "start": start}
             booked.append(appointment)
             yield message("siu_s12", {**common, **siu_fields(appointment), "MSH.9": "SIU^S14^SIU_S12"})
         elif kind < 0.9:
             appointment = booked.pop(rng.randrange(len(booked)))
+            busy[appointment["mrn"]].discard(appointment["start"])
             yield message("siu_s15", {**common, **siu_fields(appointment)})
         else:
             appointment = rng.choice(booked)
