@@ -89,8 +89,11 @@ def release_later_appointment(entry_id):
     # Staff read the reason in the admin: the new time and provider, not an id.
     when = f"{times.staff_datetime(earlier.provider.location.local(earlier.start))} with {earlier.provider.name}"
     try:
-        # Not told: the booking's confirmation already gave them the earlier time.
-        cancel_appointment(later, by="backfill", channel=Via.BACKFILL, reason=f"moved earlier to {when}", notify=False)
+        # Told, so the later visit they still hold in their diary is not a surprise: the
+        # message names the earlier one and says the later one is released.
+        cancel_appointment(
+            later, by="backfill", channel=Via.BACKFILL, reason=f"moved earlier to {when}", moved_earlier_to=earlier
+        )
     except CannotCancel:  # cancelled meanwhile (by them, staff, or a run of this job)
         return None
     return later.pk

@@ -438,6 +438,7 @@ class OutboundEmail(models.Model):
         ACCEPT_CONFIRMATION = "accept_confirmation", "Accept confirmation"
         CANCEL_CONFIRMATION = "cancel_confirmation", "Cancellation confirmation"
         CLINIC_CANCELLATION = "clinic_cancellation", "Cancelled by the clinic"
+        APPOINTMENT_MOVED = "appointment_moved", "Moved by the clinic"
         SLOT_OFFER = "slot_offer", "Slot offer"
         SLOT_OFFER_TAKEN = "slot_offer_taken", "Slot offer taken"
 

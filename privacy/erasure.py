@@ -22,6 +22,7 @@ from clinic.models import InboundText, OutboundEmail, Patient
 from integrations.hl7.models import Hl7Message
 from scheduling.actions import cancel_appointment
 from scheduling.models import Appointment, SchedulingError
+from waitlist.actions import leave_waitlist
 from waitlist.models import WaitlistEntry
 
 log = logging.getLogger("clinic")
@@ -44,7 +45,7 @@ def erase_patient(patient, *, by, channel):
         except SchedulingError:  # taken or cancelled meanwhile: nothing of theirs to free
             continue
     for entry in WaitlistEntry.objects.filter(patient=patient, status=WaitlistEntry.Status.WAITING):
-        removed += entry.remove()
+        removed += leave_waitlist(entry, by=by, channel=channel)
     with audit_context.concealing(), transaction.atomic(durable=True):
         _replace_identifying_fields(Patient.objects.select_for_update().get(pk=patient.pk))
         OutboundEmail.objects.filter(patient=patient).update(

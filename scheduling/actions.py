@@ -1,6 +1,6 @@
 """What a person or another system can do to the schedule, one function each (the
-conventions are clinic/actions.py's): cancel, book by hand, record a no-show, mark a
-provider unavailable, accept or decline a move.
+conventions are clinic/actions.py's): cancel, book by hand, move to another time or
+provider, record a no-show, mark a provider unavailable, accept or decline a move.
 
 Each opens the outermost business transaction (`action_transaction`, durable: nothing wraps
 it, so once it returns it has committed; or part of an entry point's `one_unit`, as the HL7
@@ -19,6 +19,7 @@ from django.utils.translation import gettext
 
 from clinic.actions import PATIENT_DOORS, Via, action_transaction, actor
 from clinic.models import OutboundEmail
+from clinic.times import staff_datetime
 from scheduling import reassignment
 from scheduling.messages import queue_email
 from scheduling.models import Appointment, SchedulingError
@@ -31,21 +32,30 @@ TEXT_REPLY_REASON = "patient cancelled by text reply"
 SOURCE_OF = {Via.API: Appointment.Source.API, Via.FEED: Appointment.Source.HL7}
 
 
-def cancel_appointment(appointment, *, by, channel, reason, notify=True):
+def cancel_appointment(appointment, *, by, channel, reason, notify=True, moved_earlier_to=None):
     """Cancel the appointment; its slot goes to the waitlist if still worth filling.
 
     With `notify`, the patient is told: a confirmation when they cancelled it themselves
-    (their link, a text), otherwise that the clinic cancelled it and why. Opted-out patients
-    get nothing. Raises CannotCancel when it is no longer cancellable.
+    (their link, a text), otherwise that the clinic cancelled it and why, or, given
+    `moved_earlier_to` (the earlier appointment a chain backfill booked them into), that this
+    later one is released because they now come earlier. Opted-out patients get nothing.
+    Raises CannotCancel when it is no longer cancellable.
     """
     with action_transaction():
         appointment.cancel(reason, by=actor(by))  # lock, re-check, event, the freed slot (its hook)
         if notify:
             patient_did = channel in PATIENT_DOORS
             kind = OutboundEmail.Kind.CANCEL_CONFIRMATION if patient_did else OutboundEmail.Kind.CLINIC_CANCELLATION
-            queue_email(kind, appointment)
+            queue_email(kind, appointment, **_moved_earlier(moved_earlier_to))
     log.info("action.cancel_appointment id=%s by=%s channel=%s notify=%s", appointment.pk, actor(by), channel, notify)
     return appointment
+
+
+def _moved_earlier(earlier):
+    """The earlier visit, in the words and on the clock of its own site, for the message."""
+    if earlier is None:
+        return {}
+    return {"earlier": earlier, "earlier_start": earlier.provider.location.local(earlier.start)}
 
 
 def record_no_show(appointment, *, by, channel):
@@ -60,7 +70,7 @@ def book_appointment(*, patient, provider, start, end, by, channel, external_id=
     """Book a patient by hand (the admin, the API, the feed); raises AppointmentConflict if either
     is busy then. Not durable: the admin's add form saves inside its own transaction.
 
-    `replaces`: the appointment this one moves (the feed's S13). `precheck=False` leaves the
+    `replaces`: the appointment this one moves (move_appointment). `precheck=False` leaves the
     look-ahead for a clash to the database's own constraint (Appointment.book), for a caller
     that books many and rarely clashes: the feed."""
     with action_transaction(durable=False):
@@ -78,11 +88,59 @@ def book_appointment(*, patient, provider, start, end, by, channel, external_id=
     return appointment
 
 
+def move_appointment(
+    appointment, *, provider, start, end, by, channel, reason=None, external_id=None, notify=True, precheck=True
+):
+    """Move an appointment to another time or provider: cancel-and-book in one transaction.
+
+    The appointment is cancelled as any other (locked, re-checked, its event, its time handed
+    to the waitlist by the hook backfill registered) and a new one is booked in its place
+    (`replaces`; the other system's id, or `external_id`, goes with it). With `notify` the
+    patient is told the new time; an EHR's reschedule is told by the EHR. Raises CannotCancel
+    when the appointment is no longer active and AppointmentConflict when the patient or the
+    provider is busy then; either way nothing is changed. `precheck=False` is for a caller
+    that has just looked for a clash itself (the feed).
+
+    Not durable: the admin's change form saves inside its own transaction."""
+    with action_transaction(durable=False):
+        was = appointment.provider.location.local(appointment.start)
+        carried_id = external_id or appointment.external_id
+        when = f"{staff_datetime(provider.location.local(start))} with {provider.name}"
+        appointment.cancel(reason or f"moved to {when}", by=actor(by))
+        if appointment.external_id:  # an id names one appointment: the one that takes place
+            Appointment.objects.filter(pk=appointment.pk).update(external_id=None)
+            appointment.external_id = None
+        moved = book_appointment(
+            patient=appointment.patient,
+            provider=provider,
+            start=start,
+            end=end,
+            by=by,
+            channel=channel,
+            external_id=carried_id,
+            replaces=appointment,
+            precheck=precheck,
+        )
+        if notify:
+            queue_email(OutboundEmail.Kind.APPOINTMENT_MOVED, moved, moved_from=was)
+    log.info(
+        "action.move_appointment id=%s new=%s by=%s channel=%s notify=%s",
+        appointment.pk,
+        moved.pk,
+        actor(by),
+        channel,
+        notify,
+    )
+    return moved
+
+
 def mark_provider_unavailable(provider, start_date, end_date, reason, *, by, channel):
     """Record the provider's absence and move each of their patients in the range to a
     colleague (an offer they may decline) or to the waitlist; each is emailed which
-    (scheduling/reassignment.py). Returns the WorkflowSummary."""
-    with transaction.atomic(durable=True):
+    (scheduling/reassignment.py). Returns the WorkflowSummary.
+
+    Not durable: the admin's add form for an absence saves inside its own transaction."""
+    with action_transaction(durable=False):
         summary = reassignment.mark_provider_unavailable(provider, start_date, end_date, reason, by=actor(by))
     log.info("action.mark_provider_unavailable provider=%s by=%s channel=%s", provider.pk, actor(by), channel)
     return summary

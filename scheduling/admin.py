@@ -9,8 +9,14 @@ from clinic.actions import Via
 from clinic.admin import ProviderAdmin
 from clinic.admin_lists import ClinicModelAdmin
 from clinic.models import Provider
-from scheduling.actions import book_appointment, cancel_appointment, mark_provider_unavailable, record_no_show
-from scheduling.forms import CancelAppointmentsForm, ProviderUnavailableForm
+from scheduling.actions import (
+    book_appointment,
+    cancel_appointment,
+    mark_provider_unavailable,
+    move_appointment,
+    record_no_show,
+)
+from scheduling.forms import AbsenceForm, CancelAppointmentsForm, ProviderUnavailableForm
 from scheduling.models import Appointment, NoShowModel, ProviderUnavailability, SchedulingError
 from scheduling.reassignment import WorkflowError
 
@@ -39,7 +45,35 @@ class AppointmentAdmin(ClinicModelAdmin):
     ]
     actions = ["cancel_appointments", "mark_no_show"]
 
+    # An appointment's patient is who it is for; its time and provider change only by a move
+    # (move_appointment: the old time is freed for the waitlist, the patient is told), and only
+    # while it can still be cancelled.
+    MOVED_BY = ("provider", "start", "end")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return self.readonly_fields
+        fixed = [] if obj.status in Appointment.CANCELLABLE else list(self.MOVED_BY)
+        return [*self.readonly_fields, "patient", *fixed]
+
     def save_model(self, request, obj, form, change):
+        if change and set(self.MOVED_BY) & set(form.changed_data):
+            moved = move_appointment(
+                Appointment.objects.get(pk=obj.pk),
+                provider=obj.provider,
+                start=obj.start,
+                end=obj.end,
+                by=request.user,
+                channel=Via.ADMIN,
+            )
+            # The admin's log entry and its message name the appointment that takes place now.
+            obj.pk, obj.status, obj.replaces = moved.pk, moved.status, moved.replaces
+            self.message_user(
+                request,
+                f"Moved: {moved.patient} is told the new time; the old one is offered to the waitlist.",
+                messages.INFO,
+            )
+            return
         if change:  # status and source are read-only here
             super().save_model(request, obj, form, change)
             return
@@ -133,11 +167,31 @@ def what_became_of_the_slot(appointment):
 
 @admin.register(ProviderUnavailability)
 class ProviderUnavailabilityAdmin(ClinicModelAdmin):
+    """Adding an absence is the same act as the provider's "Mark unavailable" action and
+    `manage.py provider_unavailable`: their patients in those days are reassigned or waitlisted.
+    A recorded absence is not edited: moved days would leave its patients where they were."""
+
     list_display = ["provider", "start_date", "end_date", "reason", "created_at"]
     list_filter = ["provider"]
     search_fields = ["provider__name", "reason"]
     date_hierarchy = "start_date"
     list_select_related = ["provider"]
+    form = AbsenceForm
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and request.user.has_perm("scheduling.reassign_patients")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        summary = mark_provider_unavailable(
+            obj.provider, obj.start_date, obj.end_date, obj.reason, by=request.user, channel=Via.ADMIN
+        )
+        # The admin's log entry and its redirect name the absence recorded (or the one already covering the days).
+        obj.pk, obj.created_at = summary.unavailability.pk, summary.unavailability.created_at
+        obj._state.adding = False
+        tell_what_happened(self, request, summary)
 
 
 @admin.register(NoShowModel)
@@ -212,6 +266,11 @@ class ProviderWithReassignmentAdmin(ProviderAdmin):
         except WorkflowError as error:
             self.message_user(request, f"{provider.name}: {error}", messages.ERROR)
             return
-        self.message_user(request, summary.headline, messages.SUCCESS)
-        for kind, sentence in summary.notes:
-            self.message_user(request, sentence, messages.WARNING if kind == "skipped" else messages.INFO)
+        tell_what_happened(self, request, summary)
+
+
+def tell_what_happened(model_admin, request, summary):
+    """The reassignment's summary, one message per patient, for the admin's pages."""
+    model_admin.message_user(request, summary.headline, messages.SUCCESS)
+    for kind, sentence in summary.notes:
+        model_admin.message_user(request, sentence, messages.WARNING if kind == "skipped" else messages.INFO)

@@ -2,6 +2,7 @@ from django import forms
 
 from clinic.validators import single_line
 from scheduling.models import ProviderUnavailability
+from scheduling.reassignment import WorkflowError, check_request
 
 
 class ProviderUnavailableForm(forms.Form):
@@ -33,3 +34,22 @@ class CancelAppointmentsForm(forms.Form):
         validators=[single_line],
         help_text='Told to the patient in their email, e.g. "the clinic is closed that morning".',
     )
+
+
+class AbsenceForm(forms.ModelForm):
+    """The absence admin's add form: it runs the reassignment workflow, so it refuses what the
+    workflow refuses (an inactive provider, days already past) before anything is saved."""
+
+    class Meta:
+        model = ProviderUnavailability
+        fields = ["provider", "start_date", "end_date", "reason"]
+
+    def clean(self):
+        cleaned = super().clean()
+        provider, start, end = cleaned.get("provider"), cleaned.get("start_date"), cleaned.get("end_date")
+        if provider and start and end:
+            try:
+                check_request(provider, start, end, cleaned.get("reason") or "")
+            except WorkflowError as error:
+                raise forms.ValidationError(str(error)) from error
+        return cleaned

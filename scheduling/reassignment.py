@@ -177,7 +177,7 @@ def mark_provider_unavailable(provider, start_date, end_date, reason, by="staff"
     """
     start_date, end_date = _as_date(start_date, "start date"), _as_date(end_date, "end date")
     reason = (reason or "").strip()
-    _check_request(provider, start_date, end_date, reason)
+    check_request(provider, start_date, end_date, reason)
     with transaction.atomic():
         # Runs for providers of one specialty take turns (rows locked in a stable order):
         # each then sees the other's absence and never offers a colleague who is away too.
@@ -214,7 +214,7 @@ def _as_date(value, name):
         raise WorkflowError(f"The {name} must be a date in the form YYYY-MM-DD.") from None
 
 
-def _check_request(provider, start_date, end_date, reason):
+def check_request(provider, start_date, end_date, reason):
     if not provider.active:
         raise WorkflowError(f"{provider.name} is inactive; only an active provider's patients can be reassigned.")
     if end_date < start_date:

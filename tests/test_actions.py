@@ -169,6 +169,26 @@ def test_the_booking_only_enqueues_the_chain_release_and_the_job_does_it(chain, 
     assert FreedSlot.objects.filter(appointment=later).exists()  # backfilled in turn
 
 
+def test_a_patient_a_chain_release_frees_is_told_they_now_come_earlier(chain, django_capture_on_commit_callbacks):
+    later, entry, freed = chain
+    with django_capture_on_commit_callbacks(execute=False):
+        freed.cancel("sick")
+    with mock.patch("backfill.models.enqueue"), django_capture_on_commit_callbacks(execute=True):
+        tasks.backfill_slot(FreedSlot.objects.get(appointment=freed).pk)
+    earlier = entry.patient.appointments.exclude(pk=later.pk).get()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.release_later_appointment(entry.pk)
+
+    released = OutboundEmail.objects.get(appointment=later)
+    assert released.kind == OutboundEmail.Kind.CLINIC_CANCELLATION
+    assert "released" in released.subject
+    assert earlier.provider.name in released.text_body
+    assert "you no longer need" in released.text_body
+    assert "We are sorry" not in released.text_body
+    assert Event.objects.filter(type="appointment.cancelled", subject=f"appointment:{later.pk}").exists()
+
+
 def test_the_sweep_enqueues_a_chain_release_whose_job_was_lost(chain, django_capture_on_commit_callbacks):
     later, entry, freed = chain
     with django_capture_on_commit_callbacks(execute=False):
@@ -237,3 +257,88 @@ def test_a_due_slot_is_claimed_by_one_sweep_only(appointment):
 
     assert tasks.claim_due_slots(later) == [FreedSlot.objects.get().pk]
     assert tasks.claim_due_slots(later) == []  # the first moved its next attempt on
+
+
+def admin_form(appointment, **changes):
+    """The admin's change form as posted, times on the clinic's clock as the form shows them."""
+    start = timezone.localtime(changes.pop("start", appointment.start))
+    end = timezone.localtime(changes.pop("end", appointment.end))
+    return {
+        "patient": appointment.patient_id,
+        "provider": changes.pop("provider", appointment.provider).pk,
+        "start_0": start.date(),
+        "start_1": start.time(),
+        "end_0": end.date(),
+        "end_1": end.time(),
+        "external_id": appointment.external_id or "",
+    }
+
+
+def test_the_admins_edit_of_an_appointments_time_moves_it_like_any_other_move(
+    staff_client, appointment, django_capture_on_commit_callbacks
+):
+    waiting = WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=appointment.provider.specialty)
+    later = timedelta(days=1)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            f"/admin/scheduling/appointment/{appointment.pk}/change/",
+            admin_form(appointment, start=appointment.start + later, end=appointment.end + later),
+        )
+
+    assert response.status_code == 302
+    moved = Appointment.objects.get(replaces=appointment)
+    assert (moved.start, moved.patient, moved.status) == (appointment.start + later, appointment.patient, "scheduled")
+    assert cancelled(appointment) == (Appointment.Status.CANCELLED, "frontdesk", True)
+    assert Event.objects.filter(type="appointment.cancelled", subject=f"appointment:{appointment.pk}").exists()
+    assert Event.objects.filter(type="appointment.created", subject=f"appointment:{moved.pk}").exists()
+    told = OutboundEmail.objects.get(appointment=moved)
+    assert told.kind == OutboundEmail.Kind.APPOINTMENT_MOVED
+    assert "The clinic has moved your appointment" in told.text_body
+    assert FreedSlot.objects.get(appointment=appointment).filled_by.patient == waiting.patient  # the old time refilled
+
+
+def test_the_admins_edit_of_an_appointment_into_a_busy_time_is_refused_and_changes_nothing(staff_client, appointment):
+    busy = AppointmentFactory(provider=appointment.provider, start=appointment.start + timedelta(days=1))
+
+    response = staff_client.post(
+        f"/admin/scheduling/appointment/{appointment.pk}/change/",
+        admin_form(appointment, start=busy.start, end=busy.end),
+    )
+
+    assert response.status_code == 200
+    assert "already has an appointment at that time" in response.content.decode()
+    assert cancelled(appointment) == (Appointment.Status.SCHEDULED, "", False)
+    assert not OutboundEmail.objects.exists()
+
+
+def test_the_admins_add_of_an_absence_reassigns_the_providers_patients_like_the_command(
+    staff_client, appointment, django_capture_on_commit_callbacks
+):
+    colleague = ProviderFactory(specialty=appointment.provider.specialty, location=appointment.provider.location)
+    day = timezone.localtime(appointment.start).date()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            "/admin/scheduling/providerunavailability/add/",
+            {"provider": appointment.provider.pk, "start_date": day, "end_date": day, "reason": "sick"},
+        )
+
+    assert response.status_code == 302
+    assert appointment.provider.unavailabilities.get().reason == "sick"
+    assert Event.objects.filter(type="provider.unavailable").count() == 1
+    offer = Appointment.objects.get(replaces=appointment)
+    assert (offer.provider, offer.status) == (colleague, Appointment.Status.OFFERED)
+    assert cancelled(appointment)[0] == Appointment.Status.CANCELLED
+    assert OutboundEmail.objects.get(appointment=offer).kind == OutboundEmail.Kind.REASSIGNMENT_OFFER
+
+
+def test_the_admin_refuses_an_absence_the_workflow_refuses(staff_client, appointment):
+    response = staff_client.post(
+        "/admin/scheduling/providerunavailability/add/",
+        {"provider": appointment.provider.pk, "start_date": "2020-01-06", "end_date": "2020-01-07", "reason": ""},
+    )
+
+    assert response.status_code == 200
+    assert "The end date has passed" in response.content.decode()
+    assert not appointment.provider.unavailabilities.exists()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from backfill.models import FreedSlot
 from clinic.actions import Via
-from clinic.factories import HighRiskPatientFactory, PatientFactory
+from clinic.factories import HighRiskPatientFactory, PatientFactory, SpecialtyFactory
 from clinic.models import Event, OutboundEmail, Patient
 from integrations.hl7.inbound import Lookups, receive
 from integrations.hl7.models import Hl7CodeMapping, Hl7Message
@@ -243,6 +243,24 @@ def test_a40_merges_the_prior_patients_appointments_into_the_survivor(clinic):
     prior.refresh_from_db()
     assert appointment.patient == survivor
     assert prior.external_id is None
+
+
+def test_a40_takes_the_merged_patients_duplicate_waitlist_entry_off_through_the_action(clinic, caplog):
+    survivor = PatientFactory(external_id="MRN1001")
+    prior = PatientFactory(external_id="MRN3003")
+    kept = WaitlistEntryFactory(patient=survivor)
+    duplicate = WaitlistEntryFactory(patient=prior, specialty=kept.specialty)
+    other = WaitlistEntryFactory(patient=prior, specialty=SpecialtyFactory(name="Dermatology"))
+
+    with caplog.at_level("INFO", logger="waitlist"):
+        assert send("adt_a40")[0] == "AA"
+
+    assert WaitlistEntry.objects.get(pk=duplicate.pk).status == WaitlistEntry.Status.REMOVED
+    assert Event.objects.filter(type="waitlist_entry.removed", subject=f"waitlist_entry:{duplicate.pk}").exists()
+    assert f"action.leave_waitlist entry={duplicate.pk} removed=True" in caplog.text
+    assert "channel=feed" in caplog.text
+    assert WaitlistEntry.objects.get(pk=kept.pk).status == WaitlistEntry.Status.WAITING
+    assert WaitlistEntry.objects.get(pk=other.pk).patient == survivor
 
 
 def test_a40_tells_other_systems_which_patient_was_merged_into_which(clinic):

@@ -13,7 +13,7 @@ from fhir.resources.R4B.bundle import Bundle
 from audit.models import AuditEvent
 from backfill.models import FreedSlot
 from clinic.factories import HighRiskPatientFactory, PatientFactory, ProviderFactory
-from clinic.models import InboundText, OutboundEmail, Patient
+from clinic.models import Event, InboundText, OutboundEmail, Patient
 from privacy.retention import purge_old_messages
 from scheduling.factories import AppointmentFactory
 from scheduling.messages import queue_email
@@ -80,7 +80,7 @@ def test_the_admin_exports_a_zip_of_the_bundle_and_the_summary(client, roles, ma
 
 
 def test_erasure_leaves_nothing_identifying_and_refills_the_freed_slot(
-    client, roles, django_capture_on_commit_callbacks
+    client, roles, django_capture_on_commit_callbacks, caplog
 ):
     provider = ProviderFactory()
     leaving = PatientFactory(first_name="Maya", last_name="Patel", phone="+16175550123", sms_consent=True)
@@ -91,7 +91,7 @@ def test_erasure_leaves_nothing_identifying_and_refills_the_freed_slot(
         queue_email(OutboundEmail.Kind.BACKFILL_CONFIRMATION, upcoming)
     manager(client)
 
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=True), caplog.at_level("INFO", logger="waitlist"):
         client.post(
             "/admin/privacy/patientdata/",
             {"action": "erase", "_selected_action": [leaving.pk], "confirmed": "yes"},
@@ -104,6 +104,9 @@ def test_erasure_leaves_nothing_identifying_and_refills_the_freed_slot(
     upcoming.refresh_from_db()
     assert upcoming.status == Appointment.Status.CANCELLED
     assert WaitlistEntry.objects.get(pk=entry.pk).status == WaitlistEntry.Status.REMOVED
+    # Taken off by the same action as the patient's own page and the admin: its event, who and which door.
+    assert Event.objects.filter(type="waitlist_entry.removed", subject=f"waitlist_entry:{entry.pk}").exists()
+    assert f"action.leave_waitlist entry={entry.pk} removed=True by=morgan channel=admin" in caplog.text
     assert FreedSlot.objects.get(appointment=upcoming).filled_by.patient_id == waiting.patient_id
     erased = AuditEvent.objects.get(object_type="patient", object_id=str(leaving.pk), actor="morgan", action="update")
     assert erased.changes["first_name"] == ["(concealed)", "(concealed)"]

@@ -10,7 +10,7 @@ import logging
 
 from django.db import transaction
 
-from clinic.actions import actor
+from clinic.actions import action_transaction, actor
 from clinic.models import Location
 from waitlist.models import WaitlistEntry
 
@@ -41,8 +41,9 @@ def change_waitlist_entry(form, *, by, channel):
 
 
 def leave_waitlist(entry, *, by, channel):
-    """Take a waiting entry off the list (kept, marked removed); False when it was not waiting."""
-    with transaction.atomic(durable=True):
+    """Take a waiting entry off the list (kept, marked removed, with its event); False when it
+    was not waiting. The feed's patient merge runs it inside the message's unit."""
+    with action_transaction():
         removed = entry.remove()
     log.info("action.leave_waitlist entry=%s removed=%s by=%s channel=%s", entry.pk, removed, actor(by), channel)
     return removed

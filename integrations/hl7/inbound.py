@@ -37,8 +37,9 @@ from clinic.times import staff_datetime
 from integrations.hl7 import acks, reading
 from integrations.hl7.models import Hl7CodeMapping, Hl7Message
 from integrations.hl7.reading import Hl7Problem
-from scheduling.actions import book_appointment, cancel_appointment, record_no_show
+from scheduling.actions import book_appointment, cancel_appointment, move_appointment, record_no_show
 from scheduling.models import Appointment, AppointmentConflict
+from waitlist.actions import leave_waitlist
 from waitlist.models import WaitlistEntry
 
 log = logging.getLogger("hl7")
@@ -346,11 +347,11 @@ def apply_merge(message, header, touched, lookups):
         touched.note = f"{touched.patient} has MRN {facts.mrn}; no other patient has MRN {prior_mrn}."
         return
     touched.merged_patient = prior
-    moved = move_history(prior, touched.patient)
+    moved = move_history(prior, touched.patient, by=header.sender)
     touched.note = f"{prior} (MRN {prior_mrn}) merged into {touched.patient} (MRN {facts.mrn}): {moved}."
 
 
-def move_history(prior, survivor):
+def move_history(prior, survivor, *, by):
     """The merged patient's appointments, waitlist entries and messages become the survivor's;
     the merged record stays, without its MRN, so nothing that pointed to it is lost. Other
     systems hear it as one `patient.merged` event (docs/reference.md, Events). Returns what moved, in words."""
@@ -369,7 +370,8 @@ def move_history(prior, survivor):
     )
     removed = 0
     for entry in prior.waitlist_entries.filter(status=WaitlistEntry.Status.WAITING, specialty_id__in=waiting_for):
-        removed += entry.remove()  # the survivor already waits for that specialty
+        # The survivor already waits for that specialty: the same action as any other leaving.
+        removed += leave_waitlist(entry, by=by, channel=Via.FEED)
     # Waiting entries keep copies of their patient's risk and plan for ranking (waitlist/models.py).
     entries_moved = prior.waitlist_entries.update(
         patient=survivor, ranking_risk=survivor.ranking_risk, insurance_plan_id=survivor.insurance_plan_id
@@ -534,25 +536,24 @@ def book(patient, where, booking, existing, header):
 
 
 def move(existing, where, booking, header):
-    """Moving is cancel-and-book, as everywhere (scheduling/api.py): the old time is freed
-    for the waitlist; the patient hears from the EHR, not twice."""
+    """The same move as the admin's (scheduling.actions.move_appointment): the old time is
+    freed for the waitlist; the patient hears from the EHR, not twice."""
     found = clash(existing.patient, where, existing)
     if found is not None:
         raise AppointmentConflict(
             f"The {'provider' if found.provider_id == where.provider.pk else 'patient'} already has an appointment "
             "at that time."
         )
-    cancel_appointment(existing, by=header.sender, channel=Via.FEED, reason=RESCHEDULE_REASON, notify=False)
-    Appointment.objects.filter(pk=existing.pk).update(external_id=None)
-    return book_appointment(
-        patient=existing.patient,
+    return move_appointment(
+        existing,
         provider=where.provider,
         start=where.start,
         end=where.end,
         by=header.sender,
         channel=Via.FEED,
+        reason=RESCHEDULE_REASON,
         external_id=booking.reference,
-        replaces=existing,
+        notify=False,
         precheck=False,
     )
 
