@@ -1,6 +1,7 @@
 """The front desk's busiest pages in Chromium at 1400 and 390 px: a location with twelve
-providers keeps its hours and provider names in view wherever the grid is scrolled, and the
-dashboard's charts draw under the pages' Content Security Policy with nothing in the console.
+providers keeps its hours and provider names in view wherever the grid is scrolled, the
+dashboard's charts draw under the pages' Content Security Policy with nothing in the console,
+and an appointment's page waits for the backfill, then asks before a booking by hand.
 """
 
 import os
@@ -9,11 +10,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from clinic.factories import LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
+from clinic.factories import HighRiskPatientFactory, LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from scheduling.factories import AppointmentFactory
 from scheduling.models import Appointment
 from tests.test_browser import CHROMIUM, browser  # noqa: F401 - the shared browser fixture
 from tests.test_browser_pages import DESKTOP, PHONE, at, blocking_violations, open_as_desk, screenshot
+from waitlist.factories import WaitlistEntryFactory
 
 pytestmark = [
     pytest.mark.browser,
@@ -149,4 +151,75 @@ def test_the_dashboard_draws_its_chart_under_the_content_security_policy(
     assert console == []
     assert blocking_violations(page) == []
     screenshot(page, f"dashboard-chart-{viewport['width']}")
+    page.context.close()
+
+
+def test_the_appointment_page_waits_for_the_backfill_then_shows_whom_it_chose(
+    browser,  # noqa: F811
+    live_server,
+    staff_user,
+):
+    from playwright.sync_api import expect
+
+    from backfill.models import FreedSlot
+    from backfill.tasks import backfill_slot
+
+    provider = ProviderFactory(name="Dr. Mei Chen")
+    day = timezone.localdate() + timedelta(days=3)
+    appointment = AppointmentFactory(provider=provider, start=at(day, 10), end=at(day, 10) + timedelta(minutes=45))
+    appointment.cancel("patient called in sick")  # nobody waits yet: its run finds no match
+    WaitlistEntryFactory(
+        patient=HighRiskPatientFactory(first_name="Hugo", last_name="Nguyen"), specialty=provider.specialty
+    )
+    # Its next run is due (the sweep's or a retry's), queued but not taken yet.
+    slot = FreedSlot.objects.get(appointment=appointment)
+    FreedSlot.objects.filter(pk=slot.pk).update(status=FreedSlot.Status.OPEN, next_attempt_at=timezone.now())
+    page = open_as_desk(browser, live_server, DESKTOP)
+    console = []
+    page.on("console", lambda message: console.append(message.text))
+
+    page.goto(f"{live_server.url}/schedule/appointments/{appointment.pk}/")
+    expect(page.locator("#backfill-running")).to_contain_text("Backfill running.")
+    expect(page.get_by_label("Book by hand")).to_have_count(0)
+    expect(page.get_by_role("button", name="Retry backfill")).to_have_count(0)
+    assert blocking_violations(page) == []
+    backfill_slot(slot.pk)  # the job runs; the page reloads itself (a static script) and shows its outcome
+
+    expect(page.get_by_text("Hugo Nguyen was chosen")).to_be_visible(timeout=15_000)
+    expect(page.locator("#backfill-running")).to_have_count(0)
+    assert console == []
+    page.context.close()
+
+
+def test_book_by_hand_on_a_phone_shows_the_rules_failed_and_asks_to_confirm(
+    browser,  # noqa: F811
+    live_server,
+    staff_user,
+):
+    from playwright.sync_api import expect
+
+    provider = ProviderFactory(name="Dr. Mei Chen")
+    day = timezone.localdate() + timedelta(days=3)
+    appointment = AppointmentFactory(provider=provider, start=at(day, 10), end=at(day, 10) + timedelta(minutes=45))
+    appointment.cancel("patient called in sick")  # nobody waits: no match
+    WaitlistEntryFactory(
+        patient=PatientFactory(first_name="Lena", last_name="Ortiz", no_show_risk=0.2), specialty=provider.specialty
+    )
+    page = open_as_desk(browser, live_server, PHONE)
+
+    page.goto(f"{live_server.url}/schedule/appointments/{appointment.pk}/")
+    page.get_by_label("Book by hand").select_option(
+        label=page.locator("#book-entry option", has_text="Lena").text_content()
+    )
+    page.get_by_role("button", name="Review the booking…").click()
+
+    expect(page.get_by_role("heading", name="Book Lena Ortiz into this slot by hand?")).to_be_visible()
+    expect(page.locator("#rules-failed")).to_contain_text("No-show risk 0.20 is under the minimum")
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    assert blocking_violations(page) == []
+    screenshot(page, "book-by-hand-confirm-390")
+    page.get_by_role("button", name="Book Lena Ortiz anyway").click()
+
+    expect(page.get_by_role("status").first).to_contain_text("Lena Ortiz is booked into this slot by hand.")
+    expect(page.locator(".facts").first).to_contain_text("by hand from the waitlist, by frontdesk")
     page.context.close()
