@@ -16,11 +16,11 @@ import polib
 LOCALE = Path(__file__).resolve().parent.parent / "locale"
 
 
-def catalogs(locale=LOCALE):
-    return sorted(locale.glob("*/LC_MESSAGES/*.po"))
+def catalogs(locale=None):
+    return sorted((locale or LOCALE).glob("*/LC_MESSAGES/*.po"))
 
 
-def compile_catalogs(locale=LOCALE):
+def compile_catalogs(locale=None):
     """Compile every catalog whose .mo is missing or older than its .po; returns those compiled.
     Fuzzy entries are left out, as msgfmt does: a guess is never sent to a patient."""
     compiled = []

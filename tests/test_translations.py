@@ -13,7 +13,11 @@ from pathlib import Path
 import polib
 import pytest
 from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.utils.translation.template import templatize
+
+from clinic import catalogs
 
 ROOT = Path(settings.BASE_DIR)
 CATALOG = ROOT / "locale" / "es" / "LC_MESSAGES" / "django.po"
@@ -109,3 +113,15 @@ def test_each_translation_keeps_the_placeholders_of_its_original(catalog):
             if not wanted <= used | TIME_NAMES or not used <= allowed:
                 broken.append(entry.msgid)
     assert not broken, broken
+
+
+def test_a_catalog_changed_since_it_was_compiled_is_reported_by_manage_py_check(tmp_path, monkeypatch):
+    po = tmp_path / "es" / "LC_MESSAGES" / "django.po"
+    po.parent.mkdir(parents=True)
+    po.write_text(CATALOG.read_text())
+    monkeypatch.setattr(catalogs, "LOCALE", tmp_path)
+
+    with pytest.raises(SystemCheckError, match="clinic.W001"):
+        call_command("check", fail_level="WARNING")
+    catalogs.compile_catalogs(tmp_path)
+    call_command("check", fail_level="WARNING")
