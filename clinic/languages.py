@@ -12,6 +12,7 @@ browser's Accept-Language. Staff pages stay in the clinic's default.
 
 from django.conf import settings
 from django.utils import translation
+from django.utils.cache import patch_vary_headers
 
 # Names a sender may use for a language, besides its ISO 639-1 code: ISO 639-2 (HL7's
 # table 0296 is often filled with them) and the language's own name and its English one.
@@ -83,4 +84,7 @@ class PatientPagesLanguage:
         if not request.path.startswith(self.PATIENT_PATHS):
             return self.get_response(request)
         with for_page(request):
-            return self.get_response(request)
+            response = self.get_response(request)
+        # A page that knows no patient follows the browser's language: caches must tell them apart.
+        patch_vary_headers(response, ["Accept-Language"])
+        return response

@@ -179,6 +179,7 @@ def test_a_broken_link_answers_in_the_browsers_language(client):
 
     assert response.status_code == 400
     assert "Este enlace no es válido" in response.content.decode()
+    assert "Accept-Language" in response["Vary"]
 
 
 def test_staff_pages_stay_in_english_whatever_the_browser_asks(staff_client):
