@@ -6,15 +6,15 @@ is free then is the overlap constraint's answer alone: it is the one check two w
 booking one patient (through entries for two specialties) cannot both pass.
 """
 
+import functools
 import logging
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
 
 from backfill.matching import Rules, SlotFacts, rank_candidates
 from backfill.models import FreedSlot, MatchLog, enqueue_chain_release
-from clinic import events
+from clinic import events, prepared
 from clinic.exceptions import DomainError
 from clinic.models import OutboundEmail
 from scheduling.messages import queue_email
@@ -70,16 +70,35 @@ def begin_run(slot):
 
 
 def lock_slot(slot_id):
+    """The slot, locked, with its provider, site, specialty and the cancelled appointment.
+
+    The first lock of every booking, so the order is always slot, then entry (this module's docstring).
+    """
+    if prepared.in_use():
+        return _slot_with_related().one("t0.id = %s", [slot_id], "FOR NO KEY UPDATE OF t0")
     slots = list(
         FreedSlot.objects.select_for_update(no_key=True, of=("self",))
         # The specialty too: the confirmation email names it (bench/profile_booking.py).
-        .select_related("provider__location", "provider__specialty", "appointment")
+        .select_related(*SLOT_RELATED)
         .filter(pk=slot_id)
         # No ORDER BY for one row: compiling the model's default ordering over these joins
         # cost Django more CPU than the database spent on the query (bench/stages.py).
         .order_by()
     )
     return slots[0] if slots else None
+
+
+SLOT_RELATED = ("provider__location", "provider__specialty", "appointment")
+
+
+@functools.cache
+def _slot_with_related():
+    return prepared.Joined(FreedSlot, SLOT_RELATED)
+
+
+@functools.cache
+def _entry_with_patient():
+    return prepared.Joined(WaitlistEntry, ("patient",))
 
 
 def candidate_rounds(slot, facts, rules, seen):
@@ -113,7 +132,7 @@ def book_first_free(slot, facts, rules):
             logs.append(match_log(slot, len(logs) + 1, candidate, outcome))
         if booked is not None:
             break
-    MatchLog.objects.bulk_create(logs)
+    prepared.insert(logs)
     return booked
 
 
@@ -148,6 +167,9 @@ def lock_waiting_entry(entry_id):
     # no_key: FOR NO KEY UPDATE still excludes other bookers, but not the FOR KEY SHARE
     # that inserting a MatchLog (or appointment) referencing the row takes. With a plain
     # FOR UPDATE two workers logging each other's locked candidates deadlock.
+    if prepared.in_use():
+        where, waiting = "t0.id = %s AND t0.status = %s", [entry_id, WaitlistEntry.Status.WAITING]
+        return _entry_with_patient().one(where, waiting, "FOR NO KEY UPDATE OF t0 SKIP LOCKED")
     return (
         WaitlistEntry.objects.select_for_update(skip_locked=True, no_key=True, of=("self",))
         .select_related("patient")
@@ -169,13 +191,12 @@ def book_entry(slot, entry, source=Appointment.Source.BACKFILL, booked_by=""):
         status=Appointment.Status.SCHEDULED,
         precheck=False,  # the overlap constraint refuses a busy patient; the error names them
     )
-    entry.status = WaitlistEntry.Status.BOOKED
-    entry.booked_appointment = appointment
-    entry.save(update_fields=["status", "booked_appointment"])
+    entry.mark_booked(appointment)
     events.record("waitlist_entry.booked", entry, appointment=appointment)
     queue_email(OutboundEmail.Kind.BACKFILL_CONFIRMATION, appointment)
     if settings.BACKFILL["CHAIN_BACKFILL"] and entry.original_appointment_id:
         # Chain backfill: the later appointment the patient no longer needs is released by
         # a job of its own once this booking commits, not inside it (backfill/tasks.py).
-        transaction.on_commit(partial(enqueue_chain_release, entry.pk), robust=True)
+        entry_id = entry.pk
+        transaction.on_commit(lambda: enqueue_chain_release(entry_id), robust=True)
     return appointment

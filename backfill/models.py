@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import pgettext_lazy
 
-from clinic import events, times
+from clinic import events, prepared, times
 from clinic.models import Patient, Provider
 from clinic.queue import enqueue
 from scheduling.models import Appointment, worth_filling
@@ -133,7 +133,7 @@ class FreedSlot(models.Model):
         slot.next_attempt_at = timezone.now() + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"])
         try:
             with transaction.atomic():
-                slot.save()
+                prepared.insert([slot])
         except IntegrityError:  # two saves cancelled the same row at once: the other recorded it
             return cls.objects.get(appointment=appointment)
         events.record("slot.freed", slot)
@@ -155,7 +155,7 @@ class FreedSlot(models.Model):
         """Nobody to book (no_match) or too late (expired): the job stops coming back."""
         self.status = status
         self.next_attempt_at = None
-        self.save(update_fields=["status", "attempts", "next_attempt_at"])
+        prepared.update(self, ["status", "attempts", "next_attempt_at"])
         events.record(f"slot.{status}", self)  # slot.no_match, slot.expired
 
     def mark_backfilled(self, appointment):
@@ -165,7 +165,7 @@ class FreedSlot(models.Model):
         self.filled_by = appointment
         self.next_attempt_at = None
         self.fill_ms = max(0, int((now - self.freed_at).total_seconds() * 1000))
-        self.save(update_fields=["status", "filled_at", "filled_by", "next_attempt_at", "fill_ms", "attempts"])
+        prepared.update(self, ["status", "filled_at", "filled_by", "next_attempt_at", "fill_ms", "attempts"])
         self._record_filled()
 
     def mark_booked_by_hand(self, appointment):
@@ -173,7 +173,7 @@ class FreedSlot(models.Model):
         self.filled_at = timezone.now()
         self.filled_by = appointment
         self.next_attempt_at = None
-        self.save(update_fields=["status", "filled_at", "filled_by", "next_attempt_at"])
+        prepared.update(self, ["status", "filled_at", "filled_by", "next_attempt_at"])
         self._record_filled()  # by hand: the slot's status says "manual"
 
     def _record_filled(self):

@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from clinic import languages, sms
+from clinic import languages, prepared, sms
 from clinic.models import OutboundEmail, Patient
 from clinic.queue import enqueue, enqueue_unless_pending, started
 
@@ -59,7 +59,7 @@ def queue_patient_email(kind, patient, context, appointment=None):
     with languages.for_patient(patient):
         composed = [COMPOSE[channel](kind, patient, context, appointment) for channel in channels]
     # One INSERT for both channels: a backfill's worker pays the ORM's price per statement.
-    stored = OutboundEmail.objects.bulk_create(composed)
+    stored = prepared.insert(composed)
     transaction.on_commit(request_send, robust=True)
     return stored[0]
 

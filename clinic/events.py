@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from django.db import transaction
 
+from clinic import prepared
 from clinic.models import Event
 from clinic.webhooks import request_delivery
 
@@ -81,7 +82,7 @@ def record(event_type, obj, **related):
     connection = transaction.get_connection()
     batch = getattr(connection, "backfill_event_batch", None)
     if batch is None:
-        event.save()
+        prepared.insert([event])
     request = _ask_for_delivery_after_commit()
     if batch is not None:
         batch.append((event, request))
@@ -111,7 +112,7 @@ def written_together():
         finally:
             connection.backfill_event_batch = None
         still_kept = {id(callback) for _, callback, _ in connection.run_on_commit}
-        Event.objects.bulk_create([event for event, request in batch if id(request) in still_kept])
+        prepared.insert([event for event, request in batch if id(request) in still_kept])
 
 
 class _DeliveryRequest:
@@ -122,6 +123,10 @@ class _DeliveryRequest:
     def __init__(self, savepoints):
         self.savepoints = savepoints
         self.superseded = False
+        # Django's robust on_commit names a failing callback by its __qualname__, which an
+        # instance lacks: without it the log call itself raised, and the callbacks after
+        # this one never ran.
+        self.__qualname__ = "clinic.events.ask_for_webhook_delivery"
 
     def __call__(self):
         if not self.superseded:

@@ -15,6 +15,7 @@ from django.utils.module_loading import import_string
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from clinic import prepared
 from clinic.models import OutboundEmail, ShortLink
 
 # Sent texts, for tests (the locmem backend), as django.core.mail.outbox is for emails.
@@ -62,7 +63,7 @@ def segments(text):
 
 def short_link(url):
     """A short URL for a text that forwards to `url` (a signed patient link)."""
-    link = ShortLink.objects.create(code=secrets.token_urlsafe(6), url=url)
+    (link,) = prepared.insert([ShortLink(code=secrets.token_urlsafe(6), url=url)])
     return settings.SITE_URL + reverse("short-link", kwargs={"code": link.code})
 
 

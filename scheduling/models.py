@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 
-from clinic import events, times
+from clinic import events, prepared, times
 from clinic.exceptions import DomainError
 from clinic.models import Patient, Provider
 from clinic.validators import single_line
@@ -220,7 +220,10 @@ class Appointment(models.Model):
             try:
                 with transaction.atomic():
                     creating = self._state.adding
-                    super().save(*args, **kwargs)
+                    if creating and not args and not kwargs:
+                        prepared.insert([self])  # the backfill's booking: its hot statement
+                    else:
+                        super().save(*args, **kwargs)
                     if creating:  # in the same savepoint: the event commits with the row
                         events.record("appointment.created", self)
                 return
@@ -291,13 +294,7 @@ class Appointment(models.Model):
         call `scheduling.actions.cancel_appointment`, which decides it.
         """
         with transaction.atomic(), events.written_together():  # the cancellation's and the freed slot's
-            # The provider and its site come in the same query: the freed slot needs both
-            # (the site's clock says which day the provider may be away); the patient and the
-            # specialty too, for the patient's message (scheduling.actions.cancel_appointment).
-            locked = Appointment.objects.select_for_update(no_key=True, of=("self",)).select_related(
-                "provider__location", "provider__specialty", "patient"
-            )
-            self.refresh_from_db(from_queryset=locked)
+            self.lock_for_change()
             if self.status not in self.CANCELLABLE:
                 raise CannotCancel(
                     gettext("This appointment is {status} and cannot be cancelled.").format(
@@ -309,13 +306,36 @@ class Appointment(models.Model):
             self.cancel_reason = " ".join(reason.split())[:200]
             self.cancelled_by = str(by)[:100]
             self.cancelled_at = timezone.now()
-            self.save(update_fields=["status", "cancel_reason", "cancelled_by", "cancelled_at", "updated_at"])
+            prepared.update(self, ["status", "cancel_reason", "cancelled_by", "cancelled_at", "updated_at"])
             # Before the hooks: the EHR hears of the cancellation before the slot.freed that follows from it.
             events.record("appointment.cancelled", self)
             for hook in _WHEN_CANCELLED:
                 hook(self)
-            log.info("appointment.cancelled id=%s patient=%s by=%s reason=%s", self.pk, self.patient_id, by, reason)
+        # Formatted once the row lock is gone (a savepoint of the caller's may still hold it).
+        log.info("appointment.cancelled id=%s patient=%s by=%s reason=%s", self.pk, self.patient_id, by, reason)
         return self
+
+    def lock_for_change(self):
+        """Reload this row locked, with what a cancellation reads: the provider and its site
+        (the freed slot needs both: the site's clock says which day the provider may be
+        away), the specialty and the patient too, for the patient's message
+        (scheduling.actions.cancel_appointment)."""
+        if not prepared.in_use():
+            locked = Appointment.objects.select_for_update(no_key=True, of=("self",))
+            self.refresh_from_db(from_queryset=locked.select_related(*LOCKED_WITH))
+            return
+        row = _with_provider().one("t0.id = %s", [self.pk], "FOR NO KEY UPDATE OF t0")
+        if row is None:
+            raise Appointment.DoesNotExist("Appointment matching query does not exist.")
+        for field in self._meta.concrete_fields:
+            value = getattr(row, field.attname)
+            changed = field.is_relation and field.is_cached(self) and field.get_cached_value(self).pk != value
+            if changed:  # as refresh_from_db: a relation that changed is read again
+                field.delete_cached_value(self)
+            setattr(self, field.attname, value)
+        self._state.db = row._state.db
+        self._meta.get_field("provider").set_cached_value(self, row.provider)
+        self._meta.get_field("patient").set_cached_value(self, row.patient)
 
     def set_status(self, status, allowed_from):
         """Conditional update: only one of two concurrent clicks wins."""
@@ -355,6 +375,14 @@ class Appointment(models.Model):
 
     def confirm(self):
         return self.set_status(self.Status.CONFIRMED, [self.Status.OFFERED, self.Status.SCHEDULED])
+
+
+LOCKED_WITH = ("provider__location", "provider__specialty", "patient")
+
+
+@functools.cache
+def _with_provider():
+    return prepared.Joined(Appointment, LOCKED_WITH)
 
 
 class ProviderUnavailability(models.Model):

@@ -7,7 +7,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from clinic import events
+from clinic import events, prepared
 from clinic.fields import TimeWindowsField, WeekdaysField
 from clinic.models import Location, Patient, Provider, Specialty
 
@@ -105,23 +105,30 @@ class WaitlistEntry(models.Model):
     def __str__(self):
         return f"{self.patient} waiting for {self.specialty}"
 
+    # Copied from the patient on every save, so the matcher's index can rank by them.
+    DERIVED = ("ranking_risk", "declined_first", "insurance_plan", "updated_at")
+
     def save(self, *args, **kwargs):
-        self.ranking_risk = self.patient.risk_on_ranking_scale()
-        self.declined_first = self.reason == self.Reason.DECLINED_REASSIGNMENT
-        self.insurance_plan_id = self.patient.insurance_plan_id
+        self.derive()
         if kwargs.get("update_fields") is not None:
-            kwargs["update_fields"] = {
-                *kwargs["update_fields"],
-                "ranking_risk",
-                "declined_first",
-                "insurance_plan",
-                "updated_at",
-            }
+            kwargs["update_fields"] = {*kwargs["update_fields"], *self.DERIVED}
         if not self._state.adding:
             return super().save(*args, **kwargs)
         with transaction.atomic():  # the entry and its event commit together
             super().save(*args, **kwargs)
             events.record("waitlist_entry.created", self)
+
+    def derive(self):
+        self.ranking_risk = self.patient.risk_on_ranking_scale()
+        self.declined_first = self.reason == self.Reason.DECLINED_REASSIGNMENT
+        self.insurance_plan_id = self.patient.insurance_plan_id
+
+    def mark_booked(self, appointment):
+        """Booked from the waitlist into `appointment` (its row locked by the caller)."""
+        self.status = self.Status.BOOKED
+        self.booked_appointment = appointment
+        self.derive()
+        prepared.update(self, ["status", "booked_appointment", *self.DERIVED])
 
     def check_date_window(self, today=None):
         """New dates from outside (the API) fall within a sane window: from a few days back (a

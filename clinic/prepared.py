@@ -1,0 +1,189 @@
+"""The hot path's statements, prepared on PostgreSQL; the ORM everywhere else (the reference).
+
+A cancellation and its backfill write a dozen rows while the slot is locked. Through the ORM
+each statement cost the worker 0.5-0.9 ms of Python to compile (bench/stages.py) while
+PostgreSQL, binding on the server, had long stopped parsing and planning it. Here the SQL of
+a statement is built once per model and set of columns, kept, and run prepared (psycopg's
+statement cache); every value goes through its field's own conversions both ways, so a row
+written or read here is the ORM's row. The callers' verbs stay the models'.
+
+The ORM runs instead on SQLite (the demo), while queries are logged (DEBUG, the query-count
+tests: the log shows values, which a prepared statement's does not) and inside
+`reference()`: tests/test_prepared_statements.py runs both and finds the same rows.
+"""
+
+import functools
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import psycopg
+from django.db import connection
+from psycopg.types.numeric import Int8
+
+_reference = ContextVar("prepared_reference", default=False)
+
+
+@contextmanager
+def reference():
+    """Inside, every statement here goes through the ORM, as on SQLite."""
+    token = _reference.set(True)
+    try:
+        yield
+    finally:
+        _reference.reset(token)
+
+
+def in_use():
+    return connection.vendor == "postgresql" and not connection.queries_logged and not _reference.get()
+
+
+class PreparingCursor(psycopg.Cursor):
+    """Binds parameters on the server and prepares what it runs on its first run."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+def cursor():
+    """Django's cursor wrapper (its execute wrappers run: the audit trail's actor is sent
+    before an audited write) around a cursor that prepares."""
+    connection.ensure_connection()
+    return connection.make_cursor(PreparingCursor(connection.connection))
+
+
+def _stable(value):
+    # psycopg picks int2, int4 or int8 by the value, and a new type is a new prepared
+    # statement: one type per column keeps one statement.
+    return Int8(value) if type(value) is int else value
+
+
+def fetch(sql, params):
+    with cursor() as rows:
+        rows.execute(sql, [_stable(value) for value in params])
+        return rows.fetchall()
+
+
+# Writing
+
+
+def _db_value(field, obj, add):
+    return _stable(field.get_db_prep_save(field.pre_save(obj, add), connection))
+
+
+@functools.cache
+def _insert_fields(model):
+    return [field for field in model._meta.concrete_fields if not field.primary_key and not field.generated]
+
+
+@functools.cache
+def _insert_sql(model, rows):
+    quote = connection.ops.quote_name
+    fields = _insert_fields(model)
+    values = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    return (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+        f"VALUES {', '.join([values] * rows)} RETURNING {quote(model._meta.pk.column)}"
+    )
+
+
+def insert(objs):
+    """Insert new rows of one model in one statement and give each its primary key, as
+    `bulk_create` does (no signals: the hot path's models have no receivers for them)."""
+    if not objs:
+        return objs
+    model = type(objs[0])
+    if not in_use():
+        return model._base_manager.bulk_create(objs)
+    fields = _insert_fields(model)
+    for obj in objs:
+        obj._prepare_related_fields_for_save(operation_name="insert")
+    params = [_db_value(field, obj, add=True) for obj in objs for field in fields]
+    with cursor() as rows:
+        rows.execute(_insert_sql(model, len(objs)), params)
+        keys = rows.fetchall()
+    for obj, (key,) in zip(objs, keys, strict=True):
+        obj.pk = key
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return objs
+
+
+@functools.cache
+def _update_sql(model, names):
+    quote = connection.ops.quote_name
+    fields = [model._meta.get_field(name) for name in names]
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    return f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"
+
+
+def update(obj, fields):
+    """Save these fields of a row, as `save(update_fields=fields)` does. The model's own
+    save() does not run here: a caller of a model that derives fields on save names them."""
+    if not in_use():
+        obj.save(update_fields=fields)
+        return
+    model = type(obj)
+    names = tuple(sorted(fields))
+    params = [_db_value(model._meta.get_field(name), obj, add=False) for name in names]
+    with cursor() as rows:
+        rows.execute(_update_sql(model, names), [*params, _stable(obj.pk)])
+
+
+# Reading: one row of a model with the related rows its callers need, locked
+
+
+class Joined:
+    """A SELECT of `model` and the models along `paths` (foreign keys that are never null),
+    built once, read into instances as the ORM's select_related would."""
+
+    def __init__(self, model, paths):
+        self.model = model
+        self.parts = [(None, None, model, "t0")]  # (parent alias, field, model, alias)
+        self.joins = []
+        by_path = {"": "t0"}
+        for path in paths:
+            parent_model, prefix = model, ""
+            for name in path.split("__"):
+                field = parent_model._meta.get_field(name)
+                assert not field.null, f"{field} may be null: an inner join would drop the row"
+                step = f"{prefix}__{name}" if prefix else name
+                if step not in by_path:
+                    alias = f"t{len(self.parts)}"
+                    by_path[step] = alias
+                    self.parts.append((by_path[prefix], field, field.related_model, alias))
+                parent_model, prefix = field.related_model, step
+        quote = connection.ops.quote_name
+        columns, tables = [], [f"{quote(model._meta.db_table)} t0"]
+        self.converters = []
+        for parent, field, part_model, alias in self.parts:
+            for concrete in part_model._meta.concrete_fields:
+                columns.append(f"{alias}.{quote(concrete.column)}")
+                col = concrete.get_col(alias)
+                converters = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+                self.converters.append((converters, col))
+            if field is not None:
+                tables.append(
+                    f"JOIN {quote(part_model._meta.db_table)} {alias} "
+                    f"ON {alias}.{quote(field.target_field.column)} = {parent}.{quote(field.column)}"
+                )
+        self.select = f"SELECT {', '.join(columns)} FROM {' '.join(tables)}"
+
+    def one(self, where, params, lock=""):
+        """The first row matching `where` (SQL over the aliases t0, t1...), or None."""
+        rows = fetch(f"{self.select} WHERE {where} {lock}", params)
+        return self.read(rows[0]) if rows else None
+
+    def read(self, row):
+        values = list(row)
+        for index, (converters, col) in enumerate(self.converters):
+            for convert in converters:
+                values[index] = convert(values[index], col, connection)
+        objs, start = {}, 0
+        for parent, field, part_model, alias in self.parts:
+            names = [concrete.attname for concrete in part_model._meta.concrete_fields]
+            obj = part_model.from_db(connection.alias, names, values[start : start + len(names)])
+            start += len(names)
+            if field is not None:
+                field.set_cached_value(objs[parent], obj)
+            objs[alias] = obj
+        return objs["t0"]
