@@ -7,9 +7,10 @@ a statement is built once per model and set of columns, kept, and run prepared (
 statement cache); every value goes through its field's own conversions both ways, so a row
 written or read here is the ORM's row. The callers' verbs stay the models'.
 
-The ORM runs instead on SQLite (the demo), while queries are logged (DEBUG, the query-count
-tests: the log shows values, which a prepared statement's does not) and inside
-`reference()`: tests/test_prepared_statements.py runs both and finds the same rows.
+The ORM runs instead on SQLite (the demo), with POSTGRES_PREPARED_STATEMENTS off, while
+queries are logged (DEBUG, the query-count tests: the log shows values, which a prepared
+statement's does not) and inside `reference()`: tests/test_prepared_statements.py runs both
+and finds the same rows.
 """
 
 import functools
@@ -34,7 +35,13 @@ def reference():
 
 
 def in_use():
-    return connection.vendor == "postgresql" and not connection.queries_logged and not _reference.get()
+    return (
+        connection.vendor == "postgresql"
+        # POSTGRES_PREPARED_STATEMENTS=0 (an old pgbouncer): nothing prepared, the ORM's path
+        and connection.settings_dict["OPTIONS"].get("server_side_binding", False)
+        and not connection.queries_logged
+        and not _reference.get()
+    )
 
 
 class PreparingCursor(psycopg.Cursor):

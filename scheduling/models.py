@@ -329,7 +329,11 @@ class Appointment(models.Model):
             raise Appointment.DoesNotExist("Appointment matching query does not exist.")
         for field in self._meta.concrete_fields:
             value = getattr(row, field.attname)
-            changed = field.is_relation and field.is_cached(self) and field.get_cached_value(self).pk != value
+            changed = (
+                field.is_relation
+                and field.is_cached(self)
+                and getattr(field.get_cached_value(self), "pk", None) != value
+            )
             if changed:  # as refresh_from_db: a relation that changed is read again
                 field.delete_cached_value(self)
             setattr(self, field.attname, value)
