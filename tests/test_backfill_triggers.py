@@ -276,7 +276,7 @@ def test_chain_backfill_releases_the_later_appointment(provider, settings, djang
     next_in_line.refresh_from_db()
     assert later.status == Appointment.Status.CANCELLED
     earlier = timezone.localtime(next_weekday_at(hour=10, days_ahead=2))
-    assert later.cancel_reason == f"moved earlier to {earlier:%a %-d %b} 10:00 with {provider.name}"
+    assert later.cancel_reason == f"moved earlier to {earlier:%a %-d %b %Y}, 10:00 with {provider.name}"
     assert next_in_line.booked_appointment.start == later.start
 
 
