@@ -98,11 +98,17 @@ class WorkflowSummary:
                 "score": match.score,
             }
         )
+        elsewhere = (
+            f" at {match.provider.location.name}, another location: released unless the patient says yes by "
+            f"{times.staff_datetime(match.provider.location.local(offer.answer_by))}"
+            if offer.answer_by
+            else ""
+        )
         self.notes.append(
             (
                 "reassigned",
                 (
-                    f"{_who_and_when(original)}: offered to {match.provider.name} at the same time "
+                    f"{_who_and_when(original)}: offered to {match.provider.name} at the same time{elsewhere} "
                     f"({match.score} points: {_points_in_words(match.breakdown)})."
                 ),
             )

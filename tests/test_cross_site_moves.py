@@ -194,3 +194,16 @@ def test_a_spanish_speaking_patient_reads_the_move_in_spanish(away, riverside, d
     assert "Su cita cambió de lugar: ahora es en Riverside." in email.text_body
     assert "OTRO LUGAR: Riverside" in text.text_body
     assert sms.is_gsm7(text.text_body) and sms.segments(text.text_body) <= 2
+
+
+def test_the_workflows_summary_says_the_move_waits_for_a_yes(away, riverside, django_capture_on_commit_callbacks):
+    lindqvist = ProviderFactory(name="Dr. Lindqvist", specialty=away.specialty, location=riverside)
+    original = AppointmentFactory(provider=away, patient=patient_seen_at(riverside, lindqvist))
+    day = timezone.localdate(original.start)
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = reassignment.mark_provider_unavailable(away, day, day, "")
+
+    assert (
+        "offered to Dr. Lindqvist at the same time at Riverside, another location: released unless"
+        in (summary.lines()[1])
+    )
