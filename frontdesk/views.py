@@ -48,10 +48,18 @@ def without_scripts(svg):
     return svg
 
 
-def server_drawn(chart):
+def server_drawn(chart, name):
     """The chart as inline SVG that fetches nothing (js=[] keeps pygal from linking its
-    tooltip script from a CDN) and runs nothing."""
+    tooltip script from a CDN) and runs nothing; a screen reader reads `name`, not pygal's
+    default title ("Pygal")."""
+
+    def named(svg):
+        svg.set("role", "img")
+        svg.set("aria-label", name)
+        return svg
+
     chart.add_xml_filter(without_scripts)
+    chart.add_xml_filter(named)
     return mark_safe(chart.render(is_unicode=True))  # noqa: S308 - pygal builds the SVG from numbers and our own labels
 
 
@@ -239,7 +247,7 @@ def calibration_chart(deciles, width=960, height=420, style=CHART_STYLE):
     )
     chart.add("Held-out visits, by tenth of predicted risk", [(d["predicted"], d["observed"]) for d in deciles])
     chart.add("Perfectly calibrated", [(0, 0), (1, 1)], show_dots=False, stroke_style={"dasharray": "4, 4"})
-    return server_drawn(chart)
+    return server_drawn(chart, "Predicted no-show risk against the no-show rate observed")
 
 
 # A phone's chart: drawn for its narrow screen, with fewer day labels, rather than the
@@ -275,7 +283,7 @@ def freed_slots_chart(days, width=960, height=320, day_labels=6, style=CHART_STY
     chart.x_labels_major = chart.x_labels[:: max(1, len(days) // (day_labels - 1))]
     for series, label in (("freed", "Freed"), ("backfilled", "Backfilled"), ("no_match", "No match")):
         chart.add(label, [day[series] for day in days])
-    return server_drawn(chart)
+    return server_drawn(chart, "Freed, backfilled and no-match slots per day")
 
 
 def as_duration(seconds):

@@ -41,6 +41,7 @@ class AppointmentAdmin(ClinicModelAdmin):
         "updated_at",
         "cancelled_at",
         "cancelled_by",
+        "booked_by",
         "replaces",
     ]
     actions = ["cancel_appointments", "mark_no_show"]

@@ -206,7 +206,7 @@ def test_it_draws_the_dashboard_chart(desk, live_server):
 
     desk.goto(f"{live_server.url}/dashboard/")
 
-    expect(desk.locator(".chart svg")).to_be_visible()
+    expect(desk.locator(".chart-wide svg").first).to_be_visible()
     expect(desk.locator("#fill-rate")).to_have_text("0.0%")
     screenshot(desk, "dashboard")
 

@@ -191,6 +191,7 @@ def test_the_readme_tour(browser, live_server, settings):  # noqa: F811
     page.fill("#id_password", re.search(r"manager / (\S+)", logins.getvalue()).group(1))
     page.click("button[type=submit]")
     expect(page.locator("#fill-rate")).not_to_have_text("0.0%")
+    expect(page.locator("#no-show-auc")).to_be_visible()  # the demo trains the no-show model as it is built
     check(page, "tour-5-dashboard")
     page.context.close()
 
