@@ -29,26 +29,22 @@ class BackfillError(DomainError):
 
 
 def book_best_candidate(slot_id):
-    """Run one backfill of the slot: rank the waitlist, book the best free candidate."""
-    with transaction.atomic(), events.written_together():
+    """Run one backfill of the slot: rank the waitlist, book the best free candidate.
+
+    Its own transaction (durable: nothing wraps it, so the slot's lock goes at its end), which
+    holds only the run's reads and writes; what the run did is logged once it has committed.
+    """
+    with transaction.atomic(durable=True), events.written_together():
         slot = lock_slot(slot_id)
-        if slot is None or not begin_run(slot):
-            return slot
-        rules = Rules()
-        booked = book_first_free(slot, SlotFacts.of(slot), rules)
-        if booked is None:
-            log.info("[BACKFILL] No waitlist matches found (slot %s)", slot.pk)
+        ran = slot is not None and begin_run(slot)
+        booked = book_first_free(slot, SlotFacts.of(slot), Rules()) if ran else None
+        if ran and booked is None:
             slot.close(FreedSlot.Status.NO_MATCH)
-            return slot
-        slot.mark_backfilled(booked)
-        log.info(
-            "[BACKFILL] Auto-backfilled with patient %s (slot %s, appointment %s, %s ms)",
-            booked.patient_id,
-            slot.pk,
-            booked.pk,
-            slot.fill_ms,
-        )
-        return slot
+        elif ran:
+            slot.mark_backfilled(booked)
+    if ran:
+        log_run(slot, booked)
+    return slot
 
 
 def begin_run(slot):
@@ -56,17 +52,25 @@ def begin_run(slot):
     if not slot.is_fillable:
         return False
     slot.attempts += 1
-    log.info(
-        "[BACKFILL] Handling freed slot from appointment %s (slot %s, run %s)",
-        slot.appointment_id,
-        slot.pk,
-        slot.attempts,
-    )
     if not slot.is_bookable():
         slot.close(FreedSlot.Status.EXPIRED)
         return False
-    log.info("[BACKFILL] Finding waitlist matches (min no-show risk: %s)", settings.BACKFILL["MIN_NO_SHOW_RISK"])
     return True
+
+
+def log_run(slot, booked):
+    run = (slot.appointment_id, slot.pk, slot.attempts)
+    log.info("[BACKFILL] Ran freed slot from appointment %s (slot %s, run %s)", *run)
+    if booked is None:
+        log.info("[BACKFILL] No waitlist matches found (slot %s)", slot.pk)
+        return
+    log.info(
+        "[BACKFILL] Auto-backfilled with patient %s (slot %s, appointment %s, %s ms)",
+        booked.patient_id,
+        slot.pk,
+        booked.pk,
+        slot.fill_ms,
+    )
 
 
 def lock_slot(slot_id):

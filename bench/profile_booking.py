@@ -52,12 +52,15 @@ def future_appointments(count):
 
 def backfill_and_roll_back(appointment, profiler=None):
     """ms spent in book_best_candidate for the slot the appointment's cancellation frees."""
-    from django.db import transaction
+    from django.db import connection
 
     from backfill.booking import book_best_candidate
     from backfill.models import FreedSlot
 
-    with transaction.atomic():
+    # One transaction rolled back at the end; autocommit off rather than an atomic block
+    # around it, since the booking's own block is durable (nothing may wrap it).
+    connection.set_autocommit(False)
+    try:
         appointment.cancel("profiling", by="bench")
         slot = FreedSlot.objects.get(appointment=appointment)
         if profiler:
@@ -69,7 +72,9 @@ def backfill_and_roll_back(appointment, profiler=None):
             profiler.stop()
         if filled.status != FreedSlot.Status.BACKFILLED:
             print(f"slot of appointment {appointment.pk} ended {filled.status}")
-        transaction.set_rollback(True)
+    finally:
+        connection.rollback()
+        connection.set_autocommit(True)
     appointment.refresh_from_db()
     return elapsed
 
