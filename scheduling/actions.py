@@ -11,7 +11,6 @@ when_cancelled), and its job is enqueued once this transaction commits.
 """
 
 import logging
-from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
@@ -169,7 +168,9 @@ def decline_move(appointment, *, by, channel):
     once this commits, so it can say whether the slot already went to someone else."""
     with transaction.atomic(durable=True):
         entry = reassignment.decline_offer(appointment, by=actor(by))
-        transaction.on_commit(partial(reassignment.send_decline_confirmation, appointment.pk), robust=True)
+        # A function, not a partial: robust on_commit names a failing callback by __qualname__.
+        appointment_id = appointment.pk
+        transaction.on_commit(lambda: reassignment.send_decline_confirmation(appointment_id), robust=True)
     log.info("action.decline_move id=%s entry=%s by=%s channel=%s", appointment.pk, entry.pk, actor(by), channel)
     return entry
 
