@@ -21,7 +21,7 @@ from clinic import catalogs
 
 ROOT = Path(settings.BASE_DIR)
 CATALOG = ROOT / "locale" / "es" / "LC_MESSAGES" / "django.po"
-STAFF_ONLY = ("templates/staff/", "templates/admin/", "templates/registration/", "templates/403.html")
+STAFF_ONLY = ("templates/staff/", "templates/admin/", "templates/registration/", "templates/403.html", "frontdesk/")
 NOT_SOURCES = ("tests/", "bench/", "docs/", "static/", "staticfiles/", "locale/", ".venv/", ".cache/")
 GETTEXT_CALLS = {
     "gettext": ("msgid",),
