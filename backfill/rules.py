@@ -225,13 +225,16 @@ INSURANCE_ACCEPTED = f"""(e.insurance_plan_id IS NULL
 # constraint's own expression (scheduling migration 0002), so it reads that constraint's GiST
 # index on (patient, time range) of active appointments; the status is written out, as a
 # prepared statement's generic plan can use a partial index only for a literal. SQLite (the
-# demo) reads the (patient, start) index. Both say: an active appointment of the patient that
+# demo) reads the (patient, start) index. OFFSET 0 keeps PostgreSQL from turning the probe
+# into a hashed scan of every active appointment, which it prefers while the table is small
+# (8,780 rows: 10 ms under load, against 0.02 ms a probe). Both say: an active appointment of the patient that
 # starts before the slot ends and ends after it starts.
 PATIENT_FREE = {
     "postgresql": f"""NOT EXISTS (
         SELECT 1 FROM {Appointment._meta.db_table} a
         WHERE a.patient_id = e.patient_id AND a.status <> '{Appointment.Status.CANCELLED.value}'
           AND tstzrange(a."start", a."end", '[)') && tstzrange(%(start)s, %(end)s, '[)')
+        OFFSET 0
     )""",
     "sqlite": f"""NOT EXISTS (
         SELECT 1 FROM {Appointment._meta.db_table} a
