@@ -48,6 +48,19 @@ def without_scripts(svg):
     return svg
 
 
+def new_chart(kind, *, width, height, style, **options):
+    """A pygal chart of the dashboard's: its legend under it, no scripts (see server_drawn)."""
+    return kind(
+        js=[],
+        disable_xml_declaration=True,
+        style=style,
+        height=height,
+        width=width,
+        legend_at_bottom=True,
+        **options,
+    )
+
+
 def server_drawn(chart, name):
     """The chart as inline SVG that fetches nothing (js=[] keeps pygal from linking its
     tooltip script from a CDN) and runs nothing; a screen reader reads `name`, not pygal's
@@ -231,13 +244,11 @@ def no_show_model_panel():
 
 def calibration_chart(deciles, width=960, height=420, style=CHART_STYLE):
     """Predicted risk against the no-show rate observed, per tenth of the held-out visits."""
-    chart = pygal.XY(
-        js=[],
-        disable_xml_declaration=True,
+    chart = new_chart(
+        pygal.XY,
         style=style,
         height=height,
         width=width,
-        legend_at_bottom=True,
         truncate_legend=-1,
         x_title="Predicted no-show risk",
         y_title="Observed no-show rate",
@@ -264,15 +275,13 @@ PHONE_CHART = {"width": 420, "height": 380, "day_labels": 3, "style": PHONE_STYL
 
 def freed_slots_chart(days, width=960, height=320, day_labels=6, style=CHART_STYLE):
     """Freed vs backfilled vs no-match per day, as inline SVG."""
-    chart = pygal.Bar(
-        js=[],
-        disable_xml_declaration=True,
+    chart = new_chart(
+        pygal.Bar,
         style=style,
         height=height,
         width=width,
         x_label_rotation=-45,
         show_minor_x_labels=False,
-        legend_at_bottom=True,
         print_zeroes=False,
         title=None,
         y_title="Slots",

@@ -147,11 +147,7 @@ class BackfillCollector:
         return histogram
 
     def slots(self):
-        by_status = dict(FreedSlot.objects.values_list("status").annotate(n=Count("pk")).order_by())
-        freed = GaugeMetricFamily("backfill_freed_slots", "Freed slots by status.", labels=["status"])
-        for status in FreedSlot.Status.values:
-            freed.add_metric([status], by_status.get(status, 0))
-        yield freed
+        yield by_status(FreedSlot, "backfill_freed_slots", "Freed slots by status.")
         now = timezone.now()
         open_slots = FreedSlot.objects.filter(status__in=FreedSlot.FILLABLE, start__gt=now)
         summary = open_slots.aggregate(n=Count("pk"), oldest=Min("freed_at"))
@@ -163,8 +159,13 @@ class BackfillCollector:
         yield age
 
     def messages(self):
-        by_status = dict(OutboundEmail.objects.values_list("status").annotate(n=Count("pk")).order_by())
-        family = GaugeMetricFamily("backfill_messages", "Stored outgoing messages by status.", labels=["status"])
-        for status in OutboundEmail.Status.values:
-            family.add_metric([status], by_status.get(status, 0))
-        return family
+        return by_status(OutboundEmail, "backfill_messages", "Stored outgoing messages by status.")
+
+
+def by_status(model, name, documentation):
+    """A gauge of the model's rows by status, each of its statuses listed (0 when it has none)."""
+    counts = dict(model.objects.values_list("status").annotate(n=Count("pk")).order_by())
+    family = GaugeMetricFamily(name, documentation, labels=["status"])
+    for status in model.Status.values:
+        family.add_metric([status], counts.get(status, 0))
+    return family

@@ -5,6 +5,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from clinic.catalogs import compile_catalogs
+from tests.processes import broker_url, redis_server  # noqa: F401  (fixtures of the tests that run real processes)
 
 # The catalogs as the .po files say now (bin/setup compiles them too; a run straight after an
 # edit must not read a stale .mo).

@@ -6,6 +6,11 @@ in-process), pointed at the test database pytest-django created. It runs in its 
 group so a test can SIGKILL the whole cluster (sentinel, pusher, monitor, workers) at once,
 the way a machine dies.
 
+The fixtures `redis_server` (a private redis-server) and `broker_url` (each test run on the
+ORM broker and on Redis, this process enqueueing to the same one) are shared by the tests of
+crashes, the watchdog and Redis outages (tests/conftest.py makes them available), as is
+`a_morning_to_fill`, the clinic they fill.
+
 assert_nobody_double_booked() states what must hold however many workers raced or crashed.
 (This module is not a test module, so pytest does not rewrite its asserts: each carries
 its own message.)
@@ -24,6 +29,7 @@ from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from django.db import connection, connections
 from django.db.models import Exists, OuterRef
 from django_q.brokers import get_broker
@@ -31,7 +37,10 @@ from django_q.conf import Conf
 
 import clinic.queue
 from backfill.models import FreedSlot, MatchLog
+from clinic.factories import HighRiskPatientFactory, LocationFactory, ProviderFactory, SpecialtyFactory
+from scheduling.factories import AppointmentFactory, next_weekday_at
 from scheduling.models import Appointment
+from waitlist.factories import WaitlistEntryFactory
 from waitlist.models import WaitlistEntry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -298,3 +307,33 @@ def assert_nobody_double_booked():
     assert misplaced == [], f"slots filled at another provider or time: {misplaced}"
     booked_logs = Counter(MatchLog.objects.filter(outcome=MatchLog.Outcome.BOOKED).values_list("slot", flat=True))
     assert booked_logs == Counter(slot.pk for slot in slots), f"match logs saying booked: {booked_logs}"
+
+
+@pytest.fixture
+def redis_server():
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["orm", pytest.param("redis", marks=pytest.mark.redis)])
+def broker_url(request, monkeypatch):
+    """None for the ORM broker, else a private Redis; this process enqueues to the same one."""
+    if request.param == "orm":
+        enqueue_to_orm(monkeypatch)
+        return None
+    url = request.getfixturevalue("redis_server").url
+    enqueue_to_redis(monkeypatch, url)
+    return url
+
+
+def a_morning_to_fill(slots):
+    """One provider's morning of `slots` hourly appointments, and as many high-risk patients waiting."""
+    provider = ProviderFactory(
+        specialty=SpecialtyFactory(name="Orthopedic PT"), location=LocationFactory(name="Downtown")
+    )
+    appointments = [AppointmentFactory(provider=provider, start=next_weekday_at(9 + hour)) for hour in range(slots)]
+    entries = [
+        WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=provider.specialty) for _ in range(slots)
+    ]
+    return appointments, entries

@@ -18,57 +18,24 @@ from django.utils import timezone
 from django_q.models import OrmQ
 
 from backfill.models import FreedSlot
-from clinic.factories import HighRiskPatientFactory, LocationFactory, ProviderFactory, SpecialtyFactory
 from ops.sweep import sweep
-from scheduling.factories import AppointmentFactory, next_weekday_at
 from scheduling.models import Appointment
 from tests.processes import (
     QCluster,
-    RedisServer,
+    a_morning_to_fill,
     assert_nobody_double_booked,
     current_database_url,
     end_other_sessions,
-    enqueue_to_orm,
     enqueue_to_redis,
     running_qcluster,
     sessions_waiting_for_a_lock,
     wait_until,
 )
-from waitlist.factories import WaitlistEntryFactory
 from waitlist.models import WaitlistEntry
 
 pytestmark = [pytest.mark.postgres, pytest.mark.qcluster, pytest.mark.django_db(transaction=True)]
 
 WORKERS = 2
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["orm", pytest.param("redis", marks=pytest.mark.redis)])
-def broker_url(request, monkeypatch):
-    """None for the ORM broker, else a private Redis; this process enqueues to the same one."""
-    if request.param == "orm":
-        enqueue_to_orm(monkeypatch)
-        return None
-    url = request.getfixturevalue("redis_server").url
-    enqueue_to_redis(monkeypatch, url)
-    return url
-
-
-def a_morning_to_fill(slots):
-    provider = ProviderFactory(
-        specialty=SpecialtyFactory(name="Orthopedic PT"), location=LocationFactory(name="Downtown")
-    )
-    appointments = [AppointmentFactory(provider=provider, start=next_weekday_at(9 + hour)) for hour in range(slots)]
-    entries = [
-        WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=provider.specialty) for _ in range(slots)
-    ]
-    return appointments, entries
 
 
 def hold_new_appointments():

@@ -23,16 +23,9 @@ from clinic import cache as shared_cache
 from ops.sweep import sweep
 from scheduling.factories import AppointmentFactory
 from scheduling.links import link_for
-from tests.processes import RedisServer, enqueue_to_redis
+from tests.processes import enqueue_to_redis
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -90,7 +83,9 @@ def test_with_redis_down_pages_links_and_the_api_answer_and_cancellations_commit
     assert client.post(link).status_code == 200
     assert [client.get(link).status_code for _ in range(3)] == [200, 200, 429]
 
-    response = staff_client.post(f"/schedule/appointments/{by_staff.pk}/cancel/", {"reason": "patient called in sick"})
+    response = staff_client.post(
+        f"/schedule/appointments/{by_staff.pk}/cancel/", {"reason": "patient called in sick", "confirm": "yes"}
+    )
     assert response.status_code == 302, response.content[:500]
     response = client.post(
         f"/api/appointments/{by_api.pk}/cancel/", {"reason": "running late"}, content_type="application/json", **api

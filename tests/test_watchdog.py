@@ -27,18 +27,16 @@ from django_q.models import Schedule
 
 from backfill.models import FreedSlot
 from clinic.models import ClusterHeartbeat
+from ops import watchdog
 from ops.sweep import SWEEP_FUNC
 from tests.processes import (
     QCluster,
-    RedisServer,
+    a_morning_to_fill,
     assert_nobody_double_booked,
     current_database_url,
     end_other_sessions,
-    enqueue_to_orm,
-    enqueue_to_redis,
     wait_until,
 )
-from tests.test_crash_recovery import a_morning_to_fill
 
 pytestmark = [pytest.mark.postgres, pytest.mark.qcluster, pytest.mark.django_db(transaction=True)]
 
@@ -46,24 +44,6 @@ WORKERS = 2
 STALL_S = 8
 FILL_WITHIN_S = 60  # every slot freed is filled within a minute of the kill
 READ = 0  # the read(2) system call's number on x86-64: the worker waiting for a job in get()
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["orm", pytest.param("redis", marks=pytest.mark.redis)])
-def broker_url(request, monkeypatch):
-    """None for the ORM broker, else a private Redis; this process enqueues to the same one."""
-    if request.param == "orm":
-        enqueue_to_orm(monkeypatch)
-        return None
-    url = request.getfixturevalue("redis_server").url
-    enqueue_to_redis(monkeypatch, url)
-    return url
 
 
 @pytest.fixture
@@ -82,16 +62,7 @@ def supervised_cluster(broker_url):
 
 def children(pid):
     """The live children of `pid` (a killed one its parent has not reaped yet is not)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        state, parent = text[text.rindex(")") + 2 :].split()[:2]
-        if int(parent) == pid and state != "Z":
-            found.append(int(stat.parent.name))
-    return sorted(found)
+    return sorted(child for child, (parent, state) in watchdog.processes().items() if parent == pid and state != "Z")
 
 
 class Processes:
