@@ -8,6 +8,7 @@ stale one would hide a changed translation. Imports nothing of Django, so it run
 any setting exists.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -28,7 +29,10 @@ def compile_catalogs(locale=None):
         mo_path = po_path.with_suffix(".mo")
         if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
             continue
-        polib.pofile(str(po_path)).save_as_mofile(str(mo_path))
+        # Written aside and renamed: parallel test workers compile at once, and none may read half a file.
+        partial = mo_path.with_suffix(f".mo.{os.getpid()}")
+        polib.pofile(str(po_path)).save_as_mofile(str(partial))
+        os.replace(partial, mo_path)
         compiled.append(mo_path)
     return compiled
 

@@ -12,10 +12,19 @@ from tests.processes import broker_url, redis_server  # noqa: F401  (fixtures of
 compile_catalogs()
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Postgres-only tests skip on SQLite locally, but CI runs the suite on PostgreSQL too."""
+    """Postgres-only tests skip on SQLite locally, but CI runs the suite on PostgreSQL too.
+
+    bin/test runs the suite on two workers (pytest-xdist, --dist loadgroup). The tests that
+    start real processes share fixed Redis databases and need the machine's time, so they all
+    run on one worker, one after another. Each is transactional, so as a group they still run
+    after every test that reads the rows the migrations made (pytest-django's order)."""
     from django.conf import settings
 
+    for item in items:
+        if "qcluster" in item.keywords or "redis" in item.keywords:
+            item.add_marker(pytest.mark.xdist_group("real processes"))
     if settings.DATABASE_IS_POSTGRES:
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL (CI runs these)")
