@@ -43,7 +43,7 @@ def test_a_front_desk_cancellation_names_the_user_and_the_page(client, roles):
     appointment = AppointmentFactory()
     client.force_login(staff("Front desk", "dana"))
 
-    client.post(f"/schedule/appointments/{appointment.pk}/cancel/", {"reason": "patient moved away"})
+    client.post(f"/schedule/appointments/{appointment.pk}/cancel/", {"reason": "patient moved away", "confirm": "1"})
 
     entry = cancellation_of(appointment)
     assert (entry.actor, entry.channel, entry.patient_id) == ("dana", "staff_page", appointment.patient_id)
