@@ -269,7 +269,7 @@ def add_history(count):
     Returns how many the clinic has now. Patients are spread so no patient has two at once."""
     from datetime import timedelta
 
-    from django.db import connection, transaction
+    from django.db import connection, models, transaction
     from django.utils import timezone
 
     from clinic.models import Patient, Provider
@@ -290,6 +290,13 @@ def add_history(count):
         for i, (name, _) in enumerate(HISTORY_STATUSES)
     )
     last_monday = cutoff - timedelta(days=cutoff.weekday() + 7)
+    # Text columns that may not be NULL (reasons, who booked...) are left empty, as Django would.
+    blank = [
+        field.column
+        for field in Appointment._meta.concrete_fields
+        if isinstance(field, models.CharField) and not field.null and not field.choices
+    ]
+    blank_columns, blank_values = "".join(f', "{column}"' for column in blank), ", ''" * len(blank)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute("DELETE FROM scheduling_appointment WHERE start < %s", [cutoff_start])
@@ -309,11 +316,11 @@ def add_history(count):
                 FROM slot
             )
             INSERT INTO scheduling_appointment
-                (patient_id, provider_id, start, "end", status, source, cancel_reason, cancelled_by, created_at,
-                 updated_at, cancelled_at)
+                (patient_id, provider_id, start, "end", status, source, created_at, updated_at, cancelled_at
+                 {blank_columns})
             SELECT patients.ids[1 + (n * %(stride)s) %% %(patients)s], providers.ids[1 + provider_index],
-                   start, start + interval '45 minutes', status, 'staff', '', '', start - interval '9 days',
-                   start, CASE WHEN status = 'cancelled' THEN start - interval '2 days' END
+                   start, start + interval '45 minutes', status, 'staff', start - interval '9 days',
+                   start, CASE WHEN status = 'cancelled' THEN start - interval '2 days' END {blank_values}
             FROM timed,
                  LATERAL (SELECT CASE {statuses} END AS status) s,
                  (SELECT array_agg(id ORDER BY id) AS ids FROM clinic_patient) patients,
