@@ -107,7 +107,7 @@ def run(args):
         if warmup:
             warm_up(warmup, args, receiver)
         before = cpu_seconds(cluster.pids, processes)
-        backends_before = backend_seconds()
+        backends = BackendSampler().start()
         with profiled(args.profile, cluster.process.pid):
             driven = drive(appointments, args.rate, args.threads)
         settled = wait_for_slots([a.pk for a in appointments], timeout=60 + args.count / 50)
@@ -116,12 +116,7 @@ def run(args):
             name: round((used - before.get(name, 0.0)) * 1000 / args.count, 1)
             for name, used in cpu_seconds(cluster.pids, processes).items()
         }
-        backends = backend_seconds()
-        # This run's own PostgreSQL backends, each from its CPU at the start (a backend that
-        # ended during the run is missed: the driver's pool and the clusters keep theirs).
-        cpu["postgres"] = round(
-            sum(used - backends_before.get(pid, 0.0) for pid, used in backends.items()) * 1000 / args.count, 1
-        )
+        cpu["postgres"] = round(backends.stop() * 1000 / args.count, 1)
         # What the floor counts too (its process and its backends), here for the whole product:
         # the driver, the clusters and the run's PostgreSQL backends; not Redis (shared), not the receiver.
         cpu["own"] = round(cpu["driver"] + cpu["qcluster"] + cpu.get("webhook_cluster", 0) + cpu["postgres"], 1)
@@ -543,6 +538,32 @@ def backend_seconds():
         fields = text[text.rindex(")") + 2 :].split()
         found[int(cmdline.parent.name)] = (int(fields[11]) + int(fields[12])) / tick
     return found
+
+
+class BackendSampler:
+    """This run's PostgreSQL backends' CPU, each counted from its value at the start. Read
+    every half second, so a backend that ends during the run (a cluster's connection
+    replaced after CONN_MAX_AGE) still counts, less its last half second."""
+
+    def __init__(self):
+        self.first = backend_seconds()
+        self.last = dict(self.first)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def sample(self):
+        while not self.stopping.wait(0.5):
+            self.last.update(backend_seconds())
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join()
+        self.last.update(backend_seconds())
+        return sum(used - self.first.get(pid, 0.0) for pid, used in self.last.items())
 
 
 @contextmanager
