@@ -95,22 +95,42 @@ ROLE_MIGRATIONS = [
 ]
 
 
-@pytest.fixture
-def roles():
-    """The three roles, made again if an earlier transactional test's flush emptied them
-    (pytest-django runs transactional tests last; seed_demo gives its logins these groups):
-    the role migrations' own steps, in order, each on the models as they were at that
-    migration. (serialized_rollback instead clashes with the content types a flush remakes.)"""
-    from django.contrib.auth.models import Group
-    from django.db import connection
+def replay_migrations(migrations):
+    """The data steps of these migrations, in order, each on the models as they were at that
+    migration: what a transactional test's flush emptied comes back as the migrations made it.
+    (serialized_rollback instead clashes with the content types a flush remakes.)"""
     from django.db.migrations.executor import MigrationExecutor
     from django.db.migrations.operations import RunPython
 
-    if Group.objects.exists():
-        return
     loader = MigrationExecutor(connection).loader
-    for app, name in ROLE_MIGRATIONS:
+    for app, name in migrations:
         state_apps = loader.project_state((app, name)).apps
         for operation in loader.get_migration(app, name).operations:
             if isinstance(operation, RunPython):
                 operation.code(state_apps, None)
+
+
+@pytest.fixture
+def roles():
+    """The three roles, made again if an earlier transactional test's flush emptied them
+    (pytest-django runs transactional tests last; seed_demo gives its logins these groups)."""
+    from django.contrib.auth.models import Group
+
+    if not Group.objects.exists():
+        replay_migrations(ROLE_MIGRATIONS)
+
+
+SWEEP_MIGRATIONS = [
+    ("backfill", "0002_sweep_schedule"),
+    ("backfill", "0007_sweep_every_half_minute"),
+    ("ops", "0001_the_sweep_is_ops"),
+]
+
+
+@pytest.fixture
+def sweep_schedules():
+    """The sweep's two schedules, made again if an earlier transactional test's flush emptied them."""
+    from django_q.models import Schedule
+
+    if not Schedule.objects.filter(func="ops.sweep.sweep").exists():
+        replay_migrations(SWEEP_MIGRATIONS)

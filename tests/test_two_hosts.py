@@ -90,7 +90,9 @@ def schedules_created(outputs, name):
     return sum(len(re.findall(rf"created task \S+ from schedule \[{re.escape(name)}\]", text)) for text in outputs)
 
 
-def test_two_hosts_book_each_patient_once_keep_each_slots_events_in_order_and_sweep_once(tmp_path, broker):
+def test_two_hosts_book_each_patient_once_keep_each_slots_events_in_order_and_sweep_once(
+    tmp_path, broker, roles, sweep_schedules
+):
     downtown = LocationFactory(name="Downtown")
     staff = [ProviderFactory(specialty=SpecialtyFactory(name="Orthopedic PT"), location=downtown) for _ in range(3)]
     appointments = [
