@@ -30,15 +30,16 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 
-pytestmark = [
+# Every browser test's marks. In CI a missing browser must fail the run, not skip it.
+BROWSER_TESTS = [
     pytest.mark.browser,
-    # In CI a missing browser must fail the run, not skip it.
     pytest.mark.skipif(
         not CHROMIUM.exists() and not os.environ.get("CI"),
         reason="needs Debian's chromium at /usr/bin/chromium (bin/test installs it)",
     ),
     pytest.mark.django_db(transaction=True),
 ]
+pytestmark = BROWSER_TESTS
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ dashboard's charts draw under the pages' Content Security Policy with nothing in
 and an appointment's page waits for the backfill, then asks before a booking by hand.
 """
 
-import os
 from datetime import timedelta
 
 import pytest
@@ -13,19 +12,11 @@ from django.utils import timezone
 from clinic.factories import HighRiskPatientFactory, LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
 from scheduling.factories import AppointmentFactory
 from scheduling.models import Appointment
-from tests.test_browser import CHROMIUM, browser  # noqa: F401 - the shared browser fixture
+from tests.test_browser import BROWSER_TESTS, browser  # noqa: F401 - the shared browser fixture
 from tests.test_browser_pages import DESKTOP, PHONE, at, blocking_violations, open_as_desk, screenshot
 from waitlist.factories import WaitlistEntryFactory
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and not os.environ.get("CI"),
-        reason="needs Debian's chromium at /usr/bin/chromium (bin/test installs it)",
-    ),
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("roles"),
-]
+pytestmark = [*BROWSER_TESTS, pytest.mark.usefixtures("roles")]
 
 # Whatever a card is drawn over in the hour column or the provider names' row (sampled along
 # both, inside the grid's visible box), and any two cards of a column that overlap.

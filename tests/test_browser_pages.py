@@ -19,7 +19,7 @@ from scheduling.factories import AppointmentFactory
 from scheduling.links import make_token
 from scheduling.messages import queue_email
 from scheduling.models import Appointment
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, browser  # noqa: F401 - the shared browser fixture
+from tests.test_browser import BROWSER_TESTS, CHROMIUM_ARGS, browser  # noqa: F401 - the shared browser fixture
 from waitlist.factories import WaitlistEntryFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,15 +28,7 @@ SCREENSHOTS = ROOT / ("docs" if DOCS else "test-artifacts") / "screenshots"
 DESKTOP, PHONE = {"width": 1400, "height": 900}, {"width": 390, "height": 844}
 BLOCKING = ("serious", "critical")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and not os.environ.get("CI"),
-        reason="needs Debian's chromium at /usr/bin/chromium (bin/test installs it)",
-    ),
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("roles"),  # made again after earlier flushes (tests/conftest.py)
-]
+pytestmark = [*BROWSER_TESTS, pytest.mark.usefixtures("roles")]  # made again after earlier flushes (tests/conftest.py)
 
 
 def at(day, hour):

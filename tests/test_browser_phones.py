@@ -7,16 +7,12 @@ from clinic.factories import PatientFactory
 from clinic.models import OutboundEmail
 from scheduling.factories import AppointmentFactory
 from scheduling.messages import queue_email
-from tests.test_browser import CHROMIUM, browser, screenshot  # noqa: F401  (the browser fixture)
+from tests.test_browser import BROWSER_TESTS, browser, screenshot  # noqa: F401  (the browser fixture)
 from waitlist.factories import WaitlistEntryFactory
 from waitlist.models import WaitlistEntry
 from waitlist.self_service import link_for
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = BROWSER_TESTS
 
 
 @pytest.fixture

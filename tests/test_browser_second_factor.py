@@ -4,19 +4,14 @@ or a passkey (Chromium's virtual authenticator, through CDP) the dashboard opens
 
 from base64 import b32decode
 
-import pytest
 from django.contrib.auth.models import Group, User
 from django_otp.oath import totp
 from django_otp_webauthn.models import WebAuthnCredential
 from playwright.sync_api import expect
 
-from tests.test_browser import CHROMIUM, browser, context  # noqa: F401 (fixtures)
+from tests.test_browser import BROWSER_TESTS, browser, context  # noqa: F401 (fixtures)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = BROWSER_TESTS
 
 
 def test_a_manager_without_a_device_reaches_only_enrolment_then_the_dashboard(
