@@ -6,8 +6,9 @@ PostgreSQL: before each write to an audited table, the connection sends
 statement instead, which psycopg refuses when statements are bound on the server
 (POSTGRES_PREPARED_STATEMENTS, on by default: "cannot insert multiple commands into a
 prepared statement"). The setting is the session's, not the transaction's, because a write
-outside `atomic` is a transaction of its own; it is sent again before every audited write, so a
-value left from an earlier request is never the one read.
+outside `atomic` is a transaction of its own. It is sent before the first audited write of each
+transaction and again whenever who acts changes (`tell_actor`), so a value left from an earlier
+request or transaction is never the one read.
 
 SQLite: the triggers call `audit_context()`, a Python function registered on each connection.
 
@@ -54,8 +55,27 @@ def may_write_audited_table(sql):
 
 def send_actor(execute, sql, params, many, ctx):
     if may_write_audited_table(sql):
-        ctx["cursor"].execute("SELECT set_config('backfill.audit_context', %s, false)", [context.current().as_json()])
+        tell_actor(ctx["connection"], ctx["cursor"])
     return execute(sql, params, many, ctx)
+
+
+def tell_actor(connection, cursor):
+    """Send who acts, unless this transaction has already been told the same.
+
+    Inside an atomic block the value sent holds until the transaction ends, and Django gives
+    the connection a new `run_on_commit` list whenever a transaction or a savepoint ends in a
+    rollback (which undoes the set_config) and after every commit: so "the same list, the same
+    actor" means the setting the triggers read is still ours. Outside atomic each statement is
+    its own transaction, and the value is sent every time, as before. A backfill's booking
+    writes half a dozen audited rows; this sends one set_config for them instead of six.
+    """
+    actor = context.current()
+    if connection.in_atomic_block:
+        told = getattr(connection, "audit_actor_told", None)
+        if told is not None and told[0] is connection.run_on_commit and told[1] == actor:
+            return
+        connection.audit_actor_told = (connection.run_on_commit, actor)
+    cursor.execute("SELECT set_config('backfill.audit_context', %s, false)", [actor.as_json()])
 
 
 def on_connection_created(sender, connection, **kwargs):

@@ -147,6 +147,8 @@ def measure(name, stage, count, profile):
             os.environ.get("BENCH_PROFILE_FILTER", ""), 30
         )
         print(f"\n--- {name}: cProfile, CPU time of this thread (profiling inflates it)\n{out.getvalue()}")
+        if os.environ.get("BENCH_PROFILE_DUMP"):  # a directory: one pstats file per stage, for snakeviz or pstats
+            profiler.dump_stats(os.path.join(os.environ["BENCH_PROFILE_DUMP"], name.replace(" ", "-") + ".pstats"))
     # Prepared statements run on psycopg's own cursor, which Django's wrapper does not see.
     return {
         "stage": name,

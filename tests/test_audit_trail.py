@@ -118,6 +118,43 @@ def test_a_raw_sql_update_is_audited_with_who_was_acting():
     assert (entry.actor, entry.changes) == ("dana", {"first_name": ["Maya", "Mia"]})
 
 
+def test_one_transaction_with_two_actors_names_each_for_their_own_change():
+    maya, noah = PatientFactory(first_name="Maya"), PatientFactory(first_name="Noah")
+
+    with transaction.atomic():
+        with context.acting("dana", context.Channel.STAFF_PAGE):
+            maya.first_name = "Mia"
+            maya.save()
+        with context.acting("eli", context.Channel.ADMIN):
+            noah.first_name = "Noa"
+            noah.save()
+        maya.last_name = "Stone"
+        maya.save()
+
+    updates = AuditEvent.objects.filter(action="update", object_type="patient").order_by("pk")
+    assert [(entry.object_id, entry.actor) for entry in updates] == [
+        (str(maya.pk), "dana"),
+        (str(noah.pk), "eli"),
+        (str(maya.pk), context.fallback().actor),
+    ]
+
+
+def test_after_a_rolled_back_savepoint_the_next_change_still_names_who_acts():
+    # A savepoint's rollback undoes the actor sent inside it too: the next write must send it again.
+    maya, noah = PatientFactory(first_name="Maya"), PatientFactory(first_name="Noah")
+
+    with context.acting("dana", context.Channel.STAFF_PAGE), transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            maya.first_name = "Mia"
+            maya.save()
+            raise RuntimeError
+        noah.first_name = "Noa"
+        noah.save()
+
+    entry = AuditEvent.objects.get(action="update", object_type="patient")
+    assert (entry.object_id, entry.actor) == (str(noah.pk), "dana")
+
+
 def test_an_update_that_changes_nothing_writes_no_entry():
     patient = PatientFactory()
     before = AuditEvent.objects.count()
