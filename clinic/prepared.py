@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from psycopg.types.numeric import Int8
 
 _reference = ContextVar("prepared_reference", default=False)
@@ -34,12 +34,20 @@ def reference():
         _reference.reset(token)
 
 
+def _connection():
+    # The thread's connection itself, not `django.db.connection`: that proxy looks the
+    # connection up again at every attribute read, and a backfill's conversions read it
+    # a few hundred times (bench/stages.py --profile).
+    return connections[DEFAULT_DB_ALIAS]
+
+
 def in_use():
+    db = _connection()
     return (
-        connection.vendor == "postgresql"
+        db.vendor == "postgresql"
         # POSTGRES_PREPARED_STATEMENTS=0 (an old pgbouncer): nothing prepared, the ORM's path
-        and connection.settings_dict["OPTIONS"].get("server_side_binding", False)
-        and not connection.queries_logged
+        and db.settings_dict["OPTIONS"].get("server_side_binding", False)
+        and not db.queries_logged
         and not _reference.get()
     )
 
@@ -54,8 +62,9 @@ class PreparingCursor(psycopg.Cursor):
 def cursor():
     """Django's cursor wrapper (its execute wrappers run: the audit trail's actor is sent
     before an audited write) around a cursor that prepares."""
-    connection.ensure_connection()
-    return connection.make_cursor(PreparingCursor(connection.connection))
+    db = _connection()
+    db.ensure_connection()
+    return db.make_cursor(PreparingCursor(db.connection))
 
 
 def _stable(value):
@@ -73,8 +82,44 @@ def fetch(sql, params):
 # Writing
 
 
-def _db_value(field, obj, add):
-    return _stable(field.get_db_prep_save(field.pre_save(obj, add), connection))
+# Fields whose conversion to the database hands back a value of these exact types unchanged
+# (Django's get_db_prep_save for them is a to_python that returns it as it is): most of a
+# row's columns. Subclasses (this project's own fields, enums) take the field's own way.
+_PASSED_AS_IS = {
+    models.CharField: (str,),
+    models.TextField: (str,),
+    models.SlugField: (str,),
+    models.BooleanField: (bool,),
+    models.IntegerField: (int,),
+    models.SmallIntegerField: (int,),
+    models.BigIntegerField: (int,),
+    models.PositiveIntegerField: (int,),
+    models.PositiveSmallIntegerField: (int,),
+    models.PositiveBigIntegerField: (int,),
+}
+
+
+@functools.cache
+def _as_is_types(field):
+    """The value types this field's conversion passes through unchanged (a foreign key: its
+    target's), or () when every value takes the field's own conversion."""
+    if type(field) is models.ForeignKey:
+        return _as_is_types(field.target_field)
+    if type(field) in (models.AutoField, models.BigAutoField):
+        return (int,)
+    if type(field).pre_save is not models.Field.pre_save:  # auto_now and the like fill it in on save
+        return ()
+    return _PASSED_AS_IS.get(type(field), ())
+
+
+def _db_value(field, obj, add, db):
+    as_is = _as_is_types(field)
+    if as_is:
+        value = getattr(obj, field.attname)
+        if value is None or type(value) in as_is:
+            # None: get_db_prep_save keeps it None (NOT NULL is the database's to refuse).
+            return Int8(value) if type(value) is int else value
+    return _stable(field.get_db_prep_save(field.pre_save(obj, add), db))
 
 
 @functools.cache
@@ -101,17 +146,18 @@ def insert(objs):
     model = type(objs[0])
     if not in_use():
         return model._base_manager.bulk_create(objs)
+    db = _connection()
     fields = _insert_fields(model)
     for obj in objs:
         obj._prepare_related_fields_for_save(operation_name="insert")
-    params = [_db_value(field, obj, add=True) for obj in objs for field in fields]
+    params = [_db_value(field, obj, True, db) for obj in objs for field in fields]
     with cursor() as rows:
         rows.execute(_insert_sql(model, len(objs)), params)
         keys = rows.fetchall()
     for obj, (key,) in zip(objs, keys, strict=True):
         obj.pk = key
         obj._state.adding = False
-        obj._state.db = connection.alias
+        obj._state.db = db.alias
     return objs
 
 
@@ -131,7 +177,8 @@ def update(obj, fields):
         return
     model = type(obj)
     names = tuple(sorted(fields))
-    params = [_db_value(model._meta.get_field(name), obj, add=False) for name in names]
+    db = _connection()
+    params = [_db_value(model._meta.get_field(name), obj, False, db) for name in names]
     with cursor() as rows:
         rows.execute(_update_sql(model, names), [*params, _stable(obj.pk)])
 
@@ -181,14 +228,15 @@ class Joined:
         return self.read(rows[0]) if rows else None
 
     def read(self, row):
+        db = _connection()
         values = list(row)
         for index, (converters, col) in enumerate(self.converters):
             for convert in converters:
-                values[index] = convert(values[index], col, connection)
+                values[index] = convert(values[index], col, db)
         objs, start = {}, 0
         for parent, field, part_model, alias in self.parts:
             names = [concrete.attname for concrete in part_model._meta.concrete_fields]
-            obj = part_model.from_db(connection.alias, names, values[start : start + len(names)])
+            obj = part_model.from_db(db.alias, names, values[start : start + len(names)])
             start += len(names)
             if field is not None:
                 field.set_cached_value(objs[parent], obj)
