@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -124,8 +124,22 @@ def send_queued_emails():
     started(SEND_JOB)
     sent = 0
     while batch := claim_batch():
-        sent += sum(send_claimed(email) == OutboundEmail.Status.SENT for email in batch)
+        sent += send_batch(batch)
     return sent
+
+
+def send_batch(batch):
+    """Send each claimed message, then record the batch's successes in one statement (a
+    failure is recorded at once). Should the worker die before that, the sweep retakes the
+    claims and sends them again: at most SEND_BATCH messages twice, never one lost."""
+    taken = []
+    for email in batch:
+        try:
+            taken.append((email, _send_text(email) if email.is_text else _send_email(email)))
+        except Exception as error:  # any ESP or network failure: keep the row, retry later
+            _record_failure(email, error)
+    _record_sent(taken)
+    return len(taken)
 
 
 def claim_batch():
@@ -170,23 +184,34 @@ def send_claimed(email):
         message_id = _send_text(email) if email.is_text else _send_email(email)
     except Exception as error:  # any ESP or network failure: keep the row, retry later
         return _record_failure(email, error)
-    mine = OutboundEmail.objects.filter(pk=email.pk, status=OutboundEmail.Status.SENDING, claimed_at=email.claimed_at)
-    now = timezone.now()
-    mine.update(
-        status=OutboundEmail.Status.SENT,
-        sent_at=now,
-        esp_message_id=message_id,
-        attempts=F("attempts") + 1,
-        updated_at=now,
-    )
-    log.info(
-        "%s.sent id=%s kind=%s appointment=%s",
-        "sms" if email.is_text else "email",
-        email.pk,
-        email.kind,
-        email.appointment_id,
-    )
+    _record_sent([(email, message_id)])
     return OutboundEmail.Status.SENT
+
+
+def _record_sent(taken):
+    """Mark sent what the provider took, each only while its claim is still this sender's:
+    one UPDATE per claim (a batch shares one), the provider's ids by message."""
+    now = timezone.now()
+    by_claim = {}
+    for email, message_id in taken:
+        by_claim.setdefault(email.claimed_at, {})[email.pk] = message_id
+    for claimed_at, ids in by_claim.items():
+        named = [When(pk=pk, then=Value(message_id)) for pk, message_id in ids.items() if message_id]
+        OutboundEmail.objects.filter(pk__in=ids, status=OutboundEmail.Status.SENDING, claimed_at=claimed_at).update(
+            status=OutboundEmail.Status.SENT,
+            sent_at=now,
+            esp_message_id=Case(*named, default=Value("")) if named else "",
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+    for email, _ in taken:
+        log.info(
+            "%s.sent id=%s kind=%s appointment=%s",
+            "sms" if email.is_text else "email",
+            email.pk,
+            email.kind,
+            email.appointment_id,
+        )
 
 
 def _record_failure(email, error):

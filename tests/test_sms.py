@@ -74,6 +74,11 @@ def test_both_sends_an_email_and_a_text(django_capture_on_commit_callbacks):
     queued(django_capture_on_commit_callbacks, texter(preferred_channel="both"))
     assert sorted(OutboundEmail.objects.values_list("channel", flat=True)) == ["email", "sms"]
     assert len(mail.outbox) == 1 and len(sms.outbox) == 1
+    # Sent in one batch, each keeps its own provider's id: delivery reports find their message by it.
+    email, text = OutboundEmail.objects.order_by("channel")
+    assert (email.status, text.status) == ("sent", "sent")
+    assert text.esp_message_id == sms.outbox[0]["sid"]
+    assert email.esp_message_id == str(mail.outbox[0].anymail_status.message_id)
 
 
 def test_a_failed_text_stays_queued_and_is_sent_once_on_retry(django_capture_on_commit_callbacks):
