@@ -1,6 +1,7 @@
 """A day's HL7 feed over one MLLP connection: messages applied per second and the ACK's p95.
 
-    .venv/bin/python bench/hl7_feed_rate.py [--count 5000] [--providers 20] [--broker redis|orm] [--baseline FILE]
+    .venv/bin/python bench/hl7_feed_rate.py [--count 5000] [--providers 20] [--broker redis|orm]
+        [--baseline FILE] [--port N]
 
 (Not bench/hl7.py: run as a script, a file's own directory comes first on the import path,
 so a bench/hl7.py would stand in for the python-hl7 library in every benchmark here.)
@@ -47,13 +48,14 @@ def main():
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--broker", choices=["redis", "orm"], default="redis")
     parser.add_argument("--baseline", help="a previous bench/results/hl7-*.json to compare with")
+    parser.add_argument("--port", type=int, default=0, help="the listener's port; default a free one")
     args = parser.parse_args()
     database = database_url("hl7")
     redis = REDIS_URL if args.broker == "redis" else None
     setup_django(database, redis)
     providers = a_clinic(args.providers)
     feed = list(a_days_feed(args.count, providers, random.Random(args.seed)))
-    port = free_port()
+    port = args.port or free_port()
     empty_queue(redis)
     listener = start_listener(database, redis, port)
     try:

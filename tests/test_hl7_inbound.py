@@ -10,9 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backfill.models import FreedSlot
+from clinic import prepared
 from clinic.actions import Via
 from clinic.factories import HighRiskPatientFactory, PatientFactory, SpecialtyFactory
 from clinic.models import Event, OutboundEmail, Patient
+from integrations.hl7 import queries
 from integrations.hl7.inbound import Lookups, receive
 from integrations.hl7.models import Hl7CodeMapping, Hl7Message
 from scheduling.actions import cancel_appointment
@@ -373,3 +375,34 @@ def test_a_mangled_message_is_answered_and_is_never_a_fault_of_backfills_own(cli
 
     assert ack_fields(ack)[0] in ("AA", "AE", "AR")
     assert "could not apply" not in ack  # inbound.failed: an exception Backfill did not foresee
+
+
+@pytest.mark.postgres
+def test_the_feeds_prepared_reads_find_what_the_orm_finds(clinic):
+    _, specialty, provider = clinic
+    send("siu_s12")
+    booked = Appointment.objects.get(external_id="FL1001")
+    WaitlistEntryFactory(patient=booked.patient, specialty=specialty)
+    other = AppointmentFactory(provider=provider, start=booked.end)
+    send("siu_s15", {"MSH.10": "MSG00003", "MSH.7": "20300105100000-0500"})
+
+    def reads():
+        named = queries.named_appointment("FL1001")
+        patient = queries.patient_locked("MRN1001", specialty)
+        return [
+            queries.stored_answer("EPIC^NORTHSIDE", "MSG00003"),
+            queries.stored_answer("EPIC^NORTHSIDE", "MSG09999"),
+            (named, named.newest_applied, named.provider.location, named.provider.specialty, named.patient),
+            queries.named_appointment("FL9999"),
+            (patient, patient.waits, patient.first_name, patient.phone),
+            queries.patient_locked("MRN9999"),
+            queries.clash(provider, patient, other.start, other.end),
+            queries.clash(provider, Patient(), other.start, other.end, existing=other),
+            queries.clash(provider, patient, booked.start, booked.end),
+        ]
+
+    prepared_reads = reads()
+    with prepared.reference():
+        assert reads() == prepared_reads
+    assert prepared_reads[0].startswith("MSH|") and prepared_reads[4][1] is True
+    assert (prepared_reads[6], prepared_reads[7]) == (other, None)

@@ -25,7 +25,6 @@ from django.db import (
     close_old_connections,
     transaction,
 )
-from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from audit import context as audit_context
@@ -34,7 +33,7 @@ from clinic.actions import Via, one_unit
 from clinic.exceptions import DomainError
 from clinic.models import Location, Patient, Provider, Specialty
 from clinic.times import staff_datetime
-from integrations.hl7 import acks, reading
+from integrations.hl7 import acks, queries, reading
 from integrations.hl7.models import Hl7CodeMapping, Hl7Message
 from integrations.hl7.reading import Hl7Problem
 from scheduling.actions import book_appointment, cancel_appointment, move_appointment, record_no_show
@@ -202,13 +201,7 @@ def keep(record):
 
 
 def answered_before(header):
-    return (
-        Hl7Message.objects.filter(
-            direction=Hl7Message.Direction.IN, sender=header.sender, control_id=header.control_id
-        )
-        .values_list("ack", flat=True)
-        .first()
-    )
+    return queries.stored_answer(header.sender, header.control_id)
 
 
 @dataclass
@@ -287,16 +280,7 @@ FROM_PID = ["first_name", "last_name", "birth_date", "phone", "email", "preferre
 def record_patient(facts, waiting_for=None):
     """The patient of this MRN, as PID says; a patient first seen in the feed is made from it.
     With `waiting_for` (a specialty), `patient.waits` says whether they wait for it (the same query)."""
-    found = Patient.objects.select_for_update().filter(external_id=facts.mrn)
-    if waiting_for is not None:
-        found = found.annotate(
-            waits=Exists(
-                WaitlistEntry.objects.filter(
-                    patient=OuterRef("pk"), specialty=waiting_for, status=WaitlistEntry.Status.WAITING
-                )
-            )
-        )
-    patient = found.first()
+    patient = queries.patient_locked(facts.mrn, waiting_for)
     if patient is None:
         patient = Patient(external_id=facts.mrn, first_name="", last_name="")
         patient.waits = False
@@ -398,34 +382,13 @@ def apply_schedule(message, header, touched, lookups):
     facts = reading.patient_facts(message)
     booking = reading.booking(message)
     touched.mrn, touched.reference = facts.mrn, booking.reference
-    existing = named_appointment(booking.reference)
+    existing = queries.named_appointment(booking.reference)
     newest = existing.newest_applied if existing is not None else None
     if header.sent_at and newest and newest > header.sent_at:
         touched.note = "Older (MSH-7) than a message already applied to this appointment: nothing changed."
         touched.appointment = existing
         return
     VERBS[header.event](facts, booking, existing, header, touched, lookups)
-
-
-def named_appointment(reference):
-    """The appointment that has the EHR's id, with the MSH-7 of the newest message applied to it
-    (`newest_applied`), in one query."""
-    newest = (
-        Hl7Message.objects.filter(
-            direction=Hl7Message.Direction.IN,
-            appointment_ref=reference,
-            outcome=Hl7Message.Outcome.ACCEPTED,
-            sent_at__isnull=False,
-        )
-        .order_by("-sent_at")
-        .values("sent_at")[:1]
-    )
-    return (
-        Appointment.objects.select_related("provider__location", "provider__specialty", "patient")
-        .annotate(newest_applied=Subquery(newest))
-        .filter(external_id=reference)
-        .first()
-    )
 
 
 @dataclass
@@ -493,12 +456,7 @@ def place(facts, booking, existing, header, touched, lookups):
 def clash(patient, where, existing=None):
     """The appointment the provider or the patient already has then, if any (one query; the
     booking then leaves the check to the database, which has the last word on a race)."""
-    others = Appointment.objects.overlapping(where.start, where.end).filter(
-        Q(provider=where.provider) | Q(patient=patient) if patient.pk else Q(provider=where.provider)
-    )
-    if existing is not None:
-        others = others.exclude(pk=existing.pk)
-    return others.first()
+    return queries.clash(where.provider, patient, where.start, where.end, existing)
 
 
 def book(patient, where, booking, existing, header):
