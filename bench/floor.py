@@ -503,8 +503,8 @@ CANCEL = """UPDATE scheduling_appointment SET status = 'cancelled', cancel_reaso
 updated_at = %s, cancelled_at = %s WHERE id = %s"""
 FREE_SLOT = """INSERT INTO backfill_freedslot (provider_id, start, "end", appointment_id, reason, status, freed_at,
 attempts, failures, last_error) VALUES (%s, %s, %s, %s, %s, 'open', %s, 0, 0, '') RETURNING id"""
-EVENTS = """INSERT INTO clinic_event (type, subject, occurred_at, payload, fanned_out)
-SELECT *, false FROM UNNEST(%s::varchar[], %s::varchar[], %s::timestamptz[], %s::jsonb[]) RETURNING id"""
+EVENTS = """INSERT INTO clinic_event (type, subject, occurred_at, payload)
+SELECT * FROM UNNEST(%s::varchar[], %s::varchar[], %s::timestamptz[], %s::jsonb[]) RETURNING id"""
 LOCK_SLOT = """SELECT s.provider_id, s.start, s."end", s.freed_at, s.reason, s.appointment_id, a.patient_id
 FROM backfill_freedslot s JOIN scheduling_appointment a ON a.id = s.appointment_id
 WHERE s.id = %s AND s.status = 'open' FOR NO KEY UPDATE OF s"""

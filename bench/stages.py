@@ -47,7 +47,9 @@ def main():
     parser.add_argument("--baseline", help="a previous bench/results/stages-*.json to compare with")
     args = parser.parse_args()
     floor = measure_floor(args.floor, args.waitlist, webhook=args.webhook) if args.floor else None
-    setup_django(DATABASE, REDIS_URL)
+    # The receiver listens on loopback, which webhooks refuse unless told (clinic/addresses.py):
+    # without this every delivery failed at its first attempt and the stage measured nothing.
+    setup_django(DATABASE, REDIS_URL, **({"WEBHOOK_ALLOW_PRIVATE": "1"} if args.webhook else {}))
     machine = machine_facts()
     appointments = build_clinic(args.count, args.waitlist)
     clear_broker(REDIS_URL)
@@ -109,6 +111,12 @@ def run_stages(appointments, profile, receiver=None):
         rows.append(measure(name, stage, count, profile))
     total = {"stage": "total", **{key: round(sum(row[key] for row in rows), 2) for key in rows[0] if key != "stage"}}
     rows.append(total)
+    if receiver:
+        from clinic.models import WebhookDelivery
+
+        left = WebhookDelivery.objects.exclude(status="delivered").count()
+        if left:
+            raise SystemExit(f"{left} webhook deliveries not delivered: the stage measured failures")
     filled = FreedSlot.objects.filter(appointment__in=appointments, status="backfilled").count()
     sent = OutboundEmail.objects.filter(status="sent").count()
     if filled != count or sent < count:

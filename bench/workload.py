@@ -612,13 +612,11 @@ def wait_for_deliveries(receiver, timeout):
     from django.db.models import Count
 
     from clinic.models import Event, WebhookDelivery
+    from clinic.webhooks import all_sent
 
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if not (
-            Event.objects.filter(fanned_out=False).exists()
-            or WebhookDelivery.objects.exclude(status="delivered").exists()
-        ):
+        if all_sent():
             break
         time.sleep(0.25)
     return {

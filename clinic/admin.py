@@ -281,7 +281,18 @@ class WebhookDeliveryAdmin(ClinicModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).filter(endpoint__in=WebhookEndpoint.objects.visible_to(request.user))
 
-    readonly_fields = ["endpoint", "event", "status", "attempts", "next_attempt_at", "delivered_at", "created_at"]
+    readonly_fields = [
+        "endpoint",
+        "event",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "delivered_at",
+        "status_code",
+        "duration_ms",
+        "created_at",
+    ]
+    # The failed POSTs; the one the receiver took shows above, in status code and duration.
     inlines = [DeliveryAttemptInline]
     actions = ["resend_failed"]
 
@@ -314,7 +325,7 @@ class EventAdmin(ClinicModelAdmin):
     list_filter = ["type"]
     search_fields = ["subject"]
     date_hierarchy = "occurred_at"
-    readonly_fields = ["type", "subject", "occurred_at", "payload", "fanned_out"]
+    readonly_fields = ["type", "subject", "occurred_at", "payload"]
 
     def has_add_permission(self, request):
         return False

@@ -559,15 +559,12 @@ class Event(models.Model):
     subject = models.CharField(max_length=60)
     occurred_at = models.DateTimeField(default=timezone.now)
     payload = models.JSONField()
-    # Deliveries are made for it by the send job, not in the changing transaction.
-    fanned_out = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-id"]
-        indexes = [
-            models.Index(fields=["id"], condition=models.Q(fanned_out=False), name="event_not_fanned_out"),
-            models.Index(fields=["subject", "id"]),
-        ]
+        # Nothing is written back to an event once it is in: each endpoint's sender reads the
+        # new ones from here by id (clinic/webhooks.py), past its WebhookProgress.
+        indexes = [models.Index(fields=["subject", "id"])]
 
     def __str__(self):
         return f"{self.type} ({self.subject}) at {timezone.localtime(self.occurred_at):%Y-%m-%d %H:%M:%S}"
@@ -641,11 +638,49 @@ class WebhookEndpoint(RemembersWhetherAnyActive, models.Model):
         return self.description or self.url
 
     def save(self, *args, **kwargs):
+        was_active = not self._state.adding and WebhookEndpoint.objects.filter(pk=self.pk, active=True).exists()
         super().save(*args, **kwargs)
         self.forget_whether_any_active()
+        if self.active and not was_active:
+            # Made, or ticked Active again: it gets the events from now on, as it got none
+            # while it was off.
+            WebhookProgress.start(self)
 
     def wants(self, event_type):
         return "*" in self.events or event_type in self.events
+
+
+class WebhookProgress(models.Model):
+    """How far an endpoint's sender has read the events (clinic/webhooks.py): every event up
+    to `sent_through` is delivered, waiting in a pending delivery, or not for this endpoint.
+    Events above it that are delivered have their delivered row: the mark only moves past
+    events whose transactions have all ended, so one committing late is never skipped. Kept
+    apart from the endpoint: the audit trail records every change of an endpoint's row."""
+
+    endpoint = models.OneToOneField(
+        WebhookEndpoint, on_delete=models.CASCADE, primary_key=True, related_name="progress"
+    )
+    sent_through = models.BigIntegerField(default=0)
+    # Events from this moment on are for the endpoint: when it was made, or last ticked Active.
+    since = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "webhook progress"
+
+    def __str__(self):
+        return f"{self.endpoint}: events through {self.sent_through}"
+
+    @classmethod
+    def start(cls, endpoint, now=None):
+        """From now on. The mark starts below every event that may still be for it: one
+        made an hour before `since`, whose transaction has long ended (events of one id or
+        less were made earlier still). Reading back from the newest event by id stops there."""
+        since = now or timezone.now()
+        older = Event.objects.filter(occurred_at__lt=since - timedelta(hours=1)).order_by("-id").values_list("id")
+        mark = older.first()
+        cls.objects.update_or_create(
+            endpoint=endpoint, defaults={"sent_through": mark[0] if mark else 0, "since": since}
+        )
 
 
 class WebhookDelivery(models.Model):
@@ -663,6 +698,10 @@ class WebhookDelivery(models.Model):
     next_attempt_at = models.DateTimeField(default=timezone.now)
     delivered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # The POST the receiver took, folded in: a delivery taken at its first try is this one
+    # row, inserted delivered; each failed POST before it is a DeliveryAttempt.
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-event_id", "endpoint_id"]
@@ -675,9 +714,24 @@ class WebhookDelivery(models.Model):
     def __str__(self):
         return f"{self.event.type} to {self.endpoint} ({self.get_status_display()})"
 
+    def attempt_history(self):
+        """Each POST of this delivery, newest first: the one the receiver took (folded into
+        this row), then the failed ones."""
+        attempts = list(self.attempt_log.all())
+        if self.status_code is not None:
+            taken = DeliveryAttempt(
+                delivery=self,
+                attempted_at=self.delivered_at,
+                status_code=self.status_code,
+                duration_ms=self.duration_ms or 0,
+            )
+            attempts.insert(0, taken)
+        return attempts
+
 
 class DeliveryAttempt(models.Model):
-    """One POST to an endpoint: its status code or why no answer came, kept for the admin."""
+    """One failed POST to an endpoint: its status code or why no answer came, kept for the
+    admin (the POST that succeeded is kept on its delivery, WebhookDelivery.attempt_history)."""
 
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
     attempted_at = models.DateTimeField(default=timezone.now)

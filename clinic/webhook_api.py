@@ -95,7 +95,8 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
     event_id = serializers.CharField(source="event.webhook_id", read_only=True)
     event_type = serializers.CharField(source="event.type", read_only=True)
     occurred_at = serializers.DateTimeField(source="event.occurred_at", read_only=True)
-    attempt_log = DeliveryAttemptSerializer(many=True, read_only=True)
+    # Each POST, newest first; the one the receiver took is kept on the delivery itself.
+    attempt_log = DeliveryAttemptSerializer(source="attempt_history", many=True, read_only=True)
 
     class Meta:
         model = WebhookDelivery

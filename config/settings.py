@@ -499,6 +499,9 @@ WAITLIST_DATES_AHEAD_DAYS = env_int("WAITLIST_DATES_AHEAD_DAYS", 730)
 # every delivery failed for this long is disabled.
 WEBHOOK_RETRY_HOURS = env_int("WEBHOOK_RETRY_HOURS", 24)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+# Delivered webhooks are deleted by the sweep this many days after delivery (failed ones stay,
+# to be re-sent); the integrator's log of deliveries goes back this far.
+WEBHOOK_DELIVERY_RETENTION_DAYS = env_int("WEBHOOK_DELIVERY_RETENTION_DAYS", 30)
 # Webhook URLs may name loopback and private addresses only with this on: for the demo and
 # tests whose receiver runs on this machine. `check --deploy` refuses it (clinic/checks.py).
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)

@@ -22,7 +22,7 @@ SWEEP_FUNC = "ops.sweep.sweep"
 def sweep(now=None):
     """Re-enqueue slots whose job was lost or whose retry is due, expire past slots and
     entries, resend stuck messages, release moves the patient left unanswered, retry
-    webhooks, forget old idempotency keys.
+    webhooks, delete old delivered webhooks, forget old idempotency keys.
 
     Returns counts for the command and the log.
     """
@@ -36,6 +36,7 @@ def sweep(now=None):
         "chain_releases": slots["chain_releases"],
         "released_moves": release_unanswered_moves(now),
         "webhook_jobs": webhooks.retries_due(now),
+        "pruned_webhook_deliveries": webhooks.prune_delivered(now),
         "forgotten_idempotency_keys": forget_old_keys(now),
     }
     if any(result.values()):

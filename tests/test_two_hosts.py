@@ -25,8 +25,9 @@ from rest_framework.authtoken.models import Token
 from standardwebhooks.webhooks import Webhook
 
 from backfill.models import FreedSlot
+from clinic import webhooks
 from clinic.factories import HighRiskPatientFactory, LocationFactory, ProviderFactory, SpecialtyFactory
-from clinic.models import ClusterHeartbeat, Event, WebhookDelivery, WebhookEndpoint
+from clinic.models import ClusterHeartbeat, Event, WebhookEndpoint
 from clinic.webhooks import new_secret
 from scheduling.factories import AppointmentFactory, next_weekday_at
 from tests.processes import assert_nobody_double_booked, current_database_url, wait_until
@@ -137,10 +138,7 @@ def test_two_hosts_book_each_patient_once_keep_each_slots_events_in_order_and_sw
                 what=lambda: "every slot handled:\n" + "\n".join(server.output() for server in hosts),
             )
             wait_until(
-                lambda: (
-                    not Event.objects.filter(fanned_out=False).exists()
-                    and not WebhookDelivery.objects.exclude(status="delivered").exists()
-                ),
+                webhooks.all_sent,
                 timeout=60,
                 what=lambda: "every event delivered:\n" + "\n".join(server.output() for server in hosts),
             )
