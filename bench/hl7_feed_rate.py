@@ -225,13 +225,15 @@ def process_cpu_ms(pid):
     return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu_ms():
-    """{pid: CPU ms} of the server processes serving the benchmark database, this one's aside."""
+def postgres_cpu_ms(own=False):
+    """{pid: CPU ms} of the server processes serving the benchmark database, this one's
+    aside unless `own` (bench/profile_hl7.py applies the feed on this process's connections)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            + ("" if own else " AND pid <> pg_backend_pid()")
         )
         pids = [pid for (pid,) in cursor.fetchall()]
     found = {}

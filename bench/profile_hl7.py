@@ -37,7 +37,7 @@ def main():
     lookups = Lookups()
     # CPU time, not the clock: waiting for PostgreSQL is in its own column
     profiler = None if args.no_profile else cProfile.Profile(time.process_time)
-    postgres_before, cpu_before, began = postgres_cpu_ms(), time.process_time(), time.perf_counter()
+    postgres_before, cpu_before, began = postgres_cpu_ms(own=True), time.process_time(), time.perf_counter()
     if profiler:
         profiler.enable()
     answers = [receive_in_worker_thread(block, "bench", lookups) for block in feed]
@@ -45,7 +45,7 @@ def main():
         profiler.disable()
     cpu_ms = (time.process_time() - cpu_before) * 1000 / len(feed)
     elapsed = time.perf_counter() - began
-    postgres_ms = sum(ms - postgres_before.get(pid, 0) for pid, ms in postgres_cpu_ms().items()) / len(feed)
+    postgres_ms = sum(ms - postgres_before.get(pid, 0) for pid, ms in postgres_cpu_ms(own=True).items()) / len(feed)
     empty_queue(REDIS_URL)
     not_aa = sum(1 for ack in answers if not ack or "MSA|AA|" not in ack)
     print(

@@ -28,7 +28,7 @@ from django.db import (
 from django.utils import timezone
 
 from audit import context as audit_context
-from clinic import events
+from clinic import events, prepared
 from clinic.actions import Via, one_unit
 from clinic.exceptions import DomainError
 from clinic.models import Location, Patient, Provider, Specialty
@@ -235,7 +235,7 @@ def apply(message, header, text, lookups):
         with one_unit(), events.written_together():  # the message's events in one statement
             APPLY[header.event](message, header, touched, lookups)
             describe_in(record, touched)
-            record.save()
+            prepared.insert([record])  # kept with its change, in its transaction
     except Hl7Problem as problem:
         refused(record, message, touched, problem)
     except DomainError as refusal:  # the actions' own refusals: a clash, a visit not yet started
@@ -289,14 +289,22 @@ def record_patient(facts, waiting_for=None):
 
 def as_pid_says(patient, facts):
     """The patient's details from PID, saved when they differ (most messages repeat them)."""
-    before = [str(getattr(patient, name)) for name in FROM_PID]
-    patient.first_name = facts.given_name or patient.first_name or "(no given name)"
-    patient.last_name = facts.family_name or patient.last_name or "(no family name)"
-    patient.birth_date = facts.birth_date or patient.birth_date
-    patient.phone = facts.phone or patient.phone
-    patient.email = facts.email or patient.email
-    patient.preferred_language = facts.language or patient.preferred_language
-    changed = [name for name, was in zip(FROM_PID, before, strict=True) if str(getattr(patient, name)) != was]
+    says = {
+        "first_name": facts.given_name or patient.first_name or "(no given name)",
+        "last_name": facts.family_name or patient.last_name or "(no family name)",
+        "birth_date": facts.birth_date or patient.birth_date,
+        "phone": facts.phone or patient.phone,
+        "email": facts.email or patient.email,
+        "preferred_language": facts.language or patient.preferred_language,
+    }
+    changed = []
+    for name in FROM_PID:
+        was = str(getattr(patient, name))
+        if str(says[name]) == was:
+            continue  # not set again: setting a phone number parses it (phonenumber_field)
+        setattr(patient, name, says[name])
+        if str(getattr(patient, name)) != was:
+            changed.append(name)
     if patient.pk is None:
         patient.save()
     elif changed:
