@@ -58,7 +58,7 @@ def backfill_due_slots():
     started(BACKFILL_JOB)
     deadline = time.monotonic() + RUN_SECONDS
     ran = 0
-    while slot_id := claim_next_slot(timezone.now()):
+    while slot_id := next_slot_to_fill():
         backfill_slot(slot_id)
         ran += 1
         if time.monotonic() > deadline:
@@ -67,6 +67,21 @@ def backfill_due_slots():
     if ran > 1:
         log.info("[BACKFILL] One run backfilled %s freed slots", ran)
     return ran
+
+
+def next_slot_to_fill():
+    # As backfill_slot does for its run: a claim the database cut short (a PostgreSQL restart)
+    # is tried again on a new connection rather than leaving the due slots for the sweep.
+    give_up_at = time.monotonic() + DATABASE_RETRY_SECONDS
+    while True:
+        try:
+            return claim_next_slot(timezone.now())
+        except (InterfaceError, OperationalError):
+            if time.monotonic() >= give_up_at or connection.in_atomic_block:
+                raise
+            log.warning("[BACKFILL] The database cut a claim short; claiming again", exc_info=True)
+            connection.close()
+            time.sleep(1)
 
 
 def claim_next_slot(now):
