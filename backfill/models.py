@@ -9,40 +9,15 @@ from django.utils.translation import pgettext_lazy
 
 from clinic import events, prepared, times
 from clinic.models import Patient, Provider
-from clinic.queue import enqueue, enqueue_unless_pending, started
+from clinic.queue import enqueue
 from scheduling.models import Appointment, worth_filling
 from waitlist.models import WaitlistEntry
 
 log = logging.getLogger("backfill")
 
-# The job that backfills every due open slot, one after another (backfill/tasks.py's
-# backfill_due_slots): a freed slot asks for a run of it, and a burst of them needs one or two.
-BACKFILL_JOB = "backfill-due-slots"
-
-
-def request_backfill():
-    """After a slot freed or reopened commits (it is due at once): ask for a run of the
-    backfill job, unless one asked for has not started yet (clinic.queue.enqueue_unless_pending)."""
-    try:
-        enqueue_unless_pending(
-            BACKFILL_JOB,
-            "backfill.tasks.backfill_due_slots",
-            expires_after=settings.BACKFILL["LOST_JOB_SECONDS"],
-            group="backfill",
-        )
-    except Exception:  # the broker (or the database) is down; the slot is recorded and due
-        # The mark goes, or every slot freed until it went stale would count on a run that
-        # was never queued; the sweep's next run hands the due slots to jobs.
-        log.warning("[BACKFILL] Could not ask for the backfill job; the sweep will", exc_info=True)
-        try:
-            started(BACKFILL_JOB)
-        except Exception:  # the database itself: the mark goes stale after LOST_JOB_SECONDS
-            pass
-
 
 def enqueue_backfill(slot_id):
-    """Hand one slot to a job of its own (the sweep's way: a run lost, a retry due; backfill/tasks.py,
-    named, not imported: it sits above)."""
+    """Hand the slot to its backfill job (backfill/tasks.py, named, not imported: it sits above)."""
     try:
         enqueue("backfill.tasks.backfill_slot", slot_id, group="backfill", task_name=f"backfill-slot-{slot_id}")
     except Exception:  # the broker is down; whatever it raised, the slot is already recorded
@@ -97,9 +72,8 @@ class FreedSlot(models.Model):
     failures = models.PositiveSmallIntegerField(
         default=0, help_text="Runs that raised; MAX_ATTEMPTS of them fail the slot."
     )
-    # When the slot's next run is due if it is still open: at once when freed or reopened
-    # (the backfill job takes it), LOST_JOB_SECONDS after a run took it (that run was lost
-    # unless it closed the slot), after a failure's backoff, or when offers out expire.
+    # When the sweep should enqueue this slot's job again if it is still open: soon after
+    # freeing (a lost job), or after a failure's backoff.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     fill_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time from freeing to booking.")
@@ -156,8 +130,7 @@ class FreedSlot(models.Model):
         )
         if not slot.is_bookable():
             return None
-        # Due at once: the backfill job's run takes it (backfill/tasks.py, claim_next_slot).
-        slot.next_attempt_at = timezone.now()
+        slot.next_attempt_at = timezone.now() + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"])
         try:
             with transaction.atomic():
                 prepared.insert([slot])
@@ -168,13 +141,8 @@ class FreedSlot(models.Model):
         return slot
 
     def enqueue_on_commit(self):
-        transaction.on_commit(request_backfill, robust=True)
-
-    def due_now(self):
-        """Due at once, and a run of the backfill job asked for once this commits (the slot is held locked)."""
-        self.next_attempt_at = timezone.now()
-        self.save(update_fields=["next_attempt_at"])
-        self.enqueue_on_commit()
+        slot_id = self.pk
+        transaction.on_commit(lambda: enqueue_backfill(slot_id), robust=True)
 
     def is_bookable(self, now=None):
         """docs/reference.md, Triggers: far enough ahead, provider active and not away that day."""
@@ -240,8 +208,9 @@ class FreedSlot(models.Model):
     def reopen(self):
         """Staff ask for another run: open again, and the job is enqueued once this commits."""
         self.status = self.Status.OPEN
-        self.save(update_fields=["status"])
-        self.due_now()
+        self.next_attempt_at = timezone.now() + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"])
+        self.save(update_fields=["status", "next_attempt_at"])
+        self.enqueue_on_commit()
 
     def wait_for_answers(self, until, reopen=False):
         """Offer mode: the job comes back when the offers out expire (`reopen`: a no_match slot offered again)."""

@@ -281,7 +281,7 @@ def _withdraw_pending(slot, taken=False):
 
 def _next_round_if_unanswered(slot):
     if slot.status == FreedSlot.Status.OPEN and not slot.offers.filter(status=SlotOffer.Status.PENDING).exists():
-        slot.due_now()
+        slot.enqueue_on_commit()
 
 
 def decline(offer):

@@ -7,14 +7,13 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
-from django.utils import timezone
 
 from backfill import filling
 from backfill.matching import Rules, SlotFacts, is_eligible
-from backfill.models import BACKFILL_JOB, FreedSlot, enqueue_backfill, enqueue_chain_release, request_backfill
+from backfill.models import FreedSlot, enqueue_backfill, enqueue_chain_release
 from clinic import times
 from clinic.actions import Via
-from clinic.queue import enqueue, started
+from clinic.queue import enqueue
 from scheduling.actions import cancel_appointment
 from scheduling.models import Appointment, CannotCancel
 from waitlist.models import WaitlistEntry
@@ -23,7 +22,6 @@ log = logging.getLogger("backfill")
 
 
 __all__ = [
-    "backfill_due_slots",
     "backfill_slot",
     "enqueue_backfill",
     "enqueue_entry_search",
@@ -37,74 +35,6 @@ __all__ = [
 # A run the database cut short (a PostgreSQL restart, a deadlock) is run again, for this long,
 # before it counts as the slot's failure: a restart takes a second or two, the backoff 30 s.
 DATABASE_RETRY_SECONDS = 10
-
-# A run of backfill_due_slots takes no new slot after this long: it queues its continuation
-# instead, so a long burst does not hold a worker for good (Q_CLUSTER["timeout"] is 30 s).
-RUN_SECONDS = 10.0
-
-
-def backfill_due_slots():
-    """The backfill job: book every due open slot, soonest start first, each in its own run.
-
-    Asked for once per burst rather than once per slot (backfill.models.request_backfill),
-    so the queue's cost of a job (the enqueue, the cluster's pusher, worker and monitor) is
-    paid once for every slot a run finds. The mark goes before the run reads anything, as
-    the outbox's does (clinic/email.py): a slot committed from then on asks for a run of its
-    own, which the cluster's other worker may take while this one runs (claim_next_slot keeps
-    them apart), and a slot committed before was there to be found. So nothing freed while
-    this run ends waits for the sweep. Soonest start first: the slot closest to its lead time
-    (MIN_LEAD_MINUTES) is the one a wait can lose.
-    """
-    started(BACKFILL_JOB)
-    deadline = time.monotonic() + RUN_SECONDS
-    ran = 0
-    while slot_id := next_slot_to_fill():
-        backfill_slot(slot_id)
-        ran += 1
-        if time.monotonic() > deadline:
-            request_backfill()  # the continuation: what is left is due, and another run takes it
-            break
-    if ran > 1:
-        log.info("[BACKFILL] One run backfilled %s freed slots", ran)
-    return ran
-
-
-def next_slot_to_fill():
-    # As backfill_slot does for its run: a claim the database cut short (a PostgreSQL restart)
-    # is tried again on a new connection rather than leaving the due slots for the sweep.
-    give_up_at = time.monotonic() + DATABASE_RETRY_SECONDS
-    while True:
-        try:
-            return claim_next_slot(timezone.now())
-        except (InterfaceError, OperationalError):
-            if time.monotonic() >= give_up_at or connection.in_atomic_block:
-                raise
-            log.warning("[BACKFILL] The database cut a claim short; claiming again", exc_info=True)
-            connection.close()
-            time.sleep(1)
-
-
-def claim_next_slot(now):
-    """The due open slot that starts soonest, claimed for this run: its next attempt moves on by
-    LOST_JOB_SECONDS, committed before the run books it. If the run's worker dies, the slot is
-    due again then and the sweep gives it a job of its own; a slot whose run kills its worker
-    thus never holds up the slots behind it. Two runs at once claim different slots: SKIP
-    LOCKED passes over the row another is claiming, and the UPDATE repeats the condition for
-    databases without row locks (SQLite). One statement, outside any transaction."""
-    quote, adapt = connection.ops.quote_name, connection.ops.adapt_datetimefield_value
-    table = quote(FreedSlot._meta.db_table)
-    pk, status, start, next_attempt_at = quote("id"), quote("status"), quote("start"), quote("next_attempt_at")
-    lock = " FOR NO KEY UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    due = f"{status} = %s AND {next_attempt_at} <= %s"
-    later = now + timedelta(seconds=settings.BACKFILL["LOST_JOB_SECONDS"])
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {next_attempt_at} = %s WHERE {pk} = "
-            f"(SELECT {pk} FROM {table} WHERE {due} ORDER BY {start}, {pk} LIMIT 1{lock}) AND {due} RETURNING {pk}",
-            [adapt(later), FreedSlot.Status.OPEN, adapt(now), FreedSlot.Status.OPEN, adapt(now)],
-        )
-        row = cursor.fetchone()
-    return row[0] if row else None
 
 
 def backfill_slot(slot_id):
@@ -239,10 +169,7 @@ def expire_slots(too_soon):
 def hurry_lost_jobs(now):
     """A cluster's process died (ops/watchdog.py): the jobs it had taken are gone with it.
     Slots waiting for their job are due now rather than after LOST_JOB_SECONDS; the sweep
-    then hands each to a new job. A slot whose job survived is then run twice, which is safe.
-    A run of the backfill job asked for may have gone with the process: its mark goes, so the
-    next slot freed asks for a run at once rather than after LOST_JOB_SECONDS."""
-    started(BACKFILL_JOB)
+    then hands each to a new job. A slot whose job survived is then run twice, which is safe."""
     FreedSlot.objects.filter(
         status=FreedSlot.Status.OPEN,
         next_attempt_at__gt=now,

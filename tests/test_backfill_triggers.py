@@ -6,7 +6,7 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from backfill import booking, tasks
-from backfill.models import BACKFILL_JOB, FreedSlot
+from backfill.models import FreedSlot
 from clinic.factories import HighRiskPatientFactory, ProviderFactory
 from ops.sweep import sweep
 from scheduling.factories import AppointmentFactory, next_weekday_at
@@ -27,26 +27,25 @@ def waiting_patient(provider):
     return WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=provider.specialty)
 
 
-def test_the_job_is_asked_for_only_when_the_cancellation_commits(provider, django_capture_on_commit_callbacks):
+def test_the_job_is_enqueued_only_when_the_cancellation_commits(provider, django_capture_on_commit_callbacks):
     appointment = AppointmentFactory(provider=provider)
-    with mock.patch("backfill.models.enqueue_unless_pending") as enqueue:
+    with mock.patch("backfill.models.enqueue") as enqueue:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             appointment.cancel("sick")
             assert enqueue.call_count == 0  # not inside the transaction
         for callback in callbacks:
             callback()
     enqueue.assert_called_once_with(
-        BACKFILL_JOB, "backfill.tasks.backfill_due_slots", expires_after=30, group="backfill"
+        "backfill.tasks.backfill_slot",
+        appointment.freed_slot.pk,
+        group="backfill",
+        task_name=f"backfill-slot-{appointment.freed_slot.pk}",
     )
-    assert appointment.freed_slot.next_attempt_at <= timezone.now()  # due at once: the run takes it
 
 
 def test_a_rolled_back_cancellation_triggers_nothing(provider, django_capture_on_commit_callbacks):
     appointment = AppointmentFactory(provider=provider)
-    with (
-        mock.patch("backfill.models.enqueue_unless_pending") as enqueue,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with mock.patch("backfill.models.enqueue") as enqueue, django_capture_on_commit_callbacks(execute=True):
         with pytest.raises(RuntimeError), transaction.atomic():
             appointment.cancel("sick")
             raise RuntimeError("the request failed after cancelling")
@@ -62,10 +61,7 @@ def test_re_saving_a_cancelled_appointment_triggers_nothing(
     appointment = AppointmentFactory(provider=provider)
     with django_capture_on_commit_callbacks(execute=True):
         appointment.cancel("sick")
-    with (
-        mock.patch("backfill.models.enqueue_unless_pending") as enqueue,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    with mock.patch("backfill.models.enqueue") as enqueue, django_capture_on_commit_callbacks(execute=True):
         reloaded = Appointment.objects.get(pk=appointment.pk)
         reloaded.cancel_reason = "sick (confirmed by phone)"
         reloaded.save()
@@ -322,7 +318,7 @@ def test_a_slot_freed_while_the_broker_is_down_is_due_at_the_next_sweep(
     provider, waiting_patient, django_capture_on_commit_callbacks
 ):
     appointment = AppointmentFactory(provider=provider)
-    with mock.patch("clinic.queue.enqueue", side_effect=ConnectionError("Redis is restarting")):
+    with mock.patch("backfill.models.enqueue", side_effect=ConnectionError("Redis is restarting")):
         with django_capture_on_commit_callbacks(execute=True):
             appointment.cancel("sick", by="frontdesk")
     slot = FreedSlot.objects.get(appointment=appointment)

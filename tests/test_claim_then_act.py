@@ -117,7 +117,7 @@ def test_a_webhook_is_posted_with_no_lock_held_on_its_delivery_endpoint_or_event
 
 def test_the_sweep_enqueues_due_slots_with_no_lock_held():
     appointment = AppointmentFactory()
-    with mock.patch("backfill.models.enqueue_unless_pending"):
+    with mock.patch("backfill.models.enqueue"):
         appointment.cancel("sick")  # recorded; its job is lost
     FreedSlot.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
 

@@ -12,9 +12,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django_q.models import OrmQ
 
-from backfill import tasks
 from backfill.booking import book_best_candidate
 from backfill.models import FreedSlot
 from clinic.factories import HighRiskPatientFactory, LocationFactory, PatientFactory, ProviderFactory, SpecialtyFactory
@@ -100,40 +98,6 @@ def test_it_never_double_books_a_patient_waiting_for_two_specialties(queue_witho
     assert [error for error in results if isinstance(error, Exception)] == []
     assert set(slot_statuses()) <= {FreedSlot.Status.BACKFILLED, FreedSlot.Status.NO_MATCH}
     assert slot_statuses()[FreedSlot.Status.BACKFILLED] >= 6
-    assert_nobody_double_booked()
-
-
-def test_a_burst_of_cancellations_queues_one_job_and_runs_at_once_each_take_other_slots(
-    queue_without_worker, monkeypatch
-):
-    slot_ids = free_all(book_the_day(providers(5)))
-    entries = waitlist(HighRiskPatientFactory.create_batch(8))
-    assert len(slot_ids) == 20
-    queued = [job.func() for job in OrmQ.objects.all()]
-    assert queued.count("backfill.tasks.backfill_due_slots") == 1  # twenty slots freed, one job asked for
-    assert "backfill.tasks.backfill_slot" not in queued
-
-    # Two runs of the job at once (Q_WORKERS=2), each holding the slot it claimed first until
-    # the other has claimed one too: then each books its own and goes on to the next.
-    runs, taken = 2, []
-    all_claimed, first = threading.Barrier(runs), threading.local()
-    run_slot = tasks.backfill_slot
-
-    def backfill_slot(slot_id):
-        taken.append(slot_id)
-        if not getattr(first, "done", False):
-            first.done = True
-            all_claimed.wait(timeout=30)
-        return run_slot(slot_id)
-
-    monkeypatch.setattr(tasks, "backfill_slot", backfill_slot)
-    results = run_in_threads([tasks.backfill_due_slots] * runs)
-
-    assert [error for error in results if isinstance(error, Exception)] == []
-    assert all(count >= 1 for count in results)  # every run took slots
-    assert sorted(taken) == sorted(slot_ids)  # each slot taken by one run, once
-    assert slot_statuses() == {FreedSlot.Status.BACKFILLED: 8, FreedSlot.Status.NO_MATCH: 12}
-    assert WaitlistEntry.objects.filter(pk__in=[e.pk for e in entries], status="booked").count() == 8
     assert_nobody_double_booked()
 
 

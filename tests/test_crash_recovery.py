@@ -55,13 +55,13 @@ def sweep_after_lost_jobs():
 
 
 def failed_enqueues(caplog):
-    """The request for a backfill run that met a broker down logs it; the slot is due for the sweep."""
+    """The enqueue that met a broker down logs it and leaves the slot due for the sweep."""
     return [
         record
         for record in caplog.records
         if record.exc_info
         and isinstance(record.exc_info[1], redis.ConnectionError)
-        and "Could not ask for the backfill job" in record.getMessage()
+        and "Could not enqueue the job of slot" in record.getMessage()
     ]
 
 

@@ -8,7 +8,6 @@ runs in-process here.
 
 import pytest
 import redis
-from django.db import transaction
 
 from backfill.models import FreedSlot
 from clinic.factories import HighRiskPatientFactory, LocationFactory, ProviderFactory, SpecialtyFactory
@@ -98,25 +97,3 @@ def test_it_fills_several_slots_cancelled_together(qcluster):
         timeout=15,
         what=lambda: f"four confirmations sent:\n{qcluster.output()}",
     )
-
-
-def test_one_job_fills_a_burst_of_cancellations(qcluster):
-    # A provider's afternoon cancelled at once: six slots, one run of the backfill job.
-    provider = ProviderFactory(specialty=SpecialtyFactory(name="Orthopedic PT"))
-    appointments = [AppointmentFactory(provider=provider, start=next_weekday_at(hour)) for hour in range(11, 17)]
-    entries = [WaitlistEntryFactory(patient=HighRiskPatientFactory(), specialty=provider.specialty) for _ in range(6)]
-
-    with transaction.atomic():
-        for appointment in appointments:
-            appointment.cancel("provider called in sick")
-
-    wait_until(
-        lambda: FreedSlot.objects.filter(status="backfilled").count() == 6,
-        timeout=20,
-        what=lambda: f"six slots backfilled:\n{qcluster.output()}",
-    )
-    assert WaitlistEntry.objects.filter(pk__in=[e.pk for e in entries], status="booked").count() == 6
-    assert sorted(FreedSlot.objects.values_list("attempts", flat=True)) == [1] * 6  # each run once
-    log = qcluster.log_path.read_text().splitlines()
-    runs = [line for line in log if "processing" in line and "'backfill.tasks.backfill_" in line]
-    assert 1 <= len(runs) < 6, "\n".join(runs)  # fewer jobs than slots
