@@ -73,7 +73,13 @@ def enqueue_unless_pending(name, func, expires_after, **options):
         )
         if cursor.fetchone() is None:
             return None
-    return enqueue(func, **options)
+    try:
+        return enqueue(func, **options)
+    except Exception:
+        # Not queued (the broker is down): without its mark gone, every request until the
+        # mark went stale would be taken for already asked, and nothing would be queued.
+        started(name)
+        raise
 
 
 def started(name):

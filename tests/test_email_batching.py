@@ -83,3 +83,20 @@ def test_the_send_job_leaves_failed_messages_to_the_sweep(django_capture_on_comm
     failed.refresh_from_db()
     assert (failed.status, failed.attempts) == (OutboundEmail.Status.QUEUED, 1)
     assert [message.to[0] for message in mail.outbox] == [fresh.recipient]
+
+
+def test_a_send_job_the_broker_refused_is_asked_for_again_by_the_next_message(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    with monkeypatch.context() as outage:
+        outage.setattr("clinic.queue.async_task", broker_down)
+        confirm(django_capture_on_commit_callbacks, 1)  # the job could not be queued
+    assert waiting_jobs() == []
+
+    confirm(django_capture_on_commit_callbacks, 1)  # the broker is back
+
+    assert waiting_jobs() == ["clinic.email.send_queued_emails"]
+    assert send_queued_emails() == 2
